@@ -1,0 +1,221 @@
+//! One OCI mount: its options parsed into flags, and the mount done inside
+//! the container's root.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+
+use crate::{securejoin, sys, Error, Result};
+
+/// A mount's options, split the way mount(2) wants them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// flags for the first mount call
+    pub flags: MsFlags,
+    /// flags that clear defaults (e.g. `rw`, `suid`): kept for remounts
+    pub clear: MsFlags,
+    /// propagation changes, applied after the mount
+    pub propagation: Vec<MsFlags>,
+    /// filesystem-specific data (`size=65536k,mode=755`)
+    pub data: String,
+    /// `rro`: make the mount and everything below it read-only
+    pub recursive_ro: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { flags: MsFlags::empty(), clear: MsFlags::empty(), propagation: Vec::new(), data: String::new(), recursive_ro: false }
+    }
+}
+
+impl Options {
+    /// Whether this is a bind mount.
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// Parses OCI/fstab-style mount options. Unknown words go to the data string.
+pub fn parse_options(opts: &[String]) -> Options {
+    let mut o = Options::default();
+    let mut data: Vec<&str> = Vec::new();
+    for opt in opts {
+        let (set, clear): (MsFlags, MsFlags) = match opt.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            "rro" => {
+                o.recursive_ro = true;
+                (MsFlags::empty(), MsFlags::empty())
+            }
+            // runc and crun accept these and do nothing with them here
+            "tmpcopyup" | "rrw" => (MsFlags::empty(), MsFlags::empty()),
+            p => {
+                if let Some(f) = propagation_flag(p) {
+                    o.propagation.push(f);
+                } else {
+                    data.push(p);
+                }
+                continue;
+            }
+        };
+        o.flags |= set;
+        o.flags &= !clear;
+        o.clear |= clear;
+    }
+    o.data = data.join(",");
+    o
+}
+
+/// The propagation flags for a word like `rslave`, if it is one.
+pub fn propagation_flag(word: &str) -> Option<MsFlags> {
+    Some(match word {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// Mounts one spec mount under `rootfs` (not yet pivoted into). Returns
+/// the host path it was mounted on.
+pub fn mount_into(rootfs: &Path, m: &Mount) -> Result<PathBuf> {
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = securejoin::join(rootfs, m.destination())?;
+    let bind = opts.is_bind() || typ == "bind";
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    if bind {
+        let meta = fs::metadata(&source).map_err(|e| Error::path("stat mount source", &source, e))?;
+        make_target(&dest, meta.is_dir())?;
+        let rec = opts.flags & MsFlags::MS_REC;
+        mount(Some(&source), &dest, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
+            .map_err(|e| Error::path("bind mount", &dest, e))?;
+        let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            remount_bind(&dest, extra)?;
+        }
+    } else if typ == "cgroup" {
+        make_target(&dest, true)?;
+        crate::cgroups::mount::mount_cgroupfs(&dest, &opts)?;
+    } else {
+        make_target(&dest, true)?;
+        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        let r = mount(Some(&source), &dest, Some(typ), opts.flags, data);
+        if let Err(e) = r {
+            // In a user namespace without its own network namespace the
+            // kernel refuses a new sysfs; runc falls back to a bind of /sys.
+            if typ == "sysfs" && e == nix::errno::Errno::EPERM {
+                mount(Some("/sys"), &dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                    .map_err(|e| Error::path("bind mount /sys", &dest, e))?;
+                remount_bind(&dest, opts.flags)?;
+            } else {
+                return Err(Error::path("mount", &dest, e));
+            }
+        }
+    }
+    for p in &opts.propagation {
+        mount(None::<&str>, &dest, None::<&str>, *p, None::<&str>)
+            .map_err(|e| Error::path("set propagation", &dest, e))?;
+    }
+    if opts.recursive_ro {
+        sys::mount_setattr_rdonly(&dest, true).map_err(|e| Error::path("make read-only", &dest, e))?;
+    }
+    Ok(dest)
+}
+
+/// Remounts a bind mount with `flags`, keeping the locked flags (nosuid,
+/// nodev, noexec, atime) it already has, which a user namespace may not clear.
+pub fn remount_bind(dest: &Path, flags: MsFlags) -> Result<()> {
+    let locked = locked_flags(dest);
+    let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked;
+    mount(None::<&str>, dest, None::<&str>, f, None::<&str>).map_err(|e| Error::path("remount", dest, e))
+}
+
+/// The mount flags of the mount at `path` that a remount must keep.
+pub fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (s, m) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(s) {
+            out |= m;
+        }
+    }
+    out
+}
+
+/// Creates a mount point: a directory, or an empty file for a file bind.
+pub fn make_target(dest: &Path, dir: bool) -> Result<()> {
+    if dir {
+        return fs::create_dir_all(dest).map_err(|e| Error::path("mkdir", dest, e));
+    }
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::path("mkdir", parent, e))?;
+    }
+    if !dest.exists() {
+        fs::File::create(dest).map_err(|e| Error::path("create mount point", dest, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o = parse_options(&s(&["rbind", "ro", "nosuid", "rslave", "mode=755", "size=65536k"]));
+        assert!(o.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID));
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.data, "mode=755,size=65536k");
+    }
+
+    #[test]
+    fn later_option_wins() {
+        let o = parse_options(&s(&["ro", "rw"]));
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+    }
+}

@@ -1,0 +1,145 @@
+//! Linux namespaces: which ones a container gets new, which it joins by path,
+//! and the order in which to enter them.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, unshare, CloneFlags};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+
+use crate::{Error, Result};
+
+/// The namespace plan of one container.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// namespaces to create (as clone flags)
+    pub new: CloneFlags,
+    /// namespaces to join, in the order to join them (user first)
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+}
+
+/// The clone flag of a namespace type.
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+    }
+}
+
+/// The name of a namespace under /proc/PID/ns.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Every namespace type, in the order an `exec` joins them: user first, so
+/// the others are joined with the container's credentials; mount last but
+/// one, because joining it changes how later /proc paths resolve.
+pub const JOIN_ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
+];
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan { new: CloneFlags::empty(), join: Vec::new() }
+    }
+}
+
+impl Plan {
+    /// Builds the plan from the spec's namespace list. Duplicates are an error.
+    pub fn from_spec(list: &[LinuxNamespace]) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let mut seen = CloneFlags::empty();
+        for ns in list {
+            let f = flag(ns.typ());
+            if seen.contains(f) {
+                return Err(Error::Config(format!("duplicate namespace type {:?}", ns.typ())));
+            }
+            seen |= f;
+            match ns.path() {
+                Some(p) if !p.as_os_str().is_empty() => plan.join.push((ns.typ(), p.clone())),
+                _ => plan.new |= f,
+            }
+        }
+        plan.join.sort_by_key(|(t, _)| JOIN_ORDER.iter().position(|o| o == t));
+        Ok(plan)
+    }
+
+    /// Whether the container gets (or joins) a namespace of type `t`.
+    pub fn has(&self, t: LinuxNamespaceType) -> bool {
+        self.new.contains(flag(t)) || self.join.iter().any(|(j, _)| *j == t)
+    }
+
+    /// Whether a new user namespace is created.
+    pub fn new_user(&self) -> bool {
+        self.new.contains(CloneFlags::CLONE_NEWUSER)
+    }
+}
+
+/// Joins the namespace at `path`, checking it is of type `t`.
+pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
+    let f = File::open(path).map_err(|e| Error::path("open namespace", path, e))?;
+    setns(f.as_fd(), flag(t)).map_err(|e| Error::path("setns", path, e))
+}
+
+/// Creates the namespaces in `flags` for the calling process.
+pub fn create(flags: CloneFlags) -> Result<()> {
+    if flags.is_empty() {
+        return Ok(());
+    }
+    unshare(flags).map_err(|e| Error::sys(format!("unshare {flags:?}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(t: LinuxNamespaceType, p: Option<&str>) -> LinuxNamespace {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(t);
+        n.set_path(p.map(PathBuf::from));
+        n
+    }
+
+    #[test]
+    fn plan_splits_new_and_join_and_orders_user_first() {
+        let p = Plan::from_spec(&[
+            ns(LinuxNamespaceType::Network, Some("/var/run/netns/x")),
+            ns(LinuxNamespaceType::Pid, None),
+            ns(LinuxNamespaceType::User, Some("/proc/1/ns/user")),
+        ])
+        .unwrap();
+        assert_eq!(p.new, CloneFlags::CLONE_NEWPID);
+        assert_eq!(p.join[0].0, LinuxNamespaceType::User);
+        assert!(p.has(LinuxNamespaceType::Network));
+        assert!(!p.has(LinuxNamespaceType::Ipc));
+    }
+
+    #[test]
+    fn duplicate_namespace_is_rejected() {
+        let e = Plan::from_spec(&[ns(LinuxNamespaceType::Pid, None), ns(LinuxNamespaceType::Pid, None)]);
+        assert!(e.is_err());
+    }
+}

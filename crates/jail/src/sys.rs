@@ -1,0 +1,162 @@
+//! The jail's only unsafe code: small safe wrappers around calls that the
+//! `nix` crate does not cover, each with the invariant it relies on.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::unistd::ForkResult;
+
+/// Forks the calling process.
+///
+/// The callers in moat call this only while the process is single-threaded
+/// (the CLI never starts a thread before it forks), so the child may allocate
+/// and run arbitrary code afterwards.
+pub fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: moat forks only while single-threaded (see above), so no lock
+    // can be held by a thread that does not exist in the child.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Runs `f` in a forked child and returns the child's pid to the parent.
+/// The child exits with `f`'s return value and never returns.
+pub fn fork_with(f: impl FnOnce() -> i32) -> nix::Result<nix::unistd::Pid> {
+    match fork()? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code = f();
+            exit_now(code)
+        }
+    }
+}
+
+/// Ends the process at once, without running atexit handlers or flushing
+/// stdio buffers that belong to the parent's copy of the process.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes the mount at `path` read-only, with all mounts below it when
+/// `recursive` (mount_setattr(2), Linux 5.12).
+pub fn mount_setattr_rdonly(path: &Path, recursive: bool) -> io::Result<()> {
+    let c = cstring(path)?;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `c` is a valid NUL-terminated string and `attr` a valid
+    // mount_attr of the size we pass; the kernel only reads both.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Joins a new anonymous session keyring (keyctl(KEYCTL_JOIN_SESSION_KEYRING)),
+/// so the container does not share the caller's keys.
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: `c` is a valid NUL-terminated string the kernel only reads.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, c.as_ptr()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Marks every fd from `first` upwards close-on-exec (close_range(2)).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags; no memory is involved.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Clears close-on-exec on `fd`, so it survives into the container process.
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    // SAFETY: the fd is only used for the duration of this call; a closed
+    // fd number makes fcntl fail with EBADF, which we return.
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(b, FcntlArg::F_SETFD(FdFlag::empty()))?;
+    Ok(())
+}
+
+/// Makes `fd` the controlling terminal of the calling session (TIOCSCTTY).
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument, no memory.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets the NIS domain name of the calling UTS namespace.
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`, which the kernel only reads.
+    let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Duplicates `fd` onto `target` (dup3 without O_CLOEXEC), closing what was there.
+pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the fd table; `fd` is open for the call.
+    let r = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of a raw fd that the caller knows to be open and unowned.
+///
+/// # Safety
+/// `fd` must be open and not owned by anything else.
+pub unsafe fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: guaranteed by the caller.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn cstring(p: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// setrlimit(2) for any resource, including those nix has no name for.
+pub fn setrlimit(resource: libc::__rlimit_resource_t, lim: &libc::rlimit) -> io::Result<()> {
+    // SAFETY: `lim` points to a valid rlimit that the kernel only reads.
+    let r = unsafe { libc::setrlimit(resource, lim) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
