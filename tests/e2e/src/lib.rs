@@ -1,1 +1,6 @@
-//! e2e helpers
+//! Helpers for moat's end-to-end tests: they drive the built `moat` binary
+//! (and runc, containerd, podman) exactly as a user would.
+
+pub mod containerd;
+pub mod image;
+pub mod podman;
