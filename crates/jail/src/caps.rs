@@ -31,7 +31,9 @@ pub fn drop_bounding(c: &LinuxCapabilities) -> Result<()> {
     let keep = convert(c.bounding());
     for cap in caps::all() {
         if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::sys(format!("drop {cap} from bounding set"), std::io::Error::other(e.to_string())))?;
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
+                Error::sys(format!("drop {cap} from bounding set"), std::io::Error::other(e.to_string()))
+            })?;
         }
     }
     Ok(())
@@ -40,15 +42,17 @@ pub fn drop_bounding(c: &LinuxCapabilities) -> Result<()> {
 /// Sets the effective, permitted, inheritable and ambient sets. Run after
 /// switching user (with PR_SET_KEEPCAPS held so permitted survives).
 pub fn apply(c: &LinuxCapabilities) -> Result<()> {
-    let err = |what: &str, e: caps::errors::CapsError| Error::sys(format!("set {what} capabilities"), std::io::Error::other(e.to_string()));
-    // Permitted must grow before effective may use it; inheritable ⊆ permitted-or-bounding.
+    let err = |what: &str, e: caps::errors::CapsError| {
+        Error::sys(format!("set {what} capabilities"), std::io::Error::other(e.to_string()))
+    };
+    // The kernel wants effective ⊆ permitted at every step: shrink
+    // effective first, then permitted (keeping effective in it).
     let perm = convert(c.permitted());
     let eff = convert(c.effective());
     let inh = convert(c.inheritable());
     caps::set(None, CapSet::Inheritable, &inh).map_err(|e| err("inheritable", e))?;
-    caps::set(None, CapSet::Permitted, &perm.union(&eff).copied().collect()).map_err(|e| err("permitted", e))?;
     caps::set(None, CapSet::Effective, &eff).map_err(|e| err("effective", e))?;
-    caps::set(None, CapSet::Permitted, &perm).map_err(|e| err("permitted", e))?;
+    caps::set(None, CapSet::Permitted, &perm.union(&eff).copied().collect()).map_err(|e| err("permitted", e))?;
     let amb = convert(c.ambient());
     caps::clear(None, CapSet::Ambient).map_err(|e| err("ambient", e))?;
     for a in amb {

@@ -33,10 +33,17 @@ pub struct Node {
 
 /// The devices the runtime spec requires in every container.
 pub fn defaults() -> Vec<Node> {
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
-        .into_iter()
-        .map(|(p, ma, mi)| Node { path: p.into(), kind: 'c', major: ma, minor: mi, mode: 0o666, uid: 0, gid: 0 })
-        .collect()
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(p, ma, mi)| Node { path: p.into(), kind: 'c', major: ma, minor: mi, mode: 0o666, uid: 0, gid: 0 })
+    .collect()
 }
 
 /// A spec device as a node.
@@ -88,7 +95,8 @@ pub fn create(rootfs: &Path, nodes: &[Node], bind_from_host: bool) -> Result<()>
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )
         .map_err(|e| Error::path("chmod", &dest, e))?;
-        chown(&dest, Some(Uid::from_raw(n.uid)), Some(Gid::from_raw(n.gid))).map_err(|e| Error::path("chown", &dest, e))?;
+        chown(&dest, Some(Uid::from_raw(n.uid)), Some(Gid::from_raw(n.gid)))
+            .map_err(|e| Error::path("chown", &dest, e))?;
     }
     Ok(())
 }

@@ -10,9 +10,7 @@ use crate::{Error, Result};
 
 /// Formats mappings the way /proc/PID/uid_map takes them.
 pub fn format(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
+    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
 }
 
 /// Writes the uid and gid maps of `pid`'s user namespace.
@@ -44,10 +42,12 @@ mod tests {
 
     #[test]
     fn formats_one_line_per_mapping() {
-        let mut m = LinuxIdMapping::default();
-        m.set_container_id(0);
-        m.set_host_id(100000);
-        m.set_size(65536);
+        let m = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(100000u32)
+            .size(65536u32)
+            .build()
+            .unwrap();
         assert_eq!(format(&[m]), "0 100000 65536\n");
     }
 }

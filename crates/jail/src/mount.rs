@@ -26,7 +26,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { flags: MsFlags::empty(), clear: MsFlags::empty(), propagation: Vec::new(), data: String::new(), recursive_ro: false }
+        Options {
+            flags: MsFlags::empty(),
+            clear: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: String::new(),
+            recursive_ro: false,
+        }
     }
 }
 

@@ -31,9 +31,8 @@ pub struct Prepare {
 pub fn prepare(spec: &Spec, p: &Prepare) -> Result<PathBuf> {
     let linux = spec.linux().clone().unwrap_or_default();
     let prop = match linux.rootfs_propagation().as_deref() {
-        Some(w) if !w.is_empty() => {
-            m::propagation_flag(w).ok_or_else(|| Error::Config(format!("linux.rootfsPropagation: unknown value {w:?}")))?
-        }
+        Some(w) if !w.is_empty() => m::propagation_flag(w)
+            .ok_or_else(|| Error::Config(format!("linux.rootfsPropagation: unknown value {w:?}")))?,
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
     mount(None::<&str>, "/", None::<&str>, prop, None::<&str>).map_err(|e| Error::path("set propagation", "/", e))?;
@@ -97,7 +96,8 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
 /// where pivot_root is impossible; weaker, as runc warns).
 pub fn move_root(rootfs: &Path) -> Result<()> {
     chdir(rootfs).map_err(|e| Error::path("chdir", rootfs, e))?;
-    mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|e| Error::path("move mount", rootfs, e))?;
+    mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+        .map_err(|e| Error::path("move mount", rootfs, e))?;
     chroot(".").map_err(|e| Error::path("chroot", rootfs, e))?;
     chdir("/").map_err(|e| Error::path("chdir", "/", e))
 }
@@ -117,7 +117,8 @@ pub fn finalize(spec: &Spec) -> Result<()> {
     }
     if let Some(w) = linux.rootfs_propagation().as_deref().filter(|w| !w.is_empty()) {
         if let Some(f) = m::propagation_flag(w) {
-            mount(None::<&str>, "/", None::<&str>, f, None::<&str>).map_err(|e| Error::path("set propagation", "/", e))?;
+            mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
+                .map_err(|e| Error::path("set propagation", "/", e))?;
         }
     }
     Ok(())

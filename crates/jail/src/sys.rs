@@ -160,3 +160,38 @@ pub fn setrlimit(resource: libc::__rlimit_resource_t, lim: &libc::rlimit) -> io:
     }
     Ok(())
 }
+
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// The signals a waiting container init dies of, as a Go-based runc init
+/// would: as pid 1 of a pid namespace it would otherwise ignore them.
+pub const INIT_EXIT_SIGNALS: [nix::sys::signal::Signal; 6] = {
+    use nix::sys::signal::Signal::*;
+    [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
+};
+
+/// Makes each of `signals` end the process with status 128+signal.
+pub fn exit_on_signals(signals: &[nix::sys::signal::Signal]) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let act = SigAction::new(SigHandler::Handler(exit_on_signal), SaFlags::empty(), SigSet::empty());
+    for s in signals {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        unsafe { sigaction(*s, &act) }?;
+    }
+    Ok(())
+}
+
+/// Restores the default disposition of `signals` (before execve; handlers
+/// would be reset by exec anyway, ignored signals would not).
+pub fn default_signals(signals: &[nix::sys::signal::Signal]) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let act = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for s in signals {
+        // SAFETY: installing SIG_DFL runs no code of ours.
+        unsafe { sigaction(*s, &act) }?;
+    }
+    Ok(())
+}

@@ -8,7 +8,16 @@ use crate::{Error, Result};
 /// Whether a sysctl is namespaced, given which namespaces the container owns
 /// (the list runc checks against; anything else would change the host).
 pub fn allowed(key: &str, has_ipc: bool, has_net: bool, has_uts: bool) -> bool {
-    const IPC: &[&str] = &["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
         return has_ipc;
     }

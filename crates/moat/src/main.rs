@@ -1,1 +1,37 @@
-fn main() {}
+//! The `moat` binary: parses the command line and dispatches to the
+//! libraries. No container mechanics live here.
+
+mod cli;
+mod commands;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+        eprintln!("moat: {e:#}");
+        return ExitCode::from(1);
+    }
+    let logged = cli.log.is_some();
+    match commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            if logged {
+                tracing::error!("{msg}");
+            }
+            eprintln!("moat: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

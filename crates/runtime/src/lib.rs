@@ -1,1 +1,73 @@
-//! placeholder
+//! moat's OCI front end: everything between the CLI and the jail.
+//!
+//! [`spec`] loads and checks config.json, [`id`] validates container ids,
+//! [`state`] keeps the state directory (locking, status), [`hooks`] runs OCI
+//! hooks, [`console`] handles ptys, and the lifecycle verbs live in
+//! [`create`], [`start`], [`signal`], [`delete`], [`exec`], [`query`] and
+//! [`freeze`]. [`init`] is what runs inside the container before the user's
+//! program; [`channel`] is how it talks to the moat process that made it.
+#![warn(missing_docs)]
+
+pub mod channel;
+pub mod console;
+pub mod create;
+pub mod defaults;
+pub mod delete;
+mod error;
+pub mod exec;
+pub mod features;
+pub mod freeze;
+pub mod hooks;
+pub mod id;
+pub mod init;
+mod process;
+mod procs;
+pub mod query;
+pub mod run;
+pub mod signal;
+pub mod spec;
+pub mod start;
+pub mod state;
+pub mod time;
+pub mod wait;
+
+pub use error::{Error, Result};
+
+/// The OCI runtime spec version moat implements.
+pub const OCI_VERSION: &str = "1.0.2";
+
+/// Where moat keeps container state unless `--root` says otherwise.
+pub const DEFAULT_ROOT: &str = "/run/moat";
+
+/// How moat isolates a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// namespaces, cgroups and seccomp on the shared host kernel (runc's model)
+    #[default]
+    Native,
+    /// the split application kernel (not built yet)
+    Sentry,
+}
+
+impl std::str::FromStr for Platform {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "native" => Ok(Platform::Native),
+            "sentry" => Err(Error::Unsupported("platform \"sentry\" is not built yet; use --platform native".into())),
+            other => Err(Error::Unsupported(format!("unknown platform {other:?} (known: native)"))),
+        }
+    }
+}
+
+/// Options every verb shares (the CLI's global flags).
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// state root (`--root`)
+    pub root: std::path::PathBuf,
+    /// `--systemd-cgroup`
+    pub systemd_cgroup: bool,
+    /// `--platform`
+    pub platform: Platform,
+}

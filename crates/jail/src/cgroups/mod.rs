@@ -177,7 +177,9 @@ impl Manager {
     fn procs_dir(&self) -> PathBuf {
         match self.loc.version {
             Version::V2 => self.loc.dirs[0].clone(),
-            Version::V1 => v1::pick(&self.loc.dirs, &["pids", "freezer", "memory"]).unwrap_or_else(|| self.loc.dirs[0].clone()),
+            Version::V1 => {
+                v1::pick(&self.loc.dirs, &["pids", "freezer", "memory"]).unwrap_or_else(|| self.loc.dirs[0].clone())
+            }
         }
     }
 }
@@ -242,8 +244,14 @@ mod tests {
 
     #[test]
     fn relative_paths_hang_below_own_cgroup() {
-        assert_eq!(join(Path::new("/sys/fs/cgroup/pids"), "/a/b", Path::new("c/d")), PathBuf::from("/sys/fs/cgroup/pids/a/b/c/d"));
-        assert_eq!(join(Path::new("/sys/fs/cgroup/pids"), "/a/b", Path::new("/c")), PathBuf::from("/sys/fs/cgroup/pids/c"));
+        assert_eq!(
+            join(Path::new("/sys/fs/cgroup/pids"), "/a/b", Path::new("c/d")),
+            PathBuf::from("/sys/fs/cgroup/pids/a/b/c/d")
+        );
+        assert_eq!(
+            join(Path::new("/sys/fs/cgroup/pids"), "/a/b", Path::new("/c")),
+            PathBuf::from("/sys/fs/cgroup/pids/c")
+        );
     }
 
     #[test]

@@ -162,8 +162,18 @@ pub fn apply(dirs: &[PathBuf], r: &LinuxResources) -> Result<()> {
 /// The device rules every container gets after the spec's own, as runc adds
 /// them: mknod of anything, and the standard character devices.
 pub const DEFAULT_DEVICE_RULES: &[&str] = &[
-    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm",
-    "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
 ];
 
 fn apply_devices(d: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {

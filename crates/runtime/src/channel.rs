@@ -1,0 +1,137 @@
+//! The message channel between a moat command and the processes it forks
+//! (stage 1 and the container's init): a SOCK_SEQPACKET socketpair carrying
+//! one JSON message per packet, optionally with one fd (SCM_RIGHTS).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A message between moat and its children.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Msg {
+    /// parent → stage 1: the cgroup is joined, go on
+    Go,
+    /// stage 1 → parent: the new user namespace exists; write its maps
+    UserNsReady,
+    /// parent → stage 1: maps written
+    MapsWritten,
+    /// stage 1 → parent: the container init's host pid
+    InitPid(i32),
+    /// init → parent: mounts are set up; run createRuntime hooks
+    MountsReady,
+    /// parent → init: hooks done; the OCI state for createContainer hooks
+    HooksDone(String),
+    /// init → parent: the seccomp notify fd is attached
+    SeccompFd,
+    /// init → parent: everything is ready; waiting for start
+    Ready,
+    /// any → parent: a step failed
+    Error(String),
+}
+
+/// One end of the channel.
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+const MAX_MSG: usize = 64 * 1024;
+
+impl Channel {
+    /// A connected pair (both ends close-on-exec).
+    pub fn pair() -> Result<(Channel, Channel)> {
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| Error::io("socketpair", e))?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    /// Sends a message.
+    pub fn send(&self, m: &Msg) -> Result<()> {
+        self.send_with_fd(m, None)
+    }
+
+    /// Sends a message with an fd attached.
+    pub fn send_with_fd(&self, m: &Msg, fd: Option<RawFd>) -> Result<()> {
+        let buf = serde_json::to_vec(m).map_err(|e| Error::Invalid(e.to_string()))?;
+        let iov = [IoSlice::new(&buf)];
+        let fds;
+        let cmsg: Vec<ControlMessage> = match fd {
+            Some(f) => {
+                fds = [f];
+                vec![ControlMessage::ScmRights(&fds)]
+            }
+            None => vec![],
+        };
+        sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
+            .map_err(|e| Error::io("send to channel", e))?;
+        Ok(())
+    }
+
+    /// Receives a message (and an fd, if one came with it). EOF is an error
+    /// that says the other side died.
+    pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>)> {
+        match self.recv_or_eof()? {
+            Some(m) => Ok(m),
+            None => Err(Error::Init("container process exited during setup".into())),
+        }
+    }
+
+    /// Receives a message, or `None` when every other end has closed (for
+    /// `exec`, that is how a successful execve shows: close-on-exec).
+    pub fn recv_or_eof(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let r = loop {
+                match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            let msg = r.map_err(|e| Error::io("receive from channel", e))?;
+            let mut fd = None;
+            for c in msg.cmsgs().map_err(|e| Error::io("receive from channel", e))? {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    for f in v {
+                        // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+                        let owned = unsafe { moat_jail::sys::own_fd(f) };
+                        fd.get_or_insert(owned);
+                    }
+                }
+            }
+            (msg.bytes, fd)
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let m: Msg =
+            serde_json::from_slice(&buf[..n]).map_err(|e| Error::Invalid(format!("bad channel message: {e}")))?;
+        Ok(Some((m, fd)))
+    }
+
+    /// Receives a message.
+    pub fn recv(&self) -> Result<Msg> {
+        Ok(self.recv_with_fd()?.0)
+    }
+
+    /// Receives a message and checks it is `want`; an `Error` message turns
+    /// into an error.
+    pub fn expect(&self, want: &Msg) -> Result<()> {
+        match self.recv()? {
+            m if &m == want => Ok(()),
+            Msg::Error(e) => Err(Error::Init(e)),
+            other => Err(Error::Init(format!("unexpected message {other:?} (wanted {want:?})"))),
+        }
+    }
+
+    /// The underlying fd.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,288 @@
+//! `create`: everything up to a container init that waits for `start`.
+//!
+//! The parent side of the protocol in [`crate::init`]: make the state dir
+//! and cgroup, fork stage 1, place it in the cgroup, write user-namespace
+//! maps, run the createRuntime hooks, and save the state once init is ready.
+//! On any failure, [`Abort`] undoes it all: no process, cgroup or state dir
+//! is left behind.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use moat_jail::cgroups::Manager;
+use moat_jail::ns::Plan;
+use moat_jail::{idmap, sys};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+
+use crate::channel::{Channel, Msg};
+use crate::init::{self, InitArgs};
+use crate::state::{Container, Saved, Status, START_SOCKET};
+use crate::{hooks, procs, spec, Error, Global, Result, OCI_VERSION};
+
+/// What `create` was asked for.
+#[derive(Debug, Default)]
+pub struct CreateOpts {
+    /// container id
+    pub id: String,
+    /// bundle directory
+    pub bundle: PathBuf,
+    /// `--pid-file`
+    pub pid_file: Option<PathBuf>,
+    /// `--console-socket`
+    pub console_socket: Option<PathBuf>,
+    /// a console socket already connected (foreground `run -t`)
+    pub console_fd: Option<OwnedFd>,
+    /// `--preserve-fds`
+    pub preserve_fds: u32,
+    /// `--no-pivot`
+    pub no_pivot: bool,
+    /// `--no-new-keyring`
+    pub no_new_keyring: bool,
+}
+
+/// A created container.
+#[derive(Debug, Clone, Copy)]
+pub struct Created {
+    /// host pid of its init
+    pub pid: Pid,
+}
+
+/// Undoes a half-made container on drop unless disarmed.
+struct Abort {
+    dir: Option<PathBuf>,
+    cgroup: Option<Manager>,
+    pids: Vec<Pid>,
+}
+
+impl Drop for Abort {
+    fn drop(&mut self) {
+        for p in &self.pids {
+            let _ = kill(*p, Signal::SIGKILL);
+        }
+        if let Some(cg) = &self.cgroup {
+            for p in cg.pids().unwrap_or_default() {
+                let _ = kill(p, Signal::SIGKILL);
+            }
+        }
+        for p in &self.pids {
+            // reap if it is our child; otherwise wait until it is gone
+            if waitpid(*p, None).is_err() {
+                if let Some((start, _)) = procs::stat(*p) {
+                    procs::wait_gone(*p, start, 2000);
+                }
+            }
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!(error = %e, "cleanup: cgroup not removed");
+            }
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+impl Abort {
+    fn disarm(mut self) {
+        self.dir = None;
+        self.cgroup = None;
+        self.pids.clear();
+    }
+}
+
+/// The cgroup path of a container whose spec names none.
+pub fn default_cgroup_path(id: &str) -> PathBuf {
+    PathBuf::from(format!("/moat/{id}"))
+}
+
+/// Resolves the container's cgroup manager (and refuses a systemd driver,
+/// which needs a running systemd).
+pub fn cgroup_manager(g: &Global, spec: &Spec, id: &str) -> Result<Manager> {
+    let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()).unwrap_or_else(|| default_cgroup_path(id));
+    if g.systemd_cgroup {
+        if !Path::new("/run/systemd/system").exists() {
+            return Err(Error::Unsupported(
+                "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver".into(),
+            ));
+        }
+        return Err(Error::Unsupported("--systemd-cgroup: the systemd cgroup driver is not supported yet".into()));
+    }
+    Ok(Manager::for_path(&path)?)
+}
+
+/// Creates a container: on return its init waits for `start`.
+pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
+    let bundle =
+        std::fs::canonicalize(&o.bundle).map_err(|e| Error::io(format!("bundle {}", o.bundle.display()), e))?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec, &bundle)?;
+    let proc_ = spec.process().clone().unwrap_or_default();
+    let terminal = proc_.terminal().unwrap_or(false);
+    if terminal && o.console_socket.is_none() && o.console_fd.is_none() {
+        return Err(Error::Invalid(
+            "process.terminal is true: cannot allocate a tty without --console-socket when moat detaches".into(),
+        ));
+    }
+    if !terminal && o.console_socket.is_some() {
+        return Err(Error::Invalid("--console-socket given but process.terminal is false".into()));
+    }
+    let plan = Plan::from_spec(spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
+    let cgroup = cgroup_manager(g, &spec, &o.id)?;
+    let console = match (&o.console_fd, &o.console_socket) {
+        (Some(_), _) => None,
+        (None, Some(p)) if terminal => Some(crate::console::connect(p)?),
+        _ => None,
+    };
+    let console = match o.console_fd {
+        Some(fd) => Some(fd),
+        None => console,
+    };
+
+    let mut c = Container::create(&g.root, &o.id)?;
+    let mut abort = Abort { dir: Some(c.dir().to_path_buf()), cgroup: None, pids: Vec::new() };
+    c.save_spec(&spec)?;
+    cgroup.create()?;
+    abort.cgroup = Some(cgroup.clone());
+    if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().clone()) {
+        cgroup.apply(&r)?;
+    }
+    let (_dirfd, sock_path) = c.short_path(START_SOCKET)?;
+    let start = UnixListener::bind(&sock_path).map_err(|e| Error::io("bind start socket", e))?;
+
+    let (parent, child) = Channel::pair()?;
+    let mut extra_env = Vec::new();
+    let mut preserve = o.preserve_fds;
+    if let Some(n) = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()) {
+        extra_env.push(format!("LISTEN_FDS={n}"));
+        extra_env.push("LISTEN_PID=1".into());
+        preserve += n;
+    }
+    let args = InitArgs {
+        spec: spec.clone(),
+        plan: plan.clone(),
+        root: spec::rootfs(&spec, &bundle)?,
+        staging: c.dir().join("rootfs"),
+        channel: child,
+        console,
+        start,
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        preserve_fds: preserve,
+        extra_env,
+    };
+    let stage1 = sys::fork_with(|| init::stage1(args)).map_err(|e| Error::io("fork", e))?;
+    abort.pids.push(stage1);
+    // our copies of the child's fds (channel end, console, start socket)
+    // were moved into `args` and dropped with it in this process
+
+    cgroup.add(stage1)?;
+    parent.send(&Msg::Go)?;
+    if plan.new_user() {
+        parent.expect(&Msg::UserNsReady)?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        idmap::write(
+            stage1,
+            linux.uid_mappings().as_deref().unwrap_or(&[]),
+            linux.gid_mappings().as_deref().unwrap_or(&[]),
+        )?;
+        parent.send(&Msg::MapsWritten)?;
+    }
+    let init_pid = match parent.recv()? {
+        Msg::InitPid(p) => Pid::from_raw(p),
+        Msg::Error(e) => return Err(Error::Init(e)),
+        m => return Err(Error::Init(format!("unexpected {m:?}"))),
+    };
+    abort.pids.insert(0, init_pid);
+    let _ = waitpid(stage1, None);
+    abort.pids.retain(|p| *p != stage1);
+    let (pid_start, _) = procs::stat(init_pid).ok_or_else(|| Error::Init("container init died during setup".into()))?;
+
+    let mut saved = Saved {
+        oci_version: spec.version().clone(),
+        id: o.id.clone(),
+        pid: init_pid.as_raw(),
+        pid_start,
+        bundle: bundle.clone(),
+        rootfs: spec::rootfs(&spec, &bundle)?,
+        created: crate::time::now_rfc3339(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: Some(cgroup.location().clone()),
+        started: false,
+        platform: g.platform,
+    };
+    if saved.oci_version.is_empty() {
+        saved.oci_version = OCI_VERSION.into();
+    }
+    c.save(saved)?;
+
+    parent.expect(&Msg::MountsReady)?;
+    let state = state_json(&c, Status::Creating)?;
+    if let Some(h) = spec.hooks() {
+        hooks::run_all("prestart", h.prestart().as_deref().unwrap_or(&[]), &state)?;
+        hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &state)?;
+    }
+    parent.send(&Msg::HooksDone(state))?;
+    loop {
+        match parent.recv_with_fd()? {
+            (Msg::Ready, _) => break,
+            (Msg::SeccompFd, Some(fd)) => forward_seccomp_fd(&spec, &c, fd)?,
+            (Msg::Error(e), _) => return Err(Error::Init(e)),
+            (m, _) => return Err(Error::Init(format!("unexpected {m:?}"))),
+        }
+    }
+    if let Some(pf) = &o.pid_file {
+        write_pid_file(pf, init_pid)?;
+    }
+    abort.disarm();
+    Ok(Created { pid: init_pid })
+}
+
+/// The OCI state JSON for hooks, with the given status.
+pub fn state_json(c: &Container, status: Status) -> Result<String> {
+    let mut st = c.oci_state()?;
+    st.status = status;
+    st.pid = c.saved()?.pid;
+    serde_json::to_string(&st).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// Writes a pid file atomically (callers poll for it).
+pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let tmp = path.with_extension("moat-tmp");
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::io(format!("write pid file {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("write pid file {}", path.display()), e))
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+}
+
+/// Sends the seccomp notify fd to the profile's listener, with the
+/// container process state, as runc does (`ContainerProcessState`).
+fn forward_seccomp_fd(spec: &Spec, c: &Container, fd: OwnedFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let s =
+        spec.linux().as_ref().and_then(|l| l.seccomp().clone()).ok_or_else(|| Error::Invalid("no seccomp".into()))?;
+    let path = s.listener_path().clone().ok_or_else(|| Error::Invalid("linux.seccomp.listenerPath missing".into()))?;
+    let sock = std::os::unix::net::UnixStream::connect(&path)
+        .map_err(|e| Error::io(format!("connect to seccomp listener {}", path.display()), e))?;
+    let msg = serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": c.saved()?.pid,
+        "metadata": s.listener_metadata().clone().unwrap_or_default(),
+        "state": c.oci_state()?,
+    });
+    let body = serde_json::to_vec(&msg).map_err(|e| Error::Invalid(e.to_string()))?;
+    let iov = [std::io::IoSlice::new(&body)];
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+        .map_err(|e| Error::io("send seccomp fd to listener", e))?;
+    Ok(())
+}

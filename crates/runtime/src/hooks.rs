@@ -1,0 +1,61 @@
+//! OCI hooks: each runs as a child process with the container's state on
+//! its stdin, its own args and env, and an optional timeout.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::{Error, Result};
+
+/// Runs every hook of one kind in order; the first failure stops the rest.
+pub fn run_all(kind: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(h, state_json).map_err(|e| Error::Hook(format!("{kind} hook #{i} ({}): {e}", h.path().display())))?;
+    }
+    Ok(())
+}
+
+fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
+    let mut cmd = Command::new(h.path());
+    if let Some(args) = h.args() {
+        if let Some((first, rest)) = args.split_first() {
+            cmd.arg0(first).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // a hook that does not read its stdin is fine (EPIPE)
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let deadline = h.timeout().map(|t| Instant::now() + Duration::from_secs(u64::try_from(t).unwrap_or(1)));
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(st) if st.success() => return Ok(()),
+            Some(st) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                let err = err.trim().replace('\n', "; ");
+                return Err(format!("{st}{}{err}", if err.is_empty() { "" } else { ": " }));
+            }
+            None => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {}s", h.timeout().unwrap_or(0)));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

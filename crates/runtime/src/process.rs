@@ -1,0 +1,110 @@
+//! The steps that turn a jailed process into the container's program:
+//! console, limits, capabilities, user, seccomp, cwd, env, then execve.
+//! Shared by a container's init and by `exec`.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use libseccomp::ScmpFilterContext;
+use moat_jail::{caps, identity, rlimit, seccomp, sys};
+use oci_spec::runtime::{Process, Spec};
+
+use crate::{console, init, Error, Result};
+
+/// A process ready to exec, with what must happen last.
+pub struct Prepared {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    seccomp_late: Option<ScmpFilterContext>,
+}
+
+/// Allocates the pty, sends its master to the console socket and makes the
+/// slave our controlling terminal and stdio.
+pub fn console(sock: BorrowedFd<'_>, p: &Process) -> Result<()> {
+    let (master, slave) = console::open_pty()?;
+    if let Some(sz) = p.console_size() {
+        let rows = u16::try_from(sz.height()).unwrap_or(u16::MAX);
+        let cols = u16::try_from(sz.width()).unwrap_or(u16::MAX);
+        console::set_size(slave.as_fd(), rows, cols)?;
+    }
+    console::send_master(sock, master.as_fd())?;
+    console::attach_stdio(slave.as_fd())
+}
+
+fn cstrings(v: impl IntoIterator<Item = String>, what: &str) -> Result<Vec<CString>> {
+    v.into_iter()
+        .map(|s| CString::new(s).map_err(|_| Error::Spec(format!("config.json: {what}: contains a NUL byte"))))
+        .collect()
+}
+
+/// Everything up to the point of waiting for start (init) or exec (exec).
+/// `send_notify_fd` hands a seccomp notify fd to whoever forwards it to the
+/// profile's listener.
+pub fn prepare(
+    spec: &Spec,
+    p: &Process,
+    extra_env: &[String],
+    preserve_fds: u32,
+    in_userns: bool,
+    send_notify_fd: impl FnOnce(OwnedFd) -> Result<()>,
+) -> Result<Prepared> {
+    if let Some(adj) = p.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::io(format!("set process.oomScoreAdj to {adj}"), e))?;
+    }
+    rlimit::apply(p.rlimits().as_deref().unwrap_or(&[]))?;
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::io("PR_SET_KEEPCAPS", e))?;
+    if let Some(c) = p.capabilities() {
+        caps::drop_bounding(c)?;
+    }
+    let mut seccomp_late = None;
+    if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
+        let ctx = seccomp::build(&s)?;
+        let notify = seccomp::uses_notify(&s);
+        // Without no_new_privs the load needs CAP_SYS_ADMIN, which the user
+        // switch may drop: load it now (runc does the same).
+        if notify || !nnp {
+            if let Some(fd) = seccomp::load(ctx, nnp, notify)? {
+                send_notify_fd(fd)?;
+            }
+        } else {
+            seccomp_late = Some(ctx);
+        }
+    }
+    let may_setgroups =
+        !in_userns || std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() != "deny").unwrap_or(true);
+    identity::switch(p.user(), may_setgroups)?;
+    if let Some(c) = p.capabilities() {
+        caps::apply(c)?;
+    }
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd.as_path()).map_err(|e| Error::io(format!("chdir to process.cwd {}", cwd.display()), e))?;
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    env.extend(extra_env.iter().cloned());
+    let args = p.args().clone().unwrap_or_default();
+    let prog = args.first().ok_or_else(|| Error::Spec("config.json: process.args: empty".into()))?;
+    let path = init::lookup(prog, &env, Path::new("/"))?;
+    for fd in 3..3 + preserve_fds {
+        sys::clear_cloexec(i32::try_from(fd).unwrap_or(i32::MAX)).map_err(|e| Error::io(format!("keep fd {fd}"), e))?;
+    }
+    sys::cloexec_from(3 + preserve_fds).map_err(|e| Error::io("close_range", e))?;
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| Error::io("PR_SET_NO_NEW_PRIVS", e))?;
+    }
+    Ok(Prepared { path, args: cstrings(args, "process.args")?, env: cstrings(env, "process.env")?, seccomp_late })
+}
+
+/// Loads a late seccomp filter, runs `before_exec` (startContainer hooks),
+/// and execs. Returns only on failure.
+pub fn finish(p: Prepared, before_exec: impl FnOnce() -> Result<()>) -> Result<std::convert::Infallible> {
+    if let Some(ctx) = p.seccomp_late {
+        seccomp::load(ctx, true, false)?;
+    }
+    before_exec()?;
+    sys::default_signals(&sys::INIT_EXIT_SIGNALS).map_err(|e| Error::io("reset signal handlers", e))?;
+    let e = nix::unistd::execve(&p.path, &p.args, &p.env).err().unwrap_or(nix::errno::Errno::EINVAL);
+    Err(Error::Init(format!("exec {:?}: {e}", p.path)))
+}

@@ -1,0 +1,86 @@
+//! Foreground verbs: `run` and `exec` that wait for the program, forward
+//! signals to it, proxy its pty, and return its exit status.
+
+use std::os::fd::OwnedFd;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+use crate::create::{create, CreateOpts};
+use crate::exec::{exec, ExecOpts};
+use crate::state::Container;
+use crate::{console, delete, start, wait, Error, Global, Result};
+
+/// A console socketpair for a foreground pty: (ours, the container's).
+fn console_pair() -> Result<(OwnedFd, OwnedFd)> {
+    socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::io("socketpair", e))
+}
+
+/// Proxies a pty in the background; the handle ends when the pty closes.
+fn proxy(ours: OwnedFd) -> Result<std::thread::JoinHandle<()>> {
+    let master = console::recv_master(std::os::fd::AsFd::as_fd(&ours))?;
+    Ok(std::thread::spawn(move || {
+        let _ = console::proxy(master);
+    }))
+}
+
+fn wants_tty(bundle: &std::path::Path) -> bool {
+    crate::spec::load(bundle).ok().and_then(|s| s.process().as_ref().and_then(|p| p.terminal())).unwrap_or(false)
+}
+
+/// `run` in the foreground: create, start, wait, delete (unless `keep`).
+pub fn run_foreground(g: &Global, mut o: CreateOpts, keep: bool) -> Result<i32> {
+    let set = wait::block_signals()?;
+    wait::become_subreaper()?;
+    let id = o.id.clone();
+    let mut ours = None;
+    if o.console_socket.is_none() && wants_tty(&o.bundle) {
+        let (a, b) = console_pair()?;
+        o.console_fd = Some(b);
+        ours = Some(a);
+    }
+    let created = create(g, o)?;
+    let cleanup = |g: &Global| {
+        if !keep {
+            if let Ok(c) = Container::open(&g.root, &id) {
+                let _ = delete::destroy(c);
+            }
+        }
+    };
+    if let Err(e) = start::start(g, &id) {
+        cleanup(g);
+        return Err(e);
+    }
+    let pty = match ours {
+        Some(fd) => Some(proxy(fd)?),
+        None => None,
+    };
+    let code = wait::wait_forwarding(created.pid, &set);
+    if let Some(h) = pty {
+        let _ = h.join();
+    }
+    cleanup(g);
+    code
+}
+
+/// `exec` in the foreground: start the process and wait for it.
+pub fn exec_foreground(g: &Global, mut o: ExecOpts) -> Result<i32> {
+    let set = wait::block_signals()?;
+    wait::become_subreaper()?;
+    let mut ours = None;
+    if o.console_socket.is_none() && o.process.terminal().unwrap_or(false) {
+        let (a, b) = console_pair()?;
+        o.console_fd = Some(b);
+        ours = Some(a);
+    }
+    let pid = exec(g, o)?;
+    let pty = match ours {
+        Some(fd) => Some(proxy(fd)?),
+        None => None,
+    };
+    let code = wait::wait_forwarding(pid, &set);
+    if let Some(h) = pty {
+        let _ = h.join();
+    }
+    code
+}
