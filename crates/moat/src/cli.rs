@@ -29,10 +29,10 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "native")]
     pub platform: String,
     /// accepted for runc compatibility (rootless mode is detected)
-    #[arg(long, global = true, hide = true)]
-    pub rootless: Option<String>,
+    #[arg(long = "rootless", hide = true)]
+    pub rootless_mode: Option<String>,
     /// accepted for runc compatibility; checkpointing is not supported
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub criu: Option<String>,
     /// print the version
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]

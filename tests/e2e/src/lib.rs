@@ -2,5 +2,8 @@
 //! (and runc, containerd, podman) exactly as a user would.
 
 pub mod containerd;
+pub mod harness;
 pub mod image;
 pub mod podman;
+
+pub use harness::*;

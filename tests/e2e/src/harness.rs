@@ -1,0 +1,211 @@
+//! Driving the built `moat` binary: a private state root per test, busybox
+//! bundles, and the checks that nothing leaked after a container is gone.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// The moat binary under test: `$MOAT_BIN`, else target/debug/moat.
+pub fn moat_bin() -> PathBuf {
+    let p = std::env::var_os("MOAT_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/debug/moat"));
+    assert!(p.exists(), "{} is missing: run `cargo build --bins` first", p.display());
+    p
+}
+
+/// A unique container id for this test process.
+pub fn unique_id(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// moat with a private `--root`, so tests run in parallel and leak checks
+/// see only their own containers.
+pub struct Moat {
+    root: TempDir,
+    /// extra global flags (e.g. `--platform native`)
+    pub global: Vec<String>,
+}
+
+impl Default for Moat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Moat {
+    /// A fresh state root.
+    pub fn new() -> Moat {
+        Moat { root: tempfile::Builder::new().prefix("moat-root-").tempdir().expect("tempdir"), global: vec![] }
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A command `moat --root <root> <args>`.
+    pub fn cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut c = Command::new(moat_bin());
+        c.arg("--root").arg(self.root.path()).args(&self.global).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Runs moat and returns its output. stdout and stderr go through
+    /// files, not pipes: a detached container inherits them and would keep
+    /// a pipe open long after moat has exited.
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        output_via_files(self.cmd(args))
+    }
+
+    /// Runs moat, panics (with its stderr) unless it succeeds; returns stdout.
+    pub fn ok<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let out = self.run(args);
+        let shown: Vec<String> = args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
+        assert!(
+            out.status.success(),
+            "moat {shown:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs moat expecting failure; returns stderr, checking it is one line
+    /// and no panic.
+    pub fn fails<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let shown: Vec<String> = args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
+        assert_eq!(out.status.code(), Some(1), "moat {shown:?} should fail with 1: {err}");
+        assert_clean_error(&err);
+        err
+    }
+
+    /// The OCI status of a container.
+    pub fn status(&self, id: &str) -> String {
+        let st: Value = serde_json::from_str(&self.ok(&["state", id])).expect("state json");
+        st["status"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// Runs `cmd` with stdout and stderr in temp files; returns what it wrote.
+pub fn output_via_files(mut cmd: Command) -> Output {
+    let out = tempfile::tempfile().expect("tempfile");
+    let err = tempfile::tempfile().expect("tempfile");
+    cmd.stdout(out.try_clone().expect("dup")).stderr(err.try_clone().expect("dup"));
+    let status = cmd.status().expect("spawn");
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        f.read_to_end(&mut v).expect("read");
+        v
+    };
+    Output { status, stdout: read(out), stderr: read(err) }
+}
+
+/// An error output must be one line, not a panic or backtrace.
+pub fn assert_clean_error(err: &str) {
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "panic in: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "error should be one line: {err:?}");
+}
+
+/// A bundle with a busybox rootfs and a config.json from `moat spec`.
+pub struct Bundle {
+    dir: TempDir,
+    /// the spec, written by [`Bundle::write`]
+    pub spec: Value,
+}
+
+impl Bundle {
+    /// A busybox bundle running `args`, without a terminal.
+    pub fn busybox(args: &[&str]) -> Bundle {
+        let dir = tempfile::Builder::new().prefix("moat-bundle-").tempdir().expect("tempdir");
+        crate::image::busybox_rootfs(&dir.path().join("rootfs")).expect("busybox rootfs");
+        let out = Command::new(moat_bin()).args(["spec", "--bundle"]).arg(dir.path()).output().expect("moat spec");
+        assert!(out.status.success(), "moat spec: {}", String::from_utf8_lossy(&out.stderr));
+        let text = std::fs::read_to_string(dir.path().join("config.json")).expect("config.json");
+        let mut spec: Value = serde_json::from_str(&text).expect("spec json");
+        spec["process"]["terminal"] = false.into();
+        spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
+        let b = Bundle { dir, spec };
+        b.write();
+        b
+    }
+
+    /// Changes the spec and writes it.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
+        f(&mut self.spec);
+        self.write();
+        self
+    }
+
+    /// Writes config.json.
+    pub fn write(&self) {
+        std::fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.spec).expect("json"))
+            .expect("write spec");
+    }
+
+    /// The bundle directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The rootfs directory.
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+}
+
+/// Runs a container in the foreground; returns (exit code, stdout, stderr).
+pub fn run_fg(moat: &Moat, b: &Bundle, id: &str) -> (i32, String, String) {
+    let out = moat.run(&["run".as_ref(), "--bundle".as_ref(), b.path().as_os_str(), id.as_ref()]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `sh -c script` in a fresh busybox container (after `edit`), and
+/// returns stdout, asserting exit 0 and no leaks.
+pub fn sh(script: &str, edit: impl FnOnce(&mut Value)) -> String {
+    let moat = Moat::new();
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    b.edit(edit);
+    let id = unique_id("sh");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "script failed: {err}\nstdout: {out}");
+    assert_no_leaks(&moat, &id, b.path());
+    out
+}
+
+/// Checks that nothing of container `id` remains: state dir, cgroups,
+/// processes in its cgroup, mounts under its bundle.
+pub fn assert_no_leaks(moat: &Moat, id: &str, bundle: &Path) {
+    assert!(!moat.root().join(id).exists(), "state dir of {id} left behind");
+    for h in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
+        let p = h.path().join("moat").join(id);
+        assert!(!p.exists(), "cgroup {} left behind", p.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let b = bundle.to_string_lossy();
+    assert!(!mounts.lines().any(|l| l.contains(&*b)), "mount under {b} left behind");
+    for p in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(cg) = std::fs::read_to_string(p.path().join("cgroup")) else { continue };
+        assert!(
+            !cg.lines().any(|l| l.ends_with(&format!("/moat/{id}"))),
+            "process {:?} of {id} still runs",
+            p.file_name()
+        );
+    }
+}
