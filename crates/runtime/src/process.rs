@@ -55,6 +55,11 @@ pub fn prepare(
             .map_err(|e| Error::io(format!("set process.oomScoreAdj to {adj}"), e))?;
     }
     rlimit::apply(p.rlimits().as_deref().unwrap_or(&[]))?;
+    // before seccomp: a profile may well deny close_range
+    for fd in 3..3 + preserve_fds {
+        sys::clear_cloexec(i32::try_from(fd).unwrap_or(i32::MAX)).map_err(|e| Error::io(format!("keep fd {fd}"), e))?;
+    }
+    sys::cloexec_from(3 + preserve_fds).map_err(|e| Error::io("close_range", e))?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     nix::sys::prctl::set_keepcaps(true).map_err(|e| Error::io("PR_SET_KEEPCAPS", e))?;
     if let Some(c) = p.capabilities() {
@@ -87,10 +92,6 @@ pub fn prepare(
     let args = p.args().clone().unwrap_or_default();
     let prog = args.first().ok_or_else(|| Error::Spec("config.json: process.args: empty".into()))?;
     let path = init::lookup(prog, &env, Path::new("/"))?;
-    for fd in 3..3 + preserve_fds {
-        sys::clear_cloexec(i32::try_from(fd).unwrap_or(i32::MAX)).map_err(|e| Error::io(format!("keep fd {fd}"), e))?;
-    }
-    sys::cloexec_from(3 + preserve_fds).map_err(|e| Error::io("close_range", e))?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| Error::io("PR_SET_NO_NEW_PRIVS", e))?;
     }
