@@ -64,9 +64,7 @@ pub fn destroy(c: Container) -> Result<()> {
     c.remove()?;
     if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()).and_then(|h| h.poststop().clone()) {
         // the spec: a failing poststop hook is logged and delete goes on
-        if let Err(e) = hooks::run_all("poststop", &h, &state) {
-            tracing::warn!(error = %e, "poststop hook failed");
-        }
+        hooks::run_all_warn("poststop", &h, &state);
     }
     Ok(())
 }

@@ -18,6 +18,16 @@ pub fn run_all(kind: &str, hooks: &[Hook], state_json: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs every hook of one kind; failures are logged as warnings and the
+/// rest still run (what the spec asks of poststart and poststop hooks).
+pub fn run_all_warn(kind: &str, hooks: &[Hook], state_json: &str) {
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(h, state_json) {
+            tracing::warn!("{kind} hook #{i} ({}) failed: {e}", h.path().display());
+        }
+    }
+}
+
 fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args() {

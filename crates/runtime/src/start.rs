@@ -32,9 +32,7 @@ pub fn start(g: &Global, id: &str) -> Result<()> {
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().clone()) {
         let state = state_json(&c, Status::Running)?;
         // the spec: a failing poststart hook is logged and the lifecycle goes on
-        if let Err(e) = hooks::run_all("poststart", &h, &state) {
-            tracing::warn!(error = %e, "poststart hook failed");
-        }
+        hooks::run_all_warn("poststart", &h, &state);
     }
     Ok(())
 }
