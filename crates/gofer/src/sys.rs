@@ -49,9 +49,7 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd
 pub fn fchmod_path_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     // SAFETY: plain syscall; `EMPTY` is a valid NUL-terminated string that outlives the call and
     // the kernel only reads it.
-    let ret = unsafe {
-        libc::syscall(libc::SYS_fchmodat2, fd.as_raw_fd(), EMPTY.as_ptr(), mode, libc::AT_EMPTY_PATH)
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_fchmodat2, fd.as_raw_fd(), EMPTY.as_ptr(), mode, libc::AT_EMPTY_PATH) };
     check(ret).map(drop)
 }
 

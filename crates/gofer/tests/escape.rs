@@ -143,8 +143,7 @@ fn rename_race_never_leaks() {
                 let other = if i % 2 == 0 { "swap_abs" } else { "swap_rel" };
                 // Swap twice, so `race` ends each round as a directory again.
                 for _ in 0..2 {
-                    nix::fcntl::renameat2(&dir, "race", &dir, other, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
-                        .unwrap();
+                    nix::fcntl::renameat2(&dir, "race", &dir, other, nix::fcntl::RenameFlags::RENAME_EXCHANGE).unwrap();
                 }
                 i += 1;
             }

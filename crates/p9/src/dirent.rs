@@ -63,7 +63,12 @@ impl<'a> Iterator for DirEntries<'a> {
             return None;
         }
         let res = (|| {
-            Ok(DirEntry { qid: Qid::decode(&mut self.r)?, offset: self.r.u64()?, ty: self.r.u8()?, name: Str::decode(&mut self.r)? })
+            Ok(DirEntry {
+                qid: Qid::decode(&mut self.r)?,
+                offset: self.r.u64()?,
+                ty: self.r.u8()?,
+                name: Str::decode(&mut self.r)?,
+            })
         })();
         self.failed = res.is_err();
         Some(res)

@@ -295,9 +295,7 @@ mod tests {
         Frame { tag: crate::NOTAG, msg: Msg::Tversion { msize: 8192, version: "9P2000.L".into() } }
             .emit(&mut buf)
             .unwrap();
-        let want = [
-            21, 0, 0, 0, 100, 0xff, 0xff, 0, 0x20, 0, 0, 8, 0, b'9', b'P', b'2', b'0', b'0', b'0', b'.', b'L',
-        ];
+        let want = [21, 0, 0, 0, 100, 0xff, 0xff, 0, 0x20, 0, 0, 8, 0, b'9', b'P', b'2', b'0', b'0', b'0', b'.', b'L'];
         assert_eq!(buf, want);
     }
 
@@ -309,15 +307,7 @@ mod tests {
         roundtrip(Msg::Rwalk { wqids: Qids::new(&[q, q]).unwrap() });
         roundtrip(Msg::Rgetattr { attr: Attr { qid: q, size: 5, ..Attr::default() } });
         roundtrip(Msg::Twrite { fid: 1, offset: 9, data: Data(b"hello") });
-        roundtrip(Msg::Tlock {
-            fid: 1,
-            ty: 1,
-            flags: 0,
-            start: 0,
-            length: 0,
-            proc_id: 4,
-            client_id: "host".into(),
-        });
+        roundtrip(Msg::Tlock { fid: 1, ty: 1, flags: 0, start: 0, length: 0, proc_id: 4, client_id: "host".into() });
         roundtrip(Msg::Rclunk {});
         roundtrip(Msg::Tfsync { fid: 3, datasync: Datasync(1) });
     }

@@ -1,7 +1,9 @@
 //! Property tests of the codec: every message round-trips, and arbitrary bytes never panic the
 //! decoder (the stand-in for the fuzz target when cargo-fuzz is not at hand).
 
-use moat_p9::{Attr, Data, Datasync, DirEntry, Frame, Header, Msg, MsgType, Qid, Qids, SetAttr, StatFs, Str, WalkNames};
+use moat_p9::{
+    Attr, Data, Datasync, DirEntry, Frame, Header, Msg, MsgType, Qid, Qids, SetAttr, StatFs, Str, WalkNames,
+};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

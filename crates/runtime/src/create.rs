@@ -117,6 +117,7 @@ pub fn cgroup_manager(g: &Global, spec: &Spec, id: &str) -> Result<Manager> {
 
 /// Creates a container: on return its init waits for `start`.
 pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
+    crate::id::validate(&o.id)?;
     let bundle =
         std::fs::canonicalize(&o.bundle).map_err(|e| Error::io(format!("bundle {}", o.bundle.display()), e))?;
     let spec = spec::load(&bundle)?;

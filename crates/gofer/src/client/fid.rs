@@ -110,8 +110,7 @@ impl Fid {
     }
 
     fn walk16(&self, names: &[&[u8]]) -> Result<Fid, ClientError> {
-        let wnames =
-            WalkNames::new(&names.iter().map(|n| Str(n)).collect::<Vec<_>>()).map_err(ClientError::Encode)?;
+        let wnames = WalkNames::new(&names.iter().map(|n| Str(n)).collect::<Vec<_>>()).map_err(ClientError::Encode)?;
         let newfid = self.client.alloc_fid()?;
         let res = self.call(Msg::Twalk { fid: self.id, newfid, wnames });
         let qids = match res.and_then(|r| expect!(r, Msg::Rwalk { wqids } => Ok(wqids))) {
@@ -273,8 +272,7 @@ impl Fid {
 
     /// Takes (or with `LOCK_TYPE_UNLCK` releases) a record lock; returns the `LOCK_*` status.
     pub fn lock(&self, ty: u8, start: u64, length: u64, proc_id: u32, client_id: &str) -> Result<u8, ClientError> {
-        let msg =
-            Msg::Tlock { fid: self.id, ty, flags: 0, start, length, proc_id, client_id: client_id.into() };
+        let msg = Msg::Tlock { fid: self.id, ty, flags: 0, start, length, proc_id, client_id: client_id.into() };
         expect!(self.call(msg)?, Msg::Rlock { status } => Ok(status))
     }
 

@@ -92,7 +92,9 @@ impl Response {
     /// The decoded reply; Rlerror becomes [`ClientError::Remote`].
     pub fn msg(&self) -> Result<Msg<'_>, ClientError> {
         match Frame::parse(&self.buf, self.msize)?.msg {
-            Msg::Rlerror { ecode } => Err(ClientError::Remote(Errno::from_raw(i32::try_from(ecode).unwrap_or(libc::EIO)))),
+            Msg::Rlerror { ecode } => {
+                Err(ClientError::Remote(Errno::from_raw(i32::try_from(ecode).unwrap_or(libc::EIO))))
+            }
             m => Ok(m),
         }
     }

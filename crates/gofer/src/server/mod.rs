@@ -98,8 +98,7 @@ impl Server {
             return Err(ServerError::Config("max_msize is below the 9P minimum"));
         }
         let open_root = |path: &PathBuf| -> Result<Arc<Node>, Errno> {
-            let fd: OwnedFd =
-                open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+            let fd: OwnedFd = open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
             Node::root(fd)
         };
         let root =

@@ -149,7 +149,13 @@ impl Session<'_> {
         Ok(())
     }
 
-    pub(super) fn renameat(&self, olddir: u32, oldname: &[u8], newdir: u32, newname: &[u8]) -> Result<Msg<'static>, Errno> {
+    pub(super) fn renameat(
+        &self,
+        olddir: u32,
+        oldname: &[u8],
+        newdir: u32,
+        newname: &[u8],
+    ) -> Result<Msg<'static>, Errno> {
         self.check_writable()?;
         valid_entry_name(oldname)?;
         valid_entry_name(newname)?;

@@ -1,0 +1,104 @@
+//! Bad input gets a one-line error naming what is wrong, exit status 1, no
+//! panic, and leaves nothing behind.
+
+use moat_e2e::{assert_no_leaks, unique_id, Bundle, Moat};
+use serde_json::json;
+
+fn create_fails(edit: impl FnOnce(&mut serde_json::Value), want: &str) {
+    let moat = Moat::new();
+    let mut b = Bundle::busybox(&["true"]);
+    b.edit(edit);
+    let id = unique_id("bad");
+    let err = moat.fails(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(err.contains(want), "wanted {want:?} in {err:?}");
+    assert_no_leaks(&moat, &id, b.path());
+    assert_eq!(std::fs::read_dir(moat.root()).map(|d| d.count()).unwrap_or(0), 0, "state root not empty");
+}
+
+#[test]
+fn wrong_types_name_the_json_path() {
+    create_fails(|s| s["process"]["terminal"] = json!(5), "config.json: process.terminal: invalid type");
+    create_fails(
+        |s| s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": -1, "hard": 1}]),
+        "process.rlimits[0].soft",
+    );
+    create_fails(|s| s["linux"]["namespaces"][0]["type"] = json!("bogus"), "linux.namespaces[0].type");
+    create_fails(|s| s["process"]["capabilities"]["bounding"] = json!(["CAP_NOPE"]), "process.capabilities.bounding");
+}
+
+#[test]
+fn invalid_values_name_the_field() {
+    create_fails(|s| s["ociVersion"] = json!("0.9"), "ociVersion");
+    create_fails(|s| s["process"]["args"] = json!([]), "process.args");
+    create_fails(|s| s["process"]["cwd"] = json!("relative"), "process.cwd");
+    create_fails(|s| s["root"]["path"] = json!("/nonexistent/rootfs"), "root.path");
+    create_fails(|s| s["linux"]["sysctl"] = json!({"kernel.panic": "1"}), "linux.sysctl.kernel.panic");
+    create_fails(|s| s["mounts"][0]["destination"] = json!("proc"), "mounts[0].destination");
+    create_fails(|s| s["hooks"] = json!({"prestart": [{"path": "relative"}]}), "hooks.prestart[0].path");
+    create_fails(|s| s["linux"]["cgroupsPath"] = json!("/../../escape"), "cgroupsPath");
+    create_fails(|s| s["process"]["args"] = json!(["/no/such/program"]), "/no/such/program");
+    create_fails(
+        |s| {
+            s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        },
+        "linux.uidMappings",
+    );
+}
+
+#[test]
+fn broken_json_and_missing_files() {
+    let moat = Moat::new();
+    let b = Bundle::busybox(&["true"]);
+    std::fs::write(b.path().join("config.json"), "{\"ociVersion\": ").unwrap();
+    let id = unique_id("broken");
+    let err = moat.fails(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(err.contains("config.json"), "{err}");
+    assert_no_leaks(&moat, &id, b.path());
+    let err = moat.fails(&["create", "--bundle", "/nonexistent-bundle", &id]);
+    assert!(err.contains("/nonexistent-bundle"), "{err}");
+}
+
+#[test]
+fn bad_ids_signals_and_flags() {
+    let moat = Moat::new();
+    let b = Bundle::busybox(&["true"]);
+    for id in ["../escape", "a/b", ".."] {
+        let err = moat.fails(&["create", "--bundle", b.path().to_str().unwrap(), id]);
+        assert!(err.contains("container id"), "{err}");
+    }
+    assert!(moat.fails(&["state", "nope"]).contains("does not exist"));
+    assert!(moat.fails(&["kill", "nope", "KILL"]).contains("does not exist"));
+    assert!(moat.fails(&["start", "nope"]).contains("does not exist"));
+    assert!(moat.fails(&["--platform", "vm", "state", "x"]).contains("platform"));
+    assert!(moat.fails(&["--systemd-cgroup", "run", "--bundle", b.path().to_str().unwrap(), "sd"]).contains("systemd"));
+    let id = unique_id("sig");
+    let sleeper = Bundle::busybox(&["sleep", "100"]);
+    moat.ok(&["run", "-d", "--bundle", sleeper.path().to_str().unwrap(), &id]);
+    assert!(moat.fails(&["kill", &id, "SIGNOPE"]).contains("unknown signal"));
+    moat.ok(&["delete", "-f", &id]);
+    assert_no_leaks(&moat, &id, sleeper.path());
+    let out = moat.run(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn terminal_without_console_socket_is_refused() {
+    create_fails(|s| s["process"]["terminal"] = json!(true), "console-socket");
+}
+
+#[test]
+fn json_log_names_the_error_for_shims() {
+    let moat = Moat::new();
+    let b = Bundle::busybox(&["true"]);
+    let log = b.path().join("log.json");
+    let id = unique_id("log");
+    let mut args = vec!["--log".to_string(), log.display().to_string(), "--log-format".into(), "json".into()];
+    args.extend(["state".to_string(), id.clone()]);
+    let out = moat.run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(last["msg"].as_str().unwrap().contains("does not exist"));
+    assert!(last["time"].as_str().unwrap().ends_with('Z'));
+}
