@@ -143,3 +143,30 @@ mod tests {
         assert_eq!(shares_to_weight(262144), 10000);
     }
 }
+
+#[cfg(test)]
+mod apply_tests {
+    use super::*;
+
+    #[test]
+    fn limits_land_in_the_v2_files() {
+        let d = tempfile::tempdir().unwrap();
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 1048576, "swap": 2097152},
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000},
+            "pids": {"limit": 10},
+            "unified": {"io.weight": "50"}
+        }))
+        .unwrap();
+        apply(d.path(), &r).unwrap();
+        let read = |f: &str| fs::read_to_string(d.path().join(f)).unwrap();
+        assert_eq!(read("memory.max"), "1048576");
+        assert_eq!(read("memory.swap.max"), "1048576");
+        assert_eq!(read("cpu.weight"), "39");
+        assert_eq!(read("cpu.max"), "50000 100000");
+        assert_eq!(read("pids.max"), "10");
+        assert_eq!(read("io.weight"), "50");
+        let bad: LinuxResources = serde_json::from_value(serde_json::json!({"unified": {"../x": "1"}})).unwrap();
+        assert!(apply(d.path(), &bad).is_err());
+    }
+}

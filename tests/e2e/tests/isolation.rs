@@ -1,0 +1,109 @@
+//! Every isolation claim of the native platform, tried from inside a
+//! container with the default template (runc's defaults) — and failing.
+
+use moat_e2e::{sh, unique_id};
+use serde_json::json;
+
+/// Runs each probe in the default container; every one must print DENIED.
+fn probes(cases: &[(&str, &str)], edit: impl FnOnce(&mut serde_json::Value)) {
+    let script: String = cases
+        .iter()
+        .map(|(name, cmd)| {
+            format!("if ( {cmd} ) >/dev/null 2>&1; then echo '{name} ESCAPED'; else echo '{name} DENIED'; fi\n")
+        })
+        .collect();
+    let out = sh(&script, edit);
+    for (name, _) in cases {
+        assert!(out.contains(&format!("{name} DENIED")), "{name}: {out}");
+    }
+}
+
+#[test]
+fn host_filesystem_is_out_of_reach() {
+    let marker = format!("/tmp/moat-host-marker-{}", unique_id("m"));
+    std::fs::write(&marker, "host secret").unwrap();
+    let m = marker.as_str();
+    let c1 = format!("cat {m}");
+    let c2 = format!("cat /../../..{m}");
+    let c3 = format!("cat /proc/1/root{m}");
+    let c4 = format!("cat /proc/self/cwd/../../..{m}");
+    let c5 = format!("ln -s / /tmp/up && cat /tmp/up/../..{m}");
+    probes(
+        &[
+            ("plain path", &c1),
+            ("dotdot", &c2),
+            ("proc 1 root", &c3),
+            ("proc self cwd", &c4),
+            ("symlink", &c5),
+            ("write root", "touch /etc/pwned"),
+            ("write proc sys", "echo 1 > /proc/sys/kernel/sysrq"),
+            ("write sysfs", "echo x > /sys/kernel/uevent_helper"),
+        ],
+        |s| {
+            s["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        },
+    );
+    std::fs::remove_file(&marker).unwrap();
+}
+
+#[test]
+fn privileged_operations_are_denied() {
+    probes(
+        &[
+            ("mount tmpfs", "mount -t tmpfs none /mnt"),
+            ("remount root rw", "mount -o remount,rw /"),
+            ("mknod block device", "mknod /dev/sdz b 8 0"),
+            ("load kernel module", "insmod /nonexistent.ko || modprobe dummy; lsmod | grep -q dummy"),
+            // busybox date exits 0 even when settimeofday fails: look for the error
+            ("set host time", "! date -s 2000-01-01 2>&1 | grep -q 'not permitted'"),
+            ("change hostname of host", "hostname evil && test \"$(cat /proc/sys/kernel/hostname)\" != evil"),
+            ("raise hard rlimit", "ulimit -Hn 1048577"),
+            ("chroot escape", "mkdir -p /dev/shm/x && chroot /dev/shm/x /bin/sh"),
+            ("raw socket", "ping -c1 -W1 127.0.0.1"),
+            ("reboot", "reboot -f"),
+        ],
+        |_| {},
+    );
+}
+
+#[test]
+fn host_processes_and_network_are_invisible() {
+    let me = std::process::id();
+    let c1 = format!("kill -0 {me}");
+    let c2 = format!("test -d /proc/{me}");
+    probes(
+        &[
+            ("signal a host process", &c1),
+            ("see a host process", &c2),
+            ("see host init", "grep -qv '^sh' /proc/1/comm"),
+            ("host network interfaces", "grep -v -e lo: -e Inter -e face /proc/net/dev | grep -q :"),
+        ],
+        |_| {},
+    );
+}
+
+#[test]
+fn device_cgroup_blocks_devices_even_with_mknod() {
+    // grant CAP_MKNOD: the node can be made, but the device cgroup refuses to open it
+    probes(&[("open a host disk", "mknod /dev/sdz b 8 0 && head -c1 /dev/sdz")], |s| {
+        let caps = json!(["CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set] = caps.clone();
+        }
+    });
+}
+
+#[test]
+fn no_new_privileges_blocks_setuid_gain() {
+    // a setuid-root copy of busybox must not make uid 1000 root
+    probes(&[("setuid gain", "cp /bin/busybox /tmp/su && chmod 4755 /tmp/su && /tmp/su id -u | grep -qx 0")], |s| {
+        s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}));
+    });
+}
