@@ -1,0 +1,281 @@
+/*
+ * micro: the in-container half of moat-bench.
+ *
+ * Built by the bench with `gcc -O2 -static` and bind-mounted at /bench, so the
+ * same binary runs under every runtime. It times itself with CLOCK_MONOTONIC
+ * (a vDSO call under runc and runsc alike) and prints one result per line,
+ * "<name> <value> <iterations>", which the bench parses from stdout.
+ *
+ *   micro syscalls <budget_ms> <scratch_dir>
+ *       ns/op for getpid, stat, open+close, pread/pwrite 4 KiB, mmap+munmap,
+ *       pipe ping-pong, fork+wait, fork+exec+wait of /bench/noop
+ *   micro files <dir> <count> <size>     us/file to create+write, read, unlink
+ *   micro seq <dir> <mib>                MB/s for a sequential write (+fsync) and read
+ *   micro time <runs> <argv...>          ms per fork+exec+wait of argv
+ *
+ * Each syscall loop runs in batches until the time budget is spent (at least
+ * MIN_ITERS iterations), so a slow runtime still finishes in bounded time.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIN_ITERS 8
+#define BLOCK 4096
+#define SEQ_CHUNK (1 << 20)
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "micro: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+/* State shared by the syscall loops. */
+static const char *g_scratch;
+static char g_file[512];
+static int g_fd = -1;
+static int g_ping[2], g_pong[2];
+static char g_buf[BLOCK];
+
+typedef void (*op_fn)(long i);
+
+static void op_getpid(long i) {
+    (void)i;
+    /* Raw syscall: glibc does not cache getpid today, but make sure. */
+    syscall(SYS_getpid);
+}
+
+static void op_stat(long i) {
+    struct stat st;
+    (void)i;
+    if (stat(g_file, &st) != 0) die("stat");
+}
+
+static void op_open_close(long i) {
+    (void)i;
+    int fd = open(g_file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open");
+    close(fd);
+}
+
+static void op_pread(long i) {
+    off_t off = (off_t)(i % 256) * BLOCK;
+    if (pread(g_fd, g_buf, BLOCK, off) != BLOCK) die("pread");
+}
+
+static void op_pwrite(long i) {
+    off_t off = (off_t)(i % 256) * BLOCK;
+    if (pwrite(g_fd, g_buf, BLOCK, off) != BLOCK) die("pwrite");
+}
+
+static void op_mmap(long i) {
+    (void)i;
+    char *p = mmap(NULL, BLOCK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die("mmap");
+    p[0] = 1; /* fault the page in: that is where sandboxes differ */
+    munmap(p, BLOCK);
+}
+
+static void op_pipe(long i) {
+    char c = (char)i;
+    if (write(g_ping[1], &c, 1) != 1) die("pipe write");
+    if (read(g_pong[0], &c, 1) != 1) die("pipe read");
+}
+
+static void op_fork(long i) {
+    (void)i;
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) _exit(0);
+    if (waitpid(pid, NULL, 0) != pid) die("waitpid");
+}
+
+static void op_exec(long i) {
+    (void)i;
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        char *argv[] = {"/bench/noop", NULL};
+        char *envp[] = {NULL};
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid) die("waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "micro: exec of /bench/noop failed\n");
+        exit(2);
+    }
+}
+
+/* Runs op in growing batches until budget_ns is spent; prints ns/op. */
+static void measure(const char *name, op_fn op, double budget_ns) {
+    long done = 0, batch = 1;
+    double start = now_ns(), elapsed = 0;
+    while (elapsed < budget_ns || done < MIN_ITERS) {
+        for (long k = 0; k < batch; k++) op(done + k);
+        done += batch;
+        elapsed = now_ns() - start;
+        if (batch < 4096) batch *= 2;
+    }
+    printf("%s %.1f %ld\n", name, elapsed / (double)done, done);
+    fflush(stdout);
+}
+
+static void pipe_echo_child(void) {
+    char c;
+    close(g_ping[1]);
+    close(g_pong[0]);
+    while (read(g_ping[0], &c, 1) == 1) {
+        if (write(g_pong[1], &c, 1) != 1) break;
+    }
+    _exit(0);
+}
+
+static int cmd_syscalls(double budget_ms, const char *scratch) {
+    double budget = budget_ms * 1e6;
+    g_scratch = scratch;
+    snprintf(g_file, sizeof g_file, "%s/micro.dat", g_scratch);
+    g_fd = open(g_file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (g_fd < 0) die("create scratch file");
+    memset(g_buf, 'x', sizeof g_buf);
+    for (int k = 0; k < 256; k++)
+        if (write(g_fd, g_buf, BLOCK) != BLOCK) die("fill scratch file");
+
+    measure("getpid", op_getpid, budget);
+    measure("stat", op_stat, budget);
+    measure("open+close", op_open_close, budget);
+    measure("pread-4k", op_pread, budget);
+    measure("pwrite-4k", op_pwrite, budget);
+    measure("mmap+munmap", op_mmap, budget);
+
+    if (pipe(g_ping) != 0 || pipe(g_pong) != 0) die("pipe");
+    pid_t echo = fork();
+    if (echo < 0) die("fork");
+    if (echo == 0) pipe_echo_child();
+    close(g_ping[0]);
+    close(g_pong[1]);
+    measure("pipe-pingpong", op_pipe, budget);
+    close(g_ping[1]);
+    close(g_pong[0]);
+    waitpid(echo, NULL, 0);
+
+    measure("fork+wait", op_fork, budget);
+    measure("fork+exec+wait", op_exec, budget);
+
+    close(g_fd);
+    unlink(g_file);
+    return 0;
+}
+
+static int cmd_files(const char *dir, long count, long size) {
+    char path[512];
+    char *buf = malloc((size_t)size);
+    if (!buf) die("malloc");
+    memset(buf, 'f', (size_t)size);
+
+    double t0 = now_ns();
+    for (long i = 0; i < count; i++) {
+        snprintf(path, sizeof path, "%s/f%06ld", dir, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) die("create small file");
+        if (write(fd, buf, (size_t)size) != size) die("write small file");
+        close(fd);
+    }
+    double t1 = now_ns();
+    for (long i = 0; i < count; i++) {
+        snprintf(path, sizeof path, "%s/f%06ld", dir, i);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) die("open small file");
+        if (read(fd, buf, (size_t)size) != size) die("read small file");
+        close(fd);
+    }
+    double t2 = now_ns();
+    for (long i = 0; i < count; i++) {
+        snprintf(path, sizeof path, "%s/f%06ld", dir, i);
+        if (unlink(path) != 0) die("unlink small file");
+    }
+    double t3 = now_ns();
+    printf("small-create %.2f %ld\n", (t1 - t0) / 1e3 / (double)count, count);
+    printf("small-read %.2f %ld\n", (t2 - t1) / 1e3 / (double)count, count);
+    printf("small-delete %.2f %ld\n", (t3 - t2) / 1e3 / (double)count, count);
+    free(buf);
+    return 0;
+}
+
+static int cmd_seq(const char *dir, long mib) {
+    char path[512];
+    char *buf = malloc(SEQ_CHUNK);
+    if (!buf) die("malloc");
+    memset(buf, 's', SEQ_CHUNK);
+    snprintf(path, sizeof path, "%s/seq.dat", dir);
+
+    double t0 = now_ns();
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) die("create seq file");
+    for (long i = 0; i < mib; i++)
+        if (write(fd, buf, SEQ_CHUNK) != SEQ_CHUNK) die("write seq file");
+    if (fsync(fd) != 0) die("fsync seq file");
+    close(fd);
+    double t1 = now_ns();
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open seq file");
+    long total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, SEQ_CHUNK)) > 0) total += n;
+    if (n < 0) die("read seq file");
+    close(fd);
+    double t2 = now_ns();
+    unlink(path);
+
+    double mb = (double)mib * 1048576.0 / 1e6;
+    printf("seq-write %.1f %ld\n", mb / ((t1 - t0) / 1e9), mib);
+    printf("seq-read %.1f %ld\n", ((double)total / 1e6) / ((t2 - t1) / 1e9), mib);
+    free(buf);
+    return 0;
+}
+
+static int cmd_time(long runs, char **argv) {
+    double t0 = now_ns();
+    for (long i = 0; i < runs; i++) {
+        pid_t pid = fork();
+        if (pid < 0) die("fork");
+        if (pid == 0) {
+            execv(argv[0], argv);
+            fprintf(stderr, "micro: exec %s: %s\n", argv[0], strerror(errno));
+            _exit(127);
+        }
+        int status;
+        if (waitpid(pid, &status, 0) != pid) die("waitpid");
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "micro: %s failed (status %d)\n", argv[0], status);
+            return 1;
+        }
+    }
+    printf("elapsed %.3f %ld\n", (now_ns() - t0) / 1e6 / (double)runs, runs);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 4 && strcmp(argv[1], "syscalls") == 0) return cmd_syscalls(atof(argv[2]), argv[3]);
+    if (argc == 5 && strcmp(argv[1], "files") == 0) return cmd_files(argv[2], atol(argv[3]), atol(argv[4]));
+    if (argc == 4 && strcmp(argv[1], "seq") == 0) return cmd_seq(argv[2], atol(argv[3]));
+    if (argc >= 4 && strcmp(argv[1], "time") == 0) return cmd_time(atol(argv[2]), argv + 3);
+    fprintf(stderr, "usage: micro syscalls|files|seq|time ...\n");
+    return 2;
+}
