@@ -74,7 +74,8 @@ fn stage1_steps(a: &InitArgs) -> Result<()> {
         setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(|e| Error::io("setresgid 0", e))?;
         setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| Error::io("setresuid 0", e))?;
     }
-    ns::create(a.plan.new & !CloneFlags::CLONE_NEWUSER)?;
+    // raw bits: nix's `!` would drop CLONE_NEWTIME, which it has no name for
+    ns::create(CloneFlags::from_bits_retain(a.plan.new.bits() & !CloneFlags::CLONE_NEWUSER.bits()))?;
     if a.plan.new.contains(ns::flag(LinuxNamespaceType::Time)) {
         write_time_offsets(&a.spec)?;
     }

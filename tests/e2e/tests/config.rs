@@ -236,3 +236,79 @@ fn preserve_fds_and_listen_fds() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "via fd 3\n\n", "{}", String::from_utf8_lossy(&out.stderr));
     assert_no_leaks(&moat, &id, b.path());
 }
+
+#[test]
+fn time_namespace_offsets() {
+    let out = sh("cut -d. -f1 /proc/uptime", |s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "time"}));
+        s["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1000000, "nanosecs": 0}});
+    });
+    let up: u64 = out.trim().parse().unwrap();
+    assert!(up >= 1_000_000, "uptime {up} lacks the boottime offset");
+}
+
+#[test]
+fn cgroup_mount_shows_the_container_cgroup_as_root() {
+    let out = sh("cat /proc/self/cgroup | grep -c ':/$'; ls /sys/fs/cgroup/pids/pids.max", |_| {});
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].parse::<u32>().unwrap() >= 8, "cgroup namespace root: {out}");
+    assert_eq!(lines[1], "/sys/fs/cgroup/pids/pids.max");
+}
+
+#[test]
+fn seccomp_notify_fd_goes_to_the_listener() {
+    use std::os::fd::AsRawFd;
+    let moat = Moat::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "mkdir /tmp/x; echo done"]);
+    let sock = b.path().join("seccomp.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    b.edit(|s| {
+        s["root"]["readonly"] = false.into();
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "meta-42",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        });
+    });
+    let id = unique_id("notify");
+    let got = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([i32; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap();
+        let fds: Vec<i32> = msg
+            .cmsgs()
+            .unwrap()
+            .filter_map(|c| match c {
+                nix::sys::socket::ControlMessageOwned::ScmRights(v) => Some(v),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let n = msg.bytes;
+        let v: Value = serde_json::from_slice(&buf[..n]).unwrap();
+        for fd in &fds {
+            // SAFETY: the fd was just received and is ours; closing it makes
+            // the notified call fail with ENOSYS instead of hanging.
+            unsafe { libc::close(*fd) };
+        }
+        (v, fds.len())
+    });
+    moat.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let (v, nfds) = got.join().unwrap();
+    assert_eq!(nfds, 1);
+    assert_eq!(v["fds"], json!(["seccompFd"]));
+    assert_eq!(v["metadata"], "meta-42");
+    assert_eq!(v["state"]["id"], id.as_str());
+    moat.ok(&["start", &id]);
+    moat.ok(&["delete", "-f", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
