@@ -28,6 +28,8 @@
 //! The server does no permission checks of its own beyond the host kernel's: the Sentry checks
 //! the container's credentials before it asks.
 //!
+//! Xattr values parked in fids are capped at 1 MiB per session (`ENOMEM` beyond).
+//!
 //! Limits of this version: Tlock never blocks (a conflict answers `LOCK_BLOCKED`); only
 //! `user.*` xattrs can be set; devices, fifos and sockets in the tree can be walked and statted
 //! but not opened; mknod makes no device nodes; getattr fills `GETATTR_BASIC` (no btime).

@@ -38,7 +38,7 @@ fn walk_getattr_read_without_donation() {
     assert_eq!(f.read(6, &mut buf).unwrap(), 5);
     assert_eq!(&buf[..5], b"world");
     assert_eq!(remote(root.walk(&names("a/nope")).unwrap_err()), Errno::ENOENT);
-    assert_eq!(remote(f.walk(&names("x")).unwrap_err()), Errno::EBADF, "walk from an open fid");
+    assert_eq!(remote(f.walk(&names("x")).unwrap_err()), Errno::ENOTDIR);
 }
 
 #[test]
@@ -217,4 +217,32 @@ fn many_threads_share_one_client() {
             });
         }
     });
+}
+
+#[test]
+fn xattr_memory_is_bounded_per_session() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "f", b"x");
+    let s = serve(dir.path(), false, |_| {});
+    let root = s.client().attach("root", "", 0).unwrap();
+    let f = root.walk(&names("f")).unwrap();
+    // Park 64 KiB xattr writes in fids until the 1 MiB session budget refuses one.
+    let mut parked = Vec::new();
+    let err = loop {
+        let g = f.clone_fid().unwrap();
+        let msg = moat_p9::Msg::Txattrcreate { fid: g.id(), name: "user.big".into(), attr_size: 65536, flags: 0 };
+        match s.client().call(msg).unwrap().msg() {
+            Ok(_) => parked.push(g),
+            Err(e) => break e,
+        }
+        assert!(parked.len() <= 16, "budget not enforced");
+    };
+    assert_eq!(remote(err), Errno::ENOMEM);
+    assert_eq!(parked.len(), 16);
+    // Clunking gives the budget back (the incomplete writes fail to commit, as they should).
+    for g in parked {
+        assert_eq!(remote(g.clunk().unwrap_err()), Errno::EINVAL);
+    }
+    f.xattr_set(b"user.small", b"ok", 0).unwrap();
+    assert_eq!(root.walk(&[&[b'a'; 256][..]]).map(|_| ()).map_err(remote), Err(Errno::ENAMETOOLONG));
 }

@@ -12,11 +12,13 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod confine;
 pub mod devices;
 mod error;
 pub mod identity;
 pub mod idmap;
 pub mod mount;
+pub mod policy;
 pub mod ns;
 pub mod rlimit;
 pub mod rootfs;

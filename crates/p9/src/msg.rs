@@ -191,7 +191,7 @@ messages! {
 impl MsgType {
     /// Whether this is a request (T-message); replies have odd type numbers.
     pub fn is_request(self) -> bool {
-        (self as u8) % 2 == 0
+        (self as u8) & 1 == 0
     }
 }
 

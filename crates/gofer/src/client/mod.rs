@@ -168,7 +168,13 @@ impl Client {
         let conn = Conn::new(sock).map_err(TransportError::from)?;
         let mut reader = FrameReader::new(opts.msize.max(MIN_MSIZE));
         let want = if opts.want_fds && conn.can_pass_fds() { Dialect::LWithFdDonation } else { Dialect::L };
-        let (mut msize, mut dialect) = version(&conn, &mut reader, opts.msize, want)?;
+        let first = version(&conn, &mut reader, opts.msize, want);
+        // A server that knows nothing of the extension may refuse it with "unknown", another
+        // version string, or (diod) an Rlerror: all mean "ask again for plain 9P2000.L".
+        let (mut msize, mut dialect) = match first {
+            Err(ClientError::Remote(_)) if want == Dialect::LWithFdDonation => (0, None),
+            other => other?,
+        };
         if dialect.is_none() && want == Dialect::LWithFdDonation {
             (msize, dialect) = version(&conn, &mut reader, opts.msize, Dialect::L)?;
         }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::errno::Errno;
@@ -39,11 +40,45 @@ pub(crate) struct Open {
     pub dir_pos: Option<u64>,
 }
 
+/// Most bytes of xattr values one session holds at once (each is at most 64 KiB, but a client
+/// could otherwise park one in every fid).
+pub(crate) const XATTR_BUDGET: usize = 1 << 20;
+
+/// Bytes charged to a session's xattr budget, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Charge {
+    budget: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Charges `bytes`, or fails with `ENOMEM` if the budget would overflow.
+    pub fn take(budget: &Arc<AtomicUsize>, bytes: usize) -> Result<Charge, Errno> {
+        budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&n| n <= XATTR_BUDGET)
+            })
+            .map_err(|_| Errno::ENOMEM)?;
+        Ok(Charge { budget: budget.clone(), bytes })
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 /// Extended-attribute state of a fid.
 #[derive(Debug)]
 pub(crate) enum Xattr {
     /// Txattrwalk fetched this value (or name list); Tread returns it.
-    Read(Vec<u8>),
+    Read {
+        /// The value.
+        value: Vec<u8>,
+        /// Held only to give the bytes back when the fid goes.
+        _charge: Charge,
+    },
     /// Txattrcreate: Twrite fills `data`, Tclunk commits it.
     Write {
         /// Attribute name.
@@ -54,6 +89,8 @@ pub(crate) enum Xattr {
         flags: u32,
         /// Bytes written so far.
         data: Vec<u8>,
+        /// `size` bytes charged to the session's budget, given back when the fid goes.
+        _charge: Charge,
     },
 }
 

@@ -11,6 +11,13 @@
 //! - Reopening a non-directory for I/O goes through its parent's fd and its name with the same
 //!   resolve flags, and the result must be the same inode (else `ESTALE`); directories reopen
 //!   through `.` of their own fd. A name swapped for a symlink fails with `ELOOP`.
+//!
+//! Costs of that choice: a node keeps its ancestors (and their fds) alive, so fds grow with
+//! fids times walk depth (shared between fids walked from the same place; the kernel's
+//! `RLIMIT_NOFILE` answers `EMFILE` beyond). A regular file renamed behind the server's back
+//! (not through this server's Trename) can no longer be reopened through an old fid: `ESTALE`,
+//! and the client walks again. TODO: a reopen through an `O_PATH` fd of `/proc/self/fd` opened
+//! before confinement would lift that.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -45,8 +52,11 @@ pub(crate) fn open_beneath(dir: &OwnedFd, name: &[u8], flags: OFlag, mode: u32) 
 
 /// Checks a single path component from the client: no `/`, no NUL, not empty.
 pub(crate) fn valid_name(name: &[u8]) -> Result<(), Errno> {
-    if name.is_empty() || name.len() > 255 || name.contains(&b'/') || name.contains(&0) {
+    if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
         return Err(Errno::EINVAL);
+    }
+    if name.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
     }
     Ok(())
 }

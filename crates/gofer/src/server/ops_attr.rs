@@ -17,7 +17,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::fstat;
 use nix::unistd::{fchownat, ftruncate, Gid, Uid};
 
-use super::fid::{lock, Fid, Xattr};
+use super::fid::{lock, Charge, Fid, Xattr};
 use super::node::{io_errno, Node};
 use super::session::Session;
 use crate::sys::{self, SetTime};
@@ -147,7 +147,9 @@ impl Session<'_> {
                 Ok(n) => {
                     value.truncate(n);
                     let size = value.len() as u64;
-                    self.fids.insert(newfid, Fid { node, uid, open: None, xattr: Some(Xattr::Read(value)) })?;
+                    let charge = Charge::take(&self.xattr_budget, value.len())?;
+                    let xattr = Some(Xattr::Read { value, _charge: charge });
+                    self.fids.insert(newfid, Fid { node, uid, open: None, xattr })?;
                     return Ok(Msg::Rxattrwalk { size });
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ERANGE) => continue,
@@ -173,7 +175,8 @@ impl Session<'_> {
         }
         // size <= XATTR_SIZE_MAX (64 KiB) was checked above.
         let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
-        g.xattr = Some(Xattr::Write { name, size, flags, data: Vec::with_capacity(size) });
+        let charge = Charge::take(&self.xattr_budget, size)?;
+        g.xattr = Some(Xattr::Write { name, size, flags, data: Vec::with_capacity(size), _charge: charge });
         Ok(Msg::Rxattrcreate {})
     }
 

@@ -26,8 +26,9 @@ impl Session<'_> {
     pub(super) fn dispatch<'s>(&self, msg: Msg<'_>, scratch: &'s mut Vec<u8>) -> Result<Reply<'s>, Errno> {
         Ok(match msg {
             // No authentication: whoever holds the socket may attach (the socket is the
-            // capability; moat hands it only to the Sentry).
-            Msg::Tauth { .. } => return Err(Errno::EOPNOTSUPP),
+            // capability; moat hands it only to the Sentry). ENOENT is what diod answers when
+            // it needs no authentication, and what its clients and Linux v9fs take to mean so.
+            Msg::Tauth { .. } => return Err(Errno::ENOENT),
             Msg::Tattach { fid, afid: _, uname: _, aname: _, n_uname } => self.attach(fid, n_uname)?.into(),
             Msg::Twalk { fid, newfid, wnames } => self.walk(fid, newfid, &wnames)?.into(),
             Msg::Tlopen { fid, flags } => self.lopen(fid, flags)?,
@@ -97,8 +98,9 @@ impl Session<'_> {
         let (start, uid) = {
             let f = self.fids.get(fid)?;
             let g = lock(&f);
-            if g.open.is_some() || g.xattr.is_some() {
-                // walk(5): the fid must not be open.
+            // walk(5) says the fid must not be open, but diod and its clients (diodls -l) walk
+            // from open directory fids; the new fid is never open, so allowing it is harmless.
+            if g.xattr.is_some() {
                 return Err(Errno::EBADF);
             }
             (g.node.clone(), g.uid)
@@ -213,7 +215,7 @@ impl Session<'_> {
         let count = count.min(self.iounit()) as usize;
         let f = self.fids.get(fid)?;
         let g = lock(&f);
-        if let Some(Xattr::Read(value)) = &g.xattr {
+        if let Some(Xattr::Read { value, .. }) = &g.xattr {
             let from = usize::try_from(offset).unwrap_or(usize::MAX).min(value.len());
             let to = from.saturating_add(count).min(value.len());
             scratch.clear();
@@ -346,7 +348,7 @@ impl Session<'_> {
     fn clunk(&self, fid: u32) -> Result<Msg<'static>, Errno> {
         let f = self.fids.remove(fid)?;
         let mut g = lock(&f);
-        if let Some(Xattr::Write { name, size, flags, data }) = g.xattr.take() {
+        if let Some(Xattr::Write { name, size, flags, data, .. }) = g.xattr.take() {
             self.commit_xattr(&g.node, &name, size, flags, &data)?;
         }
         Ok(Msg::Rclunk {})

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use moat_p9::donation::{server_dialect, VERSION_UNKNOWN};
@@ -40,6 +40,8 @@ pub(crate) struct Session<'a> {
     conn: &'a Conn,
     reader: Mutex<FrameReader>,
     pub fids: FidTable,
+    /// Bytes of xattr values held by this session's fids (see `fid::XATTR_BUDGET`).
+    pub xattr_budget: Arc<AtomicUsize>,
     tags: Mutex<HashMap<u16, Vec<u16>>>,
     gate: RwLock<()>,
     msize: AtomicU32,
@@ -59,6 +61,7 @@ impl<'a> Session<'a> {
             conn,
             reader: Mutex::new(FrameReader::new(shared.config.max_msize)),
             fids: FidTable::new(shared.config.max_fids),
+            xattr_budget: Arc::new(AtomicUsize::new(0)),
             tags: Mutex::new(HashMap::new()),
             gate: RwLock::new(()),
             msize: AtomicU32::new(shared.config.max_msize),
@@ -106,6 +109,8 @@ impl<'a> Session<'a> {
         if self.closing.load(Ordering::Relaxed) {
             return false;
         }
+        // After Tversion the negotiated msize bounds frames from their size field on.
+        reader.set_max_frame(self.msize());
         match reader.next_frame(self.conn.sock(), inbuf, fds) {
             Ok(true) => {}
             Ok(false) => {
@@ -144,9 +149,8 @@ impl<'a> Session<'a> {
             Ok(Frame { tag, msg: Msg::Tversion { msize, version } }) => self.version(tag, msize, version.0, out),
             Ok(Frame { tag, msg: Msg::Tflush { oldtag } }) => self.flush(tag, oldtag, out),
             Ok(Frame { tag, msg }) => {
-                let res = if !msg.msg_type().is_request() {
-                    Err(Errno::EPROTO)
-                } else if !self.versioned.load(Ordering::Relaxed) {
+                // A reply sent as a request, or anything before Tversion, is a protocol error.
+                let res = if !msg.msg_type().is_request() || !self.versioned.load(Ordering::Relaxed) {
                     Err(Errno::EPROTO)
                 } else {
                     let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
@@ -160,7 +164,10 @@ impl<'a> Session<'a> {
                     DecodeError::UnknownType(_) => Errno::EOPNOTSUPP,
                     _ => Errno::EINVAL,
                 };
-                if h.ty != MsgType::Tversion as u8 && h.ty != MsgType::Tflush as u8 {
+                if h.ty == MsgType::Tversion as u8 || h.ty == MsgType::Tflush as u8 {
+                    // Their tags were never registered.
+                    self.reply(h.tag, Err(errno), out);
+                } else {
                     self.reply_final(h.tag, Err(errno), out);
                 }
             }

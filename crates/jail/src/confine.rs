@@ -1,0 +1,59 @@
+//! Confining one of moat's own helper processes (the gofer now, the Sentry
+//! later): a private mount namespace whose root is the one tree it serves,
+//! a short capability list, no_new_privs and a seccomp policy.
+
+use std::path::Path;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::mount::{mount, MsFlags};
+use nix::sched::CloneFlags;
+
+use crate::policy::{self, Policy};
+use crate::{mount as m, ns, rootfs, Error, Result};
+
+/// What to confine the calling process to.
+#[derive(Debug, Clone)]
+pub struct Confinement<'a> {
+    /// the only directory the process may see; it becomes its `/`
+    pub tree: &'a Path,
+    /// make the tree read-only in this mount namespace too
+    pub read_only: bool,
+    /// capabilities to keep (all others leave every set, bounding included)
+    pub keep_caps: &'a [Capability],
+    /// seccomp policy, loaded last
+    pub policy: Option<&'a Policy>,
+}
+
+/// Confines the calling (single-threaded) process. Afterwards `/` is the tree.
+pub fn confine(c: &Confinement<'_>) -> Result<()> {
+    ns::create(CloneFlags::CLONE_NEWNS)?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| Error::path("make private", "/", e))?;
+    mount(Some(c.tree), c.tree, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(|e| Error::path("bind", c.tree, e))?;
+    if c.read_only {
+        m::remount_bind(c.tree, MsFlags::MS_RDONLY)?;
+    }
+    rootfs::pivot(c.tree)?;
+    drop_caps(c.keep_caps)?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", e))?;
+    if let Some(p) = c.policy {
+        policy::load(p)?;
+    }
+    Ok(())
+}
+
+/// Keeps only `keep` in every capability set.
+pub fn drop_caps(keep: &[Capability]) -> Result<()> {
+    let err = |what: &str, e: caps::errors::CapsError| Error::sys(format!("drop capabilities ({what})"), std::io::Error::other(e.to_string()));
+    let keep_set: CapsHashSet = keep.iter().copied().collect();
+    for cap in caps::all() {
+        if !keep_set.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| err("bounding", e))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(|e| err("ambient", e))?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(|e| err("inheritable", e))?;
+    caps::set(None, CapSet::Effective, &keep_set).map_err(|e| err("effective", e))?;
+    caps::set(None, CapSet::Permitted, &keep_set).map_err(|e| err("permitted", e))
+}
