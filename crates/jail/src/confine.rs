@@ -45,7 +45,9 @@ pub fn confine(c: &Confinement<'_>) -> Result<()> {
 
 /// Keeps only `keep` in every capability set.
 pub fn drop_caps(keep: &[Capability]) -> Result<()> {
-    let err = |what: &str, e: caps::errors::CapsError| Error::sys(format!("drop capabilities ({what})"), std::io::Error::other(e.to_string()));
+    let err = |what: &str, e: caps::errors::CapsError| {
+        Error::sys(format!("drop capabilities ({what})"), std::io::Error::other(e.to_string()))
+    };
     let keep_set: CapsHashSet = keep.iter().copied().collect();
     for cap in caps::all() {
         if !keep_set.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {

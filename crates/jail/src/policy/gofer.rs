@@ -127,5 +127,13 @@ fn fcntl_arg(cmd: i32) -> &'static [Arg] {
             &[]
         }};
     }
-    arm!(libc::F_GETFL, libc::F_SETFL, libc::F_GETFD, libc::F_SETFD, libc::F_DUPFD_CLOEXEC, libc::F_OFD_SETLK, libc::F_OFD_GETLK)
+    arm!(
+        libc::F_GETFL,
+        libc::F_SETFL,
+        libc::F_GETFD,
+        libc::F_SETFD,
+        libc::F_DUPFD_CLOEXEC,
+        libc::F_OFD_SETLK,
+        libc::F_OFD_GETLK
+    )
 }

@@ -71,7 +71,11 @@ impl Policy {
 
     /// A human listing: one line per rule, with its checks and reason.
     pub fn describe(&self) -> String {
-        let mut s = format!("# seccomp policy {:?}: {} syscalls allowed, default: kill process\n", self.name, self.allowed_syscalls().len());
+        let mut s = format!(
+            "# seccomp policy {:?}: {} syscalls allowed, default: kill process\n",
+            self.name,
+            self.allowed_syscalls().len()
+        );
         for r in &self.rules {
             let act = match r.errno {
                 Some(e) => format!("errno {e}"),
@@ -94,7 +98,8 @@ impl Policy {
 
 /// Compiles a policy; calls outside it kill the process.
 pub fn compile(p: &Policy) -> Result<ScmpFilterContext> {
-    let e = |what: &str, err: libseccomp::error::SeccompError| Error::Config(format!("policy {}: {what}: {err}", p.name));
+    let e =
+        |what: &str, err: libseccomp::error::SeccompError| Error::Config(format!("policy {}: {what}: {err}", p.name));
     let mut ctx = ScmpFilterContext::new(ScmpAction::KillProcess).map_err(|x| e("init", x))?;
     for r in &p.rules {
         let sc = ScmpSyscall::from_name(r.name).map_err(|x| e(r.name, x))?;
