@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod process;
 pub mod server;
 mod sys;
 pub mod transport;

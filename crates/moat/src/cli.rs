@@ -177,6 +177,8 @@ pub enum Cmd {
     Features,
     /// run a command sandboxed on this host's root filesystem, read-only
     Do(DoArgs),
+    /// serve a directory over 9P2000.L, confined to it (started by the Sentry)
+    Gofer(GoferArgs),
     /// not supported: moat cannot checkpoint containers
     #[command(hide = true)]
     Checkpoint {
@@ -260,4 +262,27 @@ pub struct DoArgs {
     /// the command
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// `gofer` flags.
+#[derive(Debug, Args)]
+pub struct GoferArgs {
+    /// the directory to serve
+    #[arg(long, required_unless_present = "print_filter")]
+    pub dir: Option<PathBuf>,
+    /// serve it read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// serve the connected socket inherited as this fd
+    #[arg(long, conflicts_with = "listen")]
+    pub fd: Option<i32>,
+    /// listen on this TCP address instead (tests, debugging)
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// print the seccomp allowlist and exit
+    #[arg(long)]
+    pub print_filter: bool,
+    /// do not confine the process (debugging only)
+    #[arg(long, hide = true)]
+    pub no_confine: bool,
 }

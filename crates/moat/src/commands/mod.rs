@@ -5,6 +5,7 @@ mod delete;
 mod do_;
 mod events;
 mod exec;
+mod gofer;
 mod info;
 mod kill;
 mod list;
@@ -41,6 +42,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Spec { bundle, rootless } => info::spec(&bundle, rootless),
         Cmd::Features => info::features(),
         Cmd::Do(a) => do_::run(&g, a),
+        Cmd::Gofer(a) => gofer::run(a),
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => anyhow::bail!("checkpoint/restore is not supported by moat"),
     }
 }
