@@ -119,6 +119,21 @@ pub fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     check(ret.into()).map(drop)
 }
 
+/// Adopts an fd number inherited from our parent (`moat gofer --fd N`),
+/// checking that it is open and above stdio.
+pub fn adopt_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
+    if fd < 3 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "fd must be above stdio"));
+    }
+    // SAFETY: F_GETFD takes no pointer; it only probes whether `fd` is open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd is open (checked above) and was handed to this process
+    // by its parent for this purpose; nothing else in the process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,19 +155,4 @@ mod tests {
         let st = nix::sys::stat::fstat(&got[0]).unwrap();
         assert_eq!(st.st_ino, nix::sys::stat::fstat(&file).unwrap().st_ino);
     }
-}
-
-/// Adopts an fd number inherited from our parent (`moat gofer --fd N`),
-/// checking that it is open and above stdio.
-pub fn adopt_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
-    if fd < 3 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "fd must be above stdio"));
-    }
-    // SAFETY: F_GETFD takes no pointer; it only probes whether `fd` is open.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the fd is open (checked above) and was handed to this process
-    // by its parent for this purpose; nothing else in the process owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
