@@ -25,9 +25,13 @@ pub struct Cli {
     /// manage cgroups through systemd (needs a running systemd)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// how to isolate containers: native (namespaces, cgroups, seccomp)
+    /// how to isolate containers: native (namespaces, cgroups, seccomp) or
+    /// sentry (the application kernel; being built)
     #[arg(long, global = true, default_value = "native")]
     pub platform: String,
+    /// sentry platform: log every served system call
+    #[arg(long, global = true)]
+    pub strace: bool,
     /// accepted for runc compatibility (rootless mode is detected)
     #[arg(long = "rootless", hide = true)]
     pub rootless_mode: Option<String>,
@@ -175,6 +179,12 @@ pub enum Cmd {
     },
     /// print what this moat supports (OCI features JSON)
     Features,
+    /// list how the sentry platform handles each system call
+    Syscalls {
+        /// print docs/syscalls.md
+        #[arg(long)]
+        markdown: bool,
+    },
     /// run a command sandboxed on this host's root filesystem, read-only
     Do(DoArgs),
     /// serve a directory over 9P2000.L, confined to it (started by the Sentry)

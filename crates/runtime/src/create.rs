@@ -155,6 +155,10 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     let (_dirfd, sock_path) = c.short_path(START_SOCKET)?;
     let start = UnixListener::bind(&sock_path).map_err(|e| Error::io("bind start socket", e))?;
 
+    let mut sentry_control = match g.platform {
+        crate::Platform::Sentry => Some(crate::boot::control_socket(&c)?),
+        crate::Platform::Native => None,
+    };
     let (parent, child) = Channel::pair()?;
     let mut extra_env = Vec::new();
     let mut preserve = o.preserve_fds;
@@ -175,6 +179,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         no_new_keyring: o.no_new_keyring,
         preserve_fds: preserve,
         extra_env,
+        sentry: g.platform == crate::Platform::Sentry,
     };
     let stage1 = sys::fork_with(|| init::stage1(args)).map_err(|e| Error::io("fork", e))?;
     abort.pids.push(stage1);
@@ -232,7 +237,13 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     loop {
         match parent.recv_with_fd()? {
             (Msg::Ready, _) => break,
-            (Msg::SeccompFd, Some(fd)) => forward_seccomp_fd(&spec, &c, fd)?,
+            (Msg::SeccompFd, Some(fd)) => match sentry_control.take() {
+                Some(control) => {
+                    let hostname = spec.hostname().clone().unwrap_or_default();
+                    crate::boot::spawn(fd, control, &hostname, g.strace, &cgroup)?;
+                }
+                None => forward_seccomp_fd(&spec, &c, fd)?,
+            },
             (Msg::Error(e), _) => return Err(Error::Init(e)),
             (m, _) => return Err(Error::Init(format!("unexpected {m:?}"))),
         }

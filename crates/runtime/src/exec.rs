@@ -52,11 +52,13 @@ struct Stage {
     channel: Channel,
     console: Option<OwnedFd>,
     preserve_fds: u32,
+    /// connected to the Sentry's control socket (platform sentry)
+    sentry: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Starts the process; returns its host pid once it has exec'd.
 pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
-    let (spec, init, cgroup) = {
+    let (spec, init, cgroup, sentry) = {
         let c = Container::open(&g.root, &o.id)?;
         match c.status() {
             Status::Running | Status::Created => {}
@@ -64,7 +66,11 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
             _ => return Err(Error::BadState("cannot exec in a stopped container".into())),
         }
         let s = c.saved()?;
-        (c.spec()?, Pid::from_raw(s.pid), s.cgroup.clone().map(Manager::from_location))
+        let sentry = match s.platform {
+            crate::Platform::Sentry => Some(crate::boot::connect(&c)?),
+            crate::Platform::Native => None,
+        };
+        (c.spec()?, Pid::from_raw(s.pid), s.cgroup.clone().map(Manager::from_location), sentry)
         // the lock is released here: a long exec must not block delete
     };
     let terminal = o.process.terminal().unwrap_or(false);
@@ -101,6 +107,7 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
         channel: child,
         console,
         preserve_fds: o.preserve_fds,
+        sentry,
     };
     let stage1 = sys::fork_with(|| stage1(&stage)).map_err(|e| Error::io("fork", e))?;
     drop(stage);
@@ -161,11 +168,14 @@ fn stage2(s: &Stage) -> i32 {
             nix::unistd::setsid().map_err(|e| Error::io("setsid", e))?;
             process::console(c.as_fd(), &s.process)?;
         }
-        let drop_notify = |_fd: OwnedFd| {
-            tracing::warn!("seccomp notify profiles are not forwarded for exec'd processes");
-            Ok(())
+        let to_sentry = |fd: OwnedFd| match &s.sentry {
+            Some(sock) => crate::boot::hand_over(sock, fd),
+            None => {
+                tracing::warn!("seccomp notify profiles are not forwarded for exec'd processes");
+                Ok(())
+            }
         };
-        let p = process::prepare(&s.spec, &s.process, &[], s.preserve_fds, s.in_userns, drop_notify)?;
+        let p = process::prepare(&s.spec, &s.process, &[], s.preserve_fds, s.in_userns, s.sentry.is_some(), to_sentry)?;
         process::finish(p, || Ok(()))
     })();
     let e = match r {

@@ -46,6 +46,8 @@ pub struct InitArgs {
     pub preserve_fds: u32,
     /// extra environment (LISTEN_FDS)
     pub extra_env: Vec<String>,
+    /// run the program under the Sentry's filter
+    pub sentry: bool,
 }
 
 /// Stage 1: namespaces, then fork init. Returns the exit code.
@@ -163,6 +165,7 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
         &a.extra_env,
         a.preserve_fds,
         a.plan.has(LinuxNamespaceType::User),
+        a.sentry,
         seccomp_fd_to_parent,
     )?;
     sys::exit_on_signals(&sys::INIT_EXIT_SIGNALS).map_err(|e| Error::io("install signal handlers", e))?;

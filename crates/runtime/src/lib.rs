@@ -8,6 +8,7 @@
 //! program; [`channel`] is how it talks to the moat process that made it.
 #![warn(missing_docs)]
 
+pub mod boot;
 pub mod channel;
 pub mod console;
 pub mod create;
@@ -46,7 +47,8 @@ pub enum Platform {
     /// namespaces, cgroups and seccomp on the shared host kernel (runc's model)
     #[default]
     Native,
-    /// the split application kernel (not built yet)
+    /// the split application kernel (being built: identity calls are
+    /// served, path and socket calls still run on the host)
     Sentry,
 }
 
@@ -55,8 +57,8 @@ impl std::str::FromStr for Platform {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "native" => Ok(Platform::Native),
-            "sentry" => Err(Error::Unsupported("platform \"sentry\" is not built yet; use --platform native".into())),
-            other => Err(Error::Unsupported(format!("unknown platform {other:?} (known: native)"))),
+            "sentry" => Ok(Platform::Sentry),
+            other => Err(Error::Unsupported(format!("unknown platform {other:?} (known: native, sentry)"))),
         }
     }
 }
@@ -70,4 +72,6 @@ pub struct Global {
     pub systemd_cgroup: bool,
     /// `--platform`
     pub platform: Platform,
+    /// `--strace`: the Sentry logs every served call
+    pub strace: bool,
 }

@@ -48,6 +48,7 @@ pub fn prepare(
     extra_env: &[String],
     preserve_fds: u32,
     in_userns: bool,
+    sentry: bool,
     send_notify_fd: impl FnOnce(OwnedFd) -> Result<()>,
 ) -> Result<Prepared> {
     if let Some(adj) = p.oom_score_adj() {
@@ -66,6 +67,20 @@ pub fn prepare(
         caps::drop_bounding(c)?;
     }
     let mut seccomp_late = None;
+    let mut send_notify_fd = Some(send_notify_fd);
+    if sentry {
+        // the Sentry's filter goes on first: every later call of ours, and
+        // all of the program's, meet it (a spec profile stacks on top)
+        let mut ctx = moat_sentry::platform::filter::compile().map_err(|e| Error::Init(e.to_string()))?;
+        ctx.set_ctl_nnp(nnp).map_err(|e| Error::Init(e.to_string()))?;
+        ctx.load().map_err(|e| Error::Init(format!("load the sentry filter: {e}")))?;
+        let fd = ctx.get_notify_fd().map_err(|e| Error::Init(format!("sentry notify fd: {e}")))?;
+        // SAFETY: libseccomp just created this fd for us and does not close it.
+        let fd = unsafe { moat_jail::sys::own_fd(fd) };
+        if let Some(send) = send_notify_fd.take() {
+            send(fd)?;
+        }
+    }
     if let Some(s) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
         let ctx = seccomp::build(&s)?;
         let notify = seccomp::uses_notify(&s);
@@ -73,7 +88,14 @@ pub fn prepare(
         // switch may drop: load it now (runc does the same).
         if notify || !nnp {
             if let Some(fd) = seccomp::load(ctx, nnp, notify)? {
-                send_notify_fd(fd)?;
+                match send_notify_fd.take() {
+                    Some(send) => send(fd)?,
+                    None => {
+                        return Err(Error::Unsupported(
+                            "a seccomp notify profile cannot be used with --platform sentry".into(),
+                        ))
+                    }
+                }
             }
         } else {
             seccomp_late = Some(ctx);

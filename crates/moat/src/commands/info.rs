@@ -13,3 +13,17 @@ pub fn features() -> Result<i32> {
     println!("{}", serde_json::to_string_pretty(&moat_runtime::features::features())?);
     Ok(0)
 }
+
+pub fn syscalls(markdown: bool) -> Result<i32> {
+    use moat_sentry::syscalls::{docs, table::TABLE};
+    if markdown {
+        print!("{}", docs::markdown());
+        return Ok(0);
+    }
+    let (s, i, p, d) = docs::counts();
+    println!("# {s} served, {i} served (interim: host), {p} passthrough, {d} denied");
+    for e in TABLE {
+        println!("{:<24} {:<24} {}", e.name, e.class.label(), e.note);
+    }
+    Ok(0)
+}

@@ -24,7 +24,7 @@ use crate::cli::{Cli, Cmd};
 /// Runs the verb; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let platform: Platform = cli.platform.parse()?;
-    let g = Global { root: cli.root, systemd_cgroup: cli.systemd_cgroup, platform };
+    let g = Global { root: cli.root, systemd_cgroup: cli.systemd_cgroup, platform, strace: cli.strace };
     match cli.cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start { id } => start::run(&g, &id),
@@ -41,6 +41,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Update { resources, id } => update::run(&g, &id, resources),
         Cmd::Spec { bundle, rootless } => info::spec(&bundle, rootless),
         Cmd::Features => info::features(),
+        Cmd::Syscalls { markdown } => info::syscalls(markdown),
         Cmd::Do(a) => do_::run(&g, a),
         Cmd::Gofer(a) => gofer::run(a),
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => anyhow::bail!("checkpoint/restore is not supported by moat"),

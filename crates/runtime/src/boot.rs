@@ -1,0 +1,91 @@
+//! Starting the Sentry (the `sentry` platform): a daemon process per
+//! sandbox that owns the stubs' notify fds and serves their calls.
+//!
+//! `create` binds the Sentry's control socket in the state dir, and when the
+//! container's init hands over the notify fd of its filter, double-forks the
+//! Sentry (so it is nobody's child and outlives `moat create`) into the
+//! container's cgroup: `delete` kills it with the rest, and its memory counts
+//! against the container. `exec` connects to the control socket to hand over
+//! the notify fd of each new process's filter.
+//!
+//! Not yet: the Sentry is not jailed (design.md: own user ns, empty mount
+//! ns, seccomp allowlist); a Sentry that dies leaves the stubs' served calls
+//! failing with ENOSYS rather than ending the container.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
+use moat_jail::cgroups::Manager;
+use moat_jail::sys;
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::wait::waitpid;
+
+use crate::state::Container;
+use crate::{Error, Result};
+
+/// The Sentry's control socket in the container directory.
+pub const CONTROL_SOCKET: &str = "sentry.sock";
+
+/// Binds the control socket (before the Sentry exists, so exec never races it).
+pub fn control_socket(c: &Container) -> Result<UnixListener> {
+    let (_dir, path) = c.short_path(CONTROL_SOCKET)?;
+    UnixListener::bind(&path).map_err(|e| Error::io("bind the sentry control socket", e))
+}
+
+/// Connects to a running Sentry's control socket.
+pub fn connect(c: &Container) -> Result<UnixStream> {
+    let (_dir, path) = c.short_path(CONTROL_SOCKET)?;
+    UnixStream::connect(&path).map_err(|e| Error::io("connect to the sandbox's sentry", e))
+}
+
+/// Hands a notify fd to the Sentry.
+pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(b"fd")],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| Error::io("hand the notify fd to the sentry", e))?;
+    Ok(())
+}
+
+/// Starts the Sentry daemon serving `fd` (and later ones via `control`).
+pub fn spawn(fd: OwnedFd, control: UnixListener, hostname: &str, strace: bool, cgroup: &Manager) -> Result<()> {
+    let hostname = hostname.to_string();
+    let cgroup = cgroup.clone();
+    let mid = sys::fork_with(move || {
+        let _ = nix::unistd::setsid();
+        let r = sys::fork_with(move || {
+            if cgroup.add(nix::unistd::getpid()).is_err() {
+                return 1;
+            }
+            quiet_stdio();
+            let kernel = moat_sentry::kernel::Kernel::new(&hostname);
+            let opts = moat_sentry::platform::notify::Options { strace };
+            match moat_sentry::platform::notify::serve(fd, Some(control), &kernel, opts) {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!("sentry: {e}");
+                    1
+                }
+            }
+        });
+        i32::from(r.is_err())
+    })
+    .map_err(|e| Error::io("fork the sentry", e))?;
+    let _ = waitpid(mid, None);
+    Ok(())
+}
+
+/// The Sentry must not hold the caller's stdio open (a shim waits for EOF on it).
+fn quiet_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        for target in 0..3 {
+            let _ = sys::dup_onto(std::os::fd::AsFd::as_fd(&null), target);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The Sentry: moat's application kernel (design.md §2), being built.
+//!
+//! What exists: the syscall table ([`syscalls::table`]), the single source
+//! of truth that gives every x86-64 system call its class — served by the
+//! Sentry, passed through to the host kernel (with argument checks), or
+//! denied — and from which the stubs' seccomp filter
+//! ([`platform::filter`]), the `moat syscalls` listing and docs/syscalls.md
+//! are generated; the seccomp user-notification loop ([`platform::notify`])
+//! that hands served calls to their handlers; and the first handlers
+//! (kernel identity: uname, the sandbox's own dmesg, hostname).
+//!
+//! Not yet: the VFS and gofer client, the netstack, `moat boot` and
+//! `--platform sentry`. Until the VFS lands, path-based calls are classed
+//! "served" but answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE (the host
+//! performs them); the table marks each such call as interim, and the
+//! generated docs count them apart, so nobody mistakes them for isolated.
+#![warn(missing_docs)]
+
+pub mod abi;
+pub mod kernel;
+pub mod platform;
+pub mod syscalls;

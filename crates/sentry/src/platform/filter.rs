@@ -1,0 +1,54 @@
+//! The stubs' seccomp filter, compiled from the syscall table: served and
+//! interim calls notify the Sentry, passthrough calls are allowed when their
+//! argument rule holds, denied calls fail with their errno. Anything the
+//! table does not know (newer syscalls) fails with ENOSYS, and a foreign
+//! architecture (32-bit entry points) kills the process.
+
+use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+
+use crate::syscalls::{table::TABLE, Class, Rule};
+
+/// A filter compilation error (names the syscall).
+#[derive(Debug, thiserror::Error)]
+#[error("sentry filter: {what}: {msg}")]
+pub struct FilterError {
+    what: String,
+    msg: String,
+}
+
+fn err(what: impl Into<String>, e: impl std::fmt::Display) -> FilterError {
+    FilterError { what: what.into(), msg: e.to_string() }
+}
+
+/// Compiles the table.
+pub fn compile() -> Result<ScmpFilterContext, FilterError> {
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(libc::ENOSYS)).map_err(|e| err("init", e))?;
+    for e in TABLE {
+        let Ok(sc) = ScmpSyscall::from_name(e.name) else {
+            // unknown to this libseccomp: the default (ENOSYS) covers it
+            continue;
+        };
+        let add = |ctx: &mut ScmpFilterContext, act: ScmpAction, conds: &[ScmpArgCompare]| {
+            if conds.is_empty() {
+                ctx.add_rule(act, sc).map(drop)
+            } else {
+                ctx.add_rule_conditional(act, sc, conds).map(drop)
+            }
+        };
+        let r = match e.class {
+            Class::Served(_) | Class::Interim => add(&mut ctx, ScmpAction::Notify, &[]),
+            // the default action already answers ENOSYS (libseccomp refuses a duplicate)
+            Class::Denied(libc::ENOSYS) => Ok(()),
+            Class::Denied(errno) => add(&mut ctx, ScmpAction::Errno(errno), &[]),
+            Class::Passthrough(Rule::Any) => add(&mut ctx, ScmpAction::Allow, &[]),
+            Class::Passthrough(Rule::ArgMaskedZero(i, mask)) => {
+                add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(i, ScmpCompareOp::MaskedEqual(mask), 0)])
+            }
+            Class::Passthrough(Rule::OneOf(i, values)) => values.iter().try_for_each(|v| {
+                add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(i, ScmpCompareOp::Equal, *v)])
+            }),
+        };
+        r.map_err(|x| err(e.name, x))?;
+    }
+    Ok(ctx)
+}

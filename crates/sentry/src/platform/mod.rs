@@ -1,0 +1,7 @@
+//! The platform: how stubs reach the Sentry. [`filter`] compiles the
+//! syscall table into the stubs' seccomp filter; [`notify`] is the
+//! user-notification loop; [`mem`] reads and writes a stub's memory.
+
+pub mod filter;
+pub mod mem;
+pub mod notify;

@@ -1,0 +1,129 @@
+//! The seccomp user-notification loop: receive a served call, run its
+//! handler, answer. One Sentry serves every filter of its sandbox: the
+//! container's init and each `exec`'d process bring their own notify fd,
+//! handed over on the Sentry's control socket. The loop ends when every
+//! notify fd has hung up (all processes using the filters are gone).
+//!
+//! One thread for now: today's handlers never block. Calls that may block
+//! (a served read of a pipe, accept) will get worker threads when they land.
+
+use std::collections::HashSet;
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+
+use libseccomp::{notify_id_valid, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+
+use super::mem::ProcMem;
+use crate::kernel::Kernel;
+use crate::syscalls::{table::TABLE, Call, Class, Reply};
+
+/// How the loop reports what it serves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// log every served call with its arguments and result (`--strace`)
+    pub strace: bool,
+}
+
+/// Serves `first`, and every notify fd that arrives on `control`, until all
+/// of them have hung up.
+pub fn serve(first: OwnedFd, control: Option<UnixListener>, kernel: &Kernel, opts: Options) -> std::io::Result<()> {
+    let mut fds = vec![first];
+    let mut warned: HashSet<String> = HashSet::new();
+    while !fds.is_empty() {
+        let (ready, hung, new_conn) = {
+            let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
+            if let Some(l) = &control {
+                pfds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut pfds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+            let mut ready = Vec::new();
+            let mut hung = Vec::new();
+            for (i, p) in pfds.iter().enumerate().take(fds.len()) {
+                let rev = p.revents().unwrap_or(PollFlags::empty());
+                if rev.contains(PollFlags::POLLIN) {
+                    ready.push(i);
+                } else if rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                    hung.push(i);
+                }
+            }
+            let new_conn = control.is_some()
+                && pfds.last().and_then(|p| p.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
+            (ready, hung, new_conn)
+        };
+        for i in ready {
+            serve_one(fds[i].as_raw_fd(), kernel, opts, &mut warned);
+        }
+        for i in hung.into_iter().rev() {
+            fds.swap_remove(i);
+        }
+        if new_conn {
+            if let Some(l) = &control {
+                if let Ok((conn, _)) = l.accept() {
+                    if let Some(fd) = recv_fd(conn.as_raw_fd()) {
+                        fds.push(fd);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
+    let mut buf = [0u8; 64];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    let raw = msg.cmsgs().ok()?.find_map(|c| match c {
+        ControlMessageOwned::ScmRights(v) => v.first().copied(),
+        _ => None,
+    })?;
+    Some(super::mem::adopt(raw))
+}
+
+fn serve_one(raw: RawFd, kernel: &Kernel, opts: Options, warned: &mut HashSet<String>) {
+    let req = match ScmpNotifReq::receive(raw) {
+        Ok(r) => r,
+        // the caller died between poll and receive
+        Err(_) => return,
+    };
+    let name = req.data.syscall.get_name().unwrap_or_default();
+    let entry = TABLE.iter().find(|e| e.name == name);
+    let mem = ProcMem { pid: req.pid };
+    let reply = match entry.map(|e| e.class) {
+        Some(Class::Served(h)) => {
+            // the pid may have been reused since the call was made: check the
+            // notification is still live before trusting what memory says
+            if notify_id_valid(raw, req.id).is_err() {
+                return;
+            }
+            h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem })
+        }
+        Some(Class::Interim) => Reply::Continue,
+        _ => {
+            if warned.insert(name.clone()) {
+                tracing::warn!(syscall = %name, "sentry: unexpected notification; answered ENOSYS");
+            }
+            Reply::Error(Errno::ENOSYS)
+        }
+    };
+    if opts.strace {
+        let a = req.data.args;
+        tracing::info!(pid = req.pid, "{name}({:#x}, {:#x}, {:#x}, {:#x}) = {reply:?}", a[0], a[1], a[2], a[3]);
+    }
+    let resp = match reply {
+        Reply::Value(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),
+        Reply::Error(e) => ScmpNotifResp::new_error(req.id, -(e as i32), ScmpNotifRespFlags::empty()),
+        Reply::Continue => ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty()),
+    };
+    // ENOENT: the caller was killed meanwhile; nothing to answer
+    let _ = resp.respond(raw);
+}

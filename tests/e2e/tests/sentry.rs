@@ -1,0 +1,85 @@
+//! The sentry platform as it stands: the program runs under the Sentry's
+//! filter, identity calls are served by the Sentry, dangerous calls are
+//! denied, and the Sentry's lifetime follows the container's.
+
+use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
+
+fn sentry() -> Moat {
+    let mut m = Moat::new();
+    m.global = vec!["--platform".into(), "sentry".into()];
+    m
+}
+
+#[test]
+fn identity_is_the_sandbox_kernel() {
+    let moat = sentry();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "uname -r; dmesg | head -1; hostname; hostname changed; hostname; grep Seccomp: /proc/self/status",
+    ]);
+    b.edit(|s| s["hostname"] = "sandboxed".into());
+    let id = unique_id("ident");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("moat"), "release: {out}");
+    assert!(lines[1].contains("Starting moat"), "dmesg: {out}");
+    assert_eq!(&lines[2..4], ["sandboxed", "changed"]);
+    assert_eq!(lines[4], "Seccomp:\t2");
+    assert_ne!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), "changed");
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn programs_run_and_dangerous_calls_are_denied() {
+    let moat = sentry();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "seq 1 100 | grep 7 | wc -l > /tmp/n; cat /tmp/n; \
+         unshare -U true 2>/dev/null && echo unshare-escaped || echo unshare-denied; \
+         nsenter -t 1 -m true 2>/dev/null && echo setns-escaped || echo setns-denied",
+    ]);
+    b.edit(|s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        // full capabilities: the Sentry's denials must hold even for a privileged program
+        let all: Vec<String> =
+            ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE", "CAP_NET_ADMIN"].map(String::from).to_vec();
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set] = all.clone().into();
+        }
+        for set in ["inheritable", "ambient"] {
+            s["process"]["capabilities"][set] = serde_json::json!([]);
+        }
+        s["process"]["noNewPrivileges"] = false.into();
+    });
+    let id = unique_id("deny");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "19\nunshare-denied\nsetns-denied\n");
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn exec_and_lifecycle_under_the_sentry() {
+    let mut moat = sentry();
+    let b = Bundle::busybox(&["sleep", "1000"]);
+    let id = unique_id("sexec");
+    moat.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    moat.ok(&["start", &id]);
+    assert_eq!(moat.status(&id), "running");
+    // exec finds the platform in the container's state; its process gets the filter too
+    moat.global.clear();
+    let out = moat.ok(&["exec", &id, "sh", "-c", "uname -r; grep Seccomp: /proc/self/status"]);
+    assert!(out.starts_with("6.1.0-moat"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    // the Sentry runs in the container's cgroup: two processes there
+    let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(pids.len(), 2, "init and the Sentry: {pids:?}");
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
