@@ -189,6 +189,12 @@ pub enum Cmd {
     Do(DoArgs),
     /// serve a directory over 9P2000.L, confined to it (started by the Sentry)
     Gofer(GoferArgs),
+    /// the Sentry process (started by create with --platform sentry)
+    Boot {
+        /// print the Sentry's seccomp allowlist and exit
+        #[arg(long)]
+        print_filter: bool,
+    },
     /// not supported: moat cannot checkpoint containers
     #[command(hide = true)]
     Checkpoint {

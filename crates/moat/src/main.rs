@@ -10,6 +10,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Rust starts with SIGPIPE ignored; an ignored signal survives execve, so
+    // every container program would inherit it. Restore the default (which
+    // also makes `moat … | head` end quietly instead of failing on EPIPE).
+    let _ = moat_jail::sys::default_signals(&[nix::sys::signal::Signal::SIGPIPE]);
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -8,9 +8,14 @@
 //! against the container. `exec` connects to the control socket to hand over
 //! the notify fd of each new process's filter.
 //!
-//! Not yet: the Sentry is not jailed (design.md: own user ns, empty mount
-//! ns, seccomp allowlist); a Sentry that dies leaves the stubs' served calls
-//! failing with ENOSYS rather than ending the container.
+//! The Sentry is confined before it serves: an empty, read-only mount
+//! namespace (it opens no files), CAP_SYS_PTRACE alone (to read and write
+//! the memory of stubs that changed uid), no_new_privs, and the
+//! [`moat_jail::policy::sentry`] allowlist.
+//!
+//! Not yet: its own user namespace mapped to an unprivileged host uid; and a
+//! Sentry that dies leaves the stubs' served calls failing with ENOSYS rather
+//! than ending the container.
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -26,6 +31,9 @@ use crate::{Error, Result};
 
 /// The Sentry's control socket in the container directory.
 pub const CONTROL_SOCKET: &str = "sentry.sock";
+
+/// The empty directory that becomes the Sentry's root.
+pub const EMPTY_ROOT: &str = "sentry-root";
 
 /// Binds the control socket (before the Sentry exists, so exec never races it).
 pub fn control_socket(c: &Container) -> Result<UnixListener> {
@@ -54,7 +62,19 @@ pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
 }
 
 /// Starts the Sentry daemon serving `fd` (and later ones via `control`).
-pub fn spawn(fd: OwnedFd, control: UnixListener, hostname: &str, strace: bool, cgroup: &Manager) -> Result<()> {
+pub fn spawn(
+    c: &Container,
+    fd: OwnedFd,
+    control: UnixListener,
+    hostname: &str,
+    strace: bool,
+    cgroup: &Manager,
+) -> Result<()> {
+    let root = c.dir().join(EMPTY_ROOT);
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+    // libseccomp probes the kernel on first use (loading test filters); do
+    // it before the allowlist is in place
+    let _ = libseccomp::get_api();
     let hostname = hostname.to_string();
     let cgroup = cgroup.clone();
     let mid = sys::fork_with(move || {
@@ -64,6 +84,10 @@ pub fn spawn(fd: OwnedFd, control: UnixListener, hostname: &str, strace: bool, c
                 return 1;
             }
             quiet_stdio();
+            if let Err(e) = confine(&root) {
+                tracing::error!("sentry: {e}");
+                return 1;
+            }
             let kernel = moat_sentry::kernel::Kernel::new(&hostname);
             let opts = moat_sentry::platform::notify::Options { strace };
             match moat_sentry::platform::notify::serve(fd, Some(control), &kernel, opts) {
@@ -79,6 +103,16 @@ pub fn spawn(fd: OwnedFd, control: UnixListener, hostname: &str, strace: bool, c
     .map_err(|e| Error::io("fork the sentry", e))?;
     let _ = waitpid(mid, None);
     Ok(())
+}
+
+fn confine(root: &std::path::Path) -> moat_jail::Result<()> {
+    let policy = moat_jail::policy::sentry::policy();
+    moat_jail::confine::confine(&moat_jail::confine::Confinement {
+        tree: root,
+        read_only: true,
+        keep_caps: &[caps::Capability::CAP_SYS_PTRACE],
+        policy: Some(&policy),
+    })
 }
 
 /// The Sentry must not hold the caller's stdio open (a shim waits for EOF on it).

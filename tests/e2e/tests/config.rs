@@ -312,3 +312,11 @@ fn seccomp_notify_fd_goes_to_the_listener() {
     moat.ok(&["delete", "-f", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }
+
+#[test]
+fn programs_do_not_inherit_ignored_sigpipe() {
+    // Rust ignores SIGPIPE and an ignored signal survives execve: moat must undo it
+    let out = sh("grep SigIgn /proc/self/status", |_| {});
+    let mask = u64::from_str_radix(out.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE ignored: {out}");
+}

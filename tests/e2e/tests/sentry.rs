@@ -80,6 +80,13 @@ fn exec_and_lifecycle_under_the_sentry() {
     // the Sentry runs in the container's cgroup: two processes there
     let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
     assert_eq!(pids.len(), 2, "init and the Sentry: {pids:?}");
+    // the Sentry is confined: seccomp, no_new_privs, CAP_SYS_PTRACE only, an empty root
+    let init: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
+    let sentry_pid = pids.iter().find(|p| serde_json::Value::from(**p) != init["pid"]).unwrap();
+    let st = std::fs::read_to_string(format!("/proc/{sentry_pid}/status")).unwrap();
+    assert!(st.contains("Seccomp:\t2") && st.contains("NoNewPrivs:\t1"), "{st}");
+    assert!(st.contains("CapEff:\t0000000000080000"), "{st}");
+    assert_eq!(std::fs::read_dir(format!("/proc/{sentry_pid}/root")).unwrap().count(), 0, "the Sentry sees files");
     moat.ok(&["delete", "--force", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }

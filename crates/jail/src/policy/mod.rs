@@ -7,6 +7,7 @@
 //! default action kills the process, so a call outside the list is loud.
 
 pub mod gofer;
+pub mod sentry;
 
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
@@ -152,6 +153,15 @@ mod tests {
         let n = instruction_count(&p).unwrap();
         assert!(n > 10 && n < 4096, "{n} instructions");
         assert!(p.describe().lines().count() > p.allowed_syscalls().len());
+    }
+
+    #[test]
+    fn sentry_policy_compiles_and_allows_no_open_or_exec() {
+        let p = sentry::policy();
+        assert!(instruction_count(&p).unwrap() < 4096);
+        for forbidden in ["open", "openat", "openat2", "execve", "socket", "connect", "clone", "unshare", "ptrace"] {
+            assert!(!p.allowed_syscalls().contains(&forbidden), "{forbidden}");
+        }
     }
 
     #[test]

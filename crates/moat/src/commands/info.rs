@@ -27,3 +27,14 @@ pub fn syscalls(markdown: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+pub fn boot(print_filter: bool) -> Result<i32> {
+    anyhow::ensure!(
+        print_filter,
+        "moat boot is started by `create --platform sentry`; only --print-filter runs by hand"
+    );
+    let p = moat_jail::policy::sentry::policy();
+    print!("{}", p.describe());
+    println!("# {} BPF instructions", moat_jail::policy::instruction_count(&p)?);
+    Ok(0)
+}

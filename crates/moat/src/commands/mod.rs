@@ -44,6 +44,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Syscalls { markdown } => info::syscalls(markdown),
         Cmd::Do(a) => do_::run(&g, a),
         Cmd::Gofer(a) => gofer::run(a),
+        Cmd::Boot { print_filter } => info::boot(print_filter),
         Cmd::Checkpoint { .. } | Cmd::Restore { .. } => anyhow::bail!("checkpoint/restore is not supported by moat"),
     }
 }

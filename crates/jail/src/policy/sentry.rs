@@ -1,0 +1,61 @@
+//! The Sentry's allowlist: the seccomp user-notification ioctls on the
+//! stubs' notify fds, reading and writing stub memory, taking new notify
+//! fds on its control socket, and what std needs. No file opens, no
+//! sockets, no exec, no namespaces: it runs in an empty mount namespace.
+
+use super::{Arg, Policy, Rule};
+
+/// SECCOMP_IOCTL_NOTIF_RECV: _IOWR('!', 0, struct seccomp_notif)
+pub const NOTIF_RECV: u64 = 0xc050_2100;
+/// SECCOMP_IOCTL_NOTIF_SEND: _IOWR('!', 1, struct seccomp_notif_resp)
+pub const NOTIF_SEND: u64 = 0xc018_2101;
+/// SECCOMP_IOCTL_NOTIF_ID_VALID: _IOW('!', 2, __u64)
+pub const NOTIF_ID_VALID: u64 = 0x4008_2102;
+/// the same, as Linux 5.0–5.6 numbered it (_IOR); the kernel still accepts it
+pub const NOTIF_ID_VALID_OLD: u64 = 0x8008_2102;
+/// SECCOMP_IOCTL_NOTIF_ADDFD: _IOW('!', 3, struct seccomp_notif_addfd)
+pub const NOTIF_ADDFD: u64 = 0x4018_2103;
+/// seccomp(2) operation libseccomp uses while receiving
+const SECCOMP_GET_NOTIF_SIZES: u64 = 3;
+
+/// The Sentry policy.
+pub fn policy() -> Policy {
+    let rules = vec![
+        Rule::with("ioctl", &[Arg::Eq(1, NOTIF_RECV)], "notify: receive a served call"),
+        Rule::with("ioctl", &[Arg::Eq(1, NOTIF_SEND)], "notify: answer it"),
+        Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ID_VALID)], "notify: is the caller still the same"),
+        Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ID_VALID_OLD)], "notify: same, older numbering"),
+        Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ADDFD)], "notify: install an fd in the caller"),
+        Rule::with("seccomp", &[Arg::Eq(0, SECCOMP_GET_NOTIF_SIZES)], "libseccomp: notification sizes"),
+        Rule::any("poll", "notify: wait on every notify fd and the control socket"),
+        Rule::any("ppoll", "notify: the same, newer libc"),
+        Rule::any("process_vm_readv", "handlers: read the caller's arguments"),
+        Rule::any("process_vm_writev", "handlers: write the caller's results"),
+        Rule::any("accept4", "control socket: exec brings a new notify fd"),
+        Rule::any("accept", "control socket"),
+        Rule::any("recvmsg", "control socket: the fd itself"),
+        Rule::any("close", "hung-up notify fds"),
+        Rule::any("write", "log lines"),
+        Rule::any("fcntl", "std: fd flags"),
+        Rule::any("mmap", "allocator"),
+        Rule::any("munmap", "allocator"),
+        Rule::any("mremap", "allocator"),
+        Rule::any("madvise", "allocator"),
+        Rule::any("mprotect", "allocator"),
+        Rule::any("brk", "allocator"),
+        Rule::any("futex", "std sync"),
+        Rule::any("rt_sigprocmask", "std"),
+        Rule::any("rt_sigaction", "std"),
+        Rule::any("rt_sigreturn", "signal return"),
+        Rule::any("sigaltstack", "std stack-overflow guard"),
+        Rule::any("restart_syscall", "interrupted poll"),
+        Rule::any("getrandom", "std HashSet seeds"),
+        Rule::any("clock_gettime", "log timestamps (vDSO fallback)"),
+        Rule::any("getpid", "abort"),
+        Rule::any("gettid", "abort"),
+        Rule::any("tgkill", "abort on panic"),
+        Rule::any("exit", "thread end"),
+        Rule::any("exit_group", "process end"),
+    ];
+    Policy { name: "sentry", rules }
+}
