@@ -82,7 +82,7 @@ fn exec_and_lifecycle_under_the_sentry() {
     assert_eq!(pids.len(), 2, "init and the Sentry: {pids:?}");
     // the Sentry is confined: seccomp, no_new_privs, CAP_SYS_PTRACE only, an empty root
     let init: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
-    let sentry_pid = pids.iter().find(|p| serde_json::Value::from(**p) != init["pid"]).unwrap();
+    let sentry_pid = pids.iter().find(|p| init["pid"].as_i64() != Some(i64::from(**p))).unwrap();
     let st = std::fs::read_to_string(format!("/proc/{sentry_pid}/status")).unwrap();
     assert!(st.contains("Seccomp:\t2") && st.contains("NoNewPrivs:\t1"), "{st}");
     assert!(st.contains("CapEff:\t0000000000080000"), "{st}");
