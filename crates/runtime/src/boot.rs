@@ -13,9 +13,14 @@
 //! the memory of stubs that changed uid), no_new_privs, and the
 //! [`moat_jail::policy::sentry`] allowlist.
 //!
-//! Not yet: its own user namespace mapped to an unprivileged host uid; and a
-//! Sentry that dies leaves the stubs' served calls failing with ENOSYS rather
-//! than ending the container.
+//! The stubs never outlive the Sentry: its parent, a small watchdog that
+//! also lives in the container's cgroup, waits for it and, however it ends
+//! (crash, `kill -9`, or normally once every stub is gone), kills the
+//! container's init through a pidfd — with a pid namespace, that ends every
+//! process in it. An abnormal end is logged as an error and recorded in the
+//! state dir (`sentry.exit`).
+//!
+//! Not yet: its own user namespace mapped to an unprivileged host uid.
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -61,7 +66,11 @@ pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// Starts the Sentry daemon serving `fd` (and later ones via `control`).
+/// Where the watchdog records how the Sentry ended, if not normally.
+pub const EXIT_FILE: &str = "sentry.exit";
+
+/// Starts the Sentry daemon serving `fd` (and later ones via `control`),
+/// under a watchdog that ends the container `init` when the Sentry ends.
 pub fn spawn(
     c: &Container,
     fd: OwnedFd,
@@ -69,7 +78,10 @@ pub fn spawn(
     hostname: &str,
     strace: bool,
     cgroup: &Manager,
+    init: nix::unistd::Pid,
 ) -> Result<()> {
+    let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
+    let exit_file = c.dir().join(EXIT_FILE);
     let root = c.dir().join(EMPTY_ROOT);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
     // libseccomp probes the kernel on first use (loading test filters); do
@@ -77,13 +89,14 @@ pub fn spawn(
     let _ = libseccomp::get_api();
     let hostname = hostname.to_string();
     let cgroup = cgroup.clone();
-    let mid = sys::fork_with(move || {
+    sys::fork_with(move || {
         let _ = nix::unistd::setsid();
-        let r = sys::fork_with(move || {
-            if cgroup.add(nix::unistd::getpid()).is_err() {
-                return 1;
-            }
-            quiet_stdio();
+        if cgroup.add(nix::unistd::getpid()).is_err() {
+            let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
+            return 1;
+        }
+        quiet_stdio();
+        let sentry = sys::fork_with(move || {
             if let Err(e) = confine(&root) {
                 tracing::error!("sentry: {e}");
                 return 1;
@@ -98,11 +111,31 @@ pub fn spawn(
                 }
             }
         });
-        i32::from(r.is_err())
+        watch(sentry.ok(), &init_fd, &exit_file)
     })
     .map_err(|e| Error::io("fork the sentry", e))?;
-    let _ = waitpid(mid, None);
     Ok(())
+}
+
+/// The watchdog: waits for the Sentry, then ends the container.
+fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path::Path) -> i32 {
+    use nix::sys::wait::WaitStatus;
+    let status = match sentry {
+        Some(pid) => waitpid(pid, None).ok(),
+        None => None,
+    };
+    let abnormal = match status {
+        Some(WaitStatus::Exited(_, 0)) => None,
+        Some(WaitStatus::Exited(_, c)) => Some(format!("the sentry exited with status {c}")),
+        Some(WaitStatus::Signaled(_, s, _)) => Some(format!("the sentry was killed by {s}")),
+        _ => Some("the sentry could not be started".to_string()),
+    };
+    if let Some(why) = &abnormal {
+        tracing::error!("{why}: ending the container");
+        let _ = std::fs::write(exit_file, format!("{why}\n"));
+    }
+    let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(init), nix::sys::signal::Signal::SIGKILL);
+    i32::from(abnormal.is_some())
 }
 
 fn confine(root: &std::path::Path) -> moat_jail::Result<()> {

@@ -240,7 +240,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
             (Msg::SeccompFd, Some(fd)) => match sentry_control.take() {
                 Some(control) => {
                     let hostname = spec.hostname().clone().unwrap_or_default();
-                    crate::boot::spawn(&c, fd, control, &hostname, g.strace, &cgroup)?;
+                    crate::boot::spawn(&c, fd, control, &hostname, g.strace, &cgroup, init_pid)?;
                 }
                 None => forward_seccomp_fd(&spec, &c, fd)?,
             },

@@ -44,8 +44,11 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     if let Some(mut stdin) = child.stdin.take() {
-        // a hook that does not read its stdin is fine (EPIPE)
+        // a hook that does not read its stdin is fine: EPIPE, not SIGPIPE
+        use nix::sys::signal::Signal::SIGPIPE;
+        let _ = moat_jail::sys::ignore_signal(SIGPIPE);
         let _ = stdin.write_all(state_json.as_bytes());
+        let _ = moat_jail::sys::default_signals(&[SIGPIPE]);
     }
     let deadline = h.timeout().map(|t| Instant::now() + Duration::from_secs(u64::try_from(t).unwrap_or(1)));
     loop {

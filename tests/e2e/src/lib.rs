@@ -2,6 +2,7 @@
 //! (and runc, containerd, podman) exactly as a user would.
 
 pub mod containerd;
+pub mod debian;
 pub mod harness;
 pub mod image;
 pub mod podman;

@@ -79,14 +79,51 @@ fn exec_and_lifecycle_under_the_sentry() {
     assert!(out.contains("Seccomp:\t2"), "{out}");
     // the Sentry runs in the container's cgroup: two processes there
     let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
-    assert_eq!(pids.len(), 2, "init and the Sentry: {pids:?}");
+    assert_eq!(pids.len(), 3, "init, the Sentry and its watchdog: {pids:?}");
     // the Sentry is confined: seccomp, no_new_privs, CAP_SYS_PTRACE only, an empty root
-    let init: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
-    let sentry_pid = pids.iter().find(|p| init["pid"].as_i64() != Some(i64::from(**p))).unwrap();
+    let sentry_pid = find_sentry(&pids);
     let st = std::fs::read_to_string(format!("/proc/{sentry_pid}/status")).unwrap();
     assert!(st.contains("Seccomp:\t2") && st.contains("NoNewPrivs:\t1"), "{st}");
     assert!(st.contains("CapEff:\t0000000000080000"), "{st}");
     assert_eq!(std::fs::read_dir(format!("/proc/{sentry_pid}/root")).unwrap().count(), 0, "the Sentry sees files");
     moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+/// The Sentry among a container's processes: the one holding CAP_SYS_PTRACE alone.
+fn find_sentry(pids: &[i32]) -> i32 {
+    *pids
+        .iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status"))
+                .unwrap_or_default()
+                .contains("CapEff:\t0000000000080000")
+        })
+        .expect("no confined sentry among the container's processes")
+}
+
+#[test]
+fn killing_the_sentry_ends_the_container() {
+    let mut moat = sentry();
+    let b = Bundle::busybox(&["sleep", "1000"]);
+    let log = b.path().join("moat.log");
+    moat.global.extend(["--log".to_string(), log.display().to_string(), "--log-format".into(), "json".into()]);
+    let id = unique_id("skill");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
+    let sentry_pid = find_sentry(&pids);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sentry_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    for _ in 0..300 {
+        if moat.status(&id) == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(moat.status(&id), "stopped", "the container outlived its Sentry");
+    let why = std::fs::read_to_string(moat.root().join(&id).join("sentry.exit")).unwrap();
+    assert!(why.contains("SIGKILL"), "{why}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.lines().any(|l| l.contains("\"level\":\"error\"") && l.contains("sentry was killed")), "{text}");
+    moat.ok(&["delete", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }
