@@ -88,7 +88,7 @@ impl<S: Subscriber> Layer<S> for RuncLayer {
 }
 
 /// Installs the global logger: to `log` (appending) or stderr.
-pub fn init(log: Option<&Path>, format: Format, debug: bool) -> anyhow::Result<()> {
+pub fn init(log: Option<&Path>, format: Format, debug: bool, strace: bool) -> anyhow::Result<()> {
     let out: Box<dyn Write + Send> = match log {
         Some(p) => {
             let f: File = OpenOptions::new()
@@ -100,7 +100,13 @@ pub fn init(log: Option<&Path>, format: Format, debug: bool) -> anyhow::Result<(
         }
         None => Box::new(std::io::stderr()),
     };
-    let max = if debug { Level::DEBUG } else { Level::WARN };
+    let max = if debug {
+        Level::DEBUG
+    } else if strace {
+        Level::INFO
+    } else {
+        Level::WARN
+    };
     let layer = RuncLayer { out: Mutex::new(out), format, max };
     let _ = tracing::subscriber::set_global_default(Registry::default().with(layer));
     Ok(())

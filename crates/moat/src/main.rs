@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug) {
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug, cli.strace) {
         eprintln!("moat: {e:#}");
         return ExitCode::from(1);
     }

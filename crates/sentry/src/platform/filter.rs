@@ -1,8 +1,12 @@
 //! The stubs' seccomp filter, compiled from the syscall table: served and
 //! interim calls notify the Sentry, passthrough calls are allowed when their
-//! argument rule holds, denied calls fail with their errno. Anything the
-//! table does not know (newer syscalls) fails with ENOSYS, and a foreign
-//! architecture (32-bit entry points) kills the process.
+//! argument rule holds. Denied calls notify the Sentry too, which answers
+//! with their errno and logs each name once per sandbox (so a user sees why
+//! a program fails); those denied with ENOSYS (obsolete, or clone3 whose
+//! fallback libc expects) fail in the filter itself, quietly. Anything the
+//! table does not know (newer syscalls) also goes to the Sentry, which
+//! answers ENOSYS and logs it once. A foreign architecture (32-bit entry
+//! points) kills the process.
 
 use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 
@@ -22,7 +26,7 @@ fn err(what: impl Into<String>, e: impl std::fmt::Display) -> FilterError {
 
 /// Compiles the table.
 pub fn compile() -> Result<ScmpFilterContext, FilterError> {
-    let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(libc::ENOSYS)).map_err(|e| err("init", e))?;
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(|e| err("init", e))?;
     for e in TABLE {
         let Ok(sc) = ScmpSyscall::from_name(e.name) else {
             // unknown to this libseccomp: the default (ENOSYS) covers it
@@ -36,11 +40,12 @@ pub fn compile() -> Result<ScmpFilterContext, FilterError> {
             }
         };
         let r = match e.class {
-            Class::Served(_) | Class::Interim => add(&mut ctx, ScmpAction::Notify, &[]),
-            // the default action already answers ENOSYS (libseccomp refuses a duplicate)
-            Class::Denied(libc::ENOSYS) => Ok(()),
-            Class::Denied(errno) => add(&mut ctx, ScmpAction::Errno(errno), &[]),
+            Class::Denied(libc::ENOSYS) => add(&mut ctx, ScmpAction::Errno(libc::ENOSYS), &[]),
+            // the default action already notifies (libseccomp refuses a duplicate)
+            Class::Served(_) | Class::Interim | Class::Denied(_) => Ok(()),
             Class::Passthrough(Rule::Any) => add(&mut ctx, ScmpAction::Allow, &[]),
+            // when the rule does not hold, the default applies: the Sentry
+            // answers EPERM and logs it
             Class::Passthrough(Rule::ArgMaskedZero(i, mask)) => {
                 add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(i, ScmpCompareOp::MaskedEqual(mask), 0)])
             }

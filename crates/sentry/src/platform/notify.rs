@@ -108,16 +108,35 @@ fn serve_one(raw: RawFd, kernel: &Kernel, opts: Options, warned: &mut HashSet<St
             h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem })
         }
         Some(Class::Interim) => Reply::Continue,
-        _ => {
+        Some(Class::Denied(errno)) => {
             if warned.insert(name.clone()) {
-                tracing::warn!(syscall = %name, "sentry: unexpected notification; answered ENOSYS");
+                tracing::warn!(syscall = %name, "sentry: denied {name}: {}", entry.map(|e| e.note).unwrap_or(""));
+            }
+            Reply::Error(Errno::from_raw(errno))
+        }
+        Some(Class::Passthrough(_)) => {
+            // the filter let it through only when its argument rule held
+            if warned.insert(name.clone()) {
+                tracing::warn!(syscall = %name, "sentry: denied {name} with these arguments: {}", entry.map(|e| e.note).unwrap_or(""));
+            }
+            Reply::Error(Errno::EPERM)
+        }
+        None => {
+            let what = if name.is_empty() { format!("syscall {}", i32::from(req.data.syscall)) } else { name.clone() };
+            if warned.insert(what.clone()) {
+                tracing::warn!(syscall = %what, "sentry: unimplemented {what}: answered ENOSYS");
             }
             Reply::Error(Errno::ENOSYS)
         }
     };
     if opts.strace {
         let a = req.data.args;
-        tracing::info!(pid = req.pid, "{name}({:#x}, {:#x}, {:#x}, {:#x}) = {reply:?}", a[0], a[1], a[2], a[3]);
+        let shown = match reply {
+            Reply::Value(v) => format!("{v}"),
+            Reply::Error(e) => format!("-1 {e}"),
+            Reply::Continue => "(host)".to_string(),
+        };
+        tracing::info!("[{:>6}] {name}({:#x}, {:#x}, {:#x}, {:#x}) = {shown}", req.pid, a[0], a[1], a[2], a[3]);
     }
     let resp = match reply {
         Reply::Value(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),

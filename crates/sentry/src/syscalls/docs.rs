@@ -33,8 +33,10 @@ pub fn markdown() -> String {
          | served | {s} | the Sentry answers it |\n\
          | served (interim: host) | {i} | notified to the Sentry, which for now lets the host kernel run it (its subsystem is not built yet) |\n\
          | passthrough | {p} | the host kernel runs it, with the argument rule checked in BPF |\n\
-         | denied | {d} | fails with the errno shown |\n\n\
-         Syscalls newer than the table fail with ENOSYS; 32-bit entry points kill the process.\n\n\
+         | denied | {d} | fails with the errno shown; the Sentry logs each name once per sandbox (ENOSYS ones fail quietly in the filter) |\n\n\
+         Syscalls newer than the table go to the Sentry, which answers ENOSYS and logs them once; \
+         32-bit entry points kill the process. A passthrough call whose argument rule fails is \
+         answered EPERM by the Sentry, logged once.\n\n\
          | syscall | class | notes |\n|---|---|---|\n"
     ));
     for e in TABLE {
