@@ -8,3 +8,11 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"
+
+# The real callers (containerd, podman) once more, with moat on the sentry platform.
+wrapper_dir=$(mktemp -d)
+trap 'rm -rf "$wrapper_dir"' EXIT
+printf '#!/bin/sh\nexec %s --platform sentry "$@"\n' "$PWD/target/debug/moat" > "$wrapper_dir/moat-sentry"
+chmod +x "$wrapper_dir/moat-sentry"
+MOAT_E2E_RUNTIME="$wrapper_dir/moat-sentry" MOAT_E2E_RUNTIME_ROOT=/run/moat \
+    cargo nextest run -p moat-e2e --test callers --no-fail-fast
