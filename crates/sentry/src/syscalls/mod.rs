@@ -3,6 +3,7 @@
 
 pub mod docs;
 pub mod identity;
+pub mod net;
 pub mod table;
 
 use nix::errno::Errno;

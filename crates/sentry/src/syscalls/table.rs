@@ -8,7 +8,7 @@
 //! clone only without namespace flags.
 
 use super::Class::{Denied, Interim, Passthrough, Served};
-use super::{identity, Entry, Rule};
+use super::{identity, net, Entry, Rule};
 use crate::abi;
 
 /// fcntl commands a stub may use directly.
@@ -80,7 +80,7 @@ pub static TABLE: &[Entry] = &[
     s!(setitimer, Passthrough(Rule::Any), "time"),
     s!(getpid, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
     s!(sendfile, Passthrough(Rule::Any), "on fds the app holds"),
-    s!(socket, Interim, "netstack pending"),
+    s!(socket, Served(net::socket), "raw and packet sockets refused; others made by the host until the netstack lands"),
     s!(connect, Interim, "netstack pending"),
     s!(accept, Interim, "netstack pending"),
     s!(sendto, Passthrough(Rule::Any), "socket I/O on held fds (netstack: served once it lands)"),
