@@ -22,10 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::mount::{umount2, MntFlags};
-use serde_json::{json, Value};
-use tempfile::TempDir;
+use serde_json::json;
 
-use crate::harness::{moat_bin, Moat};
+use crate::harness::Bundle;
 
 /// Where the finished rootfs lives.
 pub const CACHE_DIR: &str = "/var/cache/moat-e2e/debian-rootfs";
@@ -220,63 +219,20 @@ fn mirror_in(text: &str) -> Option<String> {
     })
 }
 
-/// A bundle whose root is the cached Debian tree, read-only, with a tmpfs on /tmp; its config is
-/// `moat spec`'s template without a terminal.
-pub struct DebianBundle {
-    dir: TempDir,
-    /// the spec, written by [`DebianBundle::write`]
-    pub spec: Value,
-}
-
-impl DebianBundle {
-    /// A bundle running `args` in the Debian rootfs.
-    pub fn new(args: &[&str]) -> DebianBundle {
-        let root = rootfs();
-        let dir = tempfile::Builder::new().prefix("moat-debian-bundle-").tempdir().expect("tempdir");
-        let out = Command::new(moat_bin()).args(["spec", "--bundle"]).arg(dir.path()).output().expect("moat spec");
-        assert!(out.status.success(), "moat spec: {}", String::from_utf8_lossy(&out.stderr));
-        let text = fs::read_to_string(dir.path().join("config.json")).expect("config.json");
-        let mut spec: Value = serde_json::from_str(&text).expect("spec json");
+/// A bundle running `args` whose root is the cached Debian tree, read-only,
+/// with a tmpfs on /tmp; its config is `moat spec`'s template without a terminal.
+pub fn bundle(args: &[&str]) -> Bundle {
+    let root = rootfs();
+    let mut b = Bundle::template(args);
+    b.edit(|spec| {
         spec["root"] = json!({"path": root, "readonly": true});
-        spec["process"]["terminal"] = false.into();
-        spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
         spec["process"]["env"] =
             json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"]);
         spec["mounts"].as_array_mut().expect("mounts").push(json!({
             "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]
         }));
-        let b = DebianBundle { dir, spec };
-        b.write();
-        b
-    }
-
-    /// Changes the spec and writes it.
-    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) -> &mut Self {
-        f(&mut self.spec);
-        self.write();
-        self
-    }
-
-    /// Writes config.json.
-    pub fn write(&self) {
-        fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.spec).expect("json"))
-            .expect("write spec");
-    }
-
-    /// The bundle directory.
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Runs the bundle in the foreground as container `id`; returns (exit code, stdout, stderr).
-    pub fn run(&self, moat: &Moat, id: &str) -> (i32, String, String) {
-        let out = moat.run(&["run".as_ref(), "--bundle".as_ref(), self.path().as_os_str(), id.as_ref()]);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
+    });
+    b
 }
 
 #[cfg(test)]

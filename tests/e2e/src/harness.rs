@@ -127,10 +127,11 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// A busybox bundle running `args`, without a terminal.
-    pub fn busybox(args: &[&str]) -> Bundle {
+    /// A bundle from `moat spec`'s template running `args` without a
+    /// terminal, with an empty `rootfs` directory.
+    pub fn template(args: &[&str]) -> Bundle {
         let dir = tempfile::Builder::new().prefix("moat-bundle-").tempdir().expect("tempdir");
-        crate::image::busybox_rootfs(&dir.path().join("rootfs")).expect("busybox rootfs");
+        std::fs::create_dir(dir.path().join("rootfs")).expect("rootfs dir");
         let out = Command::new(moat_bin()).args(["spec", "--bundle"]).arg(dir.path()).output().expect("moat spec");
         assert!(out.status.success(), "moat spec: {}", String::from_utf8_lossy(&out.stderr));
         let text = std::fs::read_to_string(dir.path().join("config.json")).expect("config.json");
@@ -139,6 +140,13 @@ impl Bundle {
         spec["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
         let b = Bundle { dir, spec };
         b.write();
+        b
+    }
+
+    /// A busybox bundle running `args`, without a terminal.
+    pub fn busybox(args: &[&str]) -> Bundle {
+        let b = Bundle::template(args);
+        crate::image::busybox_rootfs(&b.rootfs()).expect("busybox rootfs");
         b
     }
 

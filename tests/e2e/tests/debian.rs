@@ -2,7 +2,7 @@
 //! bookworm rootfs, each scenario under `--platform native` and `--platform sentry` with the same
 //! expected output. The rootfs is shared and read-only; scratch space is a tmpfs on /tmp.
 
-use moat_e2e::debian::{self, DebianBundle};
+use moat_e2e::debian;
 use moat_e2e::{assert_no_leaks, unique_id, Moat};
 
 /// One test per platform for a scenario `fn(platform)`.
@@ -28,9 +28,9 @@ on_both_platforms!(bash_script, text_tools, python3_stdlib, gcc_compiles_and_run
 fn run(platform: &str, args: &[&str]) -> String {
     let mut moat = Moat::new();
     moat.global = vec!["--platform".into(), platform.into()];
-    let b = DebianBundle::new(args);
+    let b = debian::bundle(args);
     let id = unique_id(&format!("deb-{platform}"));
-    let (code, out, err) = b.run(&moat, &id);
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
     assert_eq!(code, 0, "{platform}: {args:?} exited {code}\nstderr: {err}\nstdout: {out}");
     assert_no_leaks(&moat, &id, b.path());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

@@ -15,6 +15,8 @@ pub const NOTIF_ID_VALID: u64 = 0x4008_2102;
 pub const NOTIF_ID_VALID_OLD: u64 = 0x8008_2102;
 /// SECCOMP_IOCTL_NOTIF_ADDFD: _IOW('!', 3, struct seccomp_notif_addfd)
 pub const NOTIF_ADDFD: u64 = 0x4018_2103;
+/// SECCOMP_IOCTL_NOTIF_SET_FLAGS: _IOW('!', 4, __u64)
+pub const NOTIF_SET_FLAGS: u64 = 0x4008_2104;
 /// seccomp(2) operation libseccomp uses while receiving
 const SECCOMP_GET_NOTIF_SIZES: u64 = 3;
 
@@ -26,6 +28,7 @@ pub fn policy() -> Policy {
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ID_VALID)], "notify: is the caller still the same"),
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ID_VALID_OLD)], "notify: same, older numbering"),
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ADDFD)], "notify: install an fd in the caller"),
+        Rule::with("ioctl", &[Arg::Eq(1, NOTIF_SET_FLAGS)], "notify: synchronous wake-up"),
         Rule::with("seccomp", &[Arg::Eq(0, SECCOMP_GET_NOTIF_SIZES)], "libseccomp: notification sizes"),
         Rule::any("poll", "notify: wait on every notify fd and the control socket"),
         Rule::any("ppoll", "notify: the same, newer libc"),

@@ -50,3 +50,14 @@ pub(crate) fn adopt(raw: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
     // SAFETY: `raw` was just received with SCM_RIGHTS; nothing else owns it.
     unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) }
 }
+
+/// An ioctl whose argument is a plain integer (SECCOMP_IOCTL_NOTIF_SET_FLAGS).
+pub(crate) fn ioctl_u64(fd: std::os::fd::BorrowedFd<'_>, request: u64, arg: u64) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the request takes its argument by value; no memory is passed.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as libc::Ioctl, arg) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
