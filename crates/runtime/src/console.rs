@@ -114,7 +114,8 @@ pub fn proxy(master: OwnedFd) -> Result<()> {
     Ok(())
 }
 
-fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
+/// Copies the window size of `from` (a terminal) to `to` (a pty master).
+pub fn copy_winsize(from: BorrowedFd<'_>, to: BorrowedFd<'_>) {
     nix::ioctl_read_bad!(tiocgwinsz, libc::TIOCGWINSZ, Winsize);
     let mut ws = Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: `ws` is a valid, writable Winsize; the fd is open.

@@ -19,6 +19,8 @@ fn console_pair() -> Result<(OwnedFd, OwnedFd)> {
 /// Proxies a pty in the background; the handle ends when the pty closes.
 fn proxy(ours: OwnedFd) -> Result<std::thread::JoinHandle<()>> {
     let master = console::recv_master(std::os::fd::AsFd::as_fd(&ours))?;
+    // now, not in the thread: the program must never see a 0x0 terminal
+    console::copy_winsize(std::os::fd::AsFd::as_fd(&std::io::stdin()), std::os::fd::AsFd::as_fd(&master));
     Ok(std::thread::spawn(move || {
         let _ = console::proxy(master);
     }))
@@ -47,14 +49,20 @@ pub fn run_foreground(g: &Global, mut o: CreateOpts, keep: bool) -> Result<i32> 
             }
         }
     };
+    // the pty master arrived during create: size it and start copying
+    // before the program runs, so it never sees a 0x0 terminal
+    let pty = match ours.map(proxy) {
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => {
+            cleanup(g);
+            return Err(e);
+        }
+        None => None,
+    };
     if let Err(e) = start::start(g, &id) {
         cleanup(g);
         return Err(e);
     }
-    let pty = match ours {
-        Some(fd) => Some(proxy(fd)?),
-        None => None,
-    };
     let code = wait::wait_forwarding(created.pid, &set);
     if let Some(h) = pty {
         let _ = h.join();

@@ -223,3 +223,25 @@ fn recv_fd(sock: i32) -> std::os::fd::OwnedFd {
     }
     panic!("no fd on the console socket");
 }
+
+#[test]
+fn foreground_run_with_a_terminal_proxies_the_pty() {
+    // script(1) gives moat a terminal of 20x90; the program must see it from its first instruction
+    for platform in ["native", "sentry"] {
+        let moat = Moat::new();
+        let mut b = Bundle::busybox(&["sh", "-c", "tty; stty size"]);
+        b.edit(|s| s["process"]["terminal"] = true.into());
+        let id = unique_id("fgtty");
+        let cmd = format!(
+            "stty cols 90 rows 20; {} --root {} --platform {platform} run --bundle {} {id}",
+            moat_e2e::moat_bin().display(),
+            moat.root().display(),
+            b.path().display()
+        );
+        let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).replace(['\0', '\r'], "");
+        assert!(out.status.success(), "{platform}: {text}");
+        assert!(text.contains("/dev/pts/0\n20 90\n"), "{platform}: {text:?}");
+        assert_no_leaks(&moat, &id, b.path());
+    }
+}
