@@ -22,6 +22,8 @@ const PROBES: &[&str] = &[
     "mount",
     "packet_socket",
     "clone_newpid",
+    "tiocsti",
+    "prctl_set_mm",
 ];
 
 fn build_probe(dir: &std::path::Path) {

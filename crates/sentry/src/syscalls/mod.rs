@@ -1,6 +1,7 @@
 //! System calls: the table of classes ([`table`]), and the handlers of
 //! served calls, one module per area ([`identity`] so far).
 
+pub mod ctl;
 pub mod docs;
 pub mod identity;
 pub mod net;

@@ -8,7 +8,7 @@
 //! clone only without namespace flags.
 
 use super::Class::{Denied, Interim, Passthrough, Served};
-use super::{identity, net, Entry, Rule};
+use super::{ctl, identity, net, Entry, Rule};
 use crate::abi;
 
 /// fcntl commands a stub may use directly.
@@ -55,7 +55,11 @@ pub static TABLE: &[Entry] = &[
     s!(rt_sigaction, Passthrough(Rule::Any), "signals"),
     s!(rt_sigprocmask, Passthrough(Rule::Any), "signals"),
     s!(rt_sigreturn, Passthrough(Rule::Any), "signals"),
-    s!(ioctl, Interim, "ioctl table pending (never passed through)"),
+    s!(
+        ioctl,
+        Served(ctl::ioctl),
+        "allowlist of terminal, fd-flag and interface-query requests (no TIOCSTI); ENOTTY otherwise"
+    ),
     s!(pread64, Passthrough(Rule::Any), "I/O on an fd the app holds"),
     s!(pwrite64, Passthrough(Rule::Any), "I/O on an fd the app holds"),
     s!(readv, Passthrough(Rule::Any), "I/O on an fd the app holds"),
@@ -196,7 +200,7 @@ pub static TABLE: &[Entry] = &[
     s!(modify_ldt, Denied(libc::EPERM), "host-wide or privileged"),
     s!(pivot_root, Denied(libc::EPERM), "mounts are the Sentry's, not the app's"),
     s!(_sysctl, Denied(libc::ENOSYS), "obsolete or not offered"),
-    s!(prctl, Interim, "prctl table pending (never passed through)"),
+    s!(prctl, Served(ctl::prctl), "options that act on the caller alone; EINVAL otherwise"),
     s!(arch_prctl, Passthrough(Rule::Any), "no host state outside the sandbox namespaces"),
     s!(adjtimex, Denied(libc::EPERM), "host-wide or privileged"),
     s!(setrlimit, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
