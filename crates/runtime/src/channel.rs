@@ -15,7 +15,8 @@ use crate::{Error, Result};
 /// A message between moat and its children.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Msg {
-    /// parent → stage 1: the cgroup is joined, go on
+    /// parent → stage 1: the cgroup is joined, go on; parent → init: stage 1
+    /// has reported and exited, go on
     Go,
     /// stage 1 → parent: the new user namespace exists; write its maps
     UserNsReady,

@@ -206,6 +206,8 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     abort.pids.insert(0, init_pid);
     let _ = waitpid(stage1, None);
     abort.pids.retain(|p| *p != stage1);
+    // stage 1 is gone: only init reads the channel now
+    parent.send(&Msg::Go)?;
     let (pid_start, _) = procs::stat(init_pid).ok_or_else(|| Error::Init("container init died during setup".into()))?;
 
     let mut saved = Saved {

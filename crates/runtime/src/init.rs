@@ -110,6 +110,9 @@ fn init_main(a: &InitArgs) -> i32 {
 fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
     let spec = &a.spec;
     let ch = &a.channel;
+    // stage 1 and init share the channel: wait until the parent has read
+    // init's pid from stage 1, so no message of ours can overtake it
+    ch.expect(&Msg::Go)?;
     let proc_ = spec.process().clone().unwrap_or_default();
     nix::unistd::setsid().map_err(|e| Error::io("setsid", e))?;
     if !a.plan.has(LinuxNamespaceType::Mount) {
