@@ -127,3 +127,20 @@ fn killing_the_sentry_ends_the_container() {
     moat.ok(&["delete", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }
+
+#[test]
+fn strace_logs_served_calls_and_denials_once() {
+    let mut moat = sentry();
+    let b = Bundle::busybox(&["sh", "-c", "uname -r >/dev/null; mount -t tmpfs x /mnt; mount -t tmpfs x /mnt; true"]);
+    let log = b.path().join("strace.log");
+    moat.global.extend(["--strace".to_string(), "--log".into(), log.display().to_string()]);
+    let id = unique_id("strace");
+    let (code, _, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().any(|l| l.contains("uname(0x") && l.contains(") = 0")), "{text}");
+    assert!(text.lines().any(|l| l.contains("mount(0x") && l.contains("EPERM")), "{text}");
+    let warnings = text.lines().filter(|l| l.contains("level=warn") && l.contains("denied mount")).count();
+    assert_eq!(warnings, 1, "a denial is logged once per name: {text}");
+    assert_no_leaks(&moat, &id, b.path());
+}
