@@ -16,14 +16,32 @@ fn console_pair() -> Result<(OwnedFd, OwnedFd)> {
         .map_err(|e| Error::io("socketpair", e))
 }
 
-/// Proxies a pty in the background; the handle ends when the pty closes.
-fn proxy(ours: OwnedFd) -> Result<std::thread::JoinHandle<()>> {
+/// A pty being proxied: the copying thread, and the master for resizes.
+struct Pty {
+    thread: std::thread::JoinHandle<()>,
+    master: OwnedFd,
+}
+
+/// Proxies a pty in the background; the thread ends when the pty closes.
+fn proxy(ours: OwnedFd) -> Result<Pty> {
     let master = console::recv_master(std::os::fd::AsFd::as_fd(&ours))?;
     // now, not in the thread: the program must never see a 0x0 terminal
     console::copy_winsize(std::os::fd::AsFd::as_fd(&std::io::stdin()), std::os::fd::AsFd::as_fd(&master));
-    Ok(std::thread::spawn(move || {
-        let _ = console::proxy(master);
-    }))
+    let copy = master.try_clone().map_err(|e| Error::io("dup pty master", e))?;
+    let thread = std::thread::spawn(move || {
+        let _ = console::proxy(copy);
+    });
+    Ok(Pty { thread, master })
+}
+
+/// Waits for the program, then for the pty copy to drain.
+fn wait_with(pid: nix::unistd::Pid, set: &nix::sys::signal::SigSet, pty: Option<Pty>) -> Result<i32> {
+    let code = wait::wait_forwarding(pid, set, pty.as_ref().map(|p| std::os::fd::AsFd::as_fd(&p.master)));
+    if let Some(p) = pty {
+        drop(p.master);
+        let _ = p.thread.join();
+    }
+    code
 }
 
 fn wants_tty(bundle: &std::path::Path) -> bool {
@@ -63,10 +81,7 @@ pub fn run_foreground(g: &Global, mut o: CreateOpts, keep: bool) -> Result<i32> 
         cleanup(g);
         return Err(e);
     }
-    let code = wait::wait_forwarding(created.pid, &set);
-    if let Some(h) = pty {
-        let _ = h.join();
-    }
+    let code = wait_with(created.pid, &set, pty);
     cleanup(g);
     code
 }
@@ -86,9 +101,5 @@ pub fn exec_foreground(g: &Global, mut o: ExecOpts) -> Result<i32> {
         Some(fd) => Some(proxy(fd)?),
         None => None,
     };
-    let code = wait::wait_forwarding(pid, &set);
-    if let Some(h) = pty {
-        let _ = h.join();
-    }
-    code
+    wait_with(pid, &set, pty)
 }

@@ -47,8 +47,9 @@ pub fn exit_code(st: WaitStatus) -> Option<i32> {
 }
 
 /// Waits for `pid`, forwarding the signals in `set` to it; reaps any other
-/// child that exits meanwhile. Returns the exit code.
-pub fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32> {
+/// child that exits meanwhile; on SIGWINCH passes our terminal's new size to
+/// the container's pty (`pty`). Returns the exit code.
+pub fn wait_forwarding(pid: Pid, set: &SigSet, pty: Option<std::os::fd::BorrowedFd<'_>>) -> Result<i32> {
     loop {
         // reap first: the child may have exited before we waited
         loop {
@@ -64,7 +65,11 @@ pub fn wait_forwarding(pid: Pid, set: &SigSet) -> Result<i32> {
             }
         }
         let sig = set.wait().map_err(|e| Error::io("sigwait", e))?;
-        if !not_forwarded(sig) {
+        if sig == Signal::SIGWINCH {
+            if let Some(master) = pty {
+                crate::console::copy_winsize(std::os::fd::AsFd::as_fd(&std::io::stdin()), master);
+            }
+        } else if !not_forwarded(sig) {
             let _ = kill(pid, sig);
         }
     }

@@ -239,9 +239,29 @@ fn foreground_run_with_a_terminal_proxies_the_pty() {
             b.path().display()
         );
         let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).replace(['\0', '\r'], "");
+        // script(1) turns its own stdin's EOF into a NUL the pty echoes as "^@"
+        let text = String::from_utf8_lossy(&out.stdout).replace(['\0', '\r'], "").replace("^@", "");
         assert!(out.status.success(), "{platform}: {text}");
         assert!(text.contains("/dev/pts/0\n20 90\n"), "{platform}: {text:?}");
         assert_no_leaks(&moat, &id, b.path());
     }
+}
+
+#[test]
+fn foreground_terminal_follows_window_size_changes() {
+    let moat = Moat::new();
+    let mut b = Bundle::busybox(&["sh", "-c", "stty size; sleep 1; stty size"]);
+    b.edit(|s| s["process"]["terminal"] = true.into());
+    let id = unique_id("winch");
+    // resizing script's terminal sends moat SIGWINCH; moat resizes the container's pty
+    let cmd = format!(
+        "stty cols 90 rows 20; (sleep 0.4; stty cols 50 rows 10 </dev/tty) & {} --root {} run --bundle {} {id}",
+        moat_e2e::moat_bin().display(),
+        moat.root().display(),
+        b.path().display()
+    );
+    let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace(['\0', '\r'], "").replace("^@", "");
+    assert!(text.contains("20 90\n10 50\n"), "{text:?}");
+    assert_no_leaks(&moat, &id, b.path());
 }
