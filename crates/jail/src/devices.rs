@@ -102,23 +102,29 @@ pub fn create(rootfs: &Path, nodes: &[Node], bind_from_host: bool) -> Result<()>
 }
 
 /// The symlinks every container's /dev has: fd, stdio, and ptmx → pts/ptmx.
+/// /dev is resolved inside the rootfs first: an image whose /dev is a
+/// symlink must not make us create or delete files on the host.
 pub fn create_symlinks(rootfs: &Path) -> Result<()> {
-    for (link, target) in [
-        ("dev/fd", "/proc/self/fd"),
-        ("dev/stdin", "/proc/self/fd/0"),
-        ("dev/stdout", "/proc/self/fd/1"),
-        ("dev/stderr", "/proc/self/fd/2"),
-        ("dev/core", "/proc/kcore"),
+    let dev = securejoin::join(rootfs, Path::new("/dev"))?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
     ] {
-        let p = rootfs.join(link);
+        let p = dev.join(name);
+        // symlink(2) never follows an existing final component
         if let Err(e) = symlink(target, &p) {
             if e.kind() != std::io::ErrorKind::AlreadyExists {
                 return Err(Error::path("symlink", p, e));
             }
         }
     }
-    let ptmx = rootfs.join("dev/ptmx");
-    if rootfs.join("dev/pts").is_dir() {
+    let pts_is_dir = fs::symlink_metadata(dev.join("pts")).map(|m| m.is_dir()).unwrap_or(false);
+    if pts_is_dir {
+        let ptmx = dev.join("ptmx");
+        // remove_file unlinks the final component itself, never its target
         let _ = fs::remove_file(&ptmx);
         symlink("pts/ptmx", &ptmx).map_err(|e| Error::path("symlink", ptmx, e))?;
     }

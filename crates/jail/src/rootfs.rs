@@ -55,8 +55,8 @@ pub fn prepare(spec: &Spec, p: &Prepare) -> Result<PathBuf> {
     }
     let mut nodes = devices::defaults();
     nodes.extend(linux.devices().iter().flatten().map(devices::from_spec));
-    let dev = rootfs.join("dev");
-    if dev.is_dir() || !host_root {
+    let dev = crate::securejoin::join(&rootfs, Path::new("/dev"))?;
+    if fs::symlink_metadata(&dev).map(|m| m.is_dir()).unwrap_or(false) || !host_root {
         devices::create(&rootfs, &nodes, p.in_userns)?;
         devices::create_symlinks(&rootfs)?;
     }

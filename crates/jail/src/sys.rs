@@ -228,3 +228,9 @@ pub fn ignore_signal(sig: nix::sys::signal::Signal) -> nix::Result<()> {
     // SAFETY: installing SIG_IGN runs no code of ours.
     unsafe { sigaction(sig, &act) }.map(drop)
 }
+
+/// Whether `fd` is open in this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD takes no pointer; on a closed fd it fails with EBADF.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}

@@ -22,6 +22,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // before moat opens anything: the fds it is asked to pass on must be the caller's
+    let passed = match &cli.cmd {
+        cli::Cmd::Create(a) => a.preserve_fds.saturating_add(moat_runtime::fds::listen_fds()),
+        cli::Cmd::Run { create, .. } => create.preserve_fds.saturating_add(moat_runtime::fds::listen_fds()),
+        cli::Cmd::Exec(a) => a.preserve_fds,
+        _ => 0,
+    };
+    if let Err(e) = moat_runtime::fds::check_inherited(passed) {
+        eprintln!("moat: {e}");
+        return ExitCode::from(1);
+    }
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format, cli.debug, cli.strace) {
         eprintln!("moat: {e:#}");
         return ExitCode::from(1);

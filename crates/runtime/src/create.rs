@@ -162,7 +162,8 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     let (parent, child) = Channel::pair()?;
     let mut extra_env = Vec::new();
     let mut preserve = o.preserve_fds;
-    if let Some(n) = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()) {
+    let n = crate::fds::listen_fds();
+    if n > 0 {
         extra_env.push(format!("LISTEN_FDS={n}"));
         extra_env.push("LISTEN_PID=1".into());
         preserve += n;

@@ -107,3 +107,48 @@ fn no_new_privileges_blocks_setuid_gain() {
             .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}));
     });
 }
+
+#[test]
+fn moat_never_passes_its_own_fds_into_the_container() {
+    use moat_e2e::{assert_no_leaks, Bundle, Moat};
+    // the caller has no fd 3: --preserve-fds 1 must be refused, not filled with one of moat's fds
+    let moat = Moat::new();
+    let b = Bundle::busybox(&["sh", "-c", "ls /proc/self/fd/3/ && echo LEAKED"]);
+    let id = unique_id("fdleak");
+    let err = moat.fails(&["run", "--preserve-fds", "1", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(err.contains("fd 3 is not open"), "{err}");
+    assert_no_leaks(&moat, &id, b.path());
+    // an inherited LISTEN_FDS without our LISTEN_PID is not socket activation
+    let mut cmd = moat.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+    cmd.env("LISTEN_FDS", "3").env_remove("LISTEN_PID");
+    let out = moat_e2e::output_via_files(cmd);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("LEAKED"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn an_image_dev_symlink_cannot_touch_the_host() {
+    use moat_e2e::{assert_no_leaks, run_fg, Bundle, Moat};
+    // the image's /dev points at a host path that exists on the host
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("pts")).unwrap();
+    std::fs::write(host.path().join("ptmx"), "host file").unwrap();
+    let moat = Moat::new();
+    let mut b = Bundle::busybox(&["true"]);
+    let dev = b.rootfs().join("dev");
+    let _ = std::fs::remove_dir_all(&dev);
+    std::os::unix::fs::symlink(host.path(), &dev).unwrap();
+    b.edit(|s| {
+        s["mounts"].as_array_mut().unwrap().retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    });
+    let id = unique_id("devlink");
+    let (code, _, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<String> = std::fs::read_dir(host.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "moat wrote into the host dir: {names:?}");
+    assert_eq!(std::fs::read_to_string(host.path().join("ptmx")).unwrap(), "host file");
+    assert_no_leaks(&moat, &id, b.path());
+}
