@@ -82,6 +82,7 @@ pub fn spawn(
 ) -> Result<()> {
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
     let exit_file = c.dir().join(EXIT_FILE);
+    let lock_fd = c.lock_fd();
     let root = c.dir().join(EMPTY_ROOT);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
     // libseccomp probes the kernel on first use (loading test filters); do
@@ -90,6 +91,8 @@ pub fn spawn(
     let hostname = hostname.to_string();
     let cgroup = cgroup.clone();
     sys::fork_with(move || {
+        // the watchdog and the Sentry outlive create: they must not keep its lock
+        let _ = nix::unistd::close(lock_fd);
         let _ = nix::unistd::setsid();
         if cgroup.add(nix::unistd::getpid()).is_err() {
             let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);

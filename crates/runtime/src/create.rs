@@ -148,12 +148,23 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     let mut abort = Abort { dir: Some(c.dir().to_path_buf()), cgroup: None, pids: Vec::new() };
     c.save_spec(&spec)?;
     cgroup.create()?;
+    // a cgroup with processes in it belongs to someone else (another
+    // container, or moat's own): sharing it would let delete kill them
+    if !cgroup.pids()?.is_empty() {
+        return Err(Error::Invalid(format!(
+            "linux.cgroupsPath: cgroup {} already has processes; refusing to share it",
+            cgroup.location().dirs.first().map(|d| d.display().to_string()).unwrap_or_default()
+        )));
+    }
     abort.cgroup = Some(cgroup.clone());
     if let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().clone()) {
         cgroup.apply(&r)?;
     }
-    let (_dirfd, sock_path) = c.short_path(START_SOCKET)?;
-    let start = UnixListener::bind(&sock_path).map_err(|e| Error::io("bind start socket", e))?;
+    let start = {
+        // the dir fd behind the short path is closed at once: no child inherits it
+        let (_dirfd, sock_path) = c.short_path(START_SOCKET)?;
+        UnixListener::bind(&sock_path).map_err(|e| Error::io("bind start socket", e))?
+    };
 
     let mut sentry_control = match g.platform {
         crate::Platform::Sentry => Some(crate::boot::control_socket(&c)?),
@@ -181,6 +192,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         preserve_fds: preserve,
         extra_env,
         sentry: g.platform == crate::Platform::Sentry,
+        lock_fd: c.lock_fd(),
     };
     let stage1 = sys::fork_with(|| init::stage1(args)).map_err(|e| Error::io("fork", e))?;
     abort.pids.push(stage1);

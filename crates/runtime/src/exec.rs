@@ -122,13 +122,17 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
             m => return Err(Error::Init(format!("unexpected {m:?}"))),
         };
         let _ = waitpid(stage1, None);
-        match parent.recv_or_eof()? {
-            None => Ok(pid),
-            Some((Msg::Error(e), _)) => {
-                let _ = waitpid(pid, None);
-                Err(Error::Init(e))
-            }
-            Some((m, _)) => Err(Error::Init(format!("unexpected {m:?}"))),
+        let failed = |e: Error| {
+            // stage 2 is not our child (stage 1 forked it): kill, never leave it
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            Err(e)
+        };
+        match parent.recv_or_eof() {
+            Ok(None) => Ok(pid),
+            Ok(Some((Msg::Error(e), _))) => failed(Error::Init(e)),
+            Ok(Some((m, _))) => failed(Error::Init(format!("unexpected {m:?}"))),
+            Err(e) => failed(e),
         }
     })();
     if result.is_err() {

@@ -41,7 +41,13 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    // stderr goes to a memfd, not a pipe: a hook that writes more than a
+    // pipe holds must not block until its timeout (or forever)
+    let err_file = nix::sys::memfd::memfd_create("moat-hook-stderr", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map(std::fs::File::from)
+        .map_err(|e| e.to_string())?;
+    let err_child = err_file.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::from(err_child));
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     if let Some(mut stdin) = child.stdin.take() {
         // a hook that does not read its stdin is fine: EPIPE, not SIGPIPE
@@ -56,9 +62,9 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
             Some(st) if st.success() => return Ok(()),
             Some(st) => {
                 let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
+                let mut f = &err_file;
+                let _ = std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0));
+                let _ = std::io::Read::read_to_string(&mut std::io::Read::take(f, 4096), &mut err);
                 let err = err.trim().replace('\n', "; ");
                 return Err(format!("{st}{}{err}", if err.is_empty() { "" } else { ": " }));
             }

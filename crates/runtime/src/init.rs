@@ -48,6 +48,8 @@ pub struct InitArgs {
     pub extra_env: Vec<String>,
     /// run the program under the Sentry's filter
     pub sentry: bool,
+    /// the parent's lock on the state dir, closed in the child at once
+    pub lock_fd: std::os::fd::RawFd,
 }
 
 /// Stage 1: namespaces, then fork init. Returns the exit code.
@@ -63,6 +65,8 @@ pub fn stage1(a: InitArgs) -> i32 {
 }
 
 fn stage1_steps(a: &InitArgs) -> Result<()> {
+    // our copy of the state-dir lock must not outlive a killed `moat create`
+    let _ = nix::unistd::close(a.lock_fd);
     // a foreground `run` blocks signals to forward them; the container must not inherit that
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
     a.channel.expect(&Msg::Go)?;

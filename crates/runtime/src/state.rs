@@ -157,6 +157,13 @@ impl Container {
         Ok(Container { dir, _lock: lock, saved: Some(saved) })
     }
 
+    /// The fd holding the container's lock. A forked child that outlives
+    /// this command closes its copy, so a killed moat never leaves the
+    /// container locked forever.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&*self._lock)
+    }
+
     /// The container directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -102,3 +102,38 @@ fn json_log_names_the_error_for_shims() {
     assert!(last["msg"].as_str().unwrap().contains("does not exist"));
     assert!(last["time"].as_str().unwrap().ends_with('Z'));
 }
+
+#[test]
+fn a_cgroup_in_use_is_not_shared() {
+    let moat = Moat::new();
+    let first = Bundle::busybox(&["sleep", "100"]);
+    let id = unique_id("cgown");
+    let path = format!("/moat-e2e/shared-{id}");
+    let mut first = first;
+    first.edit(|s| s["linux"]["cgroupsPath"] = json!(path));
+    moat.ok(&["run", "-d", "--bundle", first.path().to_str().unwrap(), &id]);
+    let mut second = Bundle::busybox(&["true"]);
+    second.edit(|s| s["linux"]["cgroupsPath"] = json!(path));
+    let id2 = unique_id("cgthief");
+    let err = moat.fails(&["create", "--bundle", second.path().to_str().unwrap(), &id2]);
+    assert!(err.contains("already has processes"), "{err}");
+    // the first container is untouched by the failed create's cleanup
+    assert_eq!(moat.status(&id), "running");
+    moat.ok(&["delete", "-f", &id]);
+    assert_no_leaks(&moat, &id, first.path());
+    assert_no_leaks(&moat, &id2, second.path());
+}
+
+#[test]
+fn a_hook_flooding_stderr_fails_without_hanging() {
+    let moat = Moat::new();
+    let mut b = Bundle::busybox(&["true"]);
+    let flood = "head -c 300000 /dev/zero | tr '\\0' x >&2; exit 3";
+    b.edit(|s| s["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", flood]}]}));
+    let id = unique_id("flood");
+    let t = std::time::Instant::now();
+    let err = moat.fails(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(err.contains("createRuntime"), "{}", &err[..err.len().min(200)]);
+    assert!(t.elapsed().as_secs() < 10, "create hung on the hook's stderr");
+    assert_no_leaks(&moat, &id, b.path());
+}

@@ -82,6 +82,9 @@ impl Manager {
                 })
                 .collect(),
         };
+        if dirs.is_empty() {
+            return Err(Error::Config("no cgroup hierarchy is mounted under /sys/fs/cgroup".into()));
+        }
         Ok(Manager { loc: Location { version, dirs } })
     }
 
@@ -102,7 +105,7 @@ impl Manager {
         }
         match self.loc.version {
             Version::V1 => v1::prepare(&self.loc.dirs),
-            Version::V2 => v2::prepare(&self.loc.dirs[0]),
+            Version::V2 => v2::prepare(self.unified()?),
         }
     }
 
@@ -119,12 +122,15 @@ impl Manager {
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         match self.loc.version {
             Version::V1 => v1::apply(&self.loc.dirs, r),
-            Version::V2 => v2::apply(&self.loc.dirs[0], r),
+            Version::V2 => v2::apply(self.unified()?, r),
         }
     }
 
     /// The pids of every process in the cgroup.
     pub fn pids(&self) -> Result<Vec<Pid>> {
+        if self.loc.dirs.is_empty() {
+            return Ok(Vec::new());
+        }
         let dir = self.procs_dir();
         let p = dir.join("cgroup.procs");
         let s = match fs::read_to_string(&p) {
@@ -139,7 +145,7 @@ impl Manager {
     pub fn set_frozen(&self, frozen: bool) -> Result<()> {
         match self.loc.version {
             Version::V1 => v1::set_frozen(&self.loc.dirs, frozen),
-            Version::V2 => v2::set_frozen(&self.loc.dirs[0], frozen),
+            Version::V2 => v2::set_frozen(self.unified()?, frozen),
         }
     }
 
@@ -147,7 +153,7 @@ impl Manager {
     pub fn is_frozen(&self) -> bool {
         match self.loc.version {
             Version::V1 => v1::is_frozen(&self.loc.dirs),
-            Version::V2 => v2::is_frozen(&self.loc.dirs[0]),
+            Version::V2 => self.unified().map(v2::is_frozen).unwrap_or(false),
         }
     }
 
@@ -155,7 +161,7 @@ impl Manager {
     pub fn stats(&self) -> Stats {
         match self.loc.version {
             Version::V1 => v1::stats(&self.loc.dirs),
-            Version::V2 => v2::stats(&self.loc.dirs[0]),
+            Version::V2 => self.unified().map(v2::stats).unwrap_or_default(),
         }
     }
 
@@ -174,12 +180,21 @@ impl Manager {
         Ok(())
     }
 
+    /// The one directory of a v2 cgroup (an error for a broken saved state).
+    fn unified(&self) -> Result<&Path> {
+        self.loc
+            .dirs
+            .first()
+            .map(PathBuf::as_path)
+            .ok_or_else(|| Error::Config("cgroup location has no directory".into()))
+    }
+
     fn procs_dir(&self) -> PathBuf {
         match self.loc.version {
-            Version::V2 => self.loc.dirs[0].clone(),
-            Version::V1 => {
-                v1::pick(&self.loc.dirs, &["pids", "freezer", "memory"]).unwrap_or_else(|| self.loc.dirs[0].clone())
-            }
+            Version::V2 => self.loc.dirs.first().cloned().unwrap_or_default(),
+            Version::V1 => v1::pick(&self.loc.dirs, &["pids", "freezer", "memory"])
+                .or_else(|| self.loc.dirs.first().cloned())
+                .unwrap_or_default(),
         }
     }
 }
