@@ -104,6 +104,11 @@ pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
     setns(f.as_fd(), flag(t)).map_err(|e| Error::path("setns", path, e))
 }
 
+/// Joins the namespace open as `f` (checking it is of type `t`).
+pub fn join_file(t: LinuxNamespaceType, f: &File) -> Result<()> {
+    setns(f.as_fd(), flag(t)).map_err(|e| Error::sys(format!("setns {}", proc_name(t)), e))
+}
+
 /// Creates the namespaces in `flags` for the calling process.
 pub fn create(flags: CloneFlags) -> Result<()> {
     if flags.is_empty() {

@@ -83,6 +83,8 @@ pub fn spawn(
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
     let exit_file = c.dir().join(EXIT_FILE);
     let lock_fd = c.lock_fd();
+    // the Sentry reaches stub memory through procfs; it opens nothing by path once confined
+    let proc: OwnedFd = std::fs::File::open("/proc").map_err(|e| Error::io("open /proc", e))?.into();
     let root = c.dir().join(EMPTY_ROOT);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
     // libseccomp probes the kernel on first use (loading test filters); do
@@ -106,7 +108,7 @@ pub fn spawn(
             }
             let kernel = moat_sentry::kernel::Kernel::new(&hostname);
             let opts = moat_sentry::platform::notify::Options { strace };
-            match moat_sentry::platform::notify::serve(fd, Some(control), &kernel, opts) {
+            match moat_sentry::platform::notify::serve(fd, Some(control), proc, &kernel, opts) {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("sentry: {e}");

@@ -47,7 +47,7 @@ pub fn container_spec(g: &Global, id: &str) -> Result<Spec> {
 struct Stage {
     spec: Spec,
     process: Process,
-    joins: Vec<(LinuxNamespaceType, PathBuf)>,
+    joins: Vec<(LinuxNamespaceType, fs::File)>,
     in_userns: bool,
     channel: Channel,
     console: Option<OwnedFd>,
@@ -58,7 +58,7 @@ struct Stage {
 
 /// Starts the process; returns its host pid once it has exec'd.
 pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
-    let (spec, init, cgroup, sentry) = {
+    let (spec, init, init_start, cgroup, sentry) = {
         let c = Container::open(&g.root, &o.id)?;
         match c.status() {
             Status::Running | Status::Created => {}
@@ -70,7 +70,7 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
             crate::Platform::Sentry => Some(crate::boot::connect(&c)?),
             crate::Platform::Native => None,
         };
-        (c.spec()?, Pid::from_raw(s.pid), s.cgroup.clone().map(Manager::from_location), sentry)
+        (c.spec()?, Pid::from_raw(s.pid), s.pid_start, s.cgroup.clone().map(Manager::from_location), sentry)
         // the lock is released here: a long exec must not block delete
     };
     let terminal = o.process.terminal().unwrap_or(false);
@@ -83,20 +83,23 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
         _ => None,
     };
     let ns_list = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    // Open the namespaces as files, then check init is still the same
+    // process: if it died and its pid was reused, the files could be some
+    // host process's namespaces (or our own, and nothing would be joined).
     let mut joins = Vec::new();
     for t in JOIN_ORDER {
         if !ns_list.iter().any(|n| n.typ() == t) {
             continue;
         }
-        let theirs = PathBuf::from(format!("/proc/{init}/ns/{}", ns::proc_name(t)));
-        let ours = PathBuf::from(format!("/proc/self/ns/{}", ns::proc_name(t)));
-        let ino = |p: &PathBuf| fs::metadata(p).map(|m| m.st_ino()).ok();
-        if ino(&theirs).is_none() {
-            return Err(Error::BadState("container not running".into()));
-        }
-        if ino(&theirs) != ino(&ours) {
+        let not_running = || Error::BadState("container not running".into());
+        let theirs = fs::File::open(format!("/proc/{init}/ns/{}", ns::proc_name(t))).map_err(|_| not_running())?;
+        let ours = fs::metadata(format!("/proc/self/ns/{}", ns::proc_name(t))).map(|m| m.st_ino()).ok();
+        if theirs.metadata().map(|m| m.st_ino()).ok() != ours {
             joins.push((t, theirs));
         }
+    }
+    if !crate::procs::alive(init, init_start) {
+        return Err(Error::BadState("container not running".into()));
     }
     let (parent, child) = Channel::pair()?;
     let stage = Stage {
@@ -150,8 +153,8 @@ fn stage1(s: &Stage) -> i32 {
     let r = (|| {
         let _ = SigSet::empty().thread_set_mask();
         s.channel.expect(&Msg::Go)?;
-        for (t, p) in &s.joins {
-            ns::join(*t, p)?;
+        for (t, f) in &s.joins {
+            ns::join_file(*t, f)?;
         }
         let pid = sys::fork_with(|| stage2(s)).map_err(|e| Error::io("fork", e))?;
         s.channel.send(&Msg::InitPid(pid.as_raw()))

@@ -156,10 +156,12 @@ mod tests {
     }
 
     #[test]
-    fn sentry_policy_compiles_and_allows_no_open_or_exec() {
+    fn sentry_policy_compiles_and_allows_no_exec_sockets_or_namespaces() {
         let p = sentry::policy();
         assert!(instruction_count(&p).unwrap() < 4096);
-        for forbidden in ["open", "openat", "openat2", "execve", "socket", "connect", "clone", "unshare", "ptrace"] {
+        for forbidden in
+            ["open", "openat2", "execve", "socket", "connect", "clone", "unshare", "ptrace", "process_vm_writev"]
+        {
             assert!(!p.allowed_syscalls().contains(&forbidden), "{forbidden}");
         }
     }

@@ -1,47 +1,47 @@
-//! A stub's memory, through process_vm_readv/writev (no ptrace stop needed).
+//! A stub's memory, through its /proc/TID/mem.
+//!
+//! The file is opened *before* the notification is checked to be still
+//! live: once the check passes, the open file refers to the caller's address
+//! space for good, even if the caller dies and its tid is reused by another
+//! process a moment later (reading or writing by tid, as process_vm_*v do,
+//! could then reach that other process). procfs is reached through a
+//! directory fd opened before the Sentry was confined.
 
-use std::io::{IoSlice, IoSliceMut};
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
-use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
-use nix::unistd::Pid;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
 
 use crate::syscalls::Memory;
 
-/// The memory of one stub thread.
+/// The memory of one stub thread, open.
 pub struct ProcMem {
-    /// host tid of the caller
-    pub pid: u32,
+    file: File,
 }
 
 impl ProcMem {
-    fn pid(&self) -> Result<Pid, Errno> {
-        Ok(Pid::from_raw(i32::try_from(self.pid).map_err(|_| Errno::ESRCH)?))
+    /// Opens `/proc/<tid>/mem` relative to the procfs directory `proc`.
+    pub fn open(proc: BorrowedFd<'_>, tid: u32) -> Result<ProcMem, Errno> {
+        let fd: OwnedFd = openat(proc, format!("{tid}/mem").as_str(), OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+        Ok(ProcMem { file: File::from(fd) })
     }
-}
 
-fn remote(addr: u64, len: usize) -> Result<RemoteIoVec, Errno> {
-    Ok(RemoteIoVec { base: usize::try_from(addr).map_err(|_| Errno::EFAULT)?, len })
+    /// The open file (for the notification check).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
 }
 
 impl Memory for ProcMem {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        let n = process_vm_writev(self.pid()?, &[IoSlice::new(data)], &[remote(addr, data.len())?])?;
-        if n == data.len() {
-            Ok(())
-        } else {
-            Err(Errno::EFAULT)
-        }
+        self.file.write_all_at(data, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        let len = buf.len();
-        let n = process_vm_readv(self.pid()?, &mut [IoSliceMut::new(buf)], &[remote(addr, len)?])?;
-        if n == len {
-            Ok(())
-        } else {
-            Err(Errno::EFAULT)
-        }
+        self.file.read_exact_at(buf, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
     }
 }
 

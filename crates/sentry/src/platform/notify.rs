@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 
 use libseccomp::{notify_id_valid, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
@@ -43,8 +43,15 @@ fn sync_wake_up(fd: &OwnedFd) {
 }
 
 /// Serves `first`, and every notify fd that arrives on `control`, until all
-/// of them have hung up.
-pub fn serve(first: OwnedFd, control: Option<UnixListener>, kernel: &Kernel, opts: Options) -> std::io::Result<()> {
+/// of them have hung up. `proc` is a directory fd of the host's procfs
+/// (stub memory is reached through /proc/TID/mem).
+pub fn serve(
+    first: OwnedFd,
+    control: Option<UnixListener>,
+    proc: OwnedFd,
+    kernel: &Kernel,
+    opts: Options,
+) -> std::io::Result<()> {
     sync_wake_up(&first);
     let mut fds = vec![first];
     let mut warned: HashSet<String> = HashSet::new();
@@ -75,7 +82,7 @@ pub fn serve(first: OwnedFd, control: Option<UnixListener>, kernel: &Kernel, opt
             (ready, hung, new_conn)
         };
         for i in ready {
-            serve_one(fds[i].as_raw_fd(), &dispatch, kernel, opts, &mut warned);
+            serve_one(fds[i].as_raw_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned);
         }
         for i in hung.into_iter().rev() {
             fds.swap_remove(i);
@@ -129,7 +136,14 @@ impl Dispatch {
     }
 }
 
-fn serve_one(raw: RawFd, dispatch: &Dispatch, kernel: &Kernel, opts: Options, warned: &mut HashSet<String>) {
+fn serve_one(
+    raw: RawFd,
+    proc: BorrowedFd<'_>,
+    dispatch: &Dispatch,
+    kernel: &Kernel,
+    opts: Options,
+    warned: &mut HashSet<String>,
+) {
     let req = match ScmpNotifReq::receive(raw) {
         Ok(r) => r,
         // the caller died between poll and receive
@@ -140,11 +154,12 @@ fn serve_one(raw: RawFd, dispatch: &Dispatch, kernel: &Kernel, opts: Options, wa
         Some(e) => e.name.to_string(),
         None => format!("syscall {}", i32::from(req.data.syscall)),
     };
-    let mem = ProcMem { pid: req.pid };
     let reply = match entry.map(|e| e.class) {
         Some(Class::Served(h)) => {
-            // the pid may have been reused since the call was made: check the
-            // notification is still live before trusting what memory says
+            // open the caller's memory first, then check the notification is
+            // still live: from then on the file is the caller's, whatever
+            // happens to its tid (see platform::mem)
+            let Ok(mem) = ProcMem::open(proc, req.pid) else { return };
             if notify_id_valid(raw, req.id).is_err() {
                 return;
             }
