@@ -113,6 +113,32 @@ pub fn propagation_flag(word: &str) -> Option<MsFlags> {
     })
 }
 
+/// A mount target held open: `path` is `/proc/self/fd/N`, which names the
+/// directory that was checked to lie inside the rootfs, whatever happens to
+/// the path meanwhile (a container sharing a volume could swap a symlink in:
+/// the CVE-2021-30465 class).
+pub(crate) struct Pinned {
+    _fd: std::os::fd::OwnedFd,
+    pub(crate) path: PathBuf,
+}
+
+pub(crate) fn pin(rootfs: &Path, dest: &Path) -> Result<Pinned> {
+    use nix::fcntl::{open, OFlag};
+    let fd = open(dest, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+        .map_err(|e| Error::path("open mount target", dest, e))?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
+    let real = fs::read_link(&path).map_err(|e| Error::path("resolve mount target", dest, e))?;
+    let root = fs::canonicalize(rootfs).map_err(|e| Error::path("resolve rootfs", rootfs, e))?;
+    if !real.starts_with(&root) {
+        return Err(Error::Config(format!(
+            "mount target {} escapes the rootfs (now {})",
+            dest.display(),
+            real.display()
+        )));
+    }
+    Ok(Pinned { _fd: fd, path })
+}
+
 /// Mounts one spec mount under `rootfs` (not yet pivoted into). Returns
 /// the host path it was mounted on.
 pub fn mount_into(rootfs: &Path, m: &Mount) -> Result<PathBuf> {
@@ -124,38 +150,45 @@ pub fn mount_into(rootfs: &Path, m: &Mount) -> Result<PathBuf> {
     if bind {
         let meta = fs::metadata(&source).map_err(|e| Error::path("stat mount source", &source, e))?;
         make_target(&dest, meta.is_dir())?;
+        let target = pin(rootfs, &dest)?;
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(Some(&source), &dest, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
+        mount(Some(&source), &target.path, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
             .map_err(|e| Error::path("bind mount", &dest, e))?;
-        let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !extra.is_empty() {
-            remount_bind(&dest, extra)?;
-        }
     } else if typ == "cgroup" {
         make_target(&dest, true)?;
-        crate::cgroups::mount::mount_cgroupfs(&dest, &opts)?;
+        crate::cgroups::mount::mount_cgroupfs(rootfs, &dest, &opts)?;
     } else {
         make_target(&dest, true)?;
+        let target = pin(rootfs, &dest)?;
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-        let r = mount(Some(&source), &dest, Some(typ), opts.flags, data);
+        let r = mount(Some(&source), &target.path, Some(typ), opts.flags, data);
         if let Err(e) = r {
             // In a user namespace without its own network namespace the
             // kernel refuses a new sysfs; runc falls back to a bind of /sys.
             if typ == "sysfs" && e == nix::errno::Errno::EPERM {
-                mount(Some("/sys"), &dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                mount(Some("/sys"), &target.path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                     .map_err(|e| Error::path("bind mount /sys", &dest, e))?;
-                remount_bind(&dest, opts.flags)?;
+                let top = pin(rootfs, &dest)?;
+                remount_bind(&top.path, opts.flags)?;
             } else {
                 return Err(Error::path("mount", &dest, e));
             }
         }
     }
+    // re-pin: the new mount now sits on the path; flags and propagation go to it
+    let top = pin(rootfs, &dest)?;
+    if bind {
+        let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            remount_bind(&top.path, extra)?;
+        }
+    }
     for p in &opts.propagation {
-        mount(None::<&str>, &dest, None::<&str>, *p, None::<&str>)
+        mount(None::<&str>, &top.path, None::<&str>, *p, None::<&str>)
             .map_err(|e| Error::path("set propagation", &dest, e))?;
     }
     if opts.recursive_ro {
-        sys::mount_setattr_rdonly(&dest, true).map_err(|e| Error::path("make read-only", &dest, e))?;
+        sys::mount_setattr_rdonly(&top.path, true).map_err(|e| Error::path("make read-only", &dest, e))?;
     }
     Ok(dest)
 }

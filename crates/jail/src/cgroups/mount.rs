@@ -11,7 +11,9 @@ use crate::{Error, Result};
 /// Mounts cgroupfs at `dest`: cgroup2 on a v2 host; on v1, a tmpfs holding
 /// one mount per hierarchy. Mounted from inside the container's cgroup
 /// namespace, each hierarchy shows the container's cgroup as its root.
-pub fn mount_cgroupfs(dest: &Path, opts: &Options) -> Result<()> {
+pub fn mount_cgroupfs(rootfs: &Path, dest: &Path, opts: &Options) -> Result<()> {
+    let target = crate::mount::pin(rootfs, dest)?;
+    let dest = target.path.as_path();
     let flags = opts.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME);
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     if host_version() == Version::V2 {
@@ -21,6 +23,9 @@ pub fn mount_cgroupfs(dest: &Path, opts: &Options) -> Result<()> {
     }
     mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some("mode=755"))
         .map_err(|e| Error::path("mount cgroup tmpfs", dest, e))?;
+    // the hierarchies go into the new tmpfs, held open like its mount point
+    let top = crate::mount::pin(rootfs, &target_real(dest)?)?;
+    let dest = top.path.as_path();
     for (_, key) in v1::hierarchies() {
         let name = key.strip_prefix("name=").unwrap_or(&key);
         let sub = dest.join(name);
@@ -33,4 +38,9 @@ pub fn mount_cgroupfs(dest: &Path, opts: &Options) -> Result<()> {
         crate::mount::remount_bind(dest, MsFlags::MS_RDONLY | flags)?;
     }
     Ok(())
+}
+
+/// The real path behind a pinned `/proc/self/fd/N` path.
+fn target_real(pinned: &Path) -> Result<std::path::PathBuf> {
+    std::fs::read_link(pinned).map_err(|e| Error::path("resolve mount target", pinned, e))
 }
