@@ -234,3 +234,42 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD takes no pointer; on a closed fd it fails with EBADF.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
+
+/// A new procfs instance showing only the pid directories (`subset=pid`,
+/// Linux 5.8), as a detached mount: an fd to its root and no mount point
+/// anywhere. No /proc/sys, no host-wide files; needs CAP_SYS_ADMIN.
+pub fn procfs_pids_only() -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let check = |r: libc::c_long| -> io::Result<RawFd> {
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        RawFd::try_from(r).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+    };
+    // SAFETY: the string is NUL-terminated and only read; returns a new fd.
+    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs) };
+    // SAFETY: key and value are NUL-terminated strings the kernel only reads.
+    check(unsafe {
+        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, c"subset".as_ptr(), c"pid".as_ptr(), 0)
+    })?;
+    // SAFETY: CMD_CREATE takes no pointers (null key and value).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    // SAFETY: fsmount takes the fs context fd and flags; returns a new fd.
+    let m = check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(m) })
+}

@@ -9,9 +9,12 @@
 //! the notify fd of each new process's filter.
 //!
 //! The Sentry is confined before it serves: an empty, read-only mount
-//! namespace (it opens no files), CAP_SYS_PTRACE alone (to read and write
-//! the memory of stubs that changed uid), no_new_privs, and the
-//! [`moat_jail::policy::sentry`] allowlist.
+//! namespace, a pids-only procfs reached by fd (for /proc/TID/mem),
+//! CAP_SYS_PTRACE and CAP_DAC_OVERRIDE (to open the memory of stubs that
+//! changed uid), no_new_privs, and the [`moat_jail::policy::sentry`]
+//! allowlist. Those two capabilities still reach every host process's
+//! memory: the Sentry's own user namespace (next step) will narrow them to
+//! the sandbox.
 //!
 //! The stubs never outlive the Sentry: its parent, a small watchdog that
 //! also lives in the container's cgroup, waits for it and, however it ends
@@ -83,8 +86,9 @@ pub fn spawn(
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
     let exit_file = c.dir().join(EXIT_FILE);
     let lock_fd = c.lock_fd();
-    // the Sentry reaches stub memory through procfs; it opens nothing by path once confined
-    let proc: OwnedFd = std::fs::File::open("/proc").map_err(|e| Error::io("open /proc", e))?.into();
+    // the Sentry reaches stub memory through a procfs of its own that has
+    // nothing but the pid directories (no /proc/sys to write as root)
+    let proc = sys::procfs_pids_only().map_err(|e| Error::io("mount a pids-only procfs for the sentry", e))?;
     let root = c.dir().join(EMPTY_ROOT);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
     // libseccomp probes the kernel on first use (loading test filters); do
@@ -148,7 +152,9 @@ fn confine(root: &std::path::Path) -> moat_jail::Result<()> {
     moat_jail::confine::confine(&moat_jail::confine::Confinement {
         tree: root,
         read_only: true,
-        keep_caps: &[caps::Capability::CAP_SYS_PTRACE],
+        // ptrace access to stub memory, and DAC override to open the
+        // /proc/TID/mem of a stub that switched to another uid
+        keep_caps: &[caps::Capability::CAP_SYS_PTRACE, caps::Capability::CAP_DAC_OVERRIDE],
         policy: Some(&policy),
     })
 }

@@ -84,7 +84,7 @@ fn exec_and_lifecycle_under_the_sentry() {
     let sentry_pid = find_sentry(&pids);
     let st = std::fs::read_to_string(format!("/proc/{sentry_pid}/status")).unwrap();
     assert!(st.contains("Seccomp:\t2") && st.contains("NoNewPrivs:\t1"), "{st}");
-    assert!(st.contains("CapEff:\t0000000000080000"), "{st}");
+    assert!(st.contains("CapEff:\t0000000000080002"), "{st}");
     assert_eq!(std::fs::read_dir(format!("/proc/{sentry_pid}/root")).unwrap().count(), 0, "the Sentry sees files");
     moat.ok(&["delete", "--force", &id]);
     assert_no_leaks(&moat, &id, b.path());
@@ -97,7 +97,7 @@ fn find_sentry(pids: &[i32]) -> i32 {
         .find(|p| {
             std::fs::read_to_string(format!("/proc/{p}/status"))
                 .unwrap_or_default()
-                .contains("CapEff:\t0000000000080000")
+                .contains("CapEff:\t0000000000080002")
         })
         .expect("no confined sentry among the container's processes")
 }
@@ -142,5 +142,32 @@ fn strace_logs_served_calls_and_denials_once() {
     assert!(text.lines().any(|l| l.contains("mount(0x") && l.contains("EPERM")), "{text}");
     let warnings = text.lines().filter(|l| l.contains("level=warn") && l.contains("denied mount")).count();
     assert_eq!(warnings, 1, "a denial is logged once per name: {text}");
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn served_calls_reach_stubs_that_changed_uid_or_live_in_a_user_namespace() {
+    // the Sentry writes uname's answer into the memory of a non-root, non-dumpable stub
+    let moat = sentry();
+    let mut b = Bundle::busybox(&["uname", "-r"]);
+    b.edit(|s| s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000}));
+    let id = unique_id("uid");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("moat"), "{out}");
+    assert_no_leaks(&moat, &id, b.path());
+
+    let mut b = Bundle::busybox(&["uname", "-r"]);
+    b.edit(|s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+        s["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+        s["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup" && m["type"] != "sysfs");
+    });
+    let id = unique_id("userns");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("moat"), "{out}");
     assert_no_leaks(&moat, &id, b.path());
 }

@@ -7,8 +7,9 @@
 //! could then reach that other process). procfs is reached through a
 //! directory fd opened before the Sentry was confined.
 
+use std::cell::OnceCell;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
@@ -17,31 +18,45 @@ use nix::sys::stat::Mode;
 
 use crate::syscalls::Memory;
 
-/// The memory of one stub thread, open.
-pub struct ProcMem {
-    file: File,
+/// The memory of one stub thread, opened on first use.
+pub struct ProcMem<'a> {
+    proc: BorrowedFd<'a>,
+    tid: u32,
+    notify: BorrowedFd<'a>,
+    id: u64,
+    file: OnceCell<Result<File, Errno>>,
 }
 
-impl ProcMem {
-    /// Opens `/proc/<tid>/mem` relative to the procfs directory `proc`.
-    pub fn open(proc: BorrowedFd<'_>, tid: u32) -> Result<ProcMem, Errno> {
-        let fd: OwnedFd = openat(proc, format!("{tid}/mem").as_str(), OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
-        Ok(ProcMem { file: File::from(fd) })
+impl<'a> ProcMem<'a> {
+    /// The memory of `tid`, the caller of notification `id` on `notify`.
+    pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64) -> ProcMem<'a> {
+        ProcMem { proc, tid, notify, id, file: OnceCell::new() }
     }
 
-    /// The open file (for the notification check).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.file.as_fd()
+    /// Opens `/proc/<tid>/mem`, then checks the notification is still live:
+    /// from then on the file is the caller's whatever happens to its tid.
+    fn file(&self) -> Result<&File, Errno> {
+        let r = self.file.get_or_init(|| {
+            let fd: OwnedFd = openat(
+                self.proc,
+                format!("{}/mem", self.tid).as_str(),
+                OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+            Ok(File::from(fd))
+        });
+        r.as_ref().map_err(|e| *e)
     }
 }
 
-impl Memory for ProcMem {
+impl Memory for ProcMem<'_> {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.file.write_all_at(data, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
+        self.file()?.write_all_at(data, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        self.file.read_exact_at(buf, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
+        self.file()?.read_exact_at(buf, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
     }
 }
 

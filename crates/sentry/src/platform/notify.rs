@@ -12,7 +12,7 @@ use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 
-use libseccomp::{notify_id_valid, ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
+use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -82,7 +82,7 @@ pub fn serve(
             (ready, hung, new_conn)
         };
         for i in ready {
-            serve_one(fds[i].as_raw_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned);
+            serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned);
         }
         for i in hung.into_iter().rev() {
             fds.swap_remove(i);
@@ -137,13 +137,14 @@ impl Dispatch {
 }
 
 fn serve_one(
-    raw: RawFd,
+    notify: BorrowedFd<'_>,
     proc: BorrowedFd<'_>,
     dispatch: &Dispatch,
     kernel: &Kernel,
     opts: Options,
     warned: &mut HashSet<String>,
 ) {
+    let raw = notify.as_raw_fd();
     let req = match ScmpNotifReq::receive(raw) {
         Ok(r) => r,
         // the caller died between poll and receive
@@ -156,13 +157,10 @@ fn serve_one(
     };
     let reply = match entry.map(|e| e.class) {
         Some(Class::Served(h)) => {
-            // open the caller's memory first, then check the notification is
-            // still live: from then on the file is the caller's, whatever
-            // happens to its tid (see platform::mem)
-            let Ok(mem) = ProcMem::open(proc, req.pid) else { return };
-            if notify_id_valid(raw, req.id).is_err() {
-                return;
-            }
+            // memory is opened, and the notification re-checked, on first
+            // use (see platform::mem); a handler that fails to reach it
+            // answers with the error, so the caller never waits forever
+            let mem = ProcMem::new(proc, req.pid, notify, req.id);
             h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem })
         }
         Some(Class::Interim) => Reply::Continue,
