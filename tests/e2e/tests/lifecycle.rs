@@ -224,44 +224,41 @@ fn recv_fd(sock: i32) -> std::os::fd::OwnedFd {
     panic!("no fd on the console socket");
 }
 
-#[test]
-fn foreground_run_with_a_terminal_proxies_the_pty() {
-    // script(1) gives moat a terminal of 20x90; the program must see it from its first instruction
-    for platform in ["native", "sentry"] {
-        let moat = Moat::new();
-        let mut b = Bundle::busybox(&["sh", "-c", "tty; stty size"]);
-        b.edit(|s| s["process"]["terminal"] = true.into());
-        let id = unique_id("fgtty");
-        let cmd = format!(
-            "stty cols 90 rows 20; {} --root {} --platform {platform} run --bundle {} {id}",
-            moat_e2e::moat_bin().display(),
-            moat.root().display(),
-            b.path().display()
-        );
-        let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
-        // script(1) turns its own stdin's EOF into a NUL the pty echoes as "^@"
-        let text = String::from_utf8_lossy(&out.stdout).replace(['\0', '\r'], "").replace("^@", "");
-        assert!(out.status.success(), "{platform}: {text}");
-        assert!(text.contains("/dev/pts/0\n20 90\n"), "{platform}: {text:?}");
-        assert_no_leaks(&moat, &id, b.path());
-    }
-}
-
-#[test]
-fn foreground_terminal_follows_window_size_changes() {
+/// Runs a terminal container in the foreground under script(1), whose pty
+/// is 20x90; `before` runs in script's shell first (backgrounded jobs may
+/// resize the pty). Returns what the program printed.
+fn run_in_script(platform: &str, script: &str, before: &str) -> String {
     let moat = Moat::new();
-    let mut b = Bundle::busybox(&["sh", "-c", "stty size; sleep 1; stty size"]);
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
     b.edit(|s| s["process"]["terminal"] = true.into());
-    let id = unique_id("winch");
-    // resizing script's terminal sends moat SIGWINCH; moat resizes the container's pty
+    let id = unique_id("fgtty");
     let cmd = format!(
-        "stty cols 90 rows 20; (sleep 0.4; stty cols 50 rows 10 </dev/tty) & {} --root {} run --bundle {} {id}",
+        "stty cols 90 rows 20; {before} {} --root {} --platform {platform} run --bundle {} {id}",
         moat_e2e::moat_bin().display(),
         moat.root().display(),
         b.path().display()
     );
     let out = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    // script(1) turns its own stdin's EOF into a NUL the pty echoes as "^@"
     let text = String::from_utf8_lossy(&out.stdout).replace(['\0', '\r'], "").replace("^@", "");
-    assert!(text.contains("20 90\n10 50\n"), "{text:?}");
+    assert!(out.status.success(), "{platform}: {text}");
     assert_no_leaks(&moat, &id, b.path());
+    text
+}
+
+#[test]
+fn foreground_run_with_a_terminal_proxies_the_pty() {
+    // the program must see the terminal's size from its first instruction
+    for platform in ["native", "sentry"] {
+        let text = run_in_script(platform, "tty; stty size", "");
+        assert!(text.contains("/dev/pts/0\n20 90\n"), "{platform}: {text:?}");
+    }
+}
+
+#[test]
+fn foreground_terminal_follows_window_size_changes() {
+    // resizing script's terminal sends moat SIGWINCH; moat resizes the container's pty
+    let text =
+        run_in_script("native", "stty size; sleep 1; stty size", "(sleep 0.4; stty cols 50 rows 10 </dev/tty) &");
+    assert!(text.contains("20 90\n10 50\n"), "{text:?}");
 }
