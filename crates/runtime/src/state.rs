@@ -220,13 +220,18 @@ impl Container {
     pub fn oci_state(&self) -> Result<OciState> {
         let s = self.saved()?;
         let status = self.status();
+        let mut annotations = s.annotations.clone();
+        // a Sentry that ended abnormally says why, where `moat state` shows it
+        if let Ok(why) = fs::read_to_string(self.dir.join(crate::boot::EXIT_FILE)) {
+            annotations.insert("run.moat.sentry.exit".into(), why.trim().to_string());
+        }
         Ok(OciState {
             oci_version: s.oci_version.clone(),
             id: s.id.clone(),
             status,
             pid: if status == Status::Stopped { 0 } else { s.pid },
             bundle: s.bundle.clone(),
-            annotations: s.annotations.clone(),
+            annotations,
             rootfs: s.rootfs.clone(),
             created: s.created.clone(),
             owner: s.owner.clone(),

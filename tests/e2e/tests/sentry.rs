@@ -122,6 +122,8 @@ fn killing_the_sentry_ends_the_container() {
     assert_eq!(moat.status(&id), "stopped", "the container outlived its Sentry");
     let why = std::fs::read_to_string(moat.root().join(&id).join("sentry.exit")).unwrap();
     assert!(why.contains("SIGKILL"), "{why}");
+    let st: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
+    assert!(st["annotations"]["run.moat.sentry.exit"].as_str().unwrap_or("").contains("SIGKILL"), "{st}");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.lines().any(|l| l.contains("\"level\":\"error\"") && l.contains("sentry was killed")), "{text}");
     moat.ok(&["delete", &id]);
