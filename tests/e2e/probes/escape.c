@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
+#include <linux/netlink.h>
 
 static void report(const char *name, long r) {
     if (r < 0)
@@ -55,6 +56,7 @@ int main(void) {
     report("setns", setns(0, 0));
     report("mount", mount("none", "/tmp", "tmpfs", 0, ""));
     report("packet_socket", socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)));
+    report("netlink_uevent", socket(AF_NETLINK, SOCK_DGRAM, 15 /* NETLINK_KOBJECT_UEVENT */));
     char c = 'x';
     report("tiocsti", ioctl(1, TIOCSTI, &c));
     report("prctl_set_mm", prctl_set_mm());

@@ -37,7 +37,7 @@ fn programs_run_and_dangerous_calls_are_denied() {
     let mut b = Bundle::busybox(&[
         "sh",
         "-c",
-        "seq 1 100 | grep 7 | wc -l > /tmp/n; cat /tmp/n; \
+        "seq 1 100 | grep 7 | wc -l > /tmp/n; cat /tmp/n; ip link show lo | grep -c LOOPBACK; \
          unshare -U true 2>/dev/null && echo unshare-escaped || echo unshare-denied; \
          nsenter -t 1 -m true 2>/dev/null && echo setns-escaped || echo setns-denied",
     ]);
@@ -60,7 +60,7 @@ fn programs_run_and_dangerous_calls_are_denied() {
     let id = unique_id("deny");
     let (code, out, err) = run_fg(&moat, &b, &id);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "19\nunshare-denied\nsetns-denied\n");
+    assert_eq!(out, "19\n1\nunshare-denied\nsetns-denied\n", "ip uses a NETLINK_ROUTE raw socket");
     assert_no_leaks(&moat, &id, b.path());
 }
 

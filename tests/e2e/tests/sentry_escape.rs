@@ -23,6 +23,7 @@ const PROBES: &[&str] = &[
     "packet_socket",
     "clone_newpid",
     "tiocsti",
+    "netlink_uevent",
     "prctl_set_mm",
 ];
 

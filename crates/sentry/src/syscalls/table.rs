@@ -84,7 +84,7 @@ pub static TABLE: &[Entry] = &[
     s!(setitimer, Passthrough(Rule::Any), "time"),
     s!(getpid, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
     s!(sendfile, Passthrough(Rule::Any), "on fds the app holds"),
-    s!(socket, Served(net::socket), "raw and packet sockets refused; others made by the host until the netstack lands"),
+    s!(socket, Served(net::socket), "raw and packet sockets refused, netlink only for routing and diagnostics; others made by the host until the netstack lands"),
     s!(connect, Interim, "netstack pending"),
     s!(accept, Interim, "netstack pending"),
     s!(sendto, Passthrough(Rule::Any), "socket I/O on held fds (netstack: served once it lands)"),
