@@ -262,3 +262,43 @@ fn foreground_terminal_follows_window_size_changes() {
         run_in_script("native", "stty size; sleep 1; stty size", "(sleep 0.4; stty cols 50 rows 10 </dev/tty) &");
     assert!(text.contains("20 90\n10 50\n"), "{text:?}");
 }
+
+#[test]
+fn update_kill_all_and_exec_into_a_created_container() {
+    let moat = Moat::new();
+    let b = Bundle::busybox(&["sh", "-c", "sleep 1000 & sleep 1000"]);
+    let id = unique_id("upd");
+    moat.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    // exec works before start (runc allows it): the container's namespaces exist
+    let out = moat.ok(&["exec", &id, "hostname"]);
+    assert_eq!(out.trim(), "moat");
+    moat.ok(&["start", &id]);
+    // update: a new pids limit lands in the cgroup
+    let res = b.path().join("res.json");
+    std::fs::write(&res, r#"{"pids": {"limit": 77}}"#).unwrap();
+    moat.ok(&["update", "--resources", res.to_str().unwrap(), &id]);
+    let ev: Value = serde_json::from_str(&moat.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(ev["data"]["pids"]["limit"], 77);
+    let bad = b.path().join("bad.json");
+    std::fs::write(&bad, r#"{"pids": {"limit": "many"}}"#).unwrap();
+    let err = moat.fails(&["update", "--resources", bad.to_str().unwrap(), &id]);
+    assert!(err.contains("linux.resources.pids.limit"), "{err}");
+    // kill --all reaches every process, not just init
+    for _ in 0..100 {
+        let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
+        if pids.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    moat.ok(&["kill", "--all", &id, "KILL"]);
+    for _ in 0..200 {
+        if moat.status(&id) == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(moat.status(&id), "stopped");
+    moat.ok(&["delete", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}

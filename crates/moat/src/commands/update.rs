@@ -15,7 +15,9 @@ pub fn run(g: &Global, id: &str, resources: Option<PathBuf>) -> Result<i32> {
     } else {
         text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
     }
-    let r: LinuxResources = serde_json::from_str(&text).context("parse linux.resources")?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    let r: LinuxResources = serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("{}: linux.resources.{}: {}", path.display(), e.path(), e.inner()))?;
     moat_runtime::query::update(g, id, &r)?;
     Ok(0)
 }
