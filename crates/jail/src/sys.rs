@@ -273,3 +273,32 @@ pub fn procfs_pids_only() -> io::Result<OwnedFd> {
     // SAFETY: the kernel just returned this new fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(m) })
 }
+
+/// Closes every fd from 3 up except those in `keep` and regular files (a
+/// log file the process still writes to). For helper processes that were
+/// forked, not exec'd, and must not carry their parent's directories,
+/// sockets and pipes into confinement.
+pub fn close_inherited_fds(keep: &[RawFd]) -> io::Result<()> {
+    let mut fds: Vec<RawFd> = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd")?.flatten() {
+        if let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) {
+            fds.push(fd);
+        }
+    }
+    for fd in fds.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // SAFETY: fstat writes into a local struct; a stale fd number (the
+        // read_dir fd itself, already closed) just fails with EBADF.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            continue;
+        }
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+            continue;
+        }
+        // SAFETY: nothing in this process uses `fd` after this point (it is
+        // not in `keep`, and the process is single-threaded).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}

@@ -106,6 +106,12 @@ pub fn spawn(
         }
         quiet_stdio();
         let sentry = sys::fork_with(move || {
+            // nothing of create's (state dir, channel, console, pidfds) goes into confinement
+            let keep = [fd.as_raw_fd(), control.as_raw_fd(), proc.as_raw_fd()];
+            if let Err(e) = sys::close_inherited_fds(&keep) {
+                tracing::error!("sentry: close inherited fds: {e}");
+                return 1;
+            }
             if let Err(e) = confine(&root) {
                 tracing::error!("sentry: {e}");
                 return 1;

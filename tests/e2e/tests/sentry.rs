@@ -86,6 +86,15 @@ fn exec_and_lifecycle_under_the_sentry() {
     assert!(st.contains("Seccomp:\t2") && st.contains("NoNewPrivs:\t1"), "{st}");
     assert!(st.contains("CapEff:\t0000000000080002"), "{st}");
     assert_eq!(std::fs::read_dir(format!("/proc/{sentry_pid}/root")).unwrap().count(), 0, "the Sentry sees files");
+    // and it holds nothing of create's: no state dir, no bundle, no channel
+    for e in std::fs::read_dir(format!("/proc/{sentry_pid}/fd")).unwrap().flatten() {
+        let target = std::fs::read_link(e.path()).unwrap_or_default().display().to_string();
+        let ok = target == "/dev/null"
+            || target == "/"
+            || target.starts_with("anon_inode:")
+            || target.starts_with("socket:");
+        assert!(ok, "the Sentry holds fd {:?} -> {target}", e.file_name());
+    }
     moat.ok(&["delete", "--force", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }
