@@ -31,7 +31,7 @@ pub fn features() -> Value {
             "selinux": { "enabled": false }
         },
         "annotations": {
-            "run.moat.platforms": "native",
+            "run.moat.platforms": "native,sentry",
             "run.moat.version": env!("CARGO_PKG_VERSION")
         }
     })
