@@ -16,7 +16,7 @@ fn identity_is_the_sandbox_kernel() {
     let mut b = Bundle::busybox(&[
         "sh",
         "-c",
-        "uname -r; dmesg | head -1; hostname; hostname changed; hostname; grep Seccomp: /proc/self/status",
+        "uname -r; dmesg | head -1; hostname; hostname changed; hostname; grep Seccomp: /proc/self/status; uptime",
     ]);
     b.edit(|s| s["hostname"] = "sandboxed".into());
     let id = unique_id("ident");
@@ -27,6 +27,8 @@ fn identity_is_the_sandbox_kernel() {
     assert!(lines[1].contains("Starting moat"), "dmesg: {out}");
     assert_eq!(&lines[2..4], ["sandboxed", "changed"]);
     assert_eq!(lines[4], "Seccomp:\t2");
+    // sysinfo: the sandbox's own uptime, no host load
+    assert!(lines[5].contains("up 0 min") && lines[5].contains("load average: 0.00, 0.00, 0.00"), "{out}");
     assert_ne!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(), "changed");
     assert_no_leaks(&moat, &id, b.path());
 }

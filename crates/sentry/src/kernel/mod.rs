@@ -12,6 +12,7 @@ pub const VERSION: &str = "#1 SMP moat application kernel";
 /// Kernel state of one sandbox.
 #[derive(Debug)]
 pub struct Kernel {
+    booted: std::time::Instant,
     hostname: Mutex<String>,
     domainname: Mutex<String>,
     boot_log: String,
@@ -28,7 +29,12 @@ impl Kernel {
         ]
         .join("\n")
             + "\n";
-        Kernel { hostname: Mutex::new(hostname.into()), domainname: Mutex::new("(none)".into()), boot_log }
+        Kernel {
+            booted: std::time::Instant::now(),
+            hostname: Mutex::new(hostname.into()),
+            domainname: Mutex::new("(none)".into()),
+            boot_log,
+        }
     }
 
     /// The hostname.
@@ -46,6 +52,11 @@ impl Kernel {
     /// The NIS domain name.
     pub fn domainname(&self) -> String {
         self.domainname.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// Seconds since the sandbox started (its uptime).
+    pub fn uptime(&self) -> u64 {
+        self.booted.elapsed().as_secs()
     }
 
     /// The sandbox's dmesg.

@@ -87,3 +87,29 @@ pub fn setdomainname(c: &Call<'_>) -> Reply {
 pub fn sync(_: &Call<'_>) -> Reply {
     Reply::Value(0)
 }
+
+/// Serves sysinfo(2): the sandbox's own uptime, no host load averages or
+/// process count; memory figures are the host's (the cgroup limit is what
+/// the sandbox can use; a served /proc/meminfo will say so). Differs from
+/// Linux: loads are 0, procs is 1.
+pub fn sysinfo(c: &Call<'_>) -> Reply {
+    let host = nix::sys::sysinfo::sysinfo().ok();
+    let ram = host.as_ref().map(|h| h.ram_total()).unwrap_or(0);
+    let free = host.as_ref().map(|h| h.ram_unused()).unwrap_or(0);
+    let swap = host.as_ref().map(|h| h.swap_total()).unwrap_or(0);
+    let swap_free = host.as_ref().map(|h| h.swap_free()).unwrap_or(0);
+    // struct sysinfo on x86-64: 112 bytes
+    let mut b = [0u8; 112];
+    let put = |b: &mut [u8; 112], at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    put(&mut b, 0, c.kernel.uptime());
+    put(&mut b, 32, ram);
+    put(&mut b, 40, free);
+    put(&mut b, 64, swap);
+    put(&mut b, 72, swap_free);
+    b[80..82].copy_from_slice(&1u16.to_ne_bytes());
+    b[104..108].copy_from_slice(&1u32.to_ne_bytes());
+    match c.mem.write(c.args[0], &b) {
+        Ok(()) => Reply::Value(0),
+        Err(e) => Reply::Error(e),
+    }
+}

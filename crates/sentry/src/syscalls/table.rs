@@ -142,7 +142,7 @@ pub static TABLE: &[Entry] = &[
     s!(gettimeofday, Passthrough(Rule::Any), "time"),
     s!(getrlimit, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
     s!(getrusage, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
-    s!(sysinfo, Interim, "pending"),
+    s!(sysinfo, Served(identity::sysinfo), "the sandbox's uptime; no host load or process count"),
     s!(times, Passthrough(Rule::Any), "time"),
     s!(ptrace, Denied(libc::EPERM), "no reaching into other processes"),
     s!(getuid, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
