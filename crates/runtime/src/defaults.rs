@@ -126,6 +126,10 @@ pub fn do_spec(o: &DoOpts) -> Spec {
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}
     ]));
+    // with the host's network namespace, a new sysfs would be the host's own
+    // superblock on top of itself (EBUSY): keep the read-only host /sys instead
+    let mounts: Vec<Mount> =
+        mounts.into_iter().filter(|m| !(o.host_network && m.destination() == Path::new("/sys"))).collect();
     s.set_mounts(Some(mounts));
     if let Some(mut l) = s.linux().clone() {
         let ns: Vec<LinuxNamespace> = l

@@ -1,0 +1,35 @@
+//! `moat do`: the README's demo. A command on the host's own root, read-only,
+//! with fresh namespaces, on both platforms and both network modes.
+
+use moat_e2e::Moat;
+
+#[test]
+fn do_runs_on_the_host_root_read_only() {
+    for platform in ["native", "sentry"] {
+        let moat = Moat::new();
+        let out = moat.run(&[
+            "--platform",
+            platform,
+            "do",
+            "--",
+            "sh",
+            "-c",
+            "echo hello; touch /etc/moat-do-test 2>&1 | grep -c 'Read-only'; ls /sys/class/net; echo $$",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{platform}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(text, "hello\n1\nlo\n1\n", "{platform}: own pid and network namespaces, read-only root");
+        assert!(!std::path::Path::new("/etc/moat-do-test").exists());
+        assert_eq!(std::fs::read_dir(moat.root()).map(|d| d.count()).unwrap_or(0), 0, "state left behind");
+    }
+}
+
+#[test]
+fn do_with_the_host_network_and_exit_status() {
+    let moat = Moat::new();
+    let out = moat.run(&["do", "--network", "host", "--", "sh", "-c", "ls /sys/class/net | grep -vc '^lo$'; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    let n: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    assert!(n >= 1, "the host's interfaces are visible with --network host");
+    assert!(moat.fails(&["do", "--network", "bogus", "--", "true"]).contains("--network"));
+}
