@@ -114,7 +114,9 @@ pub fn do_spec(o: &DoOpts) -> Spec {
     if let Some(mut p) = s.process().clone() {
         p.set_terminal(Some(false));
         p.set_args(Some(o.args.clone()));
-        p.set_cwd(o.cwd.clone());
+        // /tmp, /proc, /dev and /sys are fresh inside: a cwd below them does not exist there
+        let hidden = ["/tmp", "/proc", "/dev", "/sys"].iter().any(|m| o.cwd.starts_with(m));
+        p.set_cwd(if hidden { PathBuf::from("/") } else { o.cwd.clone() });
         p.set_env(Some(o.env.clone()));
         s.set_process(Some(p));
     }
