@@ -3,6 +3,8 @@
  * Built static by the e2e tests and run inside a container. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <linux/bpf.h>
 #include <linux/perf_event.h>
 #include <sched.h>
@@ -57,8 +59,20 @@ int main(void) {
     report("mount", mount("none", "/tmp", "tmpfs", 0, ""));
     report("packet_socket", socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)));
     report("netlink_uevent", socket(AF_NETLINK, SOCK_DGRAM, 15 /* NETLINK_KOBJECT_UEVENT */));
+    /* TIOCSTI on a terminal of our own (a pty), so only a refusal can fail it */
     char c = 'x';
-    report("tiocsti", ioctl(1, TIOCSTI, &c));
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    long sti = -1;
+    if (master >= 0 && grantpt(master) == 0 && unlockpt(master) == 0) {
+        int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+        if (slave >= 0)
+            sti = ioctl(slave, TIOCSTI, &c);
+        else
+            printf("# no pty slave: %s\n", strerror(errno));
+    } else {
+        printf("# no pty: %s\n", strerror(errno));
+    }
+    report("tiocsti", sti);
     report("prctl_set_mm", prctl_set_mm());
     fflush(stdout);
     long child = syscall(SYS_clone, CLONE_NEWPID | 17 /* SIGCHLD */, 0, 0, 0, 0);

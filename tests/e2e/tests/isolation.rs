@@ -51,15 +51,17 @@ fn host_filesystem_is_out_of_reach() {
 
 #[test]
 fn privileged_operations_are_denied() {
+    // module loading: this host's kernel has no module support (ENOSYS for
+    // everyone), so it is proved under the Sentry only (sentry_escape.rs)
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     probes(
         &[
             ("mount tmpfs", "mount -t tmpfs none /mnt"),
             ("remount root rw", "mount -o remount,rw /"),
             ("mknod block device", "mknod /dev/sdz b 8 0"),
-            ("load kernel module", "insmod /nonexistent.ko || modprobe dummy; lsmod | grep -q dummy"),
             // busybox date exits 0 even when settimeofday fails: look for the error
             ("set host time", "! date -s 2000-01-01 2>&1 | grep -q 'not permitted'"),
-            ("change hostname of host", "hostname evil && test \"$(cat /proc/sys/kernel/hostname)\" != evil"),
+            ("set a hostname without CAP_SYS_ADMIN", "hostname evil"),
             ("raise hard rlimit", "ulimit -Hn 1048577"),
             ("chroot escape", "mkdir -p /dev/shm/x && chroot /dev/shm/x /bin/sh"),
             ("raw socket", "ping -c1 -W1 127.0.0.1"),
@@ -67,6 +69,7 @@ fn privileged_operations_are_denied() {
         ],
         |_| {},
     );
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), hostname, "host hostname changed");
 }
 
 #[test]
