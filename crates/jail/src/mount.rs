@@ -119,7 +119,10 @@ pub fn propagation_flag(word: &str) -> Option<MsFlags> {
 /// the CVE-2021-30465 class).
 pub(crate) struct Pinned {
     _fd: std::os::fd::OwnedFd,
+    /// `/proc/self/fd/N`
     pub(crate) path: PathBuf,
+    /// where it lies on the host (checked to be inside the rootfs)
+    pub(crate) real: PathBuf,
 }
 
 pub(crate) fn pin(rootfs: &Path, dest: &Path) -> Result<Pinned> {
@@ -136,7 +139,7 @@ pub(crate) fn pin(rootfs: &Path, dest: &Path) -> Result<Pinned> {
             real.display()
         )));
     }
-    Ok(Pinned { _fd: fd, path })
+    Ok(Pinned { _fd: fd, path, real })
 }
 
 /// Mounts one spec mount under `rootfs` (not yet pivoted into). Returns

@@ -25,13 +25,11 @@
 //!
 //! Not yet: its own user namespace mapped to an unprivileged host uid.
 
-use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use moat_jail::cgroups::Manager;
 use moat_jail::sys;
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::wait::waitpid;
 
 use crate::state::Container;
@@ -57,16 +55,8 @@ pub fn connect(c: &Container) -> Result<UnixStream> {
 
 /// Hands a notify fd to the Sentry.
 pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
-    let fds = [fd.as_raw_fd()];
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &[IoSlice::new(b"fd")],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(|e| Error::io("hand the notify fd to the sentry", e))?;
-    Ok(())
+    crate::fdpass::send(sock.as_fd(), b"fd", Some(fd.as_fd()))
+        .map_err(|e| Error::io("hand the notify fd to the sentry", e))
 }
 
 /// Where the watchdog records how the Sentry ended, if not normally.

@@ -2,12 +2,9 @@
 //! (stage 1 and the container's init): a SOCK_SEQPACKET socketpair carrying
 //! one JSON message per packet, optionally with one fd (SCM_RIGHTS).
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 
-use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -57,20 +54,9 @@ impl Channel {
     }
 
     /// Sends a message with an fd attached.
-    pub fn send_with_fd(&self, m: &Msg, fd: Option<RawFd>) -> Result<()> {
+    pub fn send_with_fd(&self, m: &Msg, fd: Option<std::os::fd::BorrowedFd<'_>>) -> Result<()> {
         let buf = serde_json::to_vec(m).map_err(|e| Error::Invalid(e.to_string()))?;
-        let iov = [IoSlice::new(&buf)];
-        let fds;
-        let cmsg: Vec<ControlMessage> = match fd {
-            Some(f) => {
-                fds = [f];
-                vec![ControlMessage::ScmRights(&fds)]
-            }
-            None => vec![],
-        };
-        sendmsg::<()>(self.fd.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|e| Error::io("send to channel", e))?;
-        Ok(())
+        crate::fdpass::send(self.fd.as_fd(), &buf, fd).map_err(|e| Error::io("send to channel", e))
     }
 
     /// Receives a message (and an fd, if one came with it). EOF is an error
@@ -86,28 +72,8 @@ impl Channel {
     /// `exec`, that is how a successful execve shows: close-on-exec).
     pub fn recv_or_eof(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MSG];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let (n, fd) = {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let r = loop {
-                match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    other => break other,
-                }
-            };
-            let msg = r.map_err(|e| Error::io("receive from channel", e))?;
-            let mut fd = None;
-            for c in msg.cmsgs().map_err(|e| Error::io("receive from channel", e))? {
-                if let ControlMessageOwned::ScmRights(v) = c {
-                    for f in v {
-                        // SAFETY: the kernel just installed this fd for us; nothing else owns it.
-                        let owned = unsafe { moat_jail::sys::own_fd(f) };
-                        fd.get_or_insert(owned);
-                    }
-                }
-            }
-            (msg.bytes, fd)
-        };
+        let (n, fd) =
+            crate::fdpass::recv(self.fd.as_fd(), &mut buf).map_err(|e| Error::io("receive from channel", e))?;
         if n == 0 {
             return Ok(None);
         }

@@ -2,14 +2,12 @@
 //! caller over `--console-socket` (SCM_RIGHTS, as runc does), or proxied to
 //! moat's own stdio for a foreground `moat run -t`.
 
-use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, Winsize};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::stat::Mode;
 
 use crate::{Error, Result};
@@ -39,14 +37,10 @@ fn moat_sys_winsize(fd: BorrowedFd<'_>, ws: &Winsize) -> nix::Result<()> {
     unsafe { tiocswinsz(fd.as_raw_fd(), ws) }.map(drop)
 }
 
-/// Sends the pty master over the console socket.
+/// Sends the pty master over the console socket (named /dev/ptmx, as runc does).
 pub fn send_master(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<()> {
-    let name = b"/dev/ptmx";
-    let iov = [IoSlice::new(name)];
-    let fds = [master.as_raw_fd()];
-    sendmsg::<()>(socket.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .map_err(|e| Error::io("send pty master to console socket", e))?;
-    Ok(())
+    crate::fdpass::send(socket, b"/dev/ptmx", Some(master))
+        .map_err(|e| Error::io("send pty master to console socket", e))
 }
 
 /// Makes `slave` the calling process's controlling terminal and stdio.
@@ -67,21 +61,9 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
 
 /// Receives a pty master sent over a console socket.
 pub fn recv_master(sock: BorrowedFd<'_>) -> Result<OwnedFd> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned};
     let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| Error::io("receive pty master", e))?;
-    for c in msg.cmsgs().map_err(|e| Error::io("receive pty master", e))? {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            if let Some(f) = v.first() {
-                // SAFETY: the kernel just installed this fd for us; nothing else owns it.
-                return Ok(unsafe { moat_jail::sys::own_fd(*f) });
-            }
-        }
-    }
-    Err(Error::Init("console socket closed without a pty master".into()))
+    let (_, fd) = crate::fdpass::recv(sock, &mut buf).map_err(|e| Error::io("receive pty master", e))?;
+    fd.ok_or_else(|| Error::Init("console socket closed without a pty master".into()))
 }
 
 /// Copies between moat's stdin/stdout and a pty master until the master

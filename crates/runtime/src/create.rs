@@ -6,7 +6,7 @@
 //! On any failure, [`Abort`] undoes it all: no process, cgroup or state dir
 //! is left behind.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -293,7 +293,6 @@ fn owner_name() -> String {
 /// Sends the seccomp notify fd to the profile's listener, with the
 /// container process state, as runc does (`ContainerProcessState`).
 fn forward_seccomp_fd(spec: &Spec, c: &Container, fd: OwnedFd) -> Result<()> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let s =
         spec.linux().as_ref().and_then(|l| l.seccomp().clone()).ok_or_else(|| Error::Invalid("no seccomp".into()))?;
     let path = s.listener_path().clone().ok_or_else(|| Error::Invalid("linux.seccomp.listenerPath missing".into()))?;
@@ -307,9 +306,5 @@ fn forward_seccomp_fd(spec: &Spec, c: &Container, fd: OwnedFd) -> Result<()> {
         "state": c.oci_state()?,
     });
     let body = serde_json::to_vec(&msg).map_err(|e| Error::Invalid(e.to_string()))?;
-    let iov = [std::io::IoSlice::new(&body)];
-    let fds = [fd.as_raw_fd()];
-    sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .map_err(|e| Error::io("send seccomp fd to listener", e))?;
-    Ok(())
+    crate::fdpass::send(sock.as_fd(), &body, Some(fd.as_fd())).map_err(|e| Error::io("send seccomp fd to listener", e))
 }

@@ -164,8 +164,7 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
     if let Some(c) = &a.console {
         process::console(c.as_fd(), &proc_)?;
     }
-    let seccomp_fd_to_parent =
-        |fd: OwnedFd| ch.send_with_fd(&Msg::SeccompFd, Some(std::os::fd::AsRawFd::as_raw_fd(&fd)));
+    let seccomp_fd_to_parent = |fd: OwnedFd| ch.send_with_fd(&Msg::SeccompFd, Some(fd.as_fd()));
     let prepared = process::prepare(
         spec,
         &proc_,

@@ -16,6 +16,7 @@ pub mod defaults;
 pub mod delete;
 mod error;
 pub mod exec;
+pub mod fdpass;
 pub mod fds;
 pub mod features;
 pub mod freeze;

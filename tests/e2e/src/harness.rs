@@ -90,6 +90,18 @@ impl Moat {
         err
     }
 
+    /// Waits up to three seconds for a container to reach `want`; returns the last status seen.
+    pub fn wait_status(&self, id: &str, want: &str) -> String {
+        for _ in 0..300 {
+            let st = self.status(id);
+            if st == want {
+                return st;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.status(id)
+    }
+
     /// The OCI status of a container.
     pub fn status(&self, id: &str) -> String {
         let st: Value = serde_json::from_str(&self.ok(&["state", id])).expect("state json");
@@ -216,4 +228,31 @@ pub fn assert_no_leaks(moat: &Moat, id: &str, bundle: &Path) {
             p.file_name()
         );
     }
+}
+
+/// Receives one message and the fds sent with it (SCM_RIGHTS) on `sock`.
+pub fn recv_with_fds(sock: std::os::fd::BorrowedFd<'_>) -> (Vec<u8>, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 65536];
+    let mut space = nix::cmsg_space!([i32; 4]);
+    let (n, raw) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg =
+            recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).expect("recvmsg");
+        let raw: Vec<i32> = msg
+            .cmsgs()
+            .expect("cmsgs")
+            .filter_map(|c| match c {
+                ControlMessageOwned::ScmRights(v) => Some(v),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        (msg.bytes, raw)
+    };
+    buf.truncate(n);
+    // SAFETY: the kernel just installed these fds for us; nothing else owns them.
+    let fds = raw.into_iter().map(|f| unsafe { std::os::fd::FromRawFd::from_raw_fd(f) }).collect();
+    (buf, fds)
 }

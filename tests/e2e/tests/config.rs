@@ -259,7 +259,7 @@ fn cgroup_mount_shows_the_container_cgroup_as_root() {
 
 #[test]
 fn seccomp_notify_fd_goes_to_the_listener() {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     let moat = Moat::new();
     let mut b = Bundle::busybox(&["sh", "-c", "mkdir /tmp/x; echo done"]);
     let sock = b.path().join("seccomp.sock");
@@ -276,32 +276,9 @@ fn seccomp_notify_fd_goes_to_the_listener() {
     let id = unique_id("notify");
     let got = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 65536];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([i32; 1]);
-        let msg = nix::sys::socket::recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            nix::sys::socket::MsgFlags::empty(),
-        )
-        .unwrap();
-        let fds: Vec<i32> = msg
-            .cmsgs()
-            .unwrap()
-            .filter_map(|c| match c {
-                nix::sys::socket::ControlMessageOwned::ScmRights(v) => Some(v),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        let n = msg.bytes;
-        let v: Value = serde_json::from_slice(&buf[..n]).unwrap();
-        for fd in &fds {
-            // SAFETY: the fd was just received and is ours; closing it makes
-            // the notified call fail with ENOSYS instead of hanging.
-            unsafe { libc::close(*fd) };
-        }
+        let (body, fds) = moat_e2e::recv_with_fds(conn.as_fd());
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        // dropping the fds closes them: the notified call then fails with ENOSYS instead of hanging
         (v, fds.len())
     });
     moat.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);

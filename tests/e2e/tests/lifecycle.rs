@@ -1,7 +1,7 @@
 //! The OCI lifecycle through the moat binary: create, start, state, kill,
 //! delete, run, exec, pause/resume, ps, list, events, hooks, console.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
 
 use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
@@ -51,13 +51,7 @@ fn create_start_kill_delete_walks_the_states() {
     assert!(err.contains("not stopped"), "{err}");
 
     moat.ok(&["kill", &id, "KILL"]);
-    for _ in 0..200 {
-        if moat.status(&id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert_eq!(moat.status(&id), "stopped");
+    assert_eq!(moat.wait_status(&id, "stopped"), "stopped");
     let err = moat.fails(&["kill", &id, "TERM"]);
     assert!(err.contains("container not running"), "{err}");
     moat.ok(&["delete", &id]);
@@ -72,13 +66,7 @@ fn kill_term_ends_a_created_container_and_force_delete_a_running_one() {
     let id = unique_id("term");
     moat.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
     moat.ok(&["kill", &id, "15"]);
-    for _ in 0..200 {
-        if moat.status(&id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert_eq!(moat.status(&id), "stopped");
+    assert_eq!(moat.wait_status(&id, "stopped"), "stopped");
     moat.ok(&["delete", &id]);
     assert_no_leaks(&moat, &id, b.path());
 
@@ -198,7 +186,7 @@ fn console_socket_receives_the_pty_master() {
     let id = unique_id("tty");
     moat.ok(&["create", "--bundle", b.path().to_str().unwrap(), "--console-socket", sock.to_str().unwrap(), &id]);
     let (conn, _) = listener.accept().unwrap();
-    let master = recv_fd(conn.as_raw_fd());
+    let master = moat_e2e::recv_with_fds(conn.as_fd()).1.pop().expect("no fd on the console socket");
     moat.ok(&["start", &id]);
     let mut out = String::new();
     let mut f = std::fs::File::from(master);
@@ -207,21 +195,6 @@ fn console_socket_receives_the_pty_master() {
     assert!(out.contains("hello-tty"), "{out:?}");
     moat.ok(&["delete", "-f", &id]);
     assert_no_leaks(&moat, &id, b.path());
-}
-
-fn recv_fd(sock: i32) -> std::os::fd::OwnedFd {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([i32; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            // SAFETY: the kernel just gave us this fd; nothing else owns it.
-            return unsafe { std::os::fd::FromRawFd::from_raw_fd(v[0]) };
-        }
-    }
-    panic!("no fd on the console socket");
 }
 
 /// Runs a terminal container in the foreground under script(1), whose pty
@@ -292,13 +265,7 @@ fn update_kill_all_and_exec_into_a_created_container() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     moat.ok(&["kill", "--all", &id, "KILL"]);
-    for _ in 0..200 {
-        if moat.status(&id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert_eq!(moat.status(&id), "stopped");
+    assert_eq!(moat.wait_status(&id, "stopped"), "stopped");
     moat.ok(&["delete", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }

@@ -124,13 +124,7 @@ fn killing_the_sentry_ends_the_container() {
     let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
     let sentry_pid = find_sentry(&pids);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sentry_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    for _ in 0..300 {
-        if moat.status(&id) == "stopped" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert_eq!(moat.status(&id), "stopped", "the container outlived its Sentry");
+    assert_eq!(moat.wait_status(&id, "stopped"), "stopped", "the container outlived its Sentry");
     let why = std::fs::read_to_string(moat.root().join(&id).join("sentry.exit")).unwrap();
     assert!(why.contains("SIGKILL"), "{why}");
     let st: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();

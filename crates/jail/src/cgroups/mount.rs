@@ -24,7 +24,7 @@ pub fn mount_cgroupfs(rootfs: &Path, dest: &Path, opts: &Options) -> Result<()> 
     mount(Some("tmpfs"), dest, Some("tmpfs"), flags, Some("mode=755"))
         .map_err(|e| Error::path("mount cgroup tmpfs", dest, e))?;
     // the hierarchies go into the new tmpfs, held open like its mount point
-    let top = crate::mount::pin(rootfs, &target_real(dest)?)?;
+    let top = crate::mount::pin(rootfs, &target.real)?;
     let dest = top.path.as_path();
     for (_, key) in v1::hierarchies() {
         let name = key.strip_prefix("name=").unwrap_or(&key);
@@ -38,9 +38,4 @@ pub fn mount_cgroupfs(rootfs: &Path, dest: &Path, opts: &Options) -> Result<()> 
         crate::mount::remount_bind(dest, MsFlags::MS_RDONLY | flags)?;
     }
     Ok(())
-}
-
-/// The real path behind a pinned `/proc/self/fd/N` path.
-fn target_real(pinned: &Path) -> Result<std::path::PathBuf> {
-    std::fs::read_link(pinned).map_err(|e| Error::path("resolve mount target", pinned, e))
 }
