@@ -7,8 +7,9 @@
  * "<name> <value> <iterations>", which the bench parses from stdout.
  *
  *   micro syscalls <budget_ms> <scratch_dir>
- *       ns/op for getpid, stat, open+close, pread/pwrite 4 KiB, mmap+munmap,
- *       pipe ping-pong, fork+wait, fork+exec+wait of /bench/noop
+ *       ns/op for getpid, stat, open+close, pread/pwrite 4 KiB, mmap+munmap
+ *       of 4 KiB and of 64 KiB (one page touched), pipe ping-pong, fork+wait,
+ *       fork+exec+wait of /bench/noop
  *   micro files <dir> <count> <size>     us/file to create+write, read, unlink
  *   micro seq <dir> <mib>                MB/s for a sequential write (+fsync) and read
  *   micro time <runs> <argv...>          ms per fork+exec+wait of argv
@@ -31,6 +32,7 @@
 
 #define MIN_ITERS 8
 #define BLOCK 4096
+#define MMAP_REGION (64 << 10)
 #define SEQ_CHUNK (1 << 20)
 
 static double now_ns(void) {
@@ -88,6 +90,14 @@ static void op_mmap(long i) {
     if (p == MAP_FAILED) die("mmap");
     p[0] = 1; /* fault the page in: that is where sandboxes differ */
     munmap(p, BLOCK);
+}
+
+static void op_mmap_64k(long i) {
+    (void)i;
+    char *p = mmap(NULL, MMAP_REGION, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die("mmap 64k");
+    p[0] = 1; /* one page of the 16 faulted in */
+    munmap(p, MMAP_REGION);
 }
 
 static void op_pipe(long i) {
@@ -162,6 +172,7 @@ static int cmd_syscalls(double budget_ms, const char *scratch) {
     measure("pread-4k", op_pread, budget);
     measure("pwrite-4k", op_pwrite, budget);
     measure("mmap+munmap", op_mmap, budget);
+    measure("mmap-64k+munmap", op_mmap_64k, budget);
 
     if (pipe(g_ping) != 0 || pipe(g_pong) != 0) die("pipe");
     pid_t echo = fork();

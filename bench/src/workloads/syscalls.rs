@@ -9,25 +9,27 @@ use super::{parse_values, run_capture, value, Ctx, Metric, Plan, Workload};
 use crate::runtime::Runtime;
 
 /// (metric id, name the guest prints).
-const OPS: [(&str, &str); 9] = [
+const OPS: [(&str, &str); 10] = [
     ("syscalls/getpid", "getpid"),
     ("syscalls/stat", "stat"),
     ("syscalls/open+close", "open+close"),
     ("syscalls/pread-4k", "pread-4k"),
     ("syscalls/pwrite-4k", "pwrite-4k"),
     ("syscalls/mmap+munmap", "mmap+munmap"),
+    ("syscalls/mmap-64k+munmap", "mmap-64k+munmap"),
     ("syscalls/pipe-pingpong", "pipe-pingpong"),
     ("syscalls/fork+wait", "fork+wait"),
     ("syscalls/fork+exec+wait", "fork+exec+wait"),
 ];
 
-static METRICS: [Metric; 9] = [
+static METRICS: [Metric; 10] = [
     Metric::lower("syscalls/getpid", "getpid", "µs/op"),
     Metric::lower("syscalls/stat", "stat", "µs/op"),
     Metric::lower("syscalls/open+close", "open + close", "µs/op"),
     Metric::lower("syscalls/pread-4k", "pread 4 KiB", "µs/op"),
     Metric::lower("syscalls/pwrite-4k", "pwrite 4 KiB", "µs/op"),
     Metric::lower("syscalls/mmap+munmap", "mmap + touch + munmap 4 KiB", "µs/op"),
+    Metric::lower("syscalls/mmap-64k+munmap", "mmap 64 KiB + touch 1 page + munmap", "µs/op"),
     Metric::lower("syscalls/pipe-pingpong", "pipe ping-pong (round trip)", "µs/op"),
     Metric::lower("syscalls/fork+wait", "fork + wait", "µs/op"),
     Metric::lower("syscalls/fork+exec+wait", "fork + exec static binary + wait", "µs/op"),

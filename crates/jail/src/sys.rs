@@ -1,7 +1,7 @@
 //! The jail's only unsafe code: small safe wrappers around calls that the
 //! `nix` crate does not cover, each with the invariant it relies on.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -239,7 +239,25 @@ pub fn fd_is_open(fd: RawFd) -> bool {
 /// Linux 5.8), as a detached mount: an fd to its root and no mount point
 /// anywhere. No /proc/sys, no host-wide files; needs CAP_SYS_ADMIN.
 pub fn procfs_pids_only() -> io::Result<OwnedFd> {
+    procfs_instance(true)
+}
+
+/// A new procfs instance of the caller's pid namespace as a detached mount
+/// (an fd to its root, no mount point anywhere); `pids_only` as above.
+pub fn procfs_instance(pids_only: bool) -> io::Result<OwnedFd> {
+    let params: &[(&CStr, Option<&CStr>)] = if pids_only { &[(c"subset", Some(c"pid"))] } else { &[] };
+    new_mount(c"proc", params, 0)
+}
+
+/// MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
+pub const MOUNT_ATTR_NOSUID_NODEV_NOEXEC: u32 = 0x2 | 0x4 | 0x8;
+
+/// A new filesystem instance as a detached mount (fsopen, fsconfig,
+/// fsmount): an fd to its root, no mount point anywhere. `params` are
+/// string options, or flags when the value is `None`.
+pub fn new_mount(fstype: &CStr, params: &[(&CStr, Option<&CStr>)], attr_flags: u32) -> io::Result<OwnedFd> {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
     const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
@@ -250,13 +268,17 @@ pub fn procfs_pids_only() -> io::Result<OwnedFd> {
         RawFd::try_from(r).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
     };
     // SAFETY: the string is NUL-terminated and only read; returns a new fd.
-    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) })?;
+    let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
     // SAFETY: the kernel just returned this new fd; nothing else owns it.
     let fs = unsafe { OwnedFd::from_raw_fd(fs) };
-    // SAFETY: key and value are NUL-terminated strings the kernel only reads.
-    check(unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, c"subset".as_ptr(), c"pid".as_ptr(), 0)
-    })?;
+    for (key, value) in params {
+        let (cmd, v) = match value {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: key (and value, if any) are NUL-terminated strings the kernel only reads.
+        check(unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, key.as_ptr(), v, 0) })?;
+    }
     // SAFETY: CMD_CREATE takes no pointers (null key and value).
     check(unsafe {
         libc::syscall(
@@ -269,9 +291,30 @@ pub fn procfs_pids_only() -> io::Result<OwnedFd> {
         )
     })?;
     // SAFETY: fsmount takes the fs context fd and flags; returns a new fd.
-    let m = check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })?;
+    let m = check(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attr_flags) })?;
     // SAFETY: the kernel just returned this new fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(m) })
+}
+
+/// Attaches a detached mount (from [`new_mount`]) at `target`.
+pub fn move_mount_to(mnt: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    let t = cstring(target)?;
+    // SAFETY: both strings are NUL-terminated and only read for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Closes every fd from 3 up except those in `keep` and regular files (a

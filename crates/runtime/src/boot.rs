@@ -62,14 +62,27 @@ pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
 /// Where the watchdog records how the Sentry ended, if not normally.
 pub const EXIT_FILE: &str = "sentry.exit";
 
+/// What the Sentry of a sandbox is started with.
+pub struct Sentry {
+    /// the spec's hostname
+    pub hostname: String,
+    /// `--strace`
+    pub strace: bool,
+    /// the sandbox's /proc, when the spec mounts one
+    pub procfs: Option<moat_sentry::platform::notify::ProcMount>,
+    /// the spec's sysctls
+    pub sysctls: Vec<(String, String)>,
+    /// the spec's memory limit, bytes
+    pub memory_limit: Option<u64>,
+}
+
 /// Starts the Sentry daemon serving `fd` (and later ones via `control`),
 /// under a watchdog that ends the container `init` when the Sentry ends.
 pub fn spawn(
     c: &Container,
     fd: OwnedFd,
     control: UnixListener,
-    hostname: &str,
-    strace: bool,
+    s: Sentry,
     cgroup: &Manager,
     init: nix::unistd::Pid,
 ) -> Result<()> {
@@ -84,7 +97,6 @@ pub fn spawn(
     // libseccomp probes the kernel on first use (loading test filters); do
     // it before the allowlist is in place
     let _ = libseccomp::get_api();
-    let hostname = hostname.to_string();
     let cgroup = cgroup.clone();
     sys::fork_with(move || {
         // the watchdog and the Sentry outlive create: they must not keep its lock
@@ -97,7 +109,10 @@ pub fn spawn(
         quiet_stdio();
         let sentry = sys::fork_with(move || {
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
-            let keep = [fd.as_raw_fd(), control.as_raw_fd(), proc.as_raw_fd()];
+            let mut keep = vec![fd.as_raw_fd(), control.as_raw_fd(), proc.as_raw_fd()];
+            if let Some(m) = &s.procfs {
+                keep.extend([m.dev.as_raw_fd(), m.sandbox.as_raw_fd()]);
+            }
             if let Err(e) = sys::close_inherited_fds(&keep) {
                 tracing::error!("sentry: close inherited fds: {e}");
                 return 1;
@@ -106,9 +121,11 @@ pub fn spawn(
                 tracing::error!("sentry: {e}");
                 return 1;
             }
-            let kernel = moat_sentry::kernel::Kernel::new(&hostname);
-            let opts = moat_sentry::platform::notify::Options { strace };
-            match moat_sentry::platform::notify::serve(fd, Some(control), proc, &kernel, opts) {
+            let mut kernel = moat_sentry::kernel::Kernel::new(&s.hostname);
+            kernel.sysctls = s.sysctls;
+            kernel.memory_limit = s.memory_limit;
+            let opts = moat_sentry::platform::notify::Options { strace: s.strace };
+            match moat_sentry::platform::notify::serve(fd, Some(control), proc, s.procfs, &kernel, opts) {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("sentry: {e}");

@@ -27,6 +27,8 @@ pub enum Msg {
     HooksDone(String),
     /// init → parent: the seccomp notify fd is attached
     SeccompFd,
+    /// init → parent (sentry): a procfs of the sandbox's pid namespace, for the Sentry
+    ProcFs,
     /// init → parent: everything is ready; waiting for start
     Ready,
     /// any → parent: a step failed

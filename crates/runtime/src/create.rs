@@ -171,6 +171,11 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         crate::Platform::Native => None,
     };
     let (parent, child) = Channel::pair()?;
+    // the sandbox's /proc (sentry): made here, see moat_jail::procswap
+    let mut proc_fuse = match g.platform {
+        crate::Platform::Sentry => Some(moat_jail::procswap::prepare()?),
+        crate::Platform::Native => None,
+    };
     let mut extra_env = Vec::new();
     let mut preserve = o.preserve_fds;
     let n = crate::fds::listen_fds();
@@ -192,6 +197,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         preserve_fds: preserve,
         extra_env,
         sentry: g.platform == crate::Platform::Sentry,
+        proc_mount: proc_fuse.as_ref().map(|p| p.mount.try_clone()).transpose().map_err(|e| Error::io("dup", e))?,
         lock_fd: c.lock_fd(),
     };
     let stage1 = sys::fork_with(|| init::stage1(args)).map_err(|e| Error::io("fork", e))?;
@@ -249,13 +255,30 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &state)?;
     }
     parent.send(&Msg::HooksDone(state))?;
+    let mut proc_fs = None;
     loop {
         match parent.recv_with_fd()? {
             (Msg::Ready, _) => break,
+            (Msg::ProcFs, Some(fd)) => proc_fs = Some(fd),
             (Msg::SeccompFd, Some(fd)) => match sentry_control.take() {
                 Some(control) => {
-                    let hostname = spec.hostname().clone().unwrap_or_default();
-                    crate::boot::spawn(&c, fd, control, &hostname, g.strace, &cgroup, init_pid)?;
+                    let linux = spec.linux().clone().unwrap_or_default();
+                    let sentry = crate::boot::Sentry {
+                        hostname: spec.hostname().clone().unwrap_or_default(),
+                        strace: g.strace,
+                        procfs: proc_fuse
+                            .take()
+                            .zip(proc_fs.take())
+                            .map(|(p, sandbox)| moat_sentry::platform::notify::ProcMount { dev: p.dev, sandbox }),
+                        sysctls: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
+                        memory_limit: linux
+                            .resources()
+                            .as_ref()
+                            .and_then(|r| r.memory().as_ref())
+                            .and_then(|m| m.limit())
+                            .and_then(|l| u64::try_from(l).ok()),
+                    };
+                    crate::boot::spawn(&c, fd, control, sentry, &cgroup, init_pid)?;
                 }
                 None => forward_seccomp_fd(&spec, &c, fd)?,
             },

@@ -153,6 +153,10 @@ fn stage1(s: &Stage) -> i32 {
     let r = (|| {
         let _ = SigSet::empty().thread_set_mask();
         s.channel.expect(&Msg::Go)?;
+        // while the host's /proc is still ours (a sentry sandbox's is read-only); stage 2 inherits it
+        if let Some(adj) = s.process.oom_score_adj() {
+            process::set_oom_score_adj(adj)?;
+        }
         for (t, f) in &s.joins {
             ns::join_file(*t, f)?;
         }
@@ -182,7 +186,16 @@ fn stage2(s: &Stage) -> i32 {
                 Ok(())
             }
         };
-        let p = process::prepare(&s.spec, &s.process, &[], s.preserve_fds, s.in_userns, s.sentry.is_some(), to_sentry)?;
+        let p = process::prepare(
+            &s.spec,
+            &s.process,
+            &[],
+            s.preserve_fds,
+            s.in_userns,
+            s.sentry.is_some(),
+            to_sentry,
+            || Ok(()),
+        )?;
         process::finish(p, || Ok(()))
     })();
     let e = match r {

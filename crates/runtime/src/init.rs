@@ -48,6 +48,8 @@ pub struct InitArgs {
     pub extra_env: Vec<String>,
     /// run the program under the Sentry's filter
     pub sentry: bool,
+    /// (sentry) the detached FUSE mount of the sandbox's /proc
+    pub proc_mount: Option<OwnedFd>,
     /// the parent's lock on the state dir, closed in the child at once
     pub lock_fd: std::os::fd::RawFd,
 }
@@ -165,6 +167,14 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
         process::console(c.as_fd(), &proc_)?;
     }
     let seccomp_fd_to_parent = |fd: OwnedFd| ch.send_with_fd(&Msg::SeccompFd, Some(fd.as_fd()));
+    let swap_proc = || -> Result<()> {
+        if let Some(mount) = &a.proc_mount {
+            if let Some(sandbox) = moat_jail::procswap::swap(mount)? {
+                ch.send_with_fd(&Msg::ProcFs, Some(sandbox.as_fd()))?;
+            }
+        }
+        Ok(())
+    };
     let prepared = process::prepare(
         spec,
         &proc_,
@@ -173,6 +183,7 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
         a.plan.has(LinuxNamespaceType::User),
         a.sentry,
         seccomp_fd_to_parent,
+        swap_proc,
     )?;
     sys::exit_on_signals(&sys::INIT_EXIT_SIGNALS).map_err(|e| Error::io("install signal handlers", e))?;
     ch.send(&Msg::Ready)?;

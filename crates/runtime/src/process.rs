@@ -41,7 +41,9 @@ fn cstrings(v: impl IntoIterator<Item = String>, what: &str) -> Result<Vec<CStri
 
 /// Everything up to the point of waiting for start (init) or exec (exec).
 /// `send_notify_fd` hands a seccomp notify fd to whoever forwards it to the
-/// profile's listener.
+/// profile's listener; `before_filter` runs just before the Sentry's filter
+/// is loaded (sentry platform only).
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     spec: &Spec,
     p: &Process,
@@ -50,10 +52,10 @@ pub fn prepare(
     in_userns: bool,
     sentry: bool,
     send_notify_fd: impl FnOnce(OwnedFd) -> Result<()>,
+    before_filter: impl FnOnce() -> Result<()>,
 ) -> Result<Prepared> {
     if let Some(adj) = p.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::io(format!("set process.oomScoreAdj to {adj}"), e))?;
+        set_oom_score_adj(adj)?;
     }
     rlimit::apply(p.rlimits().as_deref().unwrap_or(&[]))?;
     // before seccomp: a profile may well deny close_range
@@ -69,6 +71,7 @@ pub fn prepare(
     let mut seccomp_late = None;
     let mut send_notify_fd = Some(send_notify_fd);
     if sentry {
+        before_filter()?;
         // the Sentry's filter goes on first: every later call of ours, and
         // all of the program's, meet it (a spec profile stacks on top)
         let mut ctx = moat_sentry::platform::filter::compile().map_err(|e| Error::Init(e.to_string()))?;
@@ -118,6 +121,17 @@ pub fn prepare(
         nix::sys::prctl::set_no_new_privs().map_err(|e| Error::io("PR_SET_NO_NEW_PRIVS", e))?;
     }
     Ok(Prepared { path, args: cstrings(args, "process.args")?, env: cstrings(env, "process.env")?, seccomp_late })
+}
+
+/// Sets our oom_score_adj, unless it already has that value (an `exec`
+/// into a sentry sandbox inherits it from the side that could write it:
+/// the sandbox's /proc is the Sentry's, and read-only).
+pub fn set_oom_score_adj(adj: i32) -> Result<()> {
+    const PATH: &str = "/proc/self/oom_score_adj";
+    if std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == adj.to_string()) {
+        return Ok(());
+    }
+    std::fs::write(PATH, adj.to_string()).map_err(|e| Error::io(format!("set process.oomScoreAdj to {adj}"), e))
 }
 
 /// Loads a late seccomp filter, runs `before_exec` (startContainer hooks),

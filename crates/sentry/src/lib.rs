@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod fs;
 pub mod kernel;
 pub mod platform;
 pub mod syscalls;

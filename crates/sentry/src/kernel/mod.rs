@@ -12,7 +12,14 @@ pub const VERSION: &str = "#1 SMP moat application kernel";
 /// Kernel state of one sandbox.
 #[derive(Debug)]
 pub struct Kernel {
-    booted: std::time::Instant,
+    /// the host's CLOCK_BOOTTIME when the sandbox started
+    booted: std::time::Duration,
+    /// the wall clock then, seconds since the epoch
+    booted_wall: u64,
+    /// sysctls the spec set (dotted keys), which /proc/sys shows
+    pub sysctls: Vec<(String, String)>,
+    /// the container's memory limit in bytes, which /proc/meminfo shows
+    pub memory_limit: Option<u64>,
     hostname: Mutex<String>,
     domainname: Mutex<String>,
     boot_log: String,
@@ -30,7 +37,13 @@ impl Kernel {
         .join("\n")
             + "\n";
         Kernel {
-            booted: std::time::Instant::now(),
+            booted: boottime(),
+            booted_wall: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            sysctls: Vec::new(),
+            memory_limit: None,
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),
             boot_log,
@@ -56,11 +69,33 @@ impl Kernel {
 
     /// Seconds since the sandbox started (its uptime).
     pub fn uptime(&self) -> u64 {
-        self.booted.elapsed().as_secs()
+        self.uptime_exact().as_secs()
+    }
+
+    /// Time since the sandbox started.
+    pub fn uptime_exact(&self) -> std::time::Duration {
+        boottime().saturating_sub(self.booted)
+    }
+
+    /// The host's uptime when the sandbox started (its clock's zero).
+    pub fn boot_offset(&self) -> std::time::Duration {
+        self.booted
+    }
+
+    /// When the sandbox started, seconds since the epoch.
+    pub fn boot_wall(&self) -> u64 {
+        self.booted_wall
     }
 
     /// The sandbox's dmesg.
     pub fn boot_log(&self) -> &str {
         &self.boot_log
     }
+}
+
+/// The host's CLOCK_BOOTTIME (its uptime, suspend included).
+fn boottime() -> std::time::Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| std::time::Duration::new(t.tv_sec().max(0) as u64, t.tv_nsec().max(0) as u32))
+        .unwrap_or_default()
 }

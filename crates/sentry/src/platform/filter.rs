@@ -42,7 +42,7 @@ pub fn compile() -> Result<ScmpFilterContext, FilterError> {
         let r = match e.class {
             Class::Denied(libc::ENOSYS) => add(&mut ctx, ScmpAction::Errno(libc::ENOSYS), &[]),
             // the default action already notifies (libseccomp refuses a duplicate)
-            Class::Served(_) | Class::Interim | Class::Denied(_) => Ok(()),
+            Class::Served(_) | Class::Interim(_) | Class::Denied(_) => Ok(()),
             Class::Passthrough(Rule::Any) => add(&mut ctx, ScmpAction::Allow, &[]),
             // when the rule does not hold, the default applies: the Sentry
             // answers EPERM and logs it

@@ -17,7 +17,10 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
+use super::fds::StubFds;
 use super::mem::ProcMem;
+use crate::fs::fuse::Session;
+use crate::fs::proc::ProcFs;
 use crate::kernel::Kernel;
 use crate::syscalls::{table::TABLE, Call, Class, Entry, Reply};
 
@@ -42,13 +45,23 @@ fn sync_wake_up(fd: &OwnedFd) {
     }
 }
 
+/// The sandbox's /proc, mounted over FUSE in the stubs' view.
+pub struct ProcMount {
+    /// the /dev/fuse fd the mount was made with
+    pub dev: OwnedFd,
+    /// a procfs of the sandbox's pid namespace (only the Sentry holds it)
+    pub sandbox: OwnedFd,
+}
+
 /// Serves `first`, and every notify fd that arrives on `control`, until all
 /// of them have hung up. `proc` is a directory fd of the host's procfs
-/// (stub memory is reached through /proc/TID/mem).
+/// (stub memory is reached through /proc/TID/mem); `procfs`, the sandbox's
+/// /proc mount to serve alongside.
 pub fn serve(
     first: OwnedFd,
     control: Option<UnixListener>,
     proc: OwnedFd,
+    procfs: Option<ProcMount>,
     kernel: &Kernel,
     opts: Options,
 ) -> std::io::Result<()> {
@@ -56,11 +69,23 @@ pub fn serve(
     let mut fds = vec![first];
     let mut warned: HashSet<String> = HashSet::new();
     let dispatch = Dispatch::new();
+    let mut fuse = match procfs {
+        Some(m) => {
+            let fs = ProcFs::new(m.sandbox, proc.try_clone()?, kernel);
+            Some(Session::new(m.dev, fs))
+        }
+        None => None,
+    };
     while !fds.is_empty() {
-        let (ready, hung, new_conn) = {
+        let (ready, hung, new_conn, fuse_ready) = {
             let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
+            let control_at = pfds.len();
             if let Some(l) = &control {
                 pfds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            let fuse_at = pfds.len();
+            if let Some(f) = &fuse {
+                pfds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
             }
             match poll(&mut pfds, PollTimeout::NONE) {
                 Err(Errno::EINTR) => continue,
@@ -77,10 +102,26 @@ pub fn serve(
                     hung.push(i);
                 }
             }
-            let new_conn = control.is_some()
-                && pfds.last().and_then(|p| p.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
-            (ready, hung, new_conn)
+            let readable =
+                |i: usize| pfds.get(i).and_then(|p| p.revents()).is_some_and(|r| r.intersects(PollFlags::POLLIN));
+            let new_conn = control.is_some() && readable(control_at);
+            // an unmounted connection polls as an error: reading it then says so
+            let fuse_ready =
+                fuse.is_some() && pfds.get(fuse_at).and_then(|p| p.revents()).is_some_and(|r| !r.is_empty());
+            (ready, hung, new_conn, fuse_ready)
         };
+        if fuse_ready {
+            if let Some(f) = &mut fuse {
+                match f.handle_one() {
+                    Ok(true) => {}
+                    Ok(false) => fuse = None,
+                    Err(e) => {
+                        tracing::error!("sentry: /proc: {e}");
+                        fuse = None;
+                    }
+                }
+            }
+        }
         for i in ready {
             serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned);
         }
@@ -156,14 +197,15 @@ fn serve_one(
         None => format!("syscall {}", i32::from(req.data.syscall)),
     };
     let reply = match entry.map(|e| e.class) {
-        Some(Class::Served(h)) => {
+        Some(Class::Served(h) | Class::Interim(Some(h))) => {
             // memory is opened, and the notification re-checked, on first
             // use (see platform::mem); a handler that fails to reach it
             // answers with the error, so the caller never waits forever
             let mem = ProcMem::new(proc, req.pid, notify, req.id);
-            h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem })
+            let fds = StubFds::new(proc, req.pid, notify, req.id);
+            h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds })
         }
-        Some(Class::Interim) => Reply::Continue,
+        Some(Class::Interim(None)) => Reply::Continue,
         Some(Class::Denied(errno)) => {
             if warned.insert(name.clone()) {
                 tracing::warn!(syscall = %name, "sentry: denied {name}: {}", entry.map(|e| e.note).unwrap_or(""));
@@ -190,6 +232,7 @@ fn serve_one(
             Reply::Value(v) => format!("{v}"),
             Reply::Error(e) => format!("-1 {e}"),
             Reply::Continue => "(host)".to_string(),
+            Reply::Answered(v) => format!("{v} (fd installed)"),
         };
         tracing::info!("[{:>6}] {name}({:#x}, {:#x}, {:#x}, {:#x}) = {shown}", req.pid, a[0], a[1], a[2], a[3]);
     }
@@ -197,6 +240,7 @@ fn serve_one(
         Reply::Value(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),
         Reply::Error(e) => ScmpNotifResp::new_error(req.id, -(e as i32), ScmpNotifRespFlags::empty()),
         Reply::Continue => ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty()),
+        Reply::Answered(_) => return,
     };
     // ENOENT: the caller was killed meanwhile; nothing to answer
     let _ = resp.respond(raw);

@@ -8,7 +8,7 @@ pub fn counts() -> (usize, usize, usize, usize) {
     for e in TABLE {
         match e.class {
             Class::Served(_) => c.0 += 1,
-            Class::Interim => c.1 += 1,
+            Class::Interim(_) => c.1 += 1,
             Class::Passthrough(_) => c.2 += 1,
             Class::Denied(_) => c.3 += 1,
         }

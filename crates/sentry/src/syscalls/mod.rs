@@ -3,9 +3,12 @@
 
 pub mod ctl;
 pub mod docs;
+pub mod file;
 pub mod identity;
 pub mod net;
 pub mod table;
+
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 
@@ -17,6 +20,39 @@ pub trait Memory {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno>;
     /// Copies from `addr` in the caller into `buf`.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno>;
+
+    /// The NUL-terminated string at `addr`, if it ends within `max` bytes
+    /// (`None` if it is longer). Read page by page: a short string at the
+    /// end of a mapping must not fault on the next page.
+    fn read_cstr(&self, addr: u64, max: usize) -> Result<Option<Vec<u8>>, Errno> {
+        const PAGE: u64 = 4096;
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            let room = usize::try_from(PAGE - at % PAGE).unwrap_or(1).min(max - out.len());
+            let mut chunk = vec![0u8; room];
+            self.read(at, &mut chunk)?;
+            if let Some(end) = chunk.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..end]);
+                return Ok(Some(out));
+            }
+            out.extend_from_slice(&chunk);
+            at += room as u64;
+        }
+        Ok(None)
+    }
+}
+
+/// The calling process's file descriptors (the platform reaches them).
+pub trait Fds {
+    /// A duplicate, in the Sentry, of the caller's fd `fd` (same open file).
+    fn get(&self, fd: i32) -> Result<OwnedFd, Errno>;
+    /// Opens `file` (one of the Sentry's fds) anew, as open(2) of its
+    /// /proc/self/fd link would.
+    fn reopen(&self, file: BorrowedFd<'_>, flags: nix::fcntl::OFlag) -> Result<OwnedFd, Errno>;
+    /// Installs `file` in the caller as the result of the call, which is
+    /// thereby answered ([`Reply::Answered`]).
+    fn install(&self, file: BorrowedFd<'_>, cloexec: bool) -> Result<i64, Errno>;
 }
 
 /// One served call, decoded.
@@ -29,6 +65,8 @@ pub struct Call<'a> {
     pub kernel: &'a Kernel,
     /// the caller's memory
     pub mem: &'a dyn Memory,
+    /// the caller's file descriptors
+    pub fds: &'a dyn Fds,
 }
 
 /// A handler's answer.
@@ -40,6 +78,8 @@ pub enum Reply {
     Error(Errno),
     /// the host kernel performs the call (interim classes only)
     Continue,
+    /// the handler already answered (an fd installed with this number)
+    Answered(i64),
 }
 
 /// A served call's handler.
@@ -62,8 +102,9 @@ pub enum Class {
     /// the Sentry serves it with this handler
     Served(Handler),
     /// will be served; until its subsystem lands the host performs it
-    /// (SECCOMP_USER_NOTIF_FLAG_CONTINUE)
-    Interim,
+    /// (SECCOMP_USER_NOTIF_FLAG_CONTINUE), after an optional handler that
+    /// serves the cases the host cannot (it answers Continue for the rest)
+    Interim(Option<Handler>),
     /// the host kernel runs it directly, if the rule holds (else EPERM)
     Passthrough(Rule),
     /// fails with this errno
@@ -86,7 +127,7 @@ impl Class {
     pub fn label(&self) -> &'static str {
         match self {
             Class::Served(_) => "served",
-            Class::Interim => "served (interim: host)",
+            Class::Interim(_) => "served (interim: host)",
             Class::Passthrough(Rule::Any) => "passthrough",
             Class::Passthrough(_) => "passthrough (checked)",
             Class::Denied(_) => "denied",

@@ -1,0 +1,540 @@
+//! Serving a Sentry filesystem to the stubs through the host's FUSE driver.
+//!
+//! While path walks still run in the host kernel (the interim classes of
+//! the syscall table), the Sentry's own filesystems — /proc first — are
+//! mounted in the stubs' view as FUSE mounts whose every lookup, attribute,
+//! link and byte comes from the Sentry. The host kernel does the walking
+//! (symlinks, `..`, cwd and dirfds behave as on Linux); what exists and what
+//! it contains is the Sentry's answer.
+//!
+//! Read-only, uncached (entry and attribute timeouts of zero: a /proc entry
+//! can vanish at any time), direct I/O. A file's contents are generated
+//! when its attributes are asked for (the size must be right: sendfile and
+//! splice read through the page cache up to it) and kept briefly for the
+//! open that usually follows, so size and contents agree. Every write-type
+//! operation fails with EROFS. Node ids map to paths; a node is dropped
+//! when the kernel forgets its last lookup.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+
+/// What a filesystem answers, by path relative to its root ("" is the root,
+/// components joined with '/').
+pub trait Filesystem {
+    /// The attributes of `path`.
+    fn getattr(&self, path: &str, ctx: &Ctx) -> Result<Attr, Errno>;
+    /// The target of the symlink at `path`.
+    fn readlink(&self, path: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno>;
+    /// The contents of the file at `path`, generated at open.
+    fn read_all(&self, path: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno>;
+    /// The entries of the directory at `path` (without "." and "..").
+    fn readdir(&self, path: &str, ctx: &Ctx) -> Result<Vec<DirEntry>, Errno>;
+}
+
+/// Who asks (from the request header; `pid` is a host tid).
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    /// the calling thread, as the mounter's pid namespace numbers it (0: outside it)
+    pub pid: u32,
+    /// its fsuid
+    pub uid: u32,
+    /// its fsgid
+    pub gid: u32,
+}
+
+/// A node's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// a directory
+    Dir,
+    /// a regular file
+    File,
+    /// a symbolic link
+    Symlink,
+}
+
+impl Kind {
+    fn mode_bits(self) -> u32 {
+        match self {
+            Kind::Dir => libc::S_IFDIR,
+            Kind::File => libc::S_IFREG,
+            Kind::Symlink => libc::S_IFLNK,
+        }
+    }
+}
+
+/// A node's attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Attr {
+    /// kind
+    pub kind: Kind,
+    /// permission bits
+    pub perm: u32,
+    /// owner
+    pub uid: u32,
+    /// group
+    pub gid: u32,
+    /// modification time, seconds since the epoch
+    pub mtime: u64,
+}
+
+impl Attr {
+    /// Root-owned, with these permission bits.
+    pub fn root(kind: Kind, perm: u32) -> Attr {
+        Attr { kind, perm, uid: 0, gid: 0, mtime: 0 }
+    }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    /// its name
+    pub name: String,
+    /// its kind
+    pub kind: Kind,
+}
+
+// opcodes (include/uapi/linux/fuse.h)
+const LOOKUP: u32 = 1;
+const FORGET: u32 = 2;
+const GETATTR: u32 = 3;
+const READLINK: u32 = 5;
+const OPEN: u32 = 14;
+const READ: u32 = 15;
+const STATFS: u32 = 17;
+const RELEASE: u32 = 18;
+const FLUSH: u32 = 25;
+const INIT: u32 = 26;
+const OPENDIR: u32 = 27;
+const READDIR: u32 = 28;
+const RELEASEDIR: u32 = 29;
+const INTERRUPT: u32 = 36;
+const DESTROY: u32 = 38;
+const BATCH_FORGET: u32 = 42;
+/// operations that would change something: the mount is read-only
+const WRITES: &[u32] = &[4, 6, 8, 9, 10, 11, 12, 13, 16, 21, 24, 35, 43, 45, 47, 51];
+
+const IN_HEADER: usize = 40;
+const OUT_HEADER: usize = 16;
+const ROOT_ID: u64 = 1;
+/// the protocol version we speak (7.31: Linux 5.10 and later)
+const MINOR: u32 = 31;
+/// direct I/O: reads go to the server whatever the file's size (0)
+const FOPEN_DIRECT_IO: u32 = 1;
+/// at most this many open files and directories per mount
+const MAX_HANDLES: usize = 4096;
+/// the kernel needs at least this much room per read of /dev/fuse
+pub const BUFFER: usize = 64 * 1024 + 4096;
+/// contents generated for a size are used by an open this soon after
+const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+/// at most this many generated contents wait for their open
+const MAX_PENDING: usize = 256;
+
+/// One FUSE connection.
+pub struct Session<F> {
+    dev: OwnedFd,
+    fs: F,
+    nodes: Nodes,
+    handles: HashMap<u64, Handle>,
+    next_fh: u64,
+    buf: Vec<u8>,
+    /// contents generated with a file's size, by path, for its open
+    pending: HashMap<String, (std::time::Instant, Vec<u8>)>,
+}
+
+enum Handle {
+    File(Vec<u8>),
+    Dir(Vec<(u64, DirEntry)>),
+}
+
+/// Node ids and the paths they stand for, with the kernel's lookup counts.
+#[derive(Default)]
+struct Nodes {
+    by_id: HashMap<u64, (String, u64)>,
+    by_path: HashMap<String, u64>,
+    next: u64,
+}
+
+impl Nodes {
+    fn new() -> Nodes {
+        let mut n = Nodes { next: ROOT_ID + 1, ..Default::default() };
+        n.by_id.insert(ROOT_ID, (String::new(), 1));
+        n.by_path.insert(String::new(), ROOT_ID);
+        n
+    }
+
+    fn path(&self, id: u64) -> Option<&str> {
+        self.by_id.get(&id).map(|(p, _)| p.as_str())
+    }
+
+    /// The id of `path`, counting one more lookup.
+    fn lookup(&mut self, path: String) -> u64 {
+        if let Some(&id) = self.by_path.get(&path) {
+            if let Some(e) = self.by_id.get_mut(&id) {
+                e.1 += 1;
+            }
+            return id;
+        }
+        let id = self.next;
+        self.next += 1;
+        self.by_path.insert(path.clone(), id);
+        self.by_id.insert(id, (path, 1));
+        id
+    }
+
+    /// The id of `path` if it has one, without counting.
+    fn peek(&self, path: &str) -> u64 {
+        self.by_path.get(path).copied().unwrap_or(0)
+    }
+
+    fn forget(&mut self, id: u64, n: u64) {
+        if id == ROOT_ID {
+            return;
+        }
+        let gone = match self.by_id.get_mut(&id) {
+            Some(e) => {
+                e.1 = e.1.saturating_sub(n);
+                e.1 == 0
+            }
+            None => false,
+        };
+        if gone {
+            if let Some((p, _)) = self.by_id.remove(&id) {
+                self.by_path.remove(&p);
+            }
+        }
+    }
+}
+
+/// `dir` joined with `name`.
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Little-endian field readers over a request body.
+struct In<'a>(&'a [u8]);
+
+impl In<'_> {
+    fn u32(&self, at: usize) -> u32 {
+        self.0.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&self, at: usize) -> u64 {
+        self.0.get(at..at + 8).map_or(0, |b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    }
+    /// A NUL-terminated name.
+    fn name(&self) -> Option<&str> {
+        let end = self.0.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&self.0[..end]).ok()
+    }
+}
+
+/// A reply body under construction.
+#[derive(Default)]
+struct Out(Vec<u8>);
+
+impl Out {
+    fn u32(mut self, v: u32) -> Out {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(mut self, v: u64) -> Out {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u16(mut self, v: u16) -> Out {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn attr(self, ino: u64, a: &Attr, size: u64) -> Out {
+        let nlink = if a.kind == Kind::Dir { 2 } else { 1 };
+        self.u64(ino)
+            .u64(size)
+            .u64(size.div_ceil(512)) // blocks
+            .u64(a.mtime)
+            .u64(a.mtime)
+            .u64(a.mtime)
+            .u32(0)
+            .u32(0)
+            .u32(0)
+            .u32(a.kind.mode_bits() | (a.perm & 0o7777))
+            .u32(nlink)
+            .u32(a.uid)
+            .u32(a.gid)
+            .u32(0) // rdev
+            .u32(4096) // blksize
+            .u32(0) // flags
+    }
+}
+
+enum Answer {
+    Data(Vec<u8>),
+    Error(Errno),
+    None,
+}
+
+impl<F: Filesystem> Session<F> {
+    /// A session on `dev` (an fd of /dev/fuse that a mount was made with).
+    pub fn new(dev: OwnedFd, fs: F) -> Session<F> {
+        Session {
+            dev,
+            fs,
+            nodes: Nodes::new(),
+            handles: HashMap::new(),
+            next_fh: 1,
+            buf: vec![0; BUFFER],
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The /dev/fuse fd, to poll.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.dev.as_fd()
+    }
+
+    /// Reads and answers one request. `Ok(false)` once the mount is gone.
+    pub fn handle_one(&mut self) -> std::io::Result<bool> {
+        let n = match nix::unistd::read(&self.dev, &mut self.buf) {
+            Ok(n) => n,
+            // the request was interrupted before we read it, or nothing yet
+            Err(Errno::ENOENT | Errno::EINTR | Errno::EAGAIN) => return Ok(true),
+            Err(Errno::ENODEV) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        if n < IN_HEADER {
+            return Ok(true);
+        }
+        let req = self.buf[..n].to_vec();
+        let h = In(&req[..IN_HEADER]);
+        let (opcode, unique, node) = (h.u32(4), h.u64(8), h.u64(16));
+        let ctx = Ctx { pid: h.u32(32), uid: h.u32(24), gid: h.u32(28) };
+        let body = In(&req[IN_HEADER..]);
+        if opcode == DESTROY {
+            return Ok(false);
+        }
+        let answer = self.answer(opcode, node, &body, &ctx);
+        let (error, data) = match answer {
+            Answer::None => return Ok(true),
+            Answer::Data(d) => (0i32, d),
+            Answer::Error(e) => (-(e as i32), Vec::new()),
+        };
+        let len = u32::try_from(OUT_HEADER + data.len()).unwrap_or(u32::MAX);
+        let mut out = Out::default().u32(len).u32(error as u32).u64(unique).0;
+        out.extend_from_slice(&data);
+        match nix::unistd::write(&self.dev, &out) {
+            // ENOENT: the request was interrupted meanwhile
+            Ok(_) | Err(Errno::ENOENT) => Ok(true),
+            Err(Errno::ENODEV) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn answer(&mut self, opcode: u32, node: u64, body: &In<'_>, ctx: &Ctx) -> Answer {
+        match opcode {
+            INIT => Answer::Data(init_reply(body)),
+            FORGET => {
+                self.nodes.forget(node, body.u64(0));
+                Answer::None
+            }
+            BATCH_FORGET => {
+                let count = body.u32(0) as usize;
+                for i in 0..count {
+                    let at = 8 + i * 16;
+                    self.nodes.forget(body.u64(at), body.u64(at + 8));
+                }
+                Answer::None
+            }
+            INTERRUPT => Answer::None,
+            _ if WRITES.contains(&opcode) => Answer::Error(Errno::EROFS),
+            _ => match self.answer_node(opcode, node, body, ctx) {
+                Ok(d) => Answer::Data(d),
+                Err(e) => Answer::Error(e),
+            },
+        }
+    }
+
+    fn answer_node(&mut self, opcode: u32, node: u64, body: &In<'_>, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
+        let path = self.nodes.path(node).ok_or(Errno::ESTALE)?.to_string();
+        match opcode {
+            LOOKUP => {
+                let name = body.name().ok_or(Errno::ENOENT)?;
+                let child = join(&path, name);
+                let attr = self.fs.getattr(&child, ctx)?;
+                let size = self.size(&child, &attr, ctx);
+                let id = self.nodes.lookup(child);
+                // nodeid, generation, entry and attr timeouts of zero
+                Ok(Out::default().u64(id).u64(0).u64(0).u64(0).u32(0).u32(0).attr(id, &attr, size).0)
+            }
+            GETATTR => {
+                let attr = self.fs.getattr(&path, ctx)?;
+                let size = self.size(&path, &attr, ctx);
+                Ok(Out::default().u64(0).u32(0).u32(0).attr(node, &attr, size).0)
+            }
+            READLINK => self.fs.readlink(&path, ctx),
+            OPEN => {
+                if body.u32(0) & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
+                    return Err(Errno::EROFS);
+                }
+                let data = match self.pending.remove(&path) {
+                    Some((at, data)) if at.elapsed() < FRESH => data,
+                    _ => self.fs.read_all(&path, ctx)?,
+                };
+                let fh = self.add(Handle::File(data))?;
+                Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO).u32(0).0)
+            }
+            OPENDIR => {
+                let mut entries = Vec::new();
+                for e in self.fs.readdir(&path, ctx)? {
+                    let id = self.nodes.peek(&join(&path, &e.name));
+                    entries.push((id, e));
+                }
+                let fh = self.add(Handle::Dir(entries))?;
+                Ok(Out::default().u64(fh).u32(0).u32(0).0)
+            }
+            READ => {
+                let (fh, off, size) = (body.u64(0), body.u64(8), body.u32(16) as usize);
+                match self.handles.get(&fh) {
+                    Some(Handle::File(d)) => {
+                        let start = usize::try_from(off).unwrap_or(usize::MAX).min(d.len());
+                        Ok(d[start..(start + size).min(d.len())].to_vec())
+                    }
+                    _ => Err(Errno::EBADF),
+                }
+            }
+            READDIR => {
+                let (fh, off, size) = (body.u64(0), body.u64(8), body.u32(16) as usize);
+                match self.handles.get(&fh) {
+                    Some(Handle::Dir(entries)) => Ok(dirents(node, entries, off, size)),
+                    _ => Err(Errno::EBADF),
+                }
+            }
+            RELEASE | RELEASEDIR => {
+                self.handles.remove(&body.u64(0));
+                Ok(Vec::new())
+            }
+            FLUSH => Ok(Vec::new()),
+            STATFS => {
+                // blocks, bfree, bavail, files, ffree; bsize, namelen, frsize, padding, spare[6]
+                let mut o = Out::default().u64(0).u64(0).u64(0).u64(0).u64(0).u32(4096).u32(255).u32(4096).u32(0);
+                for _ in 0..6 {
+                    o = o.u32(0);
+                }
+                Ok(o.0)
+            }
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    /// A file's size: its contents, generated now and kept for its open.
+    fn size(&mut self, path: &str, attr: &Attr, ctx: &Ctx) -> u64 {
+        if attr.kind != Kind::File {
+            return 0;
+        }
+        let Ok(data) = self.fs.read_all(path, ctx) else { return 0 };
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.retain(|_, (at, _)| at.elapsed() < FRESH);
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.clear();
+            }
+        }
+        let size = data.len() as u64;
+        self.pending.insert(path.to_string(), (std::time::Instant::now(), data));
+        size
+    }
+
+    fn add(&mut self, h: Handle) -> Result<u64, Errno> {
+        if self.handles.len() >= MAX_HANDLES {
+            return Err(Errno::ENFILE);
+        }
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        self.handles.insert(fh, h);
+        Ok(fh)
+    }
+}
+
+fn init_reply(body: &In<'_>) -> Vec<u8> {
+    let (major, minor, readahead) = (body.u32(0), body.u32(4), body.u32(8));
+    let minor = if major > 7 { MINOR } else { minor.min(MINOR) };
+    // major, minor, max_readahead, flags, max_background, congestion_threshold,
+    // max_write, time_gran, max_pages, map_alignment, flags2, max_stack_depth, unused[6]
+    let mut o = Out::default().u32(7).u32(minor).u32(readahead).u32(0).u16(16).u16(12).u32(4096).u32(1);
+    o = o.u16(0).u16(0).u32(0).u32(0);
+    for _ in 0..6 {
+        o = o.u32(0);
+    }
+    o.0
+}
+
+/// fuse_dirent records from `off` on, as many as fit in `size` bytes.
+/// Entries the kernel has no node for yet carry a placeholder inode.
+fn dirents(dir: u64, entries: &[(u64, DirEntry)], off: u64, size: usize) -> Vec<u8> {
+    let dots = [(dir, ".", Kind::Dir), (dir, "..", Kind::Dir)];
+    let all =
+        dots.iter().map(|&(id, n, k)| (id, n, k)).chain(entries.iter().map(|(id, e)| (*id, e.name.as_str(), e.kind)));
+    let mut out = Vec::new();
+    for (i, (id, name, kind)) in all.enumerate().skip(usize::try_from(off).unwrap_or(usize::MAX)) {
+        let rec = (24 + name.len()).div_ceil(8) * 8;
+        if out.len() + rec > size {
+            break;
+        }
+        let ino = if id == 0 { u64::MAX - i as u64 } else { id };
+        let mut o =
+            Out(std::mem::take(&mut out)).u64(ino).u64(i as u64 + 1).u32(name.len() as u32).u32(kind.mode_bits() >> 12);
+        o.0.extend_from_slice(name.as_bytes());
+        o.0.resize(o.0.len() + rec - 24 - name.len(), 0);
+        out = o.0;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_dropped_when_forgotten() {
+        let mut n = Nodes::new();
+        let a = n.lookup("1/status".into());
+        assert_eq!(n.lookup("1/status".into()), a);
+        n.forget(a, 1);
+        assert_eq!(n.path(a), Some("1/status"));
+        n.forget(a, 1);
+        assert_eq!(n.path(a), None);
+        assert_eq!(n.peek("1/status"), 0);
+        n.forget(ROOT_ID, 99);
+        assert_eq!(n.path(ROOT_ID), Some(""));
+    }
+
+    #[test]
+    fn dirents_are_aligned_and_resume_at_the_offset() {
+        let e = vec![(0, DirEntry { name: "version".into(), kind: Kind::File })];
+        let all = dirents(1, &e, 0, 4096);
+        // ".", ".." (32 bytes each) and "version" (24 + 7 -> 32)
+        assert_eq!(all.len(), 96);
+        let rest = dirents(1, &e, 2, 4096);
+        assert_eq!(rest.len(), 32);
+        assert_eq!(&rest[24..31], b"version");
+        assert_eq!(u64::from_le_bytes(rest[8..16].try_into().unwrap()), 3);
+        assert!(dirents(1, &e, 0, 40).len() == 32);
+    }
+
+    #[test]
+    fn init_reply_speaks_7_31_at_most() {
+        let body = Out::default().u32(7).u32(41).u32(131072).u32(0).0;
+        let r = init_reply(&In(&body));
+        assert_eq!(r.len(), 64);
+        assert_eq!(In(&r).u32(0), 7);
+        assert_eq!(In(&r).u32(4), 31);
+        assert_eq!(In(&r).u32(8), 131072);
+    }
+}

@@ -1,0 +1,629 @@
+//! The sandbox's /proc: only the sandbox's processes, the sandbox's own
+//! kernel identity, nothing of the host's that a container has no business
+//! reading.
+//!
+//! Per-process entries are read, on the stub's behalf, from a procfs
+//! instance of the sandbox's pid namespace that only the Sentry holds (the
+//! stubs never see a real procfs); only the entries listed here exist, and
+//! the ones that would show host paths (mounts, mountinfo) or the host's
+//! clock (stat) are rewritten. Global files are the Sentry's own: version,
+//! uptime and loadavg of the sandbox, meminfo within the container's memory
+//! limit, the cpuinfo of the host, /proc/sys with a short read-only list.
+//! Nothing can be written (EROFS).
+
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, Mode, SFlag};
+
+use super::fuse::{Attr, Ctx, DirEntry, Filesystem, Kind};
+use crate::kernel::{Kernel, RELEASE, VERSION};
+
+/// Files of /proc itself.
+const GLOBAL: &[&str] = &["cmdline", "cpuinfo", "filesystems", "loadavg", "meminfo", "stat", "uptime", "version"];
+
+/// Files of /proc/PID (and /proc/PID/task/TID) passed through as the
+/// sandbox's procfs has them. Not here: mem, pagemap, stack, syscall,
+/// mountstats, attr, and anything else that reaches past the process.
+const PID_FILES: &[&str] = &[
+    "auxv",
+    "cgroup",
+    "cmdline",
+    "comm",
+    "coredump_filter",
+    "cpuset",
+    "environ",
+    "gid_map",
+    "io",
+    "limits",
+    "loginuid",
+    "maps",
+    "oom_adj",
+    "oom_score",
+    "oom_score_adj",
+    "personality",
+    "sched",
+    "schedstat",
+    "sessionid",
+    "setgroups",
+    "smaps",
+    "smaps_rollup",
+    "statm",
+    "status",
+    "timerslack_ns",
+    "uid_map",
+    "wchan",
+];
+/// Rewritten files of /proc/PID.
+const PID_REWRITTEN: &[&str] = &["mountinfo", "mounts", "stat"];
+/// Symlinks of /proc/PID, as the process sees them.
+const PID_LINKS: &[&str] = &["cwd", "exe", "root"];
+/// Directories of /proc/PID whose entries are listed as the procfs has them.
+const PID_DIRS: &[&str] = &["fd", "fdinfo", "ns", "net"];
+/// Files of /proc/PID/net (the process's network namespace).
+const NET_FILES: &[&str] = &[
+    "arp",
+    "dev",
+    "if_inet6",
+    "igmp",
+    "ipv6_route",
+    "netlink",
+    "netstat",
+    "packet",
+    "protocols",
+    "raw",
+    "raw6",
+    "route",
+    "snmp",
+    "snmp6",
+    "sockstat",
+    "sockstat6",
+    "tcp",
+    "tcp6",
+    "udp",
+    "udp6",
+    "unix",
+];
+
+/// Where a /proc/sys file's value comes from.
+#[derive(Clone, Copy)]
+enum Sys {
+    /// the host's value (global, read-only, harmless)
+    Host,
+    /// the sandbox's hostname
+    Hostname,
+    /// the sandbox's domain name
+    Domainname,
+    /// a fixed value
+    Fixed(&'static str),
+    /// a fresh random UUID each read
+    Uuid,
+    /// the sandbox's boot id
+    BootId,
+}
+
+/// /proc/sys, besides the spec's own sysctls.
+const SYS: &[(&str, Sys)] = &[
+    ("fs/file-max", Sys::Host),
+    ("fs/file-nr", Sys::Host),
+    ("fs/inotify/max_queued_events", Sys::Host),
+    ("fs/inotify/max_user_instances", Sys::Host),
+    ("fs/inotify/max_user_watches", Sys::Host),
+    ("fs/nr_open", Sys::Host),
+    ("fs/pipe-max-size", Sys::Host),
+    ("kernel/cap_last_cap", Sys::Host),
+    ("kernel/domainname", Sys::Domainname),
+    ("kernel/hostname", Sys::Hostname),
+    ("kernel/ngroups_max", Sys::Host),
+    ("kernel/osrelease", Sys::Fixed(RELEASE)),
+    ("kernel/ostype", Sys::Fixed("Linux")),
+    ("kernel/overflowgid", Sys::Host),
+    ("kernel/overflowuid", Sys::Host),
+    ("kernel/pid_max", Sys::Fixed("4194304")),
+    ("kernel/random/boot_id", Sys::BootId),
+    ("kernel/random/entropy_avail", Sys::Fixed("256")),
+    ("kernel/random/poolsize", Sys::Fixed("256")),
+    ("kernel/random/uuid", Sys::Uuid),
+    ("kernel/threads-max", Sys::Host),
+    ("kernel/version", Sys::Fixed(VERSION)),
+    ("net/core/somaxconn", Sys::Fixed("4096")),
+    ("vm/max_map_count", Sys::Host),
+    ("vm/overcommit_memory", Sys::Host),
+    ("vm/overcommit_ratio", Sys::Host),
+];
+
+/// Largest file passed through (a huge environ or maps stops here).
+const MAX_FILE: u64 = 16 << 20;
+/// USER_HZ: the clock-tick unit of /proc/PID/stat's times
+const TICKS: u128 = 100;
+
+/// The sandbox's /proc.
+pub struct ProcFs<'k> {
+    /// a procfs of the sandbox's pid namespace, held by the Sentry only
+    sandbox: OwnedFd,
+    /// the Sentry's own procfs (host pids): FUSE callers come numbered so
+    host: OwnedFd,
+    kernel: &'k Kernel,
+    boot_id: String,
+}
+
+/// A /proc path, decoded.
+enum Node {
+    Root,
+    Global(&'static str),
+    SelfLink,
+    ThreadSelf,
+    /// "mounts" or "net": a symlink into self
+    SelfAlias(&'static str),
+    SysDir(String),
+    SysFile(String),
+    /// /proc/PID or /proc/PID/task/TID: the real path, and whether a task dir
+    Pid(String, bool),
+    /// a directory of a pid ("task", "fd", "net", …): the real path
+    PidDir(String),
+    /// a passed-through file
+    PidFile(String),
+    /// a rewritten file: (real pid dir, name)
+    PidRewritten(String, &'static str),
+    /// a symlink passed through
+    PidLink(String),
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.len() < 11
+}
+
+fn kind_of(st: &nix::sys::stat::FileStat) -> Kind {
+    match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFDIR => Kind::Dir,
+        SFlag::S_IFLNK => Kind::Symlink,
+        _ => Kind::File,
+    }
+}
+
+impl<'k> ProcFs<'k> {
+    /// /proc over `sandbox` (a procfs of the sandbox's pid namespace);
+    /// `host` is the Sentry's procfs, which numbers the callers.
+    pub fn new(sandbox: OwnedFd, host: OwnedFd, kernel: &'k Kernel) -> ProcFs<'k> {
+        let mut fs = ProcFs { sandbox, host, kernel, boot_id: String::new() };
+        fs.boot_id = fs.random_uuid();
+        fs
+    }
+
+    /// A fresh random UUID (the host kernel's generator, through our procfs).
+    fn random_uuid(&self) -> String {
+        let u = self.read_real("sys/kernel/random/uuid").unwrap_or_default();
+        String::from_utf8_lossy(&u).trim().to_string()
+    }
+
+    fn read_real(&self, path: &str) -> Result<Vec<u8>, Errno> {
+        read_at(&self.sandbox, path)
+    }
+
+    /// The caller's (tgid, tid) in the sandbox. The mount was made in the
+    /// host's pid namespace: the kernel gives the caller's host tid (0 for
+    /// one it cannot number), and its status has the sandbox's numbers last.
+    fn caller(&self, ctx: &Ctx) -> Result<(u32, u32), Errno> {
+        if ctx.pid == 0 {
+            return Err(Errno::ENOENT);
+        }
+        let status = read_at(&self.host, &format!("{}/status", ctx.pid))?;
+        let status = String::from_utf8_lossy(&status);
+        let last = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().last())
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        match (last("NStgid:"), last("NSpid:")) {
+            (Some(tgid), Some(tid)) => Ok((tgid, tid)),
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    fn real_attr(&self, path: &str) -> Result<Attr, Errno> {
+        let st = fstatat(&self.sandbox, path, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        Ok(Attr {
+            kind: kind_of(&st),
+            perm: st.st_mode & 0o7777,
+            // host ids: the mount belongs to the host's user namespace
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mtime: u64::try_from(st.st_mtime).unwrap_or(0),
+        })
+    }
+
+    fn synthetic(&self, kind: Kind, perm: u32) -> Attr {
+        Attr { mtime: self.kernel.boot_wall(), ..Attr::root(kind, perm) }
+    }
+
+    fn sys_entries(&self) -> Vec<(String, Sys)> {
+        let mut v: Vec<(String, Sys)> = SYS.iter().map(|(p, s)| (p.to_string(), *s)).collect();
+        for (k, _) in &self.kernel.sysctls {
+            let p = k.replace('.', "/");
+            if !v.iter().any(|(q, _)| *q == p) {
+                v.push((p, Sys::Host));
+            }
+        }
+        v
+    }
+
+    fn decode(&self, path: &str) -> Result<Node, Errno> {
+        if path.is_empty() {
+            return Ok(Node::Root);
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts[0] {
+            "self" if parts.len() == 1 => return Ok(Node::SelfLink),
+            "thread-self" if parts.len() == 1 => return Ok(Node::ThreadSelf),
+            "mounts" if parts.len() == 1 => return Ok(Node::SelfAlias("mounts")),
+            "net" if parts.len() == 1 => return Ok(Node::SelfAlias("net")),
+            "sys" => {
+                let rest = parts[1..].join("/");
+                let entries = self.sys_entries();
+                if entries.iter().any(|(p, _)| *p == rest) {
+                    return Ok(Node::SysFile(rest));
+                }
+                let prefix = if rest.is_empty() { String::new() } else { format!("{rest}/") };
+                if entries.iter().any(|(p, _)| p.starts_with(&prefix)) {
+                    return Ok(Node::SysDir(rest));
+                }
+                return Err(Errno::ENOENT);
+            }
+            g if parts.len() == 1 => {
+                if let Some(n) = GLOBAL.iter().find(|n| **n == g) {
+                    return Ok(Node::Global(n));
+                }
+            }
+            _ => {}
+        }
+        if !is_number(parts[0]) {
+            return Err(Errno::ENOENT);
+        }
+        let (base, rest, task) = match parts.get(1..3) {
+            Some(["task", tid]) if is_number(tid) => (format!("{}/task/{tid}", parts[0]), &parts[3..], true),
+            _ => (parts[0].to_string(), &parts[1..], false),
+        };
+        match rest {
+            [] => Ok(Node::Pid(base, task)),
+            ["task"] if !task => Ok(Node::PidDir(format!("{base}/task"))),
+            [f] if PID_FILES.contains(f) => Ok(Node::PidFile(format!("{base}/{f}"))),
+            [f] if PID_LINKS.contains(f) => Ok(Node::PidLink(format!("{base}/{f}"))),
+            [f] if PID_DIRS.contains(f) => Ok(Node::PidDir(format!("{base}/{f}"))),
+            [f] => match PID_REWRITTEN.iter().find(|n| *n == f) {
+                Some(n) => Ok(Node::PidRewritten(base, n)),
+                None => Err(Errno::ENOENT),
+            },
+            ["fd" | "ns", n] => Ok(Node::PidLink(format!("{base}/{}/{n}", rest[0]))),
+            ["fdinfo", n] if is_number(n) => Ok(Node::PidFile(format!("{base}/fdinfo/{n}"))),
+            ["net", f] if NET_FILES.contains(f) => Ok(Node::PidFile(format!("{base}/net/{f}"))),
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    fn sys_value(&self, path: &str) -> Result<Vec<u8>, Errno> {
+        let dotted = path.replace('/', ".");
+        if let Some((_, v)) = self.kernel.sysctls.iter().find(|(k, _)| *k == dotted) {
+            return Ok(format!("{v}\n").into_bytes());
+        }
+        let src = SYS.iter().find(|(p, _)| *p == path).map(|(_, s)| *s).ok_or(Errno::ENOENT)?;
+        let text = match src {
+            Sys::Host => return self.read_real(&format!("sys/{path}")),
+            Sys::Hostname => self.kernel.hostname(),
+            Sys::Domainname => self.kernel.domainname(),
+            Sys::Fixed(v) => v.to_string(),
+            Sys::Uuid => self.random_uuid(),
+            Sys::BootId => self.boot_id.clone(),
+        };
+        Ok(format!("{text}\n").into_bytes())
+    }
+
+    fn global(&self, name: &str) -> Result<Vec<u8>, Errno> {
+        let text = match name {
+            "version" => format!(
+                "Linux version {RELEASE} (moat@sandbox) {VERSION} (moat {})\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "cmdline" => "BOOT_IMAGE=moat quiet\n".to_string(),
+            "filesystems" => "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\tmqueue\nnodev\tcgroup\nnodev\tcgroup2\nnodev\toverlay\n\text4\n".to_string(),
+            "uptime" => {
+                let up = self.kernel.uptime_exact();
+                format!("{}.{:02} 0.00\n", up.as_secs(), up.subsec_millis() / 10)
+            }
+            "loadavg" => {
+                let pids = self.pids()?;
+                let last = pids.iter().max().copied().unwrap_or(0);
+                format!("0.00 0.00 0.00 1/{} {last}\n", pids.len())
+            }
+            "meminfo" => return self.meminfo(),
+            "stat" => {
+                let host = String::from_utf8_lossy(&self.read_real("stat")?).into_owned();
+                let shift = self.kernel.boot_offset().as_secs();
+                host.lines()
+                    .map(|l| match l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok()) {
+                        Some(b) => format!("btime {}\n", b + shift),
+                        None => format!("{l}\n"),
+                    })
+                    .collect()
+            }
+            other => return self.read_real(other),
+        };
+        Ok(text.into_bytes())
+    }
+
+    /// The host's meminfo, bounded by the container's memory limit.
+    fn meminfo(&self) -> Result<Vec<u8>, Errno> {
+        let host = String::from_utf8_lossy(&self.read_real("meminfo")?).into_owned();
+        let Some(limit) = self.kernel.memory_limit else {
+            return Ok(host.into_bytes());
+        };
+        let kb = |key: &str| {
+            host.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let total = (limit / 1024).min(kb("MemTotal:"));
+        let mut used = 0u64;
+        for pid in self.pids()? {
+            if let Ok(s) = self.read_real(&format!("{pid}/status")) {
+                let s = String::from_utf8_lossy(&s);
+                used += s
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        let free = total.saturating_sub(used);
+        let out: String = host
+            .lines()
+            .map(|l| {
+                let key = l.split(':').next().unwrap_or("");
+                let v = match key {
+                    "MemTotal" => Some(total),
+                    "MemFree" => Some(free.min(kb("MemFree:"))),
+                    "MemAvailable" => Some(free.min(kb("MemAvailable:"))),
+                    _ => None,
+                };
+                match v {
+                    Some(v) => format!("{:<16}{v:>8} kB\n", format!("{key}:")),
+                    None => format!("{l}\n"),
+                }
+            })
+            .collect();
+        Ok(out.into_bytes())
+    }
+
+    /// The sandbox's pids.
+    fn pids(&self) -> Result<Vec<u32>, Errno> {
+        Ok(list_at(&self.sandbox, ".")?.into_iter().filter_map(|(n, _)| n.parse::<u32>().ok()).collect())
+    }
+
+    fn rewritten(&self, base: &str, name: &str) -> Result<Vec<u8>, Errno> {
+        let real = String::from_utf8_lossy(&self.read_real(&format!("{base}/{name}"))?).into_owned();
+        let text = match name {
+            "stat" => rewrite_stat(&real, self.kernel.boot_offset()),
+            "mountinfo" => real.lines().map(rewrite_mountinfo_line).collect(),
+            _ => real.lines().map(rewrite_mounts_line).collect(),
+        };
+        Ok(text.into_bytes())
+    }
+}
+
+/// Reads a whole file below a directory fd.
+fn read_at(dir: &OwnedFd, path: &str) -> Result<Vec<u8>, Errno> {
+    let fd: OwnedFd = openat(dir.as_fd(), path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())?;
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .take(MAX_FILE)
+        .read_to_end(&mut out)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(out)
+}
+
+/// The entries of a directory below a directory fd.
+fn list_at(dir: &OwnedFd, path: &str) -> Result<Vec<(String, Kind)>, Errno> {
+    let mut d = nix::dir::Dir::openat(
+        dir.as_fd(),
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    for e in d.iter().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let kind = match e.file_type() {
+            Some(nix::dir::Type::Directory) => Kind::Dir,
+            Some(nix::dir::Type::Symlink) => Kind::Symlink,
+            _ => Kind::File,
+        };
+        out.push((name, kind));
+    }
+    Ok(out)
+}
+
+/// /proc/PID/stat with the start time counted from the sandbox's boot.
+fn rewrite_stat(real: &str, boot: std::time::Duration) -> String {
+    let Some(close) = real.rfind(')') else { return real.to_string() };
+    let (head, tail) = real.split_at(close + 1);
+    let mut fields: Vec<String> = tail.split_whitespace().map(str::to_string).collect();
+    // fields after "(comm)" start at field 3; starttime is field 22
+    if let Some(f) = fields.get_mut(19) {
+        if let Ok(t) = f.parse::<u128>() {
+            let shift = boot.as_millis() * TICKS / 1000;
+            *f = t.saturating_sub(shift).to_string();
+        }
+    }
+    format!("{head} {}\n", fields.join(" "))
+}
+
+/// Mount options that name host paths.
+fn host_option(o: &str) -> bool {
+    ["lowerdir=", "upperdir=", "workdir=", "datadir=", "metacopy=", "redirect_dir=", "index=", "xino="]
+        .iter()
+        .any(|p| o.starts_with(p))
+}
+
+fn clean_options(opts: &str) -> String {
+    let kept: Vec<&str> = opts.split(',').filter(|o| !host_option(o)).collect();
+    kept.join(",")
+}
+
+/// One line of mountinfo: no host paths (the root of each mount within its
+/// filesystem, overlay's layer directories), and /proc shown as proc.
+fn rewrite_mountinfo_line(line: &str) -> String {
+    let Some((left, right)) = line.split_once(" - ") else { return format!("{line}\n") };
+    let mut l: Vec<&str> = left.split(' ').collect();
+    let r: Vec<&str> = right.splitn(3, ' ').collect();
+    if l.len() < 6 || r.len() < 3 {
+        return format!("{line}\n");
+    }
+    l[3] = "/";
+    let (fstype, source, opts) = if r[0].starts_with("fuse") && l[4].ends_with("/proc") {
+        ("proc", "proc", "rw".to_string())
+    } else {
+        (r[0], r[1], clean_options(r[2]))
+    };
+    format!("{} - {fstype} {source} {opts}\n", l.join(" "))
+}
+
+/// One line of /proc/PID/mounts, cleaned the same way.
+fn rewrite_mounts_line(line: &str) -> String {
+    let f: Vec<&str> = line.split(' ').collect();
+    if f.len() < 6 {
+        return format!("{line}\n");
+    }
+    if f[2].starts_with("fuse") && f[1].ends_with("/proc") {
+        return format!("proc {} proc rw,nosuid,nodev,noexec 0 0\n", f[1]);
+    }
+    format!("{} {} {} {} {} {}\n", f[0], f[1], f[2], clean_options(f[3]), f[4], f[5])
+}
+
+impl Filesystem for ProcFs<'_> {
+    fn getattr(&self, path: &str, _ctx: &Ctx) -> Result<Attr, Errno> {
+        match self.decode(path)? {
+            Node::Root | Node::SysDir(_) => Ok(self.synthetic(Kind::Dir, 0o555)),
+            Node::Global(_) | Node::SysFile(_) => Ok(self.synthetic(Kind::File, 0o444)),
+            Node::SelfLink | Node::ThreadSelf | Node::SelfAlias(_) => Ok(self.synthetic(Kind::Symlink, 0o777)),
+            Node::Pid(p, _) | Node::PidDir(p) | Node::PidFile(p) | Node::PidLink(p) => self.real_attr(&p),
+            Node::PidRewritten(base, _) => {
+                let a = self.real_attr(&base)?;
+                Ok(Attr { kind: Kind::File, perm: 0o444, ..a })
+            }
+        }
+    }
+
+    fn readlink(&self, path: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
+        let text = match self.decode(path)? {
+            Node::SelfLink => self.caller(ctx)?.0.to_string(),
+            Node::ThreadSelf => {
+                let (tgid, tid) = self.caller(ctx)?;
+                format!("{tgid}/task/{tid}")
+            }
+            Node::SelfAlias(n) => format!("self/{n}"),
+            Node::PidLink(p) => return Ok(readlinkat(&self.sandbox, p.as_str())?.into_encoded_bytes()),
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok(text.into_bytes())
+    }
+
+    fn read_all(&self, path: &str, _ctx: &Ctx) -> Result<Vec<u8>, Errno> {
+        match self.decode(path)? {
+            Node::Global(n) => self.global(n),
+            Node::SysFile(p) => self.sys_value(&p),
+            Node::PidFile(p) => self.read_real(&p),
+            Node::PidRewritten(base, n) => self.rewritten(&base, n),
+            Node::Root | Node::SysDir(_) | Node::Pid(..) | Node::PidDir(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::ELOOP),
+        }
+    }
+
+    fn readdir(&self, path: &str, _ctx: &Ctx) -> Result<Vec<DirEntry>, Errno> {
+        let e = |name: &str, kind| DirEntry { name: name.to_string(), kind };
+        let mut out = Vec::new();
+        match self.decode(path)? {
+            Node::Root => {
+                out.extend(GLOBAL.iter().map(|n| e(n, Kind::File)));
+                out.extend(["self", "thread-self", "mounts", "net"].iter().map(|n| e(n, Kind::Symlink)));
+                out.push(e("sys", Kind::Dir));
+                out.extend(self.pids()?.iter().map(|p| e(&p.to_string(), Kind::Dir)));
+            }
+            Node::SysDir(dir) => {
+                let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+                for (p, _) in self.sys_entries() {
+                    if let Some(rest) = p.strip_prefix(&prefix) {
+                        let (name, kind) = match rest.split_once('/') {
+                            Some((d, _)) => (d, Kind::Dir),
+                            None => (rest, Kind::File),
+                        };
+                        if !out.iter().any(|x: &DirEntry| x.name == name) {
+                            out.push(e(name, kind));
+                        }
+                    }
+                }
+            }
+            Node::Pid(base, task) => {
+                let present = list_at(&self.sandbox, &base)?;
+                let has = |n: &str| present.iter().any(|(p, _)| p == n);
+                out.extend(PID_FILES.iter().chain(PID_REWRITTEN).filter(|n| has(n)).map(|n| e(n, Kind::File)));
+                out.extend(PID_LINKS.iter().filter(|n| has(n)).map(|n| e(n, Kind::Symlink)));
+                out.extend(PID_DIRS.iter().filter(|n| has(n)).map(|n| e(n, Kind::Dir)));
+                if !task {
+                    out.push(e("task", Kind::Dir));
+                }
+            }
+            Node::PidDir(p) if p.ends_with("/net") => {
+                let present = list_at(&self.sandbox, &p)?;
+                out.extend(NET_FILES.iter().filter(|n| present.iter().any(|(q, _)| q == *n)).map(|n| e(n, Kind::File)));
+            }
+            Node::PidDir(p) => {
+                out.extend(list_at(&self.sandbox, &p)?.into_iter().map(|(n, k)| DirEntry { name: n, kind: k }));
+            }
+            _ => return Err(Errno::ENOTDIR),
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_loses_host_paths() {
+        let l = "312 290 0:61 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/x/1/fs,upperdir=/var/lib/x/2/fs,workdir=/var/lib/x/2/work";
+        assert_eq!(rewrite_mountinfo_line(l), "312 290 0:61 / / rw,relatime - overlay overlay rw\n");
+        let b = "320 312 254:0 /var/lib/containerd/sandboxes/abc/hostname /etc/hostname rw - ext4 /dev/vda rw";
+        assert_eq!(rewrite_mountinfo_line(b), "320 312 254:0 / /etc/hostname rw - ext4 /dev/vda rw\n");
+        let p = "330 312 0:70 / /proc rw,nosuid,nodev,relatime - fuse proc rw,user_id=0,group_id=0,allow_other";
+        assert_eq!(rewrite_mountinfo_line(p), "330 312 0:70 / /proc rw,nosuid,nodev,relatime - proc proc rw\n");
+        let shared = "40 30 0:5 / /dev rw shared:3 master:1 - tmpfs tmpfs rw,mode=755";
+        assert_eq!(rewrite_mountinfo_line(shared), format!("{shared}\n"));
+    }
+
+    #[test]
+    fn mounts_show_proc_as_proc() {
+        let l = "proc /proc fuse rw,nosuid,user_id=0 0 0";
+        assert_eq!(rewrite_mounts_line(l), "proc /proc proc rw,nosuid,nodev,noexec 0 0\n");
+        let o = "overlay / overlay rw,lowerdir=/a,upperdir=/b,workdir=/c 0 0";
+        assert_eq!(rewrite_mounts_line(o), "overlay / overlay rw 0 0\n");
+    }
+
+    #[test]
+    fn stat_start_time_counts_from_the_sandbox_boot() {
+        let real = "7 (a (b) c) S 1 7 7 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10 0 0 0\n";
+        let out = rewrite_stat(real, std::time::Duration::from_secs(100));
+        assert_eq!(out, "7 (a (b) c) S 1 7 7 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 2345 1000 10 0 0 0\n");
+        // before the boot: zero, never negative
+        assert!(rewrite_stat(real, std::time::Duration::from_secs(1000)).contains(" 0 1000 10 "));
+    }
+}

@@ -1,0 +1,103 @@
+//! A stub's file descriptors: taking a copy of one (pidfd_getfd), and
+//! installing one of the Sentry's files as the result of its call
+//! (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND, which answers
+//! the notification in the same step).
+//!
+//! As with memory (platform::mem), the caller is pinned first (a pidfd)
+//! and the notification checked to be live after: a reused tid can never
+//! be reached.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
+
+use crate::syscalls::Fds;
+
+/// SECCOMP_IOCTL_NOTIF_ADDFD: _IOW('!', 3, struct seccomp_notif_addfd)
+const NOTIF_ADDFD: u64 = 0x4018_2103;
+/// SECCOMP_ADDFD_FLAG_SEND: install and answer the call with the new fd
+const ADDFD_FLAG_SEND: u32 = 1 << 1;
+/// PIDFD_THREAD (Linux 6.9): a pidfd of a thread, not just of a leader
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+
+/// struct seccomp_notif_addfd
+#[repr(C)]
+struct AddFd {
+    id: u64,
+    flags: u32,
+    srcfd: u32,
+    newfd: u32,
+    newfd_flags: u32,
+}
+
+/// The fds of the caller of notification `id`.
+pub struct StubFds<'a> {
+    proc: BorrowedFd<'a>,
+    tid: u32,
+    notify: BorrowedFd<'a>,
+    id: u64,
+}
+
+impl<'a> StubFds<'a> {
+    /// The fds of `tid`, the caller of notification `id` on `notify`;
+    /// `proc` is the Sentry's procfs (to reopen its own fds).
+    pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64) -> StubFds<'a> {
+        StubFds { proc, tid, notify, id }
+    }
+}
+
+fn check(r: libc::c_long) -> Result<RawFd, Errno> {
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    RawFd::try_from(r).map_err(|_| Errno::EINVAL)
+}
+
+/// pidfd_open(2) of a thread.
+fn pidfd_of_thread(tid: u32) -> Result<OwnedFd, Errno> {
+    let tid = libc::pid_t::try_from(tid).map_err(|_| Errno::ESRCH)?;
+    // SAFETY: pidfd_open takes a pid and flags, no memory; returns a new fd.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) })?;
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// pidfd_getfd(2): a duplicate of `fd` of the process behind `pidfd`.
+fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_getfd takes two fds and flags, no memory; returns a new fd.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })?;
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// SECCOMP_IOCTL_NOTIF_ADDFD.
+fn addfd(notify: BorrowedFd<'_>, arg: &AddFd) -> Result<i64, Errno> {
+    // SAFETY: `arg` points to a live struct seccomp_notif_addfd that the
+    // kernel only reads for the duration of the call.
+    let r = unsafe { libc::ioctl(notify.as_raw_fd(), NOTIF_ADDFD as libc::Ioctl, arg as *const AddFd) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(i64::from(r))
+}
+
+impl Fds for StubFds<'_> {
+    fn get(&self, fd: i32) -> Result<OwnedFd, Errno> {
+        let pidfd = pidfd_of_thread(self.tid)?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        pidfd_getfd(pidfd.as_fd(), fd)
+    }
+
+    fn reopen(&self, file: BorrowedFd<'_>, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let link = format!("{}/fd/{}", std::process::id(), file.as_raw_fd());
+        openat(self.proc, link.as_str(), flags, Mode::empty())
+    }
+
+    fn install(&self, file: BorrowedFd<'_>, cloexec: bool) -> Result<i64, Errno> {
+        let srcfd = u32::try_from(file.as_raw_fd()).map_err(|_| Errno::EBADF)?;
+        let newfd_flags = if cloexec { libc::O_CLOEXEC as u32 } else { 0 };
+        addfd(self.notify, &AddFd { id: self.id, flags: ADDFD_FLAG_SEND, srcfd, newfd: 0, newfd_flags })
+    }
+}

@@ -1,0 +1,239 @@
+//! File calls. Until the VFS lands the host performs them (interim), except
+//! what the host cannot do for a stub: naming one of the caller's own fds
+//! by path (/dev/stdin, /dev/fd/N, /proc/self/fd/N …) to open, stat or
+//! access it. On Linux those are procfs "magic links"; the sandbox's /proc
+//! is the Sentry's and has none, so the Sentry answers: it opens the
+//! caller's file anew itself and installs it, or describes it.
+//!
+//! The path is read once from the caller's memory; if the caller changes it
+//! afterwards, the answer is still the one for the path read (the caller's
+//! own fd), and anything else goes to the host unchanged.
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+
+use super::{Call, Reply};
+
+/// open(path, flags, mode)
+pub fn open(c: &Call<'_>) -> Reply {
+    reopen(c, c.args[0], c.args[1])
+}
+
+/// openat(dirfd, path, flags, mode): an absolute path ignores dirfd.
+pub fn openat(c: &Call<'_>) -> Reply {
+    reopen(c, c.args[1], c.args[2])
+}
+
+/// stat(path, buf)
+pub fn stat(c: &Call<'_>) -> Reply {
+    stat_alias(c, c.args[0], c.args[1], false)
+}
+
+/// newfstatat(dirfd, path, buf, flags)
+pub fn newfstatat(c: &Call<'_>) -> Reply {
+    if c.args[3] & libc::AT_SYMLINK_NOFOLLOW as u64 != 0 {
+        return Reply::Continue;
+    }
+    stat_alias(c, c.args[1], c.args[2], false)
+}
+
+/// statx(dirfd, path, flags, mask, buf)
+pub fn statx(c: &Call<'_>) -> Reply {
+    if c.args[2] & libc::AT_SYMLINK_NOFOLLOW as u64 != 0 {
+        return Reply::Continue;
+    }
+    stat_alias(c, c.args[1], c.args[4], true)
+}
+
+/// access(path, mode)
+pub fn access(c: &Call<'_>) -> Reply {
+    access_alias(c, c.args[0], c.args[1])
+}
+
+/// faccessat(dirfd, path, mode) and faccessat2(dirfd, path, mode, flags)
+pub fn faccessat(c: &Call<'_>) -> Reply {
+    access_alias(c, c.args[1], c.args[2])
+}
+
+/// The caller's fd named by the path at `path`, if it is an alias.
+fn named_fd(c: &Call<'_>, path: u64) -> Option<i32> {
+    match c.mem.read_cstr(path, 32) {
+        Ok(Some(p)) => alias(&p),
+        _ => None,
+    }
+}
+
+fn stat_alias(c: &Call<'_>, path: u64, buf: u64, x: bool) -> Reply {
+    let Some(fd) = named_fd(c, path) else { return Reply::Continue };
+    let r = (|| {
+        let file = c.fds.get(fd)?;
+        let st = nix::sys::stat::fstat(file.as_fd())?;
+        let bytes = if x { statx_bytes(&st) } else { stat_bytes(&st) };
+        c.mem.write(buf, &bytes)
+    })();
+    match r {
+        Ok(()) => Reply::Value(0),
+        Err(e) => Reply::Error(e),
+    }
+}
+
+fn access_alias(c: &Call<'_>, path: u64, mode: u64) -> Reply {
+    let Some(fd) = named_fd(c, path) else { return Reply::Continue };
+    let r = (|| {
+        let file = c.fds.get(fd)?;
+        let had = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?) & OFlag::O_ACCMODE;
+        let readable = had != OFlag::O_WRONLY;
+        let writable = had != OFlag::O_RDONLY;
+        let ok = (mode & libc::R_OK as u64 == 0 || readable) && (mode & libc::W_OK as u64 == 0 || writable);
+        if ok {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
+        }
+    })();
+    match r {
+        Ok(()) => Reply::Value(0),
+        Err(e) => Reply::Error(e),
+    }
+}
+
+/// struct stat of x86-64, as the kernel lays it out.
+fn stat_bytes(st: &libc::stat) -> Vec<u8> {
+    let mut b = Vec::with_capacity(144);
+    for v in [st.st_dev, st.st_ino, st.st_nlink] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [st.st_mode, st.st_uid, st.st_gid, 0] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&st.st_rdev.to_le_bytes());
+    let times = [
+        st.st_size,
+        st.st_blksize,
+        st.st_blocks,
+        st.st_atime,
+        st.st_atime_nsec,
+        st.st_mtime,
+        st.st_mtime_nsec,
+        st.st_ctime,
+        st.st_ctime_nsec,
+    ];
+    for v in times {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.resize(144, 0);
+    b
+}
+
+/// struct statx with the basic fields (STATX_BASIC_STATS).
+fn statx_bytes(st: &libc::stat) -> Vec<u8> {
+    const STATX_BASIC_STATS: u32 = 0x7ff;
+    let mut b = Vec::with_capacity(256);
+    let u32s = |b: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+    u32s(&mut b, &[STATX_BASIC_STATS, st.st_blksize as u32]);
+    b.extend_from_slice(&0u64.to_le_bytes()); // attributes
+    u32s(&mut b, &[st.st_nlink as u32, st.st_uid, st.st_gid]);
+    b.extend_from_slice(&(st.st_mode as u16).to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    for v in [st.st_ino, st.st_size as u64, st.st_blocks as u64, 0] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    // atime, btime (unknown: zero), ctime, mtime
+    let ts =
+        [(st.st_atime, st.st_atime_nsec), (0, 0), (st.st_ctime, st.st_ctime_nsec), (st.st_mtime, st.st_mtime_nsec)];
+    for (s, ns) in ts {
+        b.extend_from_slice(&s.to_le_bytes());
+        u32s(&mut b, &[ns as u32, 0]);
+    }
+    let (rmaj, rmin) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    let (dmaj, dmin) = (libc::major(st.st_dev), libc::minor(st.st_dev));
+    u32s(&mut b, &[rmaj, rmin, dmaj, dmin]);
+    b.resize(256, 0);
+    b
+}
+
+/// The caller's fd that `path` names, if it is one of the aliases.
+fn alias(path: &[u8]) -> Option<i32> {
+    let p = std::str::from_utf8(path).ok()?;
+    let n = match p {
+        "/dev/stdin" => return Some(0),
+        "/dev/stdout" => return Some(1),
+        "/dev/stderr" => return Some(2),
+        _ => ["/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/"].iter().find_map(|pre| p.strip_prefix(pre))?,
+    };
+    if n.is_empty() || n.len() > 9 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+fn reopen(c: &Call<'_>, path: u64, flags: u64) -> Reply {
+    let Ok(Some(p)) = c.mem.read_cstr(path, 32) else { return Reply::Continue };
+    let Some(fd) = alias(&p) else { return Reply::Continue };
+    match reopen_fd(c, fd, flags) {
+        Ok(r) => r,
+        Err(e) => Reply::Error(e),
+    }
+}
+
+fn reopen_fd(c: &Call<'_>, fd: i32, flags: u64) -> Result<Reply, Errno> {
+    let flags = OFlag::from_bits_truncate(i32::try_from(flags & 0xffff_ffff).unwrap_or(0));
+    let theirs = c.fds.get(fd)?;
+    // never more access than the fd already gives: the Sentry opens with
+    // its own credentials, which must not lend the caller any
+    let had = OFlag::from_bits_truncate(fcntl(theirs.as_fd(), FcntlArg::F_GETFL)?) & OFlag::O_ACCMODE;
+    let want = flags & OFlag::O_ACCMODE;
+    let allowed = want == had || had == OFlag::O_RDWR;
+    if !allowed {
+        return Err(Errno::EACCES);
+    }
+    if flags.contains(OFlag::O_DIRECTORY) {
+        return Err(Errno::ENOTDIR);
+    }
+    let keep = OFlag::O_ACCMODE | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_TRUNC | OFlag::O_SYNC;
+    let open_flags = (flags & keep) | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let ours = c.fds.reopen(theirs.as_fd(), open_flags)?;
+    let n = c.fds.install(ours.as_fd(), flags.contains(OFlag::O_CLOEXEC))?;
+    Ok(Reply::Answered(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alias;
+
+    #[test]
+    fn names_of_own_fds() {
+        assert_eq!(alias(b"/dev/stdin"), Some(0));
+        assert_eq!(alias(b"/dev/stderr"), Some(2));
+        assert_eq!(alias(b"/dev/fd/63"), Some(63));
+        assert_eq!(alias(b"/proc/self/fd/7"), Some(7));
+        assert_eq!(alias(b"/proc/thread-self/fd/1"), Some(1));
+        assert_eq!(alias(b"/dev/fd/"), None);
+        assert_eq!(alias(b"/dev/fd/1/x"), None);
+        assert_eq!(alias(b"/dev/fd/-1"), None);
+        assert_eq!(alias(b"/proc/1/fd/1"), None);
+        assert_eq!(alias(b"/etc/passwd"), None);
+        assert_eq!(alias(b"/dev/fd/99999999999"), None);
+    }
+
+    #[test]
+    fn stat_layouts_match_the_kernel() {
+        // SAFETY: libc::stat is plain old data; all-zero is a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        st.st_ino = 42;
+        st.st_mode = libc::S_IFIFO | 0o600;
+        st.st_size = 7;
+        let b = super::stat_bytes(&st);
+        assert_eq!(b.len(), std::mem::size_of::<libc::stat>());
+        assert_eq!(u64::from_le_bytes(b[8..16].try_into().unwrap()), 42);
+        assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()), libc::S_IFIFO | 0o600);
+        assert_eq!(i64::from_le_bytes(b[48..56].try_into().unwrap()), 7);
+        let x = super::statx_bytes(&st);
+        assert_eq!(x.len(), 256);
+        assert_eq!(u16::from_le_bytes(x[28..30].try_into().unwrap()) as u32, libc::S_IFIFO | 0o600);
+        assert_eq!(u64::from_le_bytes(x[32..40].try_into().unwrap()), 42);
+        assert_eq!(u64::from_le_bytes(x[40..48].try_into().unwrap()), 7);
+    }
+}

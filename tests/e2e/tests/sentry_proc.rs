@@ -1,0 +1,166 @@
+//! The sandbox's /proc under the Sentry: it shows the sandbox and its own
+//! kernel, and none of the host's procfs is reachable from inside, even by
+//! a program holding every capability.
+
+use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
+
+fn sentry() -> Moat {
+    let mut m = Moat::new();
+    m.global = vec!["--platform".into(), "sentry".into()];
+    m
+}
+
+/// `key=value` lines of a probe's output.
+fn field<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("no {key} in {out}"))
+}
+
+#[test]
+fn proc_shows_the_sandbox_and_its_kernel() {
+    let moat = sentry();
+    let script = r#"
+        echo version=$(cat /proc/version)
+        echo pids=$(ls /proc | grep -E '^[0-9]+$' | tr '\n' ' ')
+        echo ps=$(ps -o pid,comm | tail -n +2 | awk '{print $2}' | sort | tr '\n' ' ')
+        echo uptime=$(cut -d. -f1 /proc/uptime)
+        echo memtotal=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+        echo exe=$(readlink /proc/self/exe)
+        echo self=$(readlink /proc/self)
+        echo hostname=$(cat /proc/sys/kernel/hostname)
+        echo osrelease=$(cat /proc/sys/kernel/osrelease)
+        echo sysctl=$(cat /proc/sys/net/ipv4/ip_forward)
+        echo procline=$(grep ' /proc ' /proc/self/mountinfo | sed 's/.* - //')
+        echo cwd=$(cd /proc/self && cat comm)
+        echo status=$(grep -c '^Pid:' /proc/1/status)
+        echo cmdline=$(tr '\0' ' ' < /proc/1/cmdline)
+        echo stderr-alias > /dev/stderr
+        echo fd-alias=$(cat /dev/fd/0 < /etc/hostname)
+        cat /proc/self/mountinfo > /tmp/mountinfo
+        echo mountinfo-lines=$(wc -l < /tmp/mountinfo)
+    "#;
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    b.edit(|s| {
+        s["hostname"] = "procbox".into();
+        s["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+        s["linux"]["resources"]["memory"] = serde_json::json!({"limit": 268_435_456});
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    std::fs::write(b.rootfs().join("etc/hostname"), "from-a-file\n").unwrap();
+    let id = unique_id("proc");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(field(&out, "version").contains("moat"), "{out}");
+    // pid 1 (sh) and the short-lived helpers of the script: nothing of the host's
+    let pids: Vec<u32> = field(&out, "pids").split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert!(pids.contains(&1) && pids.iter().all(|p| *p < 100), "{out}");
+    assert_eq!(field(&out, "ps").split_whitespace().next(), Some("awk"), "{out}");
+    assert!(field(&out, "uptime").parse::<u64>().unwrap() < 60, "the sandbox's own uptime: {out}");
+    assert_eq!(field(&out, "memtotal"), "262144", "the memory limit, in kB: {out}");
+    assert_eq!(field(&out, "exe"), "/bin/busybox", "readlink is a busybox applet: {out}");
+    assert!(field(&out, "self").parse::<u32>().unwrap() < 100, "{out}");
+    assert_eq!(field(&out, "hostname"), "procbox");
+    assert!(field(&out, "osrelease").contains("moat"), "{out}");
+    assert_eq!(field(&out, "sysctl"), "1", "the spec's sysctl: {out}");
+    assert_eq!(field(&out, "procline"), "proc proc rw", "{out}");
+    assert_eq!(field(&out, "cwd"), "cat");
+    assert_eq!(field(&out, "status"), "1");
+    assert!(field(&out, "cmdline").starts_with("sh -c echo version="), "{out}");
+    assert!(err.contains("stderr-alias"), "/dev/stderr reopens the caller's stderr: {err}");
+    assert_eq!(field(&out, "fd-alias"), "from-a-file");
+    assert!(field(&out, "mountinfo-lines").parse::<u32>().unwrap() >= 5, "{out}");
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn mountinfo_names_no_host_path() {
+    let moat = sentry();
+    let b = Bundle::busybox(&["cat", "/proc/self/mountinfo", "/proc/self/mounts"]);
+    let id = unique_id("minfo");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    let bundle = b.path().display().to_string();
+    assert!(out.contains(" / / "), "{out}");
+    assert!(!out.contains(&bundle), "the bundle's host path leaks: {out}");
+    assert!(!out.contains(" fuse"), "{out}");
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn the_hosts_procfs_is_out_of_reach() {
+    let moat = sentry();
+    // each line names a host procfs file a container must not read or
+    // write; with every capability the program still finds none of them
+    let script = r#"
+        for f in /proc/kallsyms /proc/kcore /proc/sysrq-trigger /proc/sched_debug /proc/timer_list \
+                 /proc/keys /proc/modules /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe \
+                 /proc/1/mem /proc/1/pagemap /proc/1/stack /proc/1/syscall /proc/self/mem /proc/config.gz \
+                 /proc/sys/vm/drop_caches /proc/acpi /proc/bus /proc/irq /proc/scsi /proc/kmsg /proc/vmallocinfo; do
+            if [ -e "$f" ]; then echo "present $f"; fi
+        done
+        echo c > /proc/sysrq-trigger 2>/dev/null && echo "wrote sysrq"
+        echo x > /proc/sys/kernel/hostname 2>/dev/null && echo "wrote hostname"
+        echo 1 > /proc/self/oom_score_adj 2>/dev/null && echo "wrote oom_score_adj"
+        mkdir /proc/x 2>/dev/null && echo "mkdir in proc"
+        ls /proc/1/root/ | tr '\n' ' ' > /tmp/a; ls / | tr '\n' ' ' > /tmp/b
+        cmp -s /tmp/a /tmp/b || echo "/proc/1/root is not the sandbox root"
+        mount -t proc proc /mnt 2>/dev/null && echo "mounted a procfs"
+        echo done
+    "#;
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    b.edit(|s| {
+        let all: Vec<String> =
+            ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_SYS_RAWIO", "CAP_SYS_MODULE"]
+                .map(String::from)
+                .to_vec();
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set] = all.clone().into();
+        }
+        for set in ["inheritable", "ambient"] {
+            s["process"]["capabilities"][set] = serde_json::json!([]);
+        }
+        s["process"]["noNewPrivileges"] = false.into();
+        s["linux"]["maskedPaths"] = serde_json::json!([]);
+        s["linux"]["readonlyPaths"] = serde_json::json!([]);
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let id = unique_id("hostproc");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "done\n", "the host's procfs was reachable");
+    assert_no_leaks(&moat, &id, b.path());
+
+    // the control: the same probe on the native platform does reach the
+    // host's procfs (no masks), so the probe can see an escape
+    let mut native = Moat::new();
+    native.global = vec!["--platform".into(), "native".into()];
+    let id = unique_id("hostproc-native");
+    let (code, out, err) = run_fg(&native, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("present /proc/kallsyms") && out.contains("present /proc/sys/kernel/core_pattern"), "{out}");
+    assert!(out.contains("wrote oom_score_adj"), "{out}");
+    assert_no_leaks(&native, &id, b.path());
+}
+
+#[test]
+fn a_spec_procfs_anywhere_but_proc_is_refused() {
+    let moat = sentry();
+    let mut b = Bundle::busybox(&["true"]);
+    b.edit(|s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/mnt", "type": "proc", "source": "proc"}));
+    });
+    let id = unique_id("proc2");
+    let (code, _, err) = run_fg(&moat, &b, &id);
+    assert_ne!(code, 0);
+    assert!(err.contains("proc can only be mounted at /proc (not /mnt)"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_no_leaks(&moat, &id, b.path());
+}
