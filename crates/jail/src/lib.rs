@@ -20,7 +20,7 @@ pub mod idmap;
 pub mod mount;
 pub mod ns;
 pub mod policy;
-pub mod procswap;
+pub mod pseudofs;
 pub mod rlimit;
 pub mod rootfs;
 pub mod seccomp;

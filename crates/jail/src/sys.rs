@@ -251,6 +251,24 @@ pub fn procfs_instance(pids_only: bool) -> io::Result<OwnedFd> {
 
 /// MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
 pub const MOUNT_ATTR_NOSUID_NODEV_NOEXEC: u32 = 0x2 | 0x4 | 0x8;
+/// MOUNT_ATTR_RDONLY, for [`new_mount`]
+pub const MOUNT_ATTR_RDONLY_FLAG: u32 = 0x1;
+
+/// A detached copy of the mount at `path` and everything mounted below it
+/// (open_tree with OPEN_TREE_CLONE | AT_RECURSIVE).
+pub fn clone_tree(path: &Path) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let p = cstring(path)?;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: the path is NUL-terminated and only read; returns a new fd.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(r).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
 /// A new filesystem instance as a detached mount (fsopen, fsconfig,
 /// fsmount): an fd to its root, no mount point anywhere. `params` are

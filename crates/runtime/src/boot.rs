@@ -68,24 +68,21 @@ pub struct Sentry {
     pub hostname: String,
     /// `--strace`
     pub strace: bool,
-    /// the sandbox's /proc, when the spec mounts one
-    pub procfs: Option<moat_sentry::platform::notify::ProcMount>,
+    /// the sandbox's /proc and /sys, as far as the spec mounts them
+    pub mounts: Vec<moat_sentry::platform::notify::FsMount>,
     /// the spec's sysctls
     pub sysctls: Vec<(String, String)>,
     /// the spec's memory limit, bytes
     pub memory_limit: Option<u64>,
+    /// the spec's mount destinations, in order
+    pub mount_order: Vec<String>,
 }
 
-/// Starts the Sentry daemon serving `fd` (and later ones via `control`),
-/// under a watchdog that ends the container `init` when the Sentry ends.
-pub fn spawn(
-    c: &Container,
-    fd: OwnedFd,
-    control: UnixListener,
-    s: Sentry,
-    cgroup: &Manager,
-    init: nix::unistd::Pid,
-) -> Result<()> {
+/// Starts the Sentry daemon, which serves the notify fds handed over on
+/// `control` (init's first, then each exec's) and the sandbox's /proc and
+/// /sys at once, under a watchdog that ends the container `init` when the
+/// Sentry ends.
+pub fn spawn(c: &Container, control: UnixListener, s: Sentry, cgroup: &Manager, init: nix::unistd::Pid) -> Result<()> {
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
     let exit_file = c.dir().join(EXIT_FILE);
     let lock_fd = c.lock_fd();
@@ -107,11 +104,15 @@ pub fn spawn(
             return 1;
         }
         quiet_stdio();
+        let Ok(init_for_sentry) = init_fd.try_clone() else {
+            let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
+            return 1;
+        };
         let sentry = sys::fork_with(move || {
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
-            let mut keep = vec![fd.as_raw_fd(), control.as_raw_fd(), proc.as_raw_fd()];
-            if let Some(m) = &s.procfs {
-                keep.extend([m.dev.as_raw_fd(), m.sandbox.as_raw_fd()]);
+            let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
+            for m in &s.mounts {
+                keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
             if let Err(e) = sys::close_inherited_fds(&keep) {
                 tracing::error!("sentry: close inherited fds: {e}");
@@ -124,8 +125,10 @@ pub fn spawn(
             let mut kernel = moat_sentry::kernel::Kernel::new(&s.hostname);
             kernel.sysctls = s.sysctls;
             kernel.memory_limit = s.memory_limit;
+            kernel.mount_order = s.mount_order;
             let opts = moat_sentry::platform::notify::Options { strace: s.strace };
-            match moat_sentry::platform::notify::serve(fd, Some(control), proc, s.procfs, &kernel, opts) {
+            let init = Some(init_for_sentry);
+            match moat_sentry::platform::notify::serve(None, Some(control), proc, s.mounts, init, &kernel, opts) {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("sentry: {e}");

@@ -27,8 +27,10 @@ pub enum Msg {
     HooksDone(String),
     /// init → parent: the seccomp notify fd is attached
     SeccompFd,
-    /// init → parent (sentry): a procfs of the sandbox's pid namespace, for the Sentry
-    ProcFs,
+    /// init → parent (sentry): the Sentry's instance of "proc" or "sysfs" (with the fd)
+    Backing(String),
+    /// init → parent (sentry): start the Sentry now (then Go back)
+    SpawnSentry,
     /// init → parent: everything is ready; waiting for start
     Ready,
     /// any → parent: a step failed

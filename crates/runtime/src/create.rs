@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use moat_jail::cgroups::Manager;
 use moat_jail::ns::Plan;
-use moat_jail::{idmap, sys};
+use moat_jail::{idmap, pseudofs, sys};
+use moat_sentry::platform::notify::{FsKind, FsMount};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -171,10 +172,12 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         crate::Platform::Native => None,
     };
     let (parent, child) = Channel::pair()?;
-    // the sandbox's /proc (sentry): made here, see moat_jail::procswap
-    let mut proc_fuse = match g.platform {
-        crate::Platform::Sentry => Some(moat_jail::procswap::prepare()?),
-        crate::Platform::Native => None,
+    // the sandbox's /proc and /sys (sentry): made here, see moat_jail::pseudofs
+    let mut pseudo = match g.platform {
+        crate::Platform::Sentry => {
+            pseudofs::Kind::ALL.into_iter().map(pseudofs::prepare).collect::<moat_jail::Result<Vec<_>>>()?
+        }
+        crate::Platform::Native => Vec::new(),
     };
     let mut extra_env = Vec::new();
     let mut preserve = o.preserve_fds;
@@ -197,7 +200,10 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         preserve_fds: preserve,
         extra_env,
         sentry: g.platform == crate::Platform::Sentry,
-        proc_mount: proc_fuse.as_ref().map(|p| p.mount.try_clone()).transpose().map_err(|e| Error::io("dup", e))?,
+        pseudo_mounts: pseudo
+            .iter()
+            .map(|p| Ok((p.kind, p.mount.try_clone().map_err(|e| Error::io("dup", e))?)))
+            .collect::<Result<_>>()?,
         lock_fd: c.lock_fd(),
     };
     let stage1 = sys::fork_with(|| init::stage1(args)).map_err(|e| Error::io("fork", e))?;
@@ -255,33 +261,52 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or(&[]), &state)?;
     }
     parent.send(&Msg::HooksDone(state))?;
-    let mut proc_fs = None;
+    let mut backing = Vec::new();
+    let mut sentry_up = false;
     loop {
         match parent.recv_with_fd()? {
             (Msg::Ready, _) => break,
-            (Msg::ProcFs, Some(fd)) => proc_fs = Some(fd),
-            (Msg::SeccompFd, Some(fd)) => match sentry_control.take() {
-                Some(control) => {
-                    let linux = spec.linux().clone().unwrap_or_default();
-                    let sentry = crate::boot::Sentry {
-                        hostname: spec.hostname().clone().unwrap_or_default(),
-                        strace: g.strace,
-                        procfs: proc_fuse
-                            .take()
-                            .zip(proc_fs.take())
-                            .map(|(p, sandbox)| moat_sentry::platform::notify::ProcMount { dev: p.dev, sandbox }),
-                        sysctls: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
-                        memory_limit: linux
-                            .resources()
-                            .as_ref()
-                            .and_then(|r| r.memory().as_ref())
-                            .and_then(|m| m.limit())
-                            .and_then(|l| u64::try_from(l).ok()),
+            (Msg::Backing(kind), Some(fd)) => backing.push((kind, fd)),
+            (Msg::SpawnSentry, _) => {
+                let control = sentry_control.take().ok_or_else(|| Error::Init("the sentry twice".into()))?;
+                let mut mounts = Vec::new();
+                for (kind, fd) in backing.drain(..) {
+                    let Some(i) = pseudo.iter().position(|p| p.kind.fstype() == kind) else { continue };
+                    let p = pseudo.swap_remove(i);
+                    let kind = match p.kind {
+                        pseudofs::Kind::Proc => FsKind::Proc,
+                        pseudofs::Kind::Sys => FsKind::Sys,
                     };
-                    crate::boot::spawn(&c, fd, control, sentry, &cgroup, init_pid)?;
+                    mounts.push(FsMount { kind, dev: p.dev, backing: fd });
                 }
-                None => forward_seccomp_fd(&spec, &c, fd)?,
-            },
+                // the ones the spec does not mount: nobody will serve them, and
+                // the Sentry must not inherit their mounts (an fstat would wait)
+                pseudo.clear();
+                let linux = spec.linux().clone().unwrap_or_default();
+                let sentry = crate::boot::Sentry {
+                    hostname: spec.hostname().clone().unwrap_or_default(),
+                    strace: g.strace,
+                    mounts,
+                    sysctls: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
+                    memory_limit: linux
+                        .resources()
+                        .as_ref()
+                        .and_then(|r| r.memory().as_ref())
+                        .and_then(|m| m.limit())
+                        .and_then(|l| u64::try_from(l).ok()),
+                    mount_order: spec
+                        .mounts()
+                        .iter()
+                        .flatten()
+                        .map(|m| m.destination().display().to_string())
+                        .collect(),
+                };
+                crate::boot::spawn(&c, control, sentry, &cgroup, init_pid)?;
+                sentry_up = true;
+                parent.send(&Msg::Go)?;
+            }
+            (Msg::SeccompFd, Some(fd)) if sentry_up => crate::boot::hand_over(&crate::boot::connect(&c)?, fd)?,
+            (Msg::SeccompFd, Some(fd)) => forward_seccomp_fd(&spec, &c, fd)?,
             (Msg::Error(e), _) => return Err(Error::Init(e)),
             (m, _) => return Err(Error::Init(format!("unexpected {m:?}"))),
         }

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use moat_jail::ns::{self, Plan};
-use moat_jail::{rootfs, sys};
+use moat_jail::{pseudofs, rootfs, sys};
 use nix::sched::CloneFlags;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -48,8 +48,8 @@ pub struct InitArgs {
     pub extra_env: Vec<String>,
     /// run the program under the Sentry's filter
     pub sentry: bool,
-    /// (sentry) the detached FUSE mount of the sandbox's /proc
-    pub proc_mount: Option<OwnedFd>,
+    /// (sentry) the detached FUSE mounts of the sandbox's /proc and /sys
+    pub pseudo_mounts: Vec<(pseudofs::Kind, OwnedFd)>,
     /// the parent's lock on the state dir, closed in the child at once
     pub lock_fd: std::os::fd::RawFd,
 }
@@ -167,13 +167,16 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
         process::console(c.as_fd(), &proc_)?;
     }
     let seccomp_fd_to_parent = |fd: OwnedFd| ch.send_with_fd(&Msg::SeccompFd, Some(fd.as_fd()));
-    let swap_proc = || -> Result<()> {
-        if let Some(mount) = &a.proc_mount {
-            if let Some(sandbox) = moat_jail::procswap::swap(mount)? {
-                ch.send_with_fd(&Msg::ProcFs, Some(sandbox.as_fd()))?;
-            }
+    // sentry: the Sentry starts now, with the instances behind the
+    // sandbox's /proc and /sys; once it serves, they are swapped in
+    let start_sentry = || -> Result<()> {
+        let b = pseudofs::backing()?;
+        for (kind, fd) in &b.instances {
+            ch.send_with_fd(&Msg::Backing(kind.fstype().into()), Some(fd.as_fd()))?;
         }
-        Ok(())
+        ch.send(&Msg::SpawnSentry)?;
+        ch.expect(&Msg::Go)?;
+        Ok(pseudofs::attach(&b, &a.pseudo_mounts)?)
     };
     let prepared = process::prepare(
         spec,
@@ -183,7 +186,7 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
         a.plan.has(LinuxNamespaceType::User),
         a.sentry,
         seccomp_fd_to_parent,
-        swap_proc,
+        start_sentry,
     )?;
     sys::exit_on_signals(&sys::INIT_EXIT_SIGNALS).map_err(|e| Error::io("install signal handlers", e))?;
     ch.send(&Msg::Ready)?;

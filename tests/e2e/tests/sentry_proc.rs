@@ -1,6 +1,6 @@
-//! The sandbox's /proc under the Sentry: it shows the sandbox and its own
-//! kernel, and none of the host's procfs is reachable from inside, even by
-//! a program holding every capability.
+//! The sandbox's /proc and /sys under the Sentry: they show the sandbox and
+//! its own kernel, and none of the host's procfs or sysfs is reachable from
+//! inside, even by a program holding every capability.
 
 use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
 
@@ -37,6 +37,13 @@ fn proc_shows_the_sandbox_and_its_kernel() {
         echo fd-alias=$(cat /dev/fd/0 < /etc/hostname)
         cat /proc/self/mountinfo > /tmp/mountinfo
         echo mountinfo-lines=$(wc -l < /tmp/mountinfo)
+        echo sys=$(ls /sys | tr '\n' ' ')
+        echo cpus=$(cat /sys/devices/system/cpu/online)
+        echo nproc=$(nproc)
+        echo net=$(ls /sys/class/net | tr '\n' ' ')
+        echo lo-mtu=$(cat /sys/class/net/lo/mtu)
+        echo cgroup=$(ls /sys/fs/cgroup | wc -l)
+        echo sysline=$(grep ' /sys ' /proc/self/mountinfo | sed 's/.* - //')
     "#;
     let mut b = Bundle::busybox(&["sh", "-c", script]);
     b.edit(|s| {
@@ -71,6 +78,14 @@ fn proc_shows_the_sandbox_and_its_kernel() {
     assert!(err.contains("stderr-alias"), "/dev/stderr reopens the caller's stderr: {err}");
     assert_eq!(field(&out, "fd-alias"), "from-a-file");
     assert!(field(&out, "mountinfo-lines").parse::<u32>().unwrap() >= 5, "{out}");
+    assert_eq!(field(&out, "sys").trim(), "class devices fs kernel", "{out}");
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    assert_eq!(field(&out, "cpus"), online.trim());
+    assert!(field(&out, "nproc").parse::<u32>().unwrap() >= 1, "{out}");
+    assert_eq!(field(&out, "net").trim(), "lo", "the sandbox's own interfaces: {out}");
+    assert_eq!(field(&out, "lo-mtu"), "65536");
+    assert!(field(&out, "cgroup").parse::<u32>().unwrap() > 0, "the spec's cgroup mount sits on /sys: {out}");
+    assert_eq!(field(&out, "sysline"), "sysfs sysfs rw", "{out}");
     assert_no_leaks(&moat, &id, b.path());
 }
 
@@ -97,7 +112,9 @@ fn the_hosts_procfs_is_out_of_reach() {
         for f in /proc/kallsyms /proc/kcore /proc/sysrq-trigger /proc/sched_debug /proc/timer_list \
                  /proc/keys /proc/modules /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe \
                  /proc/1/mem /proc/1/pagemap /proc/1/stack /proc/1/syscall /proc/self/mem /proc/config.gz \
-                 /proc/sys/vm/drop_caches /proc/acpi /proc/bus /proc/irq /proc/scsi /proc/kmsg /proc/vmallocinfo; do
+                 /proc/sys/vm/drop_caches /proc/acpi /proc/bus /proc/irq /proc/scsi /proc/kmsg /proc/vmallocinfo \
+                 /sys/firmware /sys/kernel/debug /sys/kernel/security /sys/module /sys/power/state /sys/block \
+                 /sys/bus/pci /sys/kernel/mm/transparent_hugepage/khugepaged /sys/devices/system/cpu/cpufreq; do
             if [ -e "$f" ]; then echo "present $f"; fi
         done
         echo c > /proc/sysrq-trigger 2>/dev/null && echo "wrote sysrq"
@@ -107,6 +124,8 @@ fn the_hosts_procfs_is_out_of_reach() {
         ls /proc/1/root/ | tr '\n' ' ' > /tmp/a; ls / | tr '\n' ' ' > /tmp/b
         cmp -s /tmp/a /tmp/b || echo "/proc/1/root is not the sandbox root"
         mount -t proc proc /mnt 2>/dev/null && echo "mounted a procfs"
+        mount -t sysfs sysfs /mnt 2>/dev/null && echo "mounted a sysfs"
+        echo 1 > /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null && echo "wrote a sysfs knob"
         echo done
     "#;
     let mut b = Bundle::busybox(&["sh", "-c", script]);
@@ -143,12 +162,13 @@ fn the_hosts_procfs_is_out_of_reach() {
     let (code, out, err) = run_fg(&native, &b, &id);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("present /proc/kallsyms") && out.contains("present /proc/sys/kernel/core_pattern"), "{out}");
+    assert!(out.contains("present /sys/module") && out.contains("present /sys/firmware"), "{out}");
     assert!(out.contains("wrote oom_score_adj"), "{out}");
     assert_no_leaks(&native, &id, b.path());
 }
 
 #[test]
-fn a_spec_procfs_anywhere_but_proc_is_refused() {
+fn a_spec_procfs_or_sysfs_anywhere_else_is_refused() {
     let moat = sentry();
     let mut b = Bundle::busybox(&["true"]);
     b.edit(|s| {
@@ -162,5 +182,18 @@ fn a_spec_procfs_anywhere_but_proc_is_refused() {
     assert_ne!(code, 0);
     assert!(err.contains("proc can only be mounted at /proc (not /mnt)"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_no_leaks(&moat, &id, b.path());
+
+    let mut b = Bundle::busybox(&["true"]);
+    b.edit(|s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/mnt/s", "type": "sysfs", "source": "sysfs"}));
+    });
+    let id = unique_id("sys2");
+    let (code, _, err) = run_fg(&moat, &b, &id);
+    assert_ne!(code, 0);
+    assert!(err.contains("sysfs can only be mounted at /sys (not /mnt/s)"), "{err}");
     assert_no_leaks(&moat, &id, b.path());
 }

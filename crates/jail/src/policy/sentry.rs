@@ -1,7 +1,10 @@
 //! The Sentry's allowlist: the seccomp user-notification ioctls on the
-//! stubs' notify fds, reading and writing stub memory, taking new notify
-//! fds on its control socket, and what std needs. No file opens, no
-//! sockets, no exec, no namespaces: it runs in an empty mount namespace.
+//! stubs' notify fds, reading and writing stub memory, taking a stub's fds
+//! and installing new ones, taking new notify fds on its control socket,
+//! serving the sandbox's /proc (FUSE requests; reading the procfs fds it
+//! holds), and what std needs. Files are opened only below those procfs
+//! fds; no sockets, no exec, no namespaces: it runs in an empty mount
+//! namespace.
 
 use super::{Arg, Policy, Rule};
 

@@ -33,6 +33,21 @@ pub trait Filesystem {
     fn readdir(&self, path: &str, ctx: &Ctx) -> Result<Vec<DirEntry>, Errno>;
 }
 
+impl<T: Filesystem + ?Sized> Filesystem for Box<T> {
+    fn getattr(&self, path: &str, ctx: &Ctx) -> Result<Attr, Errno> {
+        (**self).getattr(path, ctx)
+    }
+    fn readlink(&self, path: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
+        (**self).readlink(path, ctx)
+    }
+    fn read_all(&self, path: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
+        (**self).read_all(path, ctx)
+    }
+    fn readdir(&self, path: &str, ctx: &Ctx) -> Result<Vec<DirEntry>, Errno> {
+        (**self).readdir(path, ctx)
+    }
+}
+
 /// Who asks (from the request header; `pid` is a host tid).
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx {

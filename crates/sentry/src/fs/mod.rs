@@ -1,8 +1,12 @@
 //! The Sentry's filesystems, and how the stubs reach them.
 //!
-//! [`proc`] is the sandbox's /proc. Until the VFS serves every path call,
-//! the stubs reach it through a FUSE mount in their view ([`fuse`]): the
-//! host kernel walks the path, the Sentry answers for every node.
+//! [`proc`] and [`sys`] are the sandbox's /proc and /sys, built on
+//! [`proxy`] reads of a procfs and a sysfs that only the Sentry holds.
+//! Until the VFS serves every path call, the stubs reach them through FUSE
+//! mounts in their view ([`fuse`]): the host kernel walks the path, the
+//! Sentry answers for every node.
 
 pub mod fuse;
 pub mod proc;
+pub mod proxy;
+pub mod sys;

@@ -11,14 +11,13 @@
 //! limit, the cpuinfo of the host, /proc/sys with a short read-only list.
 //! Nothing can be written (EROFS).
 
-use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fstatat, Mode, SFlag};
+use nix::fcntl::readlinkat;
 
 use super::fuse::{Attr, Ctx, DirEntry, Filesystem, Kind};
+use super::proxy;
 use crate::kernel::{Kernel, RELEASE, VERSION};
 
 /// Files of /proc itself.
@@ -134,8 +133,6 @@ const SYS: &[(&str, Sys)] = &[
     ("vm/overcommit_ratio", Sys::Host),
 ];
 
-/// Largest file passed through (a huge environ or maps stops here).
-const MAX_FILE: u64 = 16 << 20;
 /// USER_HZ: the clock-tick unit of /proc/PID/stat's times
 const TICKS: u128 = 100;
 
@@ -175,14 +172,6 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.len() < 11
 }
 
-fn kind_of(st: &nix::sys::stat::FileStat) -> Kind {
-    match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-        SFlag::S_IFDIR => Kind::Dir,
-        SFlag::S_IFLNK => Kind::Symlink,
-        _ => Kind::File,
-    }
-}
-
 impl<'k> ProcFs<'k> {
     /// /proc over `sandbox` (a procfs of the sandbox's pid namespace);
     /// `host` is the Sentry's procfs, which numbers the callers.
@@ -199,7 +188,7 @@ impl<'k> ProcFs<'k> {
     }
 
     fn read_real(&self, path: &str) -> Result<Vec<u8>, Errno> {
-        read_at(&self.sandbox, path)
+        proxy::read(&self.sandbox, path)
     }
 
     /// The caller's (tgid, tid) in the sandbox. The mount was made in the
@@ -209,7 +198,7 @@ impl<'k> ProcFs<'k> {
         if ctx.pid == 0 {
             return Err(Errno::ENOENT);
         }
-        let status = read_at(&self.host, &format!("{}/status", ctx.pid))?;
+        let status = proxy::read(&self.host, &format!("{}/status", ctx.pid))?;
         let status = String::from_utf8_lossy(&status);
         let last = |key: &str| {
             status
@@ -225,15 +214,7 @@ impl<'k> ProcFs<'k> {
     }
 
     fn real_attr(&self, path: &str) -> Result<Attr, Errno> {
-        let st = fstatat(&self.sandbox, path, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        Ok(Attr {
-            kind: kind_of(&st),
-            perm: st.st_mode & 0o7777,
-            // host ids: the mount belongs to the host's user namespace
-            uid: st.st_uid,
-            gid: st.st_gid,
-            mtime: u64::try_from(st.st_mtime).unwrap_or(0),
-        })
+        proxy::attr(&self.sandbox, path)
     }
 
     fn synthetic(&self, kind: Kind, perm: u32) -> Attr {
@@ -402,53 +383,19 @@ impl<'k> ProcFs<'k> {
 
     /// The sandbox's pids.
     fn pids(&self) -> Result<Vec<u32>, Errno> {
-        Ok(list_at(&self.sandbox, ".")?.into_iter().filter_map(|(n, _)| n.parse::<u32>().ok()).collect())
+        Ok(proxy::list(&self.sandbox, ".")?.into_iter().filter_map(|(n, _)| n.parse::<u32>().ok()).collect())
     }
 
     fn rewritten(&self, base: &str, name: &str) -> Result<Vec<u8>, Errno> {
         let real = String::from_utf8_lossy(&self.read_real(&format!("{base}/{name}"))?).into_owned();
+        let order = &self.kernel.mount_order;
         let text = match name {
             "stat" => rewrite_stat(&real, self.kernel.boot_offset()),
-            "mountinfo" => real.lines().map(rewrite_mountinfo_line).collect(),
-            _ => real.lines().map(rewrite_mounts_line).collect(),
+            "mountinfo" => in_spec_order(&real, 4, order).into_iter().map(rewrite_mountinfo_line).collect(),
+            _ => in_spec_order(&real, 1, order).into_iter().map(rewrite_mounts_line).collect(),
         };
         Ok(text.into_bytes())
     }
-}
-
-/// Reads a whole file below a directory fd.
-fn read_at(dir: &OwnedFd, path: &str) -> Result<Vec<u8>, Errno> {
-    let fd: OwnedFd = openat(dir.as_fd(), path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())?;
-    let mut out = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_FILE)
-        .read_to_end(&mut out)
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    Ok(out)
-}
-
-/// The entries of a directory below a directory fd.
-fn list_at(dir: &OwnedFd, path: &str) -> Result<Vec<(String, Kind)>, Errno> {
-    let mut d = nix::dir::Dir::openat(
-        dir.as_fd(),
-        path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut out = Vec::new();
-    for e in d.iter().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name == "." || name == ".." {
-            continue;
-        }
-        let kind = match e.file_type() {
-            Some(nix::dir::Type::Directory) => Kind::Dir,
-            Some(nix::dir::Type::Symlink) => Kind::Symlink,
-            _ => Kind::File,
-        };
-        out.push((name, kind));
-    }
-    Ok(out)
 }
 
 /// /proc/PID/stat with the start time counted from the sandbox's boot.
@@ -466,6 +413,29 @@ fn rewrite_stat(real: &str, boot: std::time::Duration) -> String {
     format!("{head} {}\n", fields.join(" "))
 }
 
+/// The lines of a mount table in the order of the spec's mounts (field
+/// `at` is the mount point): the Sentry's /proc and /sys were attached
+/// last, but belong where the spec put them. A mount sorts with the
+/// deepest spec destination it lies in; the root and mounts in no
+/// destination come first, each group keeping the kernel's order.
+fn in_spec_order<'a>(table: &'a str, at: usize, order: &[String]) -> Vec<&'a str> {
+    let key = |line: &str| {
+        let Some(point) = line.split(' ').nth(at) else { return 0 };
+        order
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                let d = d.trim_end_matches('/');
+                point == d || point.strip_prefix(d).is_some_and(|r| r.starts_with('/'))
+            })
+            .max_by_key(|(_, d)| d.len())
+            .map_or(0, |(i, _)| i + 1)
+    };
+    let mut lines: Vec<&str> = table.lines().collect();
+    lines.sort_by_key(|l| key(l));
+    lines
+}
+
 /// Mount options that name host paths.
 fn host_option(o: &str) -> bool {
     ["lowerdir=", "upperdir=", "workdir=", "datadir=", "metacopy=", "redirect_dir=", "index=", "xino="]
@@ -478,8 +448,16 @@ fn clean_options(opts: &str) -> String {
     kept.join(",")
 }
 
-/// One line of mountinfo: no host paths (the root of each mount within its
-/// filesystem, overlay's layer directories), and /proc shown as proc.
+/// Whether a mount is one of the Sentry's (FUSE, with the source naming
+/// what it stands for).
+fn ours(fstype: &str, source: &str) -> bool {
+    fstype.starts_with("fuse") && (source == "proc" || source == "sysfs")
+}
+
+/// One line of mountinfo: bind mounts show their configured sources (the
+/// root of the mount within its filesystem, as on Linux), but the
+/// container's root shows as "/" and overlay's layer directories go; the
+/// Sentry's /proc and /sys show as proc and sysfs.
 fn rewrite_mountinfo_line(line: &str) -> String {
     let Some((left, right)) = line.split_once(" - ") else { return format!("{line}\n") };
     let mut l: Vec<&str> = left.split(' ').collect();
@@ -487,12 +465,11 @@ fn rewrite_mountinfo_line(line: &str) -> String {
     if l.len() < 6 || r.len() < 3 {
         return format!("{line}\n");
     }
-    l[3] = "/";
-    let (fstype, source, opts) = if r[0].starts_with("fuse") && l[4].ends_with("/proc") {
-        ("proc", "proc", "rw".to_string())
-    } else {
-        (r[0], r[1], clean_options(r[2]))
-    };
+    if l[4] == "/" {
+        l[3] = "/";
+    }
+    let (fstype, source, opts) =
+        if ours(r[0], r[1]) { (r[1], r[1], "rw".to_string()) } else { (r[0], r[1], clean_options(r[2])) };
     format!("{} - {fstype} {source} {opts}\n", l.join(" "))
 }
 
@@ -502,8 +479,9 @@ fn rewrite_mounts_line(line: &str) -> String {
     if f.len() < 6 {
         return format!("{line}\n");
     }
-    if f[2].starts_with("fuse") && f[1].ends_with("/proc") {
-        return format!("proc {} proc rw,nosuid,nodev,noexec 0 0\n", f[1]);
+    if ours(f[2], f[0]) {
+        let ro = if f[3].split(',').any(|o| o == "ro") { "ro" } else { "rw" };
+        return format!("{0} {1} {0} {ro},nosuid,nodev,noexec 0 0\n", f[0], f[1]);
     }
     format!("{} {} {} {} {} {}\n", f[0], f[1], f[2], clean_options(f[3]), f[4], f[5])
 }
@@ -572,7 +550,7 @@ impl Filesystem for ProcFs<'_> {
                 }
             }
             Node::Pid(base, task) => {
-                let present = list_at(&self.sandbox, &base)?;
+                let present = proxy::list(&self.sandbox, &base)?;
                 let has = |n: &str| present.iter().any(|(p, _)| p == n);
                 out.extend(PID_FILES.iter().chain(PID_REWRITTEN).filter(|n| has(n)).map(|n| e(n, Kind::File)));
                 out.extend(PID_LINKS.iter().filter(|n| has(n)).map(|n| e(n, Kind::Symlink)));
@@ -582,11 +560,11 @@ impl Filesystem for ProcFs<'_> {
                 }
             }
             Node::PidDir(p) if p.ends_with("/net") => {
-                let present = list_at(&self.sandbox, &p)?;
+                let present = proxy::list(&self.sandbox, &p)?;
                 out.extend(NET_FILES.iter().filter(|n| present.iter().any(|(q, _)| q == *n)).map(|n| e(n, Kind::File)));
             }
             Node::PidDir(p) => {
-                out.extend(list_at(&self.sandbox, &p)?.into_iter().map(|(n, k)| DirEntry { name: n, kind: k }));
+                out.extend(proxy::list(&self.sandbox, &p)?.into_iter().map(|(n, k)| DirEntry { name: n, kind: k }));
             }
             _ => return Err(Errno::ENOTDIR),
         }
@@ -602,12 +580,30 @@ mod tests {
     fn mountinfo_loses_host_paths() {
         let l = "312 290 0:61 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/x/1/fs,upperdir=/var/lib/x/2/fs,workdir=/var/lib/x/2/work";
         assert_eq!(rewrite_mountinfo_line(l), "312 290 0:61 / / rw,relatime - overlay overlay rw\n");
-        let b = "320 312 254:0 /var/lib/containerd/sandboxes/abc/hostname /etc/hostname rw - ext4 /dev/vda rw";
-        assert_eq!(rewrite_mountinfo_line(b), "320 312 254:0 / /etc/hostname rw - ext4 /dev/vda rw\n");
+        let b = "320 312 254:0 /srv/data /data rw - ext4 /dev/vda rw";
+        assert_eq!(rewrite_mountinfo_line(b), format!("{b}\n"), "a bind mount shows its source");
+        let r = "300 290 254:0 /tmp/bundle/rootfs / rw - ext4 /dev/vda rw";
+        assert_eq!(rewrite_mountinfo_line(r), "300 290 254:0 / / rw - ext4 /dev/vda rw\n");
         let p = "330 312 0:70 / /proc rw,nosuid,nodev,relatime - fuse proc rw,user_id=0,group_id=0,allow_other";
         assert_eq!(rewrite_mountinfo_line(p), "330 312 0:70 / /proc rw,nosuid,nodev,relatime - proc proc rw\n");
         let shared = "40 30 0:5 / /dev rw shared:3 master:1 - tmpfs tmpfs rw,mode=755";
         assert_eq!(rewrite_mountinfo_line(shared), format!("{shared}\n"));
+        let s = "331 312 0:71 / /sys ro,nosuid - fuse sysfs rw,user_id=0";
+        assert_eq!(rewrite_mountinfo_line(s), "331 312 0:71 / /sys ro,nosuid - sysfs sysfs rw\n");
+    }
+
+    #[test]
+    fn mount_tables_follow_the_spec_order() {
+        let table = "1 0 0:1 / / rw - ext4 a rw\n\
+                     2 1 0:2 / /dev rw - tmpfs b rw\n\
+                     3 2 0:3 / /dev/pts rw - devpts c rw\n\
+                     4 2 0:4 / /dev/null rw - devtmpfs d rw\n\
+                     5 1 0:5 / /proc rw - fuse proc rw\n\
+                     6 1 0:6 / /sys ro - fuse sysfs rw\n\
+                     7 6 0:7 / /sys/fs/cgroup ro - cgroup2 e rw\n";
+        let order: Vec<String> = ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup/"].map(String::from).to_vec();
+        let ids: Vec<&str> = in_spec_order(table, 4, &order).iter().map(|l| &l[..1]).collect();
+        assert_eq!(ids, ["1", "5", "2", "4", "3", "6", "7"]);
     }
 
     #[test]
@@ -616,6 +612,10 @@ mod tests {
         assert_eq!(rewrite_mounts_line(l), "proc /proc proc rw,nosuid,nodev,noexec 0 0\n");
         let o = "overlay / overlay rw,lowerdir=/a,upperdir=/b,workdir=/c 0 0";
         assert_eq!(rewrite_mounts_line(o), "overlay / overlay rw 0 0\n");
+        assert_eq!(
+            rewrite_mounts_line("sysfs /sys fuse ro,nosuid 0 0"),
+            "sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Kernel {
     pub sysctls: Vec<(String, String)>,
     /// the container's memory limit in bytes, which /proc/meminfo shows
     pub memory_limit: Option<u64>,
+    /// the spec's mount destinations in order (mountinfo lists them so)
+    pub mount_order: Vec<String>,
     hostname: Mutex<String>,
     domainname: Mutex<String>,
     boot_log: String,
@@ -44,6 +46,7 @@ impl Kernel {
                 .unwrap_or(0),
             sysctls: Vec::new(),
             memory_limit: None,
+            mount_order: Vec::new(),
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),
             boot_log,

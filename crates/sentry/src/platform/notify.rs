@@ -19,8 +19,9 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::fds::StubFds;
 use super::mem::ProcMem;
-use crate::fs::fuse::Session;
+use crate::fs::fuse::{Filesystem, Session};
 use crate::fs::proc::ProcFs;
+use crate::fs::sys::SysFs;
 use crate::kernel::Kernel;
 use crate::syscalls::{table::TABLE, Call, Class, Entry, Reply};
 
@@ -45,48 +46,68 @@ fn sync_wake_up(fd: &OwnedFd) {
     }
 }
 
-/// The sandbox's /proc, mounted over FUSE in the stubs' view.
-pub struct ProcMount {
-    /// the /dev/fuse fd the mount was made with
-    pub dev: OwnedFd,
-    /// a procfs of the sandbox's pid namespace (only the Sentry holds it)
-    pub sandbox: OwnedFd,
+/// Which of the Sentry's filesystems a FUSE mount shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsKind {
+    /// the sandbox's /proc
+    Proc,
+    /// the sandbox's /sys
+    Sys,
 }
 
-/// Serves `first`, and every notify fd that arrives on `control`, until all
-/// of them have hung up. `proc` is a directory fd of the host's procfs
-/// (stub memory is reached through /proc/TID/mem); `procfs`, the sandbox's
-/// /proc mount to serve alongside.
+/// A Sentry filesystem mounted over FUSE in the stubs' view.
+pub struct FsMount {
+    /// what it shows
+    pub kind: FsKind,
+    /// the /dev/fuse fd the mount was made with
+    pub dev: OwnedFd,
+    /// the real filesystem of the sandbox behind it (a procfs of its pid
+    /// namespace, a sysfs of its network namespace), held by the Sentry only
+    pub backing: OwnedFd,
+}
+
+/// Serves `first` (or, if `None`, the first notify fd that arrives on
+/// `control`), and every notify fd that arrives on `control` after, until
+/// all of them have hung up — or, if none ever came, until `init` (a pidfd
+/// of the container's init) exits. `proc` is a directory fd of the host's
+/// procfs (stub memory is reached through /proc/TID/mem); `mounts` are the
+/// filesystems to serve alongside.
 pub fn serve(
-    first: OwnedFd,
+    first: Option<OwnedFd>,
     control: Option<UnixListener>,
     proc: OwnedFd,
-    procfs: Option<ProcMount>,
+    mounts: Vec<FsMount>,
+    init: Option<OwnedFd>,
     kernel: &Kernel,
     opts: Options,
 ) -> std::io::Result<()> {
-    sync_wake_up(&first);
-    let mut fds = vec![first];
+    let mut fds: Vec<OwnedFd> = first.into_iter().collect();
+    fds.iter().for_each(sync_wake_up);
+    let mut seen = !fds.is_empty();
     let mut warned: HashSet<String> = HashSet::new();
     let dispatch = Dispatch::new();
-    let mut fuse = match procfs {
-        Some(m) => {
-            let fs = ProcFs::new(m.sandbox, proc.try_clone()?, kernel);
-            Some(Session::new(m.dev, fs))
-        }
-        None => None,
-    };
-    while !fds.is_empty() {
-        let (ready, hung, new_conn, fuse_ready) = {
+    let mut fuse: Vec<Session<Box<dyn Filesystem + '_>>> = Vec::new();
+    for m in mounts {
+        let fs: Box<dyn Filesystem + '_> = match m.kind {
+            FsKind::Proc => Box::new(ProcFs::new(m.backing, proc.try_clone()?, kernel)),
+            FsKind::Sys => Box::new(SysFs::new(m.backing)),
+        };
+        fuse.push(Session::new(m.dev, fs));
+    }
+    let mut init_gone = init.is_none();
+    while !(fds.is_empty() && (seen || init_gone)) {
+        let (ready, hung, new_conn, fuse_ready, init_ended) = {
             let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
             let control_at = pfds.len();
             if let Some(l) = &control {
                 pfds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
             }
-            let fuse_at = pfds.len();
-            if let Some(f) = &fuse {
-                pfds.push(PollFd::new(f.fd(), PollFlags::POLLIN));
+            let init_at = pfds.len();
+            if let Some(i) = init.as_ref().filter(|_| !init_gone) {
+                pfds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
             }
+            let fuse_at = pfds.len();
+            pfds.extend(fuse.iter().map(|f| PollFd::new(f.fd(), PollFlags::POLLIN)));
             match poll(&mut pfds, PollTimeout::NONE) {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -102,23 +123,23 @@ pub fn serve(
                     hung.push(i);
                 }
             }
-            let readable =
-                |i: usize| pfds.get(i).and_then(|p| p.revents()).is_some_and(|r| r.intersects(PollFlags::POLLIN));
-            let new_conn = control.is_some() && readable(control_at);
+            let revents = |i: usize| pfds.get(i).and_then(|p| p.revents()).unwrap_or(PollFlags::empty());
+            let new_conn = control.is_some() && revents(control_at).contains(PollFlags::POLLIN);
+            let init_ended = init_at < fuse_at && !revents(init_at).is_empty();
             // an unmounted connection polls as an error: reading it then says so
-            let fuse_ready =
-                fuse.is_some() && pfds.get(fuse_at).and_then(|p| p.revents()).is_some_and(|r| !r.is_empty());
-            (ready, hung, new_conn, fuse_ready)
+            let fuse_ready: Vec<usize> = (0..fuse.len()).filter(|i| !revents(fuse_at + i).is_empty()).collect();
+            (ready, hung, new_conn, fuse_ready, init_ended)
         };
-        if fuse_ready {
-            if let Some(f) = &mut fuse {
-                match f.handle_one() {
-                    Ok(true) => {}
-                    Ok(false) => fuse = None,
-                    Err(e) => {
-                        tracing::error!("sentry: /proc: {e}");
-                        fuse = None;
-                    }
+        init_gone |= init_ended;
+        for i in fuse_ready.into_iter().rev() {
+            match fuse[i].handle_one() {
+                Ok(true) => {}
+                Ok(false) => {
+                    fuse.swap_remove(i);
+                }
+                Err(e) => {
+                    tracing::error!("sentry: a FUSE mount: {e}");
+                    fuse.swap_remove(i);
                 }
             }
         }
@@ -134,6 +155,7 @@ pub fn serve(
                     if let Some(fd) = recv_fd(conn.as_raw_fd()) {
                         sync_wake_up(&fd);
                         fds.push(fd);
+                        seen = true;
                     }
                 }
             }

@@ -1,0 +1,226 @@
+//! The sentry platform's /proc and /sys: the procfs and sysfs the spec
+//! mounted there are swapped, as the last step of building the file tree,
+//! for FUSE mounts the Sentry serves (moat_sentry::fs). The Sentry gets the
+//! FUSE connections and, behind them, a procfs of the sandbox's pid
+//! namespace and a sysfs of its network namespace that no stub can reach;
+//! the stubs see only what the Sentry answers.
+//!
+//! `moat create` makes the FUSE mounts itself ([`prepare`]), detached, and
+//! hands them to init: the container's device cgroup would refuse
+//! /dev/fuse to init, and FUSE wants its device opened in the user
+//! namespace that mounts (a container's own user namespace cannot open the
+//! host's node). So the mounts belong to the host's user and pid
+//! namespaces: the Sentry reports host ids and is told host pids.
+//!
+//! Init swaps them in in two steps, after masked and read-only paths and
+//! sysctls are applied (they need the real filesystems): [`backing`] makes
+//! the Sentry's instances and keeps a detached copy of what sits on
+//! /sys/fs/cgroup; then, once the Sentry serves (a FUSE request would wait
+//! for it), [`attach`] unmounts the real /proc and /sys, attaches the FUSE
+//! mounts and puts the cgroup mounts back on top.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::{open, OFlag};
+use nix::mount::{umount2, MntFlags};
+use nix::sys::stat::Mode;
+
+use crate::{sys, Error, Result};
+
+/// The pseudo filesystems the Sentry serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// /proc
+    Proc,
+    /// /sys
+    Sys,
+}
+
+impl Kind {
+    /// Both, in the order they are handled.
+    pub const ALL: [Kind; 2] = [Kind::Proc, Kind::Sys];
+
+    /// The filesystem type the spec mounts.
+    pub fn fstype(self) -> &'static str {
+        match self {
+            Kind::Proc => "proc",
+            Kind::Sys => "sysfs",
+        }
+    }
+
+    /// Where it must be mounted.
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::Proc => "/proc",
+            Kind::Sys => "/sys",
+        }
+    }
+}
+
+/// A FUSE connection and its mount, not attached anywhere yet.
+pub struct Prepared {
+    /// what it will show
+    pub kind: Kind,
+    /// the connection: the Sentry serves it
+    pub dev: OwnedFd,
+    /// the detached mount: init attaches it
+    pub mount: OwnedFd,
+}
+
+/// Opens /dev/fuse and makes a detached FUSE mount on it (nosuid, nodev,
+/// noexec; /sys read-only too).
+pub fn prepare(kind: Kind) -> Result<Prepared> {
+    let dev = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::path("open", "/dev/fuse", e))?;
+    let fd = CString::new(dev.as_raw_fd().to_string()).map_err(|_| Error::Config("fd".into()))?;
+    let source = CString::new(kind.fstype()).map_err(|_| Error::Config("fstype".into()))?;
+    let params = [
+        (c"source", Some(source.as_c_str())),
+        (c"fd", Some(fd.as_c_str())),
+        (c"rootmode", Some(c"40555")),
+        (c"user_id", Some(c"0")),
+        (c"group_id", Some(c"0")),
+        (c"allow_other", None),
+        (c"default_permissions", None),
+    ];
+    let mut attrs = sys::MOUNT_ATTR_NOSUID_NODEV_NOEXEC;
+    if kind == Kind::Sys {
+        attrs |= sys::MOUNT_ATTR_RDONLY_FLAG;
+    }
+    let mount = sys::new_mount(c"fuse", &params, attrs)
+        .map_err(|e| Error::path("make the sandbox's pseudo filesystem", kind.path(), e))?;
+    Ok(Prepared { kind, dev, mount })
+}
+
+/// One line of mountinfo.
+struct Mount {
+    id: u32,
+    parent: u32,
+    point: String,
+    fstype: String,
+}
+
+/// Every mount in `mountinfo`, in its order (a mount stacked on another
+/// comes after it).
+fn mounts(mountinfo: &str) -> Vec<Mount> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            Some(Mount {
+                id: f.first()?.parse().ok()?,
+                parent: f.get(1)?.parse().ok()?,
+                point: f.get(4)?.to_string(),
+                fstype: right.split(' ').next()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Whether something is mounted on /sys/fs/cgroup of the visible /sys
+/// (the last mount there), not just on one it covers.
+fn cgroup_on_top(all: &[Mount]) -> bool {
+    let Some(sys) = all.iter().rev().find(|m| m.point == "/sys") else { return false };
+    all.iter().any(|m| m.point == "/sys/fs/cgroup" && m.parent == sys.id)
+}
+
+/// What [`backing`] made for the Sentry, and what [`attach`] puts back.
+pub struct Backing {
+    /// the kinds the spec mounts, each with the Sentry's instance of it
+    pub instances: Vec<(Kind, OwnedFd)>,
+    /// a detached copy of the mounts on /sys/fs/cgroup
+    cgroup: Option<OwnedFd>,
+}
+
+/// Checks the spec's procfs and sysfs mounts (each only at its own place:
+/// anywhere else it would give the stubs the host kernel's) and makes the
+/// Sentry's instances of the ones mounted. A sysfs the sandbox may not
+/// mount (a network namespace owned by another user namespace) stays as
+/// the spec made it.
+pub fn backing() -> Result<Backing> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::path("read", "/proc/self/mountinfo", e))?;
+    let all = mounts(&info);
+    let mut instances = Vec::new();
+    for kind in Kind::ALL {
+        let here = kind.path();
+        let inside = format!("{here}/");
+        let points: Vec<&String> = all.iter().filter(|m| m.fstype == kind.fstype()).map(|m| &m.point).collect();
+        if let Some(p) = points.iter().find(|p| **p != here && !p.starts_with(&inside)) {
+            return Err(Error::Config(format!(
+                "mounts: with --platform sentry, {} can only be mounted at {here} (not {p})",
+                kind.fstype()
+            )));
+        }
+        if !points.iter().any(|p| *p == here) {
+            continue;
+        }
+        let instance = match kind {
+            Kind::Proc => sys::procfs_instance(false),
+            Kind::Sys => sys::new_mount(c"sysfs", &[], 0),
+        };
+        match instance {
+            Ok(fd) => instances.push((kind, fd)),
+            Err(e) if kind == Kind::Sys => tracing::debug!("the host's /sys stays: {e}"),
+            Err(e) => return Err(Error::path("mount an instance for the sentry", here, e)),
+        }
+    }
+    let mut cgroup = None;
+    if instances.iter().any(|(k, _)| *k == Kind::Sys) && cgroup_on_top(&all) {
+        cgroup = Some(
+            sys::clone_tree(Path::new("/sys/fs/cgroup"))
+                .map_err(|e| Error::path("keep the cgroup mounts", "/sys/fs/cgroup", e))?,
+        );
+    }
+    Ok(Backing { instances, cgroup })
+}
+
+/// Swaps the spec's filesystems for the FUSE mounts (of the kinds that
+/// have an instance in `b`) and puts the cgroup mounts back on /sys.
+pub fn attach(b: &Backing, prepared: &[(Kind, OwnedFd)]) -> Result<()> {
+    for (kind, _) in &b.instances {
+        let Some((_, mount)) = prepared.iter().find(|(k, _)| k == kind) else { continue };
+        let path = Path::new(kind.path());
+        // every mount stacked there (a host root bound with its submounts has one below the spec's)
+        umount2(path, MntFlags::MNT_DETACH).map_err(|e| Error::path("unmount", path, e))?;
+        while umount2(path, MntFlags::MNT_DETACH).is_ok() {}
+        sys::move_mount_to(mount.as_fd(), path).map_err(|e| Error::path("mount the sandbox's own", path, e))?;
+    }
+    if let Some(c) = &b.cgroup {
+        let path = Path::new("/sys/fs/cgroup");
+        sys::move_mount_to(c.as_fd(), path).map_err(|e| Error::path("mount again", path, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_every_mount() {
+        let info = "22 1 0:5 / / rw - overlay overlay rw\n\
+                    23 22 0:6 / /proc rw,nosuid - proc proc rw\n\
+                    24 23 0:6 /sys /proc/sys ro - proc proc rw\n\
+                    25 22 0:7 / /sys rw - sysfs sysfs rw\n";
+        let m = mounts(info);
+        assert_eq!((m[1].point.as_str(), m[1].fstype.as_str()), ("/proc", "proc"));
+        assert_eq!((m[3].id, m[3].parent, m[3].point.as_str()), (25, 22, "/sys"));
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn only_a_cgroup_mount_on_the_visible_sys_counts() {
+        let covered = mounts(
+            "30 1 0:5 / /sys ro - sysfs sysfs rw\n31 30 0:6 / /sys/fs/cgroup ro - tmpfs tmpfs rw\n\
+             40 1 0:7 / /sys rw - sysfs sysfs rw\n",
+        );
+        assert!(!cgroup_on_top(&covered));
+        let on_top =
+            mounts("40 1 0:7 / /sys rw - sysfs sysfs rw\n41 40 0:8 / /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n");
+        assert!(cgroup_on_top(&on_top));
+    }
+}
