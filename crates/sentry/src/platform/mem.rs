@@ -1,11 +1,17 @@
-//! A stub's memory, through its /proc/TID/mem.
+//! A stub's memory.
 //!
-//! The file is opened *before* the notification is checked to be still
-//! live: once the check passes, the open file refers to the caller's address
-//! space for good, even if the caller dies and its tid is reused by another
-//! process a moment later (reading or writing by tid, as process_vm_*v do,
-//! could then reach that other process). procfs is reached through a
-//! directory fd opened before the Sentry was confined.
+//! Writes go through its /proc/TID/mem, opened *before* the notification
+//! is checked to be still live: once the check passes, the open file refers
+//! to the caller's address space for good, even if the caller dies and its
+//! tid is reused by another process a moment later (writing by tid, as
+//! process_vm_writev does, could then reach that other process). procfs is
+//! reached through a directory fd opened before the Sentry was confined.
+//!
+//! Reads, far more frequent (every path argument is looked at), use
+//! process_vm_readv by tid — one call instead of open, read, close — and
+//! check the notification *after* reading: if it is still live, the caller
+//! was alive throughout, so its tid was never reused and the bytes are its
+//! own; if not, they are discarded.
 
 use std::cell::OnceCell;
 use std::fs::File;
@@ -56,7 +62,19 @@ impl Memory for ProcMem<'_> {
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        self.file()?.read_exact_at(buf, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.tid).map_err(|_| Errno::ESRCH)?);
+        let len = buf.len();
+        let addr = usize::try_from(addr).map_err(|_| Errno::EFAULT)?;
+        let n = nix::sys::uio::process_vm_readv(
+            pid,
+            &mut [std::io::IoSliceMut::new(buf)],
+            &[nix::sys::uio::RemoteIoVec { base: addr, len }],
+        )?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        if n != len {
+            return Err(Errno::EFAULT);
+        }
+        Ok(())
     }
 }
 
