@@ -9,10 +9,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast "$@"
 
-# The real callers (containerd, podman) once more, with moat on the sentry platform.
+# The real callers (containerd, podman) once more, with moat on the native platform
+# (the run above used the default, sentry).
 wrapper_dir=$(mktemp -d)
 trap 'rm -rf "$wrapper_dir"' EXIT
-printf '#!/bin/sh\nexec %s --platform sentry "$@"\n' "$PWD/target/debug/moat" > "$wrapper_dir/moat-sentry"
-chmod +x "$wrapper_dir/moat-sentry"
-MOAT_E2E_RUNTIME="$wrapper_dir/moat-sentry" MOAT_E2E_RUNTIME_ROOT=/run/moat \
+printf '#!/bin/sh\nexec %s --platform native "$@"\n' "$PWD/target/debug/moat" > "$wrapper_dir/moat-native"
+chmod +x "$wrapper_dir/moat-native"
+MOAT_E2E_RUNTIME="$wrapper_dir/moat-native" MOAT_E2E_RUNTIME_ROOT=/run/moat \
     cargo nextest run -p moat-e2e --test callers --no-fail-fast

@@ -25,9 +25,9 @@ pub struct Cli {
     /// manage cgroups through systemd (needs a running systemd)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// how to isolate containers: native (namespaces, cgroups, seccomp) or
-    /// sentry (the application kernel; being built)
-    #[arg(long, global = true, default_value = "native")]
+    /// how to isolate containers: sentry (the application kernel, the
+    /// default) or native (namespaces, cgroups, seccomp: what runc gives)
+    #[arg(long, global = true, default_value = "sentry")]
     pub platform: String,
     /// sentry platform: log every served system call
     #[arg(long, global = true)]

@@ -76,6 +76,12 @@ pub struct Sentry {
     pub memory_limit: Option<u64>,
     /// the spec's mount destinations, in order
     pub mount_order: Vec<String>,
+    /// the spec's domain name
+    pub domainname: String,
+    /// the spec's boottime offset (time namespace)
+    pub boottime_offset: std::time::Duration,
+    /// whether the sandbox has its own cgroup namespace
+    pub cgroupns: bool,
 }
 
 /// Starts the Sentry daemon, which serves the notify fds handed over on
@@ -126,6 +132,11 @@ pub fn spawn(c: &Container, control: UnixListener, s: Sentry, cgroup: &Manager, 
             kernel.sysctls = s.sysctls;
             kernel.memory_limit = s.memory_limit;
             kernel.mount_order = s.mount_order;
+            kernel.boottime_offset = s.boottime_offset;
+            kernel.cgroupns = s.cgroupns;
+            if !s.domainname.is_empty() {
+                kernel.set_domainname(s.domainname);
+            }
             let opts = moat_sentry::platform::notify::Options { strace: s.strace };
             let init = Some(init_for_sentry);
             match moat_sentry::platform::notify::serve(None, Some(control), proc, s.mounts, init, &kernel, opts) {

@@ -167,6 +167,14 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         UnixListener::bind(&sock_path).map_err(|e| Error::io("bind start socket", e))?
     };
 
+    if g.platform == crate::Platform::Sentry
+        && spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some_and(moat_jail::seccomp::uses_notify)
+    {
+        return Err(Error::Unsupported(
+            "config.json: linux.seccomp: a notify profile (SCMP_ACT_NOTIFY) cannot be used with --platform sentry"
+                .into(),
+        ));
+    }
     let mut sentry_control = match g.platform {
         crate::Platform::Sentry => Some(crate::boot::control_socket(&c)?),
         crate::Platform::Native => None,
@@ -300,6 +308,13 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                         .flatten()
                         .map(|m| m.destination().display().to_string())
                         .collect(),
+                    domainname: spec.domainname().clone().unwrap_or_default(),
+                    boottime_offset: if plan.has(oci_spec::runtime::LinuxNamespaceType::Time) {
+                        boottime_offset(&spec)
+                    } else {
+                        std::time::Duration::ZERO
+                    },
+                    cgroupns: plan.has(oci_spec::runtime::LinuxNamespaceType::Cgroup),
                 };
                 crate::boot::spawn(&c, control, sentry, &cgroup, init_pid)?;
                 sentry_up = true;
@@ -316,6 +331,18 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     }
     abort.disarm();
     Ok(Created { pid: init_pid })
+}
+
+/// The spec's boottime offset, for a sandbox with its own time namespace.
+fn boottime_offset(spec: &Spec) -> std::time::Duration {
+    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()).unwrap_or_default();
+    offsets
+        .get("boottime")
+        .map(|o| {
+            let secs = u64::try_from(o.secs().unwrap_or(0)).unwrap_or(0);
+            std::time::Duration::new(secs, o.nanosecs().unwrap_or(0))
+        })
+        .unwrap_or_default()
 }
 
 /// The OCI state JSON for hooks, with the given status.

@@ -46,11 +46,12 @@ pub const DEFAULT_ROOT: &str = "/run/moat";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
-    /// namespaces, cgroups and seccomp on the shared host kernel (runc's model)
+    /// namespaces, cgroups and seccomp on the shared host kernel (runc's
+    /// model); what a state file without a platform was made with
     #[default]
     Native,
-    /// the split application kernel (being built: identity calls are
-    /// served, path and socket calls still run on the host)
+    /// the split application kernel, the command line's default (identity,
+    /// /proc and /sys served; path and socket calls still run on the host)
     Sentry,
 }
 

@@ -17,11 +17,35 @@ pub fn list(g: &Global) -> Vec<OciState> {
     list_ids(&g.root).iter().filter_map(|id| Container::open(&g.root, id).ok()?.oci_state().ok()).collect()
 }
 
-/// The host pids of every process in the container's cgroup.
+/// The host pids of the container's processes: everything in its cgroup
+/// but moat's own helpers (a sentry sandbox's Sentry and watchdog, which
+/// live in its cgroup so their memory counts and `delete` ends them).
 pub fn pids(g: &Global, id: &str) -> Result<Vec<Pid>> {
     let c = Container::open(&g.root, id)?;
     let Some(loc) = c.saved()?.cgroup.clone() else { return Ok(Vec::new()) };
-    Ok(Manager::from_location(loc).pids()?)
+    let all = Manager::from_location(loc).pids()?;
+    let helpers = helpers(&c, &all);
+    Ok(all.into_iter().filter(|p| !helpers.contains(p)).collect())
+}
+
+/// Which of `pids` are moat's helpers: on the sentry platform, with a pid
+/// namespace of the container's own, the ones still in ours.
+fn helpers(c: &Container, pids: &[Pid]) -> Vec<Pid> {
+    let sentry = c.saved().is_ok_and(|s| s.platform == crate::Platform::Sentry);
+    let own_pidns = c.spec().is_ok_and(|s| {
+        s.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+    });
+    if !sentry || !own_pidns {
+        return Vec::new();
+    }
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let ours = ns("self");
+    pids.iter().copied().filter(|p| ours.is_some() && ns(&p.to_string()) == ours).collect()
 }
 
 /// One `events` record.
@@ -39,7 +63,14 @@ pub struct Event {
 /// Resource usage of a container.
 pub fn stats(g: &Global, id: &str) -> Result<Event> {
     let c = Container::open(&g.root, id)?;
-    let data = c.saved()?.cgroup.clone().map(|l| Manager::from_location(l).stats()).unwrap_or_default();
+    let Some(loc) = c.saved()?.cgroup.clone() else {
+        return Ok(Event { kind: "stats", id: id.into(), data: Stats::default() });
+    };
+    let m = Manager::from_location(loc);
+    let mut data = m.stats();
+    // the container's processes; memory and CPU include the helpers' share
+    let helpers = helpers(&c, &m.pids().unwrap_or_default()).len() as u64;
+    data.pids.current = data.pids.current.saturating_sub(helpers);
     Ok(Event { kind: "stats", id: id.into(), data })
 }
 

@@ -6,14 +6,15 @@
 //! denied — and from which the stubs' seccomp filter
 //! ([`platform::filter`]), the `moat syscalls` listing and docs/syscalls.md
 //! are generated; the seccomp user-notification loop ([`platform::notify`])
-//! that hands served calls to their handlers; and the first handlers
-//! (kernel identity: uname, the sandbox's own dmesg, hostname).
+//! that hands served calls to their handlers (kernel identity, the caller's
+//! own fds by name); and the sandbox's /proc and /sys ([`fs`]), served to
+//! the stubs over FUSE.
 //!
-//! Not yet: the VFS and gofer client, the netstack, `moat boot` and
-//! `--platform sentry`. Until the VFS lands, path-based calls are classed
-//! "served" but answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE (the host
-//! performs them); the table marks each such call as interim, and the
-//! generated docs count them apart, so nobody mistakes them for isolated.
+//! Not yet: the VFS and gofer client, the netstack. Until the VFS lands,
+//! path-based calls are classed "served" but answered with
+//! SECCOMP_USER_NOTIF_FLAG_CONTINUE (the host performs them); the table
+//! marks each such call as interim, and the generated docs count them
+//! apart, so nobody mistakes them for isolated.
 #![warn(missing_docs)]
 
 pub mod abi;

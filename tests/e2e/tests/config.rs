@@ -260,7 +260,9 @@ fn cgroup_mount_shows_the_container_cgroup_as_root() {
 #[test]
 fn seccomp_notify_fd_goes_to_the_listener() {
     use std::os::fd::AsFd;
-    let moat = Moat::new();
+    // native: the sentry platform owns the notify listener itself (checked below)
+    let mut moat = Moat::new();
+    moat.global = vec!["--platform".into(), "native".into()];
     let mut b = Bundle::busybox(&["sh", "-c", "mkdir /tmp/x; echo done"]);
     let sock = b.path().join("seccomp.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
@@ -289,6 +291,13 @@ fn seccomp_notify_fd_goes_to_the_listener() {
     assert_eq!(v["state"]["id"], id.as_str());
     moat.ok(&["start", &id]);
     moat.ok(&["delete", "-f", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+
+    moat.global = vec!["--platform".into(), "sentry".into()];
+    let id = unique_id("notify-sentry");
+    let err = moat.fails(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(err.contains("linux.seccomp: a notify profile"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_no_leaks(&moat, &id, b.path());
 }
 

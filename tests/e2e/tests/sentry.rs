@@ -18,7 +18,13 @@ fn identity_is_the_sandbox_kernel() {
         "-c",
         "uname -r; dmesg | head -1; hostname; hostname changed; hostname; grep Seccomp: /proc/self/status; uptime",
     ]);
-    b.edit(|s| s["hostname"] = "sandboxed".into());
+    b.edit(|s| {
+        s["hostname"] = "sandboxed".into();
+        // sethostname needs CAP_SYS_ADMIN, as on Linux
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set].as_array_mut().unwrap().push("CAP_SYS_ADMIN".into());
+        }
+    });
     let id = unique_id("ident");
     let (code, out, err) = run_fg(&moat, &b, &id);
     assert_eq!(code, 0, "{err}");
@@ -79,9 +85,13 @@ fn exec_and_lifecycle_under_the_sentry() {
     let out = moat.ok(&["exec", &id, "sh", "-c", "uname -r; grep Seccomp: /proc/self/status"]);
     assert!(out.starts_with("6.1.0-moat"), "{out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
-    // the Sentry runs in the container's cgroup: two processes there
-    let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
+    // the Sentry and its watchdog run in the container's cgroup; ps shows the container's processes only
+    let shown: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
+    assert_eq!(shown.len(), 1, "init: {shown:?}");
+    let pids = cgroup_pids(&id);
     assert_eq!(pids.len(), 3, "init, the Sentry and its watchdog: {pids:?}");
+    let ev: serde_json::Value = serde_json::from_str(&moat.ok(&["events", "--stats", &id])).unwrap();
+    assert_eq!(ev["data"]["pids"]["current"], 1, "{ev}");
     // the Sentry is confined: seccomp, no_new_privs, CAP_SYS_PTRACE only, an empty root
     let sentry_pid = find_sentry(&pids);
     let st = std::fs::read_to_string(format!("/proc/{sentry_pid}/status")).unwrap();
@@ -101,6 +111,12 @@ fn exec_and_lifecycle_under_the_sentry() {
     }
     moat.ok(&["delete", "--force", &id]);
     assert_no_leaks(&moat, &id, b.path());
+}
+
+/// Every process in the container's pids cgroup (moat's helpers too).
+fn cgroup_pids(id: &str) -> Vec<i32> {
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/moat/{id}/cgroup.procs")).unwrap();
+    procs.lines().map(|l| l.parse().unwrap()).collect()
 }
 
 /// The Sentry among a container's processes: the one holding CAP_SYS_PTRACE alone.
@@ -123,8 +139,7 @@ fn killing_the_sentry_ends_the_container() {
     moat.global.extend(["--log".to_string(), log.display().to_string(), "--log-format".into(), "json".into()]);
     let id = unique_id("skill");
     moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
-    let pids: Vec<i32> = serde_json::from_str(&moat.ok(&["ps", "--format", "json", &id])).unwrap();
-    let sentry_pid = find_sentry(&pids);
+    let sentry_pid = find_sentry(&cgroup_pids(&id));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sentry_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
     assert_eq!(moat.wait_status(&id, "stopped"), "stopped", "the container outlived its Sentry");
     let why = std::fs::read_to_string(moat.root().join(&id).join("sentry.exit")).unwrap();

@@ -28,7 +28,6 @@ const GLOBAL: &[&str] = &["cmdline", "cpuinfo", "filesystems", "loadavg", "memin
 /// mountstats, attr, and anything else that reaches past the process.
 const PID_FILES: &[&str] = &[
     "auxv",
-    "cgroup",
     "cmdline",
     "comm",
     "coredump_filter",
@@ -56,7 +55,7 @@ const PID_FILES: &[&str] = &[
     "wchan",
 ];
 /// Rewritten files of /proc/PID.
-const PID_REWRITTEN: &[&str] = &["mountinfo", "mounts", "stat"];
+const PID_REWRITTEN: &[&str] = &["cgroup", "mountinfo", "mounts", "stat"];
 /// Symlinks of /proc/PID, as the process sees them.
 const PID_LINKS: &[&str] = &["cwd", "exe", "root"];
 /// Directories of /proc/PID whose entries are listed as the procfs has them.
@@ -144,6 +143,9 @@ pub struct ProcFs<'k> {
     host: OwnedFd,
     kernel: &'k Kernel,
     boot_id: String,
+    /// the Sentry's own cgroup per hierarchy ("N:controllers" → path): the
+    /// container's, which the sandbox's cgroup namespace shows as "/"
+    cgroups: Vec<(String, String)>,
 }
 
 /// A /proc path, decoded.
@@ -176,8 +178,14 @@ impl<'k> ProcFs<'k> {
     /// /proc over `sandbox` (a procfs of the sandbox's pid namespace);
     /// `host` is the Sentry's procfs, which numbers the callers.
     pub fn new(sandbox: OwnedFd, host: OwnedFd, kernel: &'k Kernel) -> ProcFs<'k> {
-        let mut fs = ProcFs { sandbox, host, kernel, boot_id: String::new() };
+        let mut fs = ProcFs { sandbox, host, kernel, boot_id: String::new(), cgroups: Vec::new() };
         fs.boot_id = fs.random_uuid();
+        if let Ok(own) = proxy::read(&fs.host, &format!("{}/cgroup", std::process::id())) {
+            fs.cgroups = String::from_utf8_lossy(&own)
+                .lines()
+                .filter_map(|l| l.rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())))
+                .collect();
+        }
         fs
     }
 
@@ -322,7 +330,7 @@ impl<'k> ProcFs<'k> {
             "meminfo" => return self.meminfo(),
             "stat" => {
                 let host = String::from_utf8_lossy(&self.read_real("stat")?).into_owned();
-                let shift = self.kernel.boot_offset().as_secs();
+                let shift = self.kernel.clock_shift().as_secs();
                 host.lines()
                     .map(|l| match l.strip_prefix("btime ").and_then(|v| v.trim().parse::<u64>().ok()) {
                         Some(b) => format!("btime {}\n", b + shift),
@@ -390,12 +398,31 @@ impl<'k> ProcFs<'k> {
         let real = String::from_utf8_lossy(&self.read_real(&format!("{base}/{name}"))?).into_owned();
         let order = &self.kernel.mount_order;
         let text = match name {
-            "stat" => rewrite_stat(&real, self.kernel.boot_offset()),
+            "cgroup" if self.kernel.cgroupns => rewrite_cgroup(&real, &self.cgroups),
+            "cgroup" => real,
+            "stat" => rewrite_stat(&real, self.kernel.clock_shift()),
             "mountinfo" => in_spec_order(&real, 4, order).into_iter().map(rewrite_mountinfo_line).collect(),
             _ => in_spec_order(&real, 1, order).into_iter().map(rewrite_mounts_line).collect(),
         };
         Ok(text.into_bytes())
     }
+}
+
+/// /proc/PID/cgroup as the sandbox's cgroup namespace shows it: paths
+/// from the container's cgroup (`own`, per hierarchy), which is "/".
+fn rewrite_cgroup(real: &str, own: &[(String, String)]) -> String {
+    real.lines()
+        .map(|l| {
+            let Some((h, path)) = l.rsplit_once(':') else { return format!("{l}\n") };
+            let root = own.iter().find(|(k, _)| k == h).map(|(_, p)| p.as_str()).unwrap_or("/");
+            let inside = match path.strip_prefix(root) {
+                Some("") => "/".to_string(),
+                Some(rest) if rest.starts_with('/') || root == "/" => format!("/{}", rest.trim_start_matches('/')),
+                _ => path.to_string(),
+            };
+            format!("{h}:{inside}\n")
+        })
+        .collect()
 }
 
 /// /proc/PID/stat with the start time counted from the sandbox's boot.
@@ -590,6 +617,14 @@ mod tests {
         assert_eq!(rewrite_mountinfo_line(shared), format!("{shared}\n"));
         let s = "331 312 0:71 / /sys ro,nosuid - fuse sysfs rw,user_id=0";
         assert_eq!(rewrite_mountinfo_line(s), "331 312 0:71 / /sys ro,nosuid - sysfs sysfs rw\n");
+    }
+
+    #[test]
+    fn cgroup_paths_start_at_the_container() {
+        let own = vec![("12:pids".to_string(), "/moat/c1".to_string()), ("0:".to_string(), "/moat/c1".to_string())];
+        let real = "12:pids:/moat/c1\n0::/moat/c1/sub\n3:cpu:/other\n";
+        assert_eq!(rewrite_cgroup(real, &own), "12:pids:/\n0::/sub\n3:cpu:/other\n");
+        assert_eq!(rewrite_cgroup("12:pids:/moat/c10\n", &own), "12:pids:/moat/c10\n");
     }
 
     #[test]

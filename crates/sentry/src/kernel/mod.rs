@@ -22,6 +22,11 @@ pub struct Kernel {
     pub memory_limit: Option<u64>,
     /// the spec's mount destinations in order (mountinfo lists them so)
     pub mount_order: Vec<String>,
+    /// the spec's boottime offset (a time namespace): uptime includes it
+    pub boottime_offset: std::time::Duration,
+    /// the sandbox has its own cgroup namespace: /proc/PID/cgroup shows
+    /// paths from the container's cgroup
+    pub cgroupns: bool,
     hostname: Mutex<String>,
     domainname: Mutex<String>,
     boot_log: String,
@@ -47,6 +52,8 @@ impl Kernel {
             sysctls: Vec::new(),
             memory_limit: None,
             mount_order: Vec::new(),
+            boottime_offset: std::time::Duration::ZERO,
+            cgroupns: false,
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),
             boot_log,
@@ -65,6 +72,13 @@ impl Kernel {
         }
     }
 
+    /// Sets the NIS domain name (already permission-checked by the caller).
+    pub fn set_domainname(&self, d: String) {
+        if let Ok(mut g) = self.domainname.lock() {
+            *g = d;
+        }
+    }
+
     /// The NIS domain name.
     pub fn domainname(&self) -> String {
         self.domainname.lock().map(|h| h.clone()).unwrap_or_default()
@@ -75,14 +89,20 @@ impl Kernel {
         self.uptime_exact().as_secs()
     }
 
-    /// Time since the sandbox started.
+    /// Time since the sandbox started, plus its time namespace's boottime offset.
     pub fn uptime_exact(&self) -> std::time::Duration {
-        boottime().saturating_sub(self.booted)
+        boottime().saturating_sub(self.booted) + self.boottime_offset
     }
 
     /// The host's uptime when the sandbox started (its clock's zero).
     pub fn boot_offset(&self) -> std::time::Duration {
         self.booted
+    }
+
+    /// Where the sandbox's clock starts, on the host's CLOCK_BOOTTIME: its
+    /// start, less its time namespace's boottime offset.
+    pub fn clock_shift(&self) -> std::time::Duration {
+        self.booted.saturating_sub(self.boottime_offset)
     }
 
     /// When the sandbox started, seconds since the epoch.

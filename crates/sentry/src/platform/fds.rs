@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 
-use crate::syscalls::Fds;
+use crate::syscalls::{Fds, Task};
 
 /// SECCOMP_IOCTL_NOTIF_ADDFD: _IOW('!', 3, struct seccomp_notif_addfd)
 const NOTIF_ADDFD: u64 = 0x4018_2103;
@@ -81,6 +81,27 @@ fn addfd(notify: BorrowedFd<'_>, arg: &AddFd) -> Result<i64, Errno> {
         return Err(Errno::last());
     }
     Ok(i64::from(r))
+}
+
+impl Task for StubFds<'_> {
+    fn effective_caps(&self) -> Result<u64, Errno> {
+        let fd: OwnedFd = openat(
+            self.proc,
+            format!("{}/status", self.tid).as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut text = String::new();
+        // through take(): a plain File would ask statx for a size hint, which the Sentry may not call
+        std::io::Read::read_to_string(&mut std::io::Read::take(std::fs::File::from(fd), 1 << 16), &mut text)
+            .map_err(|_| Errno::EIO)?;
+        // the file was the caller's if the notification is still live
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .ok_or(Errno::EIO)
+    }
 }
 
 impl Fds for StubFds<'_> {

@@ -225,7 +225,7 @@ fn serve_one(
             // answers with the error, so the caller never waits forever
             let mem = ProcMem::new(proc, req.pid, notify, req.id);
             let fds = StubFds::new(proc, req.pid, notify, req.id);
-            h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds })
+            h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds, task: &fds })
         }
         Some(Class::Interim(None)) => Reply::Continue,
         Some(Class::Denied(errno)) => {

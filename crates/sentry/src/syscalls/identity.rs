@@ -63,21 +63,26 @@ fn read_name(c: &Call<'_>) -> Result<String, Errno> {
     String::from_utf8(buf).map_err(|_| Errno::EINVAL)
 }
 
-/// Serves sethostname(2): changes the sandbox's hostname only.
+/// Serves sethostname(2): changes the sandbox's hostname only. As on
+/// Linux, the caller needs CAP_SYS_ADMIN.
 pub fn sethostname(c: &Call<'_>) -> Reply {
-    match read_name(c) {
-        Ok(h) => {
-            c.kernel.set_hostname(h);
-            Reply::Value(0)
-        }
-        Err(e) => Reply::Error(e),
-    }
+    set_name(c, |k, n| k.set_hostname(n))
 }
 
-/// Serves setdomainname(2): accepted and ignored (the sandbox keeps "(none)").
+/// Serves setdomainname(2): changes the sandbox's NIS domain name only.
 pub fn setdomainname(c: &Call<'_>) -> Reply {
+    set_name(c, |k, n| k.set_domainname(n))
+}
+
+fn set_name(c: &Call<'_>, set: impl FnOnce(&crate::kernel::Kernel, String)) -> Reply {
+    if !c.task.capable(super::CAP_SYS_ADMIN) {
+        return Reply::Error(Errno::EPERM);
+    }
     match read_name(c) {
-        Ok(_) => Reply::Value(0),
+        Ok(n) => {
+            set(c.kernel, n);
+            Reply::Value(0)
+        }
         Err(e) => Reply::Error(e),
     }
 }

@@ -43,6 +43,20 @@ pub trait Memory {
     }
 }
 
+/// The calling thread's credentials (the platform reads them).
+pub trait Task {
+    /// Its effective capabilities (in its own user namespace), as a bit set.
+    fn effective_caps(&self) -> Result<u64, Errno>;
+
+    /// Whether it holds `cap` (a CAP_* number) in its effective set.
+    fn capable(&self, cap: u32) -> bool {
+        self.effective_caps().is_ok_and(|c| c & (1u64 << cap) != 0)
+    }
+}
+
+/// CAP_SYS_ADMIN
+pub const CAP_SYS_ADMIN: u32 = 21;
+
 /// The calling process's file descriptors (the platform reaches them).
 pub trait Fds {
     /// A duplicate, in the Sentry, of the caller's fd `fd` (same open file).
@@ -67,6 +81,8 @@ pub struct Call<'a> {
     pub mem: &'a dyn Memory,
     /// the caller's file descriptors
     pub fds: &'a dyn Fds,
+    /// the caller's credentials
+    pub task: &'a dyn Task,
 }
 
 /// A handler's answer.
