@@ -21,7 +21,7 @@ macro_rules! on_both_platforms {
     )*};
 }
 
-on_both_platforms!(bash_script, text_tools, python3_stdlib, gcc_compiles_and_runs);
+on_both_platforms!(bash_script, text_tools, python3_stdlib, gcc_compiles_and_runs, process_tools);
 
 /// Runs `args` in a fresh Debian container on `platform`; returns stdout, asserting exit 0 and that
 /// nothing leaked.
@@ -276,6 +276,34 @@ fn gcc_compiles_and_runs(platform: &str) {
     assert_eq!(
         check_release(platform, &out),
         "child said: hello from exec\nchild exited: 0\nsecond child: 7\nsum 5050, gcc\n",
+        "{platform}"
+    );
+}
+
+/// procps and util-linux tools read /proc and /sys: under sentry they see the Sentry's.
+const PROCESS_TOOLS: &str = r#"
+set -euo pipefail
+uname -r
+ps -eo comm= | sort | tr '\n' ' '; echo
+top -b -n 1 | grep -c '^Tasks:'
+free -m | grep -c '^Mem:'
+uptime | grep -c 'load average'
+sleep 30 & pgrep -x sleep >/dev/null && echo pgrep-ok; kill %1; wait || true
+vmstat | grep -c procs
+lscpu | grep -c '^CPU(s):'
+findmnt -n -o FSTYPE /proc
+findmnt -n -o FSTYPE /sys
+df / | tail -n +2 | wc -l
+[ "$(nproc)" -ge 1 ] && echo nproc-ok
+python3 -c 'import os; print(os.cpu_count() >= 1, os.getloadavg()[0] >= 0)'
+pmap $$ | tail -1 | grep -c total
+"#;
+
+fn process_tools(platform: &str) {
+    let out = run(platform, &["bash", "-c", PROCESS_TOOLS]);
+    assert_eq!(
+        check_release(platform, &out),
+        "bash ps sort tr \n1\n1\n1\npgrep-ok\n1\n1\nproc\nsysfs\n1\nnproc-ok\nTrue True\n1\n",
         "{platform}"
     );
 }

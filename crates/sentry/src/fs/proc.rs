@@ -21,7 +21,8 @@ use super::proxy;
 use crate::kernel::{Kernel, RELEASE, VERSION};
 
 /// Files of /proc itself.
-const GLOBAL: &[&str] = &["cmdline", "cpuinfo", "filesystems", "loadavg", "meminfo", "stat", "uptime", "version"];
+const GLOBAL: &[&str] =
+    &["cmdline", "cpuinfo", "filesystems", "loadavg", "meminfo", "stat", "uptime", "version", "vmstat"];
 
 /// Files of /proc/PID (and /proc/PID/task/TID) passed through as the
 /// sandbox's procfs has them. Not here: mem, pagemap, stack, syscall,
@@ -401,7 +402,11 @@ impl<'k> ProcFs<'k> {
             "cgroup" if self.kernel.cgroupns => rewrite_cgroup(&real, &self.cgroups),
             "cgroup" => real,
             "stat" => rewrite_stat(&real, self.kernel.clock_shift()),
-            "mountinfo" => in_spec_order(&real, 4, order).into_iter().map(rewrite_mountinfo_line).collect(),
+            "mountinfo" => {
+                // under a cgroup namespace, a cgroup mount's root is shown from the container's cgroup
+                let cg_root = self.cgroups.first().map(|(_, p)| p.as_str()).filter(|_| self.kernel.cgroupns);
+                in_spec_order(&real, 4, order).into_iter().map(|l| rewrite_mountinfo_line(l, cg_root)).collect()
+            }
             _ => in_spec_order(&real, 1, order).into_iter().map(rewrite_mounts_line).collect(),
         };
         Ok(text.into_bytes())
@@ -485,7 +490,7 @@ fn ours(fstype: &str, source: &str) -> bool {
 /// root of the mount within its filesystem, as on Linux), but the
 /// container's root shows as "/" and overlay's layer directories go; the
 /// Sentry's /proc and /sys show as proc and sysfs.
-fn rewrite_mountinfo_line(line: &str) -> String {
+fn rewrite_mountinfo_line(line: &str, cgroup_root: Option<&str>) -> String {
     let Some((left, right)) = line.split_once(" - ") else { return format!("{line}\n") };
     let mut l: Vec<&str> = left.split(' ').collect();
     let r: Vec<&str> = right.splitn(3, ' ').collect();
@@ -494,6 +499,13 @@ fn rewrite_mountinfo_line(line: &str) -> String {
     }
     if l[4] == "/" {
         l[3] = "/";
+    }
+    let inside;
+    if let Some(root) = cgroup_root.filter(|_| r[0] == "cgroup" || r[0] == "cgroup2") {
+        if let Some(rest) = l[3].strip_prefix(root).filter(|r| r.is_empty() || r.starts_with('/')) {
+            inside = if rest.is_empty() { "/".to_string() } else { rest.to_string() };
+            l[3] = &inside;
+        }
     }
     let (fstype, source, opts) =
         if ours(r[0], r[1]) { (r[1], r[1], "rw".to_string()) } else { (r[0], r[1], clean_options(r[2])) };
@@ -606,17 +618,21 @@ mod tests {
     #[test]
     fn mountinfo_loses_host_paths() {
         let l = "312 290 0:61 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/x/1/fs,upperdir=/var/lib/x/2/fs,workdir=/var/lib/x/2/work";
-        assert_eq!(rewrite_mountinfo_line(l), "312 290 0:61 / / rw,relatime - overlay overlay rw\n");
+        assert_eq!(rewrite_mountinfo_line(l, None), "312 290 0:61 / / rw,relatime - overlay overlay rw\n");
         let b = "320 312 254:0 /srv/data /data rw - ext4 /dev/vda rw";
-        assert_eq!(rewrite_mountinfo_line(b), format!("{b}\n"), "a bind mount shows its source");
+        assert_eq!(rewrite_mountinfo_line(b, None), format!("{b}\n"), "a bind mount shows its source");
         let r = "300 290 254:0 /tmp/bundle/rootfs / rw - ext4 /dev/vda rw";
-        assert_eq!(rewrite_mountinfo_line(r), "300 290 254:0 / / rw - ext4 /dev/vda rw\n");
+        assert_eq!(rewrite_mountinfo_line(r, None), "300 290 254:0 / / rw - ext4 /dev/vda rw\n");
         let p = "330 312 0:70 / /proc rw,nosuid,nodev,relatime - fuse proc rw,user_id=0,group_id=0,allow_other";
-        assert_eq!(rewrite_mountinfo_line(p), "330 312 0:70 / /proc rw,nosuid,nodev,relatime - proc proc rw\n");
+        assert_eq!(rewrite_mountinfo_line(p, None), "330 312 0:70 / /proc rw,nosuid,nodev,relatime - proc proc rw\n");
         let shared = "40 30 0:5 / /dev rw shared:3 master:1 - tmpfs tmpfs rw,mode=755";
-        assert_eq!(rewrite_mountinfo_line(shared), format!("{shared}\n"));
+        assert_eq!(rewrite_mountinfo_line(shared, None), format!("{shared}\n"));
         let s = "331 312 0:71 / /sys ro,nosuid - fuse sysfs rw,user_id=0";
-        assert_eq!(rewrite_mountinfo_line(s), "331 312 0:71 / /sys ro,nosuid - sysfs sysfs rw\n");
+        assert_eq!(rewrite_mountinfo_line(s, None), "331 312 0:71 / /sys ro,nosuid - sysfs sysfs rw\n");
+        let c = "340 331 0:30 /moat/c1 /sys/fs/cgroup/pids ro - cgroup cgroup rw,pids";
+        let want = "340 331 0:30 / /sys/fs/cgroup/pids ro - cgroup cgroup rw,pids\n";
+        assert_eq!(rewrite_mountinfo_line(c, Some("/moat/c1")), want);
+        assert_eq!(rewrite_mountinfo_line(c, None), format!("{c}\n"));
     }
 
     #[test]
