@@ -5,12 +5,13 @@
 //! namespace and a sysfs of its network namespace that no stub can reach;
 //! the stubs see only what the Sentry answers.
 //!
-//! `moat create` makes the FUSE mounts itself ([`prepare`]), detached, and
-//! hands them to init: the container's device cgroup would refuse
-//! /dev/fuse to init, and FUSE wants its device opened in the user
-//! namespace that mounts (a container's own user namespace cannot open the
-//! host's node). So the mounts belong to the host's user and pid
-//! namespaces: the Sentry reports host ids and is told host pids.
+//! `moat create` opens /dev/fuse ([`prepare`]): the container's device
+//! cgroup would refuse it to init, and FUSE wants its device opened in the
+//! user namespace that mounts (a container's own user namespace cannot
+//! open the host's node). The Sentry makes the mounts ([`mount`]), detached,
+//! from inside the sandbox's pid namespace, so callers come numbered as the
+//! sandbox numbers them; they belong to the host's user namespace (the
+//! Sentry reports host ids). `create` passes them on to init.
 //!
 //! Init swaps them in in two steps, after masked and read-only paths and
 //! sysctls are applied (they need the real filesystems): [`backing`] makes
@@ -57,23 +58,32 @@ impl Kind {
             Kind::Sys => "/sys",
         }
     }
+
+    /// The name it travels under between moat's processes.
+    pub fn from_fstype(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.fstype() == s)
+    }
 }
 
-/// A FUSE connection and its mount, not attached anywhere yet.
+/// A FUSE connection, not mounted yet.
 pub struct Prepared {
     /// what it will show
     pub kind: Kind,
-    /// the connection: the Sentry serves it
+    /// the connection: the Sentry mounts and serves it
     pub dev: OwnedFd,
-    /// the detached mount: init attaches it
-    pub mount: OwnedFd,
 }
 
-/// Opens /dev/fuse and makes a detached FUSE mount on it (nosuid, nodev,
-/// noexec; /sys read-only too).
+/// Opens /dev/fuse for a FUSE connection of `kind`.
 pub fn prepare(kind: Kind) -> Result<Prepared> {
     let dev = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| Error::path("open", "/dev/fuse", e))?;
+    Ok(Prepared { kind, dev })
+}
+
+/// Makes a detached FUSE mount of `kind` on the connection `dev` (nosuid,
+/// nodev, noexec; /sys read-only too). The caller's pid namespace numbers
+/// the callers in requests.
+pub fn mount(dev: &OwnedFd, kind: Kind) -> Result<OwnedFd> {
     let fd = CString::new(dev.as_raw_fd().to_string()).map_err(|_| Error::Config("fd".into()))?;
     let source = CString::new(kind.fstype()).map_err(|_| Error::Config("fstype".into()))?;
     let params = [
@@ -89,9 +99,8 @@ pub fn prepare(kind: Kind) -> Result<Prepared> {
     if kind == Kind::Sys {
         attrs |= sys::MOUNT_ATTR_RDONLY_FLAG;
     }
-    let mount = sys::new_mount(c"fuse", &params, attrs)
-        .map_err(|e| Error::path("make the sandbox's pseudo filesystem", kind.path(), e))?;
-    Ok(Prepared { kind, dev, mount })
+    sys::new_mount(c"fuse", &params, attrs)
+        .map_err(|e| Error::path("make the sandbox's pseudo filesystem", kind.path(), e))
 }
 
 /// One line of mountinfo.

@@ -1,27 +1,36 @@
 //! Starting the Sentry (the `sentry` platform): a daemon process per
-//! sandbox that owns the stubs' notify fds and serves their calls.
+//! sandbox that owns the stubs' notify fds and serves their calls and the
+//! sandbox's /proc and /sys.
 //!
 //! `create` binds the Sentry's control socket in the state dir, and when the
-//! container's init hands over the notify fd of its filter, double-forks the
-//! Sentry (so it is nobody's child and outlives `moat create`) into the
-//! container's cgroup: `delete` kills it with the rest, and its memory counts
-//! against the container. `exec` connects to the control socket to hand over
-//! the notify fd of each new process's filter.
+//! container's init asks for it (its setup done, its filter not yet loaded),
+//! double-forks the Sentry (so it is nobody's child and outlives `moat
+//! create`) into the container's cgroup: `delete` kills it with the rest, and
+//! its memory counts against the container. Init's notify fd, and each
+//! `exec`'d process's, reach it over the control socket.
+//!
+//! The Sentry lives in the sandbox's pid namespace (the watchdog joins it
+//! for its child only): every pid it can name — for process_vm_readv,
+//! pidfd_open, its own procfs of that namespace — is the sandbox's, so its
+//! capabilities reach no host process. There it makes the FUSE mounts of
+//! /proc and /sys (callers are then numbered as the sandbox numbers them)
+//! and sends them to `create` for init. It is hidden from the sandbox's
+//! /proc; a root program of the sandbox could still signal it, which only
+//! ends its own container.
 //!
 //! The Sentry is confined before it serves: an empty, read-only mount
 //! namespace, a pids-only procfs reached by fd (for /proc/TID/mem),
 //! CAP_SYS_PTRACE and CAP_DAC_OVERRIDE (to open the memory of stubs that
 //! changed uid), no_new_privs, and the [`moat_jail::policy::sentry`]
-//! allowlist. Those two capabilities still reach every host process's
-//! memory: the Sentry's own user namespace (next step) will narrow them to
-//! the sandbox.
+//! allowlist.
 //!
 //! The stubs never outlive the Sentry: its parent, a small watchdog that
 //! also lives in the container's cgroup, waits for it and, however it ends
 //! (crash, `kill -9`, or normally once every stub is gone), kills the
 //! container's init through a pidfd — with a pid namespace, that ends every
 //! process in it. An abnormal end is logged as an error and recorded in the
-//! state dir (`sentry.exit`).
+//! state dir (`sentry.exit`); the kernel's SIGKILL when init has ended is a
+//! normal end.
 //!
 //! Not yet: its own user namespace mapped to an unprivileged host uid.
 
@@ -87,14 +96,23 @@ pub struct Sentry {
 /// Starts the Sentry daemon, which serves the notify fds handed over on
 /// `control` (init's first, then each exec's) and the sandbox's /proc and
 /// /sys at once, under a watchdog that ends the container `init` when the
-/// Sentry ends.
-pub fn spawn(c: &Container, control: UnixListener, s: Sentry, cgroup: &Manager, init: nix::unistd::Pid) -> Result<()> {
+/// Sentry ends. The Sentry lives in the sandbox's pid namespace: the pids
+/// it can name, and so its capabilities' reach, are the sandbox's. It makes
+/// the FUSE mounts of `s.mounts` there and sends each on `mounts_to` (the
+/// kind's name, and the mount fd), for `create` to pass to init.
+pub fn spawn(
+    c: &Container,
+    control: UnixListener,
+    s: Sentry,
+    cgroup: &Manager,
+    init: nix::unistd::Pid,
+    mounts_to: UnixStream,
+) -> Result<()> {
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
+    let pidns = std::fs::File::open(format!("/proc/{init}/ns/pid"))
+        .map_err(|e| Error::io("open the sandbox's pid namespace", e))?;
     let exit_file = c.dir().join(EXIT_FILE);
     let lock_fd = c.lock_fd();
-    // the Sentry reaches stub memory through a procfs of its own that has
-    // nothing but the pid directories (no /proc/sys to write as root)
-    let proc = sys::procfs_pids_only().map_err(|e| Error::io("mount a pids-only procfs for the sentry", e))?;
     let root = c.dir().join(EMPTY_ROOT);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
     // libseccomp probes the kernel on first use (loading test filters); do
@@ -110,11 +128,28 @@ pub fn spawn(c: &Container, control: UnixListener, s: Sentry, cgroup: &Manager, 
             return 1;
         }
         quiet_stdio();
-        let Ok(init_for_sentry) = init_fd.try_clone() else {
+        // the Sentry (our child) goes into the sandbox's pid namespace; we stay out
+        let joined = nix::sched::setns(&pidns, nix::sched::CloneFlags::CLONE_NEWPID);
+        let Ok(init_for_sentry) = init_fd.try_clone().map_err(|_| ()).and_then(|f| joined.map(|_| f).map_err(|_| ()))
+        else {
             let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
             return 1;
         };
+        drop(pidns);
         let sentry = sys::fork_with(move || {
+            // it reaches stub memory through a procfs of its own, of the
+            // sandbox's pid namespace, with nothing but the pid directories
+            let proc = match sys::procfs_pids_only() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!("sentry: mount a pids-only procfs: {e}");
+                    return 1;
+                }
+            };
+            if let Err(e) = send_mounts(&s.mounts, mounts_to) {
+                tracing::error!("sentry: {e}");
+                return 1;
+            }
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
             let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
             for m in &s.mounts {
@@ -153,6 +188,39 @@ pub fn spawn(c: &Container, control: UnixListener, s: Sentry, cgroup: &Manager, 
     Ok(())
 }
 
+/// Makes the FUSE mounts (here, in the sandbox's pid namespace) and sends
+/// them to `create`.
+fn send_mounts(mounts: &[moat_sentry::platform::notify::FsMount], to: UnixStream) -> Result<()> {
+    use moat_sentry::platform::notify::FsKind;
+    for m in mounts {
+        let kind = match m.kind {
+            FsKind::Proc => moat_jail::pseudofs::Kind::Proc,
+            FsKind::Sys => moat_jail::pseudofs::Kind::Sys,
+        };
+        let mnt = moat_jail::pseudofs::mount(&m.dev, kind)?;
+        crate::fdpass::send(to.as_fd(), kind.fstype().as_bytes(), Some(mnt.as_fd()))
+            .map_err(|e| Error::io("send a pseudo filesystem mount", e))?;
+    }
+    Ok(())
+}
+
+/// Receives the mounts [`spawn`]'s Sentry makes: `n` of them, by kind.
+pub fn receive_mounts(from: &UnixStream, n: usize) -> Result<Vec<(moat_jail::pseudofs::Kind, OwnedFd)>> {
+    from.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .map_err(|e| Error::io("wait for the sentry's mounts", e))?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut buf = [0u8; 16];
+        let (len, fd) = crate::fdpass::recv(from.as_fd(), &mut buf).map_err(|e| Error::io("receive a mount", e))?;
+        let kind = std::str::from_utf8(&buf[..len]).ok().and_then(moat_jail::pseudofs::Kind::from_fstype);
+        match (kind, fd) {
+            (Some(k), Some(fd)) => out.push((k, fd)),
+            _ => return Err(Error::Init("the sentry could not make the sandbox's /proc and /sys".into())),
+        }
+    }
+    Ok(out)
+}
+
 /// The watchdog: waits for the Sentry, then ends the container.
 fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path::Path) -> i32 {
     use nix::sys::wait::WaitStatus;
@@ -160,8 +228,16 @@ fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path
         Some(pid) => waitpid(pid, None).ok(),
         None => None,
     };
+    // the Sentry lives in the sandbox's pid namespace: when the container's
+    // init ends, the kernel kills it too, and that is a normal end
+    let init_gone = nix::poll::poll(
+        &mut [nix::poll::PollFd::new(init.as_fd(), nix::poll::PollFlags::POLLIN)],
+        nix::poll::PollTimeout::ZERO,
+    )
+    .is_ok_and(|n| n > 0);
     let abnormal = match status {
         Some(WaitStatus::Exited(_, 0)) => None,
+        Some(WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)) if init_gone => None,
         Some(WaitStatus::Exited(_, c)) => Some(format!("the sentry exited with status {c}")),
         Some(WaitStatus::Signaled(_, s, _)) => Some(format!("the sentry was killed by {s}")),
         _ => Some("the sentry could not be started".to_string()),

@@ -29,8 +29,10 @@ pub enum Msg {
     SeccompFd,
     /// init → parent (sentry): the Sentry's instance of "proc" or "sysfs" (with the fd)
     Backing(String),
-    /// init → parent (sentry): start the Sentry now (then Go back)
+    /// init → parent (sentry): start the Sentry now (then its mounts, then Go, back)
     SpawnSentry,
+    /// parent → init (sentry): the Sentry's FUSE mount of "proc" or "sysfs" (with the fd)
+    PseudoMount(String),
     /// init → parent: everything is ready; waiting for start
     Ready,
     /// any → parent: a step failed

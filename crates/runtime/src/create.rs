@@ -208,10 +208,6 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         preserve_fds: preserve,
         extra_env,
         sentry: g.platform == crate::Platform::Sentry,
-        pseudo_mounts: pseudo
-            .iter()
-            .map(|p| Ok((p.kind, p.mount.try_clone().map_err(|e| Error::io("dup", e))?)))
-            .collect::<Result<_>>()?,
         lock_fd: c.lock_fd(),
     };
     let stage1 = sys::fork_with(|| init::stage1(args)).map_err(|e| Error::io("fork", e))?;
@@ -287,8 +283,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                     };
                     mounts.push(FsMount { kind, dev: p.dev, backing: fd });
                 }
-                // the ones the spec does not mount: nobody will serve them, and
-                // the Sentry must not inherit their mounts (an fstat would wait)
+                // the ones the spec does not mount: nobody will serve them
                 pseudo.clear();
                 let linux = spec.linux().clone().unwrap_or_default();
                 let sentry = crate::boot::Sentry {
@@ -316,8 +311,14 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                     },
                     cgroupns: plan.has(oci_spec::runtime::LinuxNamespaceType::Cgroup),
                 };
-                crate::boot::spawn(&c, control, sentry, &cgroup, init_pid)?;
+                let n = sentry.mounts.len();
+                let (to_us, from_sentry) =
+                    std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+                crate::boot::spawn(&c, control, sentry, &cgroup, init_pid, to_us)?;
                 sentry_up = true;
+                for (kind, fd) in crate::boot::receive_mounts(&from_sentry, n)? {
+                    parent.send_with_fd(&Msg::PseudoMount(kind.fstype().into()), Some(fd.as_fd()))?;
+                }
                 parent.send(&Msg::Go)?;
             }
             (Msg::SeccompFd, Some(fd)) if sentry_up => crate::boot::hand_over(&crate::boot::connect(&c)?, fd)?,

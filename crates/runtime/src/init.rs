@@ -48,8 +48,6 @@ pub struct InitArgs {
     pub extra_env: Vec<String>,
     /// run the program under the Sentry's filter
     pub sentry: bool,
-    /// (sentry) the detached FUSE mounts of the sandbox's /proc and /sys
-    pub pseudo_mounts: Vec<(pseudofs::Kind, OwnedFd)>,
     /// the parent's lock on the state dir, closed in the child at once
     pub lock_fd: std::os::fd::RawFd,
 }
@@ -175,8 +173,20 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
             ch.send_with_fd(&Msg::Backing(kind.fstype().into()), Some(fd.as_fd()))?;
         }
         ch.send(&Msg::SpawnSentry)?;
-        ch.expect(&Msg::Go)?;
-        Ok(pseudofs::attach(&b, &a.pseudo_mounts)?)
+        let mut mounts = Vec::new();
+        loop {
+            match ch.recv_with_fd()? {
+                (Msg::PseudoMount(kind), Some(fd)) => {
+                    let kind = pseudofs::Kind::from_fstype(&kind)
+                        .ok_or_else(|| Error::Init(format!("unexpected mount {kind:?}")))?;
+                    mounts.push((kind, fd));
+                }
+                (Msg::Go, _) => break,
+                (Msg::Error(e), _) => return Err(Error::Init(e)),
+                (m, _) => return Err(Error::Init(format!("unexpected {m:?}"))),
+            }
+        }
+        Ok(pseudofs::attach(&b, &mounts)?)
     };
     let prepared = process::prepare(
         spec,

@@ -29,7 +29,8 @@ pub fn pids(g: &Global, id: &str) -> Result<Vec<Pid>> {
 }
 
 /// Which of `pids` are moat's helpers: on the sentry platform, with a pid
-/// namespace of the container's own, the ones still in ours.
+/// namespace of the container's own, the watchdog (still in ours) and its
+/// child, the Sentry (in the container's, but not the container's).
 fn helpers(c: &Container, pids: &[Pid]) -> Vec<Pid> {
     let sentry = c.saved().is_ok_and(|s| s.platform == crate::Platform::Sentry);
     let own_pidns = c.spec().is_ok_and(|s| {
@@ -45,7 +46,15 @@ fn helpers(c: &Container, pids: &[Pid]) -> Vec<Pid> {
     }
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let ours = ns("self");
-    pids.iter().copied().filter(|p| ours.is_some() && ns(&p.to_string()) == ours).collect()
+    let watchdogs: Vec<Pid> = pids.iter().copied().filter(|p| ours.is_some() && ns(&p.to_string()) == ours).collect();
+    let ppid = |p: Pid| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<i32>().ok().map(Pid::from_raw)
+    };
+    let sentries = pids.iter().copied().filter(|p| ppid(*p).is_some_and(|pp| watchdogs.contains(&pp)));
+    let mut all: Vec<Pid> = sentries.collect();
+    all.extend(watchdogs);
+    all
 }
 
 /// One `events` record.

@@ -94,6 +94,19 @@ fn exec_and_lifecycle_under_the_sentry() {
     assert_eq!(ev["data"]["pids"]["current"], 1, "{ev}");
     // the Sentry is confined: seccomp, no_new_privs, CAP_SYS_PTRACE only, an empty root
     let sentry_pid = find_sentry(&pids);
+    // it lives in the sandbox's pid namespace (the pids it can name, with its
+    // CAP_SYS_PTRACE, are the sandbox's), hidden from the sandbox's /proc
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+    assert_eq!(ns(sentry_pid), ns(shown[0]), "the Sentry is outside the sandbox's pid namespace");
+    let status = std::fs::read_to_string(format!("/proc/{sentry_pid}/status")).unwrap();
+    let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:")).unwrap();
+    let inner = nspid.split_whitespace().last().unwrap().to_string();
+    assert_eq!(nspid.split_whitespace().count(), 2, "{nspid}");
+    let inside = moat.ok(&["exec", &id, "ls", "/proc"]);
+    let pids: Vec<&str> = inside.split_whitespace().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).collect();
+    assert!(pids.contains(&"1") && !pids.contains(&inner.as_str()), "the Sentry ({inner}) shows: {pids:?}");
+    let comms = moat.ok(&["exec", &id, "ps", "-o", "comm"]);
+    assert!(!comms.contains("moat"), "{comms}");
     let st = std::fs::read_to_string(format!("/proc/{sentry_pid}/status")).unwrap();
     assert!(st.contains("Seccomp:\t2") && st.contains("NoNewPrivs:\t1"), "{st}");
     assert!(st.contains("CapEff:\t0000000000080002"), "{st}");

@@ -270,7 +270,8 @@ impl<'k> ProcFs<'k> {
             }
             _ => {}
         }
-        if !is_number(parts[0]) {
+        // the Sentry lives in the sandbox's pid namespace, but is not the sandbox's to see
+        if !is_number(parts[0]) || parts[0] == std::process::id().to_string() {
             return Err(Errno::ENOENT);
         }
         let (base, rest, task) = match parts.get(1..3) {
@@ -392,7 +393,12 @@ impl<'k> ProcFs<'k> {
 
     /// The sandbox's pids.
     fn pids(&self) -> Result<Vec<u32>, Errno> {
-        Ok(proxy::list(&self.sandbox, ".")?.into_iter().filter_map(|(n, _)| n.parse::<u32>().ok()).collect())
+        let me = std::process::id();
+        Ok(proxy::list(&self.sandbox, ".")?
+            .into_iter()
+            .filter_map(|(n, _)| n.parse::<u32>().ok())
+            .filter(|p| *p != me)
+            .collect())
     }
 
     fn rewritten(&self, base: &str, name: &str) -> Result<Vec<u8>, Errno> {
