@@ -208,3 +208,49 @@ fn served_calls_reach_stubs_that_changed_uid_or_live_in_a_user_namespace() {
     assert!(out.contains("moat"), "{out}");
     assert_no_leaks(&moat, &id, b.path());
 }
+
+#[test]
+fn a_blocking_served_call_stalls_no_one_and_ends_with_its_caller() {
+    let moat = sentry();
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    b.edit(|s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    });
+    let id = unique_id("block");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    // reopening a FIFO by name waits for a writer: on a worker of the Sentry
+    let script = r#"
+        mkfifo /tmp/f
+        (sleep 0.3; echo first > /tmp/f) &
+        exec 3</tmp/f
+        cat <&3
+        ( cat /dev/fd/3 > /tmp/got ) &
+        reader=$!
+        sleep 0.3
+        echo served=$(uname -r | cut -c1-5)
+        echo second > /tmp/f
+        wait $reader
+        echo got=$(cat /tmp/got)
+        ( cat /dev/fd/3 ) &
+        r2=$!
+        sleep 0.3
+        kill $r2
+        wait $r2
+        echo killed
+    "#;
+    let out = moat.ok(&["exec", &id, "sh", "-c", script]);
+    assert_eq!(out, "first\nserved=6.1.0\ngot=second\nkilled\n", "the Sentry stalled on the blocked open");
+    // the worker of the killed reader was interrupted: the Sentry is back to one thread
+    let sentry_pid = find_sentry(&cgroup_pids(&id));
+    let threads = || std::fs::read_dir(format!("/proc/{sentry_pid}/task")).unwrap().count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while threads() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(threads(), 1, "a worker outlived its caller");
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}

@@ -3,18 +3,7 @@
 //! memory. No open by absolute path outside openat2 on its own fds, no new
 //! sockets, no exec, no namespaces.
 
-use super::{Arg, Policy, Rule};
-
-/// Thread-creation flags glibc's pthread_create passes to clone(2).
-const THREAD_FLAGS: u64 = (libc::CLONE_VM
-    | libc::CLONE_FS
-    | libc::CLONE_FILES
-    | libc::CLONE_SIGHAND
-    | libc::CLONE_THREAD
-    | libc::CLONE_SYSVSEM
-    | libc::CLONE_SETTLS
-    | libc::CLONE_PARENT_SETTID
-    | libc::CLONE_CHILD_CLEARTID) as u64;
+use super::{Arg, Policy, Rule, THREAD_FLAGS};
 
 const FCNTL_CMDS: &[(i32, &str)] = &[
     (libc::F_GETFL, "server: open flags of a fid's fd"),

@@ -6,7 +6,7 @@
 //! fds; no sockets, no exec, no namespaces: it runs in an empty mount
 //! namespace.
 
-use super::{Arg, Policy, Rule};
+use super::{Arg, Policy, Rule, THREAD_FLAGS};
 
 /// SECCOMP_IOCTL_NOTIF_RECV: _IOWR('!', 0, struct seccomp_notif)
 pub const NOTIF_RECV: u64 = 0xc050_2100;
@@ -44,6 +44,11 @@ pub fn policy() -> Policy {
         Rule::any("readlinkat", "/proc: links of the sandbox's processes"),
         Rule::any("lseek", "/proc: directory streams"),
         Rule::any("pidfd_open", "reopen /dev/fd/N: pin the caller"),
+        Rule::fail("clone3", libc::ENOSYS, "glibc falls back to clone, whose flags we can check"),
+        Rule::with("clone", &[Arg::Eq(0, THREAD_FLAGS)], "workers: a served call that may block"),
+        Rule::any("set_robust_list", "glibc thread start"),
+        Rule::any("rseq", "glibc thread start"),
+        Rule::any("sched_getaffinity", "std thread start"),
         Rule::any("pidfd_getfd", "reopen /dev/fd/N: the caller's file"),
         Rule::any("pwrite64", "handlers: write the caller's results"),
         Rule::any("accept4", "control socket: exec brings a new notify fd"),
@@ -69,7 +74,7 @@ pub fn policy() -> Policy {
         Rule::any("sysinfo", "handlers: sysinfo's memory figures"),
         Rule::any("getpid", "abort"),
         Rule::any("gettid", "abort"),
-        Rule::any("tgkill", "abort on panic"),
+        Rule::any("tgkill", "abort on panic; interrupting a worker whose caller stopped waiting"),
         Rule::any("exit", "thread end"),
         Rule::any("exit_group", "process end"),
     ];

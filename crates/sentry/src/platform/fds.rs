@@ -13,7 +13,8 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 
-use crate::syscalls::{Fds, Task};
+use super::workers::Workers;
+use crate::syscalls::{Fds, Reply, Task};
 
 /// SECCOMP_IOCTL_NOTIF_ADDFD: _IOW('!', 3, struct seccomp_notif_addfd)
 const NOTIF_ADDFD: u64 = 0x4018_2103;
@@ -38,13 +39,15 @@ pub struct StubFds<'a> {
     tid: u32,
     notify: BorrowedFd<'a>,
     id: u64,
+    workers: &'a Workers,
 }
 
 impl<'a> StubFds<'a> {
     /// The fds of `tid`, the caller of notification `id` on `notify`;
-    /// `proc` is the Sentry's procfs (to reopen its own fds).
-    pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64) -> StubFds<'a> {
-        StubFds { proc, tid, notify, id }
+    /// `proc` is the Sentry's procfs (to reopen its own fds), `workers`
+    /// run what may block.
+    pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64, workers: &'a Workers) -> StubFds<'a> {
+        StubFds { proc, tid, notify, id, workers }
     }
 }
 
@@ -111,14 +114,34 @@ impl Fds for StubFds<'_> {
         pidfd_getfd(pidfd.as_fd(), fd)
     }
 
-    fn reopen(&self, file: BorrowedFd<'_>, flags: OFlag) -> Result<OwnedFd, Errno> {
-        let link = format!("{}/fd/{}", std::process::id(), file.as_raw_fd());
-        openat(self.proc, link.as_str(), flags, Mode::empty())
+    fn reopen_into_caller(&self, file: OwnedFd, flags: OFlag, cloexec: bool) -> Result<Reply, Errno> {
+        let fifo = nix::sys::stat::fstat(file.as_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO && !flags.contains(OFlag::O_NONBLOCK));
+        let proc = self.proc.try_clone_to_owned().map_err(|_| Errno::EMFILE)?;
+        let id = self.id;
+        let job = move |notify: BorrowedFd<'_>| -> Result<i64, Errno> {
+            let ours = reopen(proc.as_fd(), file.as_fd(), flags)?;
+            install(notify, id, ours.as_fd(), cloexec)
+        };
+        if fifo {
+            // opening a FIFO waits for its other end: not on the loop's thread
+            self.workers.spawn(self.notify, id, move |n| job(n).map(|_| ()))?;
+            return Ok(Reply::Pending);
+        }
+        job(self.notify).map(Reply::Answered)
     }
+}
 
-    fn install(&self, file: BorrowedFd<'_>, cloexec: bool) -> Result<i64, Errno> {
-        let srcfd = u32::try_from(file.as_raw_fd()).map_err(|_| Errno::EBADF)?;
-        let newfd_flags = if cloexec { libc::O_CLOEXEC as u32 } else { 0 };
-        addfd(self.notify, &AddFd { id: self.id, flags: ADDFD_FLAG_SEND, srcfd, newfd: 0, newfd_flags })
-    }
+/// Opens `file` (one of the Sentry's fds) anew through `proc`, as open(2)
+/// of its /proc/self/fd link would.
+fn reopen(proc: BorrowedFd<'_>, file: BorrowedFd<'_>, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let link = format!("{}/fd/{}", std::process::id(), file.as_raw_fd());
+    openat(proc, link.as_str(), flags, Mode::empty())
+}
+
+/// Installs `file` in the caller of notification `id` as its call's result.
+fn install(notify: BorrowedFd<'_>, id: u64, file: BorrowedFd<'_>, cloexec: bool) -> Result<i64, Errno> {
+    let srcfd = u32::try_from(file.as_raw_fd()).map_err(|_| Errno::EBADF)?;
+    let newfd_flags = if cloexec { libc::O_CLOEXEC as u32 } else { 0 };
+    addfd(notify, &AddFd { id, flags: ADDFD_FLAG_SEND, srcfd, newfd: 0, newfd_flags })
 }

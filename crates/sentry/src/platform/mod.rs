@@ -1,9 +1,11 @@
 //! The platform: how stubs reach the Sentry. [`filter`] compiles the
 //! syscall table into the stubs' seccomp filter; [`notify`] is the
 //! user-notification loop; [`mem`] reads and writes a stub's memory;
-//! [`fds`] takes a stub's fds and installs new ones.
+//! [`fds`] takes a stub's fds and installs new ones; [`workers`] run the
+//! served calls that may block.
 
 pub mod fds;
 pub mod filter;
 pub mod mem;
 pub mod notify;
+pub mod workers;

@@ -4,8 +4,9 @@
 //! handed over on the Sentry's control socket. The loop ends when every
 //! notify fd has hung up (all processes using the filters are gone).
 //!
-//! One thread for now: today's handlers never block. Calls that may block
-//! (a served read of a pipe, accept) will get worker threads when they land.
+//! Handlers run on the loop's thread; a call that may block (today:
+//! reopening a FIFO by name) goes to a worker ([`super::workers`]), which
+//! answers it itself, so every other stub is still served meanwhile.
 
 use std::collections::HashSet;
 use std::io::IoSliceMut;
@@ -19,6 +20,7 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::fds::StubFds;
 use super::mem::ProcMem;
+use super::workers::Workers;
 use crate::fs::fuse::{Filesystem, Session};
 use crate::fs::proc::ProcFs;
 use crate::fs::sys::SysFs;
@@ -95,6 +97,7 @@ pub fn serve(
         fuse.push(Session::new(m.dev, fs));
     }
     let mut init_gone = init.is_none();
+    let workers = Workers::new();
     while !(fds.is_empty() && (seen || init_gone)) {
         let (ready, hung, new_conn, fuse_ready, init_ended) = {
             let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
@@ -108,7 +111,9 @@ pub fn serve(
             }
             let fuse_at = pfds.len();
             pfds.extend(fuse.iter().map(|f| PollFd::new(f.fd(), PollFlags::POLLIN)));
-            match poll(&mut pfds, PollTimeout::NONE) {
+            // with workers out, tick: a caller that stops waiting frees its worker
+            let timeout = if workers.busy() { PollTimeout::from(100u16) } else { PollTimeout::NONE };
+            match poll(&mut pfds, timeout) {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
                 Ok(_) => {}
@@ -131,6 +136,7 @@ pub fn serve(
             (ready, hung, new_conn, fuse_ready, init_ended)
         };
         init_gone |= init_ended;
+        workers.tend();
         for i in fuse_ready.into_iter().rev() {
             match fuse[i].handle_one() {
                 Ok(true) => {}
@@ -144,7 +150,7 @@ pub fn serve(
             }
         }
         for i in ready {
-            serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned);
+            serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned, &workers);
         }
         for i in hung.into_iter().rev() {
             fds.swap_remove(i);
@@ -206,6 +212,7 @@ fn serve_one(
     kernel: &Kernel,
     opts: Options,
     warned: &mut HashSet<String>,
+    workers: &Workers,
 ) {
     let raw = notify.as_raw_fd();
     let req = match ScmpNotifReq::receive(raw) {
@@ -224,7 +231,7 @@ fn serve_one(
             // use (see platform::mem); a handler that fails to reach it
             // answers with the error, so the caller never waits forever
             let mem = ProcMem::new(proc, req.pid, notify, req.id);
-            let fds = StubFds::new(proc, req.pid, notify, req.id);
+            let fds = StubFds::new(proc, req.pid, notify, req.id, workers);
             h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds, task: &fds })
         }
         Some(Class::Interim(None)) => Reply::Continue,
@@ -255,6 +262,7 @@ fn serve_one(
             Reply::Error(e) => format!("-1 {e}"),
             Reply::Continue => "(host)".to_string(),
             Reply::Answered(v) => format!("{v} (fd installed)"),
+            Reply::Pending => "(on a worker)".to_string(),
         };
         tracing::info!("[{:>6}] {name}({:#x}, {:#x}, {:#x}, {:#x}) = {shown}", req.pid, a[0], a[1], a[2], a[3]);
     }
@@ -262,7 +270,7 @@ fn serve_one(
         Reply::Value(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),
         Reply::Error(e) => ScmpNotifResp::new_error(req.id, -(e as i32), ScmpNotifRespFlags::empty()),
         Reply::Continue => ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty()),
-        Reply::Answered(_) => return,
+        Reply::Answered(_) | Reply::Pending => return,
     };
     // ENOENT: the caller was killed meanwhile; nothing to answer
     let _ = resp.respond(raw);

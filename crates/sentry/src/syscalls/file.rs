@@ -194,9 +194,7 @@ fn reopen_fd(c: &Call<'_>, fd: i32, flags: u64) -> Result<Reply, Errno> {
     }
     let keep = OFlag::O_ACCMODE | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_TRUNC | OFlag::O_SYNC;
     let open_flags = (flags & keep) | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let ours = c.fds.reopen(theirs.as_fd(), open_flags)?;
-    let n = c.fds.install(ours.as_fd(), flags.contains(OFlag::O_CLOEXEC))?;
-    Ok(Reply::Answered(n))
+    c.fds.reopen_into_caller(theirs, open_flags, flags.contains(OFlag::O_CLOEXEC))
 }
 
 #[cfg(test)]

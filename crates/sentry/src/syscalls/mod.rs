@@ -8,7 +8,7 @@ pub mod identity;
 pub mod net;
 pub mod table;
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 
@@ -62,11 +62,10 @@ pub trait Fds {
     /// A duplicate, in the Sentry, of the caller's fd `fd` (same open file).
     fn get(&self, fd: i32) -> Result<OwnedFd, Errno>;
     /// Opens `file` (one of the Sentry's fds) anew, as open(2) of its
-    /// /proc/self/fd link would.
-    fn reopen(&self, file: BorrowedFd<'_>, flags: nix::fcntl::OFlag) -> Result<OwnedFd, Errno>;
-    /// Installs `file` in the caller as the result of the call, which is
-    /// thereby answered ([`Reply::Answered`]).
-    fn install(&self, file: BorrowedFd<'_>, cloexec: bool) -> Result<i64, Errno>;
+    /// /proc/self/fd link would, and installs the result in the caller as
+    /// the call's result: [`Reply::Answered`]. An open that may block (a
+    /// FIFO waiting for its other end) runs on a worker: [`Reply::Pending`].
+    fn reopen_into_caller(&self, file: OwnedFd, flags: nix::fcntl::OFlag, cloexec: bool) -> Result<Reply, Errno>;
 }
 
 /// One served call, decoded.
@@ -96,6 +95,8 @@ pub enum Reply {
     Continue,
     /// the handler already answered (an fd installed with this number)
     Answered(i64),
+    /// a worker thread answers later
+    Pending,
 }
 
 /// A served call's handler.
