@@ -169,6 +169,16 @@ impl Bundle {
         self
     }
 
+    /// Adds a mount to the spec (a JSON object as config.json has it) and writes it.
+    pub fn mount(&mut self, m: Value) -> &mut Self {
+        self.edit(|s| s["mounts"].as_array_mut().expect("mounts").push(m))
+    }
+
+    /// Adds a fresh tmpfs on /tmp (the busybox rootfs is read-only) and writes the spec.
+    pub fn tmp(&mut self) -> &mut Self {
+        self.mount(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}))
+    }
+
     /// Writes config.json.
     pub fn write(&self) {
         std::fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.spec).expect("json"))

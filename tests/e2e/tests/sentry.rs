@@ -49,11 +49,7 @@ fn programs_run_and_dangerous_calls_are_denied() {
          unshare -U true 2>/dev/null && echo unshare-escaped || echo unshare-denied; \
          nsenter -t 1 -m true 2>/dev/null && echo setns-escaped || echo setns-denied",
     ]);
-    b.edit(|s| {
-        s["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    b.tmp().edit(|s| {
         // full capabilities: the Sentry's denials must hold even for a privileged program
         let all: Vec<String> =
             ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE", "CAP_NET_ADMIN"].map(String::from).to_vec();
@@ -213,12 +209,7 @@ fn served_calls_reach_stubs_that_changed_uid_or_live_in_a_user_namespace() {
 fn a_blocking_served_call_stalls_no_one_and_ends_with_its_caller() {
     let moat = sentry();
     let mut b = Bundle::busybox(&["sleep", "1000"]);
-    b.edit(|s| {
-        s["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
-    });
+    b.tmp();
     let id = unique_id("block");
     moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
     // reopening a FIFO by name waits for a writer: on a worker of the Sentry

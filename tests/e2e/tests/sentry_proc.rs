@@ -46,14 +46,10 @@ fn proc_shows_the_sandbox_and_its_kernel() {
         echo sysline=$(grep ' /sys ' /proc/self/mountinfo | sed 's/.* - //')
     "#;
     let mut b = Bundle::busybox(&["sh", "-c", script]);
-    b.edit(|s| {
+    b.tmp().edit(|s| {
         s["hostname"] = "procbox".into();
         s["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
         s["linux"]["resources"]["memory"] = serde_json::json!({"limit": 268_435_456});
-        s["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
     });
     std::fs::write(b.rootfs().join("etc/hostname"), "from-a-file\n").unwrap();
     let id = unique_id("proc");
@@ -129,7 +125,7 @@ fn the_hosts_procfs_is_out_of_reach() {
         echo done
     "#;
     let mut b = Bundle::busybox(&["sh", "-c", script]);
-    b.edit(|s| {
+    b.tmp().edit(|s| {
         let all: Vec<String> =
             ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_SYS_RAWIO", "CAP_SYS_MODULE"]
                 .map(String::from)
@@ -143,10 +139,6 @@ fn the_hosts_procfs_is_out_of_reach() {
         s["process"]["noNewPrivileges"] = false.into();
         s["linux"]["maskedPaths"] = serde_json::json!([]);
         s["linux"]["readonlyPaths"] = serde_json::json!([]);
-        s["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
     });
     let id = unique_id("hostproc");
     let (code, out, err) = run_fg(&moat, &b, &id);
@@ -169,31 +161,18 @@ fn the_hosts_procfs_is_out_of_reach() {
 
 #[test]
 fn a_spec_procfs_or_sysfs_anywhere_else_is_refused() {
-    let moat = sentry();
-    let mut b = Bundle::busybox(&["true"]);
-    b.edit(|s| {
-        s["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"destination": "/mnt", "type": "proc", "source": "proc"}));
-    });
-    let id = unique_id("proc2");
-    let (code, _, err) = run_fg(&moat, &b, &id);
-    assert_ne!(code, 0);
-    assert!(err.contains("proc can only be mounted at /proc (not /mnt)"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert_no_leaks(&moat, &id, b.path());
-
-    let mut b = Bundle::busybox(&["true"]);
-    b.edit(|s| {
-        s["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"destination": "/mnt/s", "type": "sysfs", "source": "sysfs"}));
-    });
-    let id = unique_id("sys2");
-    let (code, _, err) = run_fg(&moat, &b, &id);
-    assert_ne!(code, 0);
-    assert!(err.contains("sysfs can only be mounted at /sys (not /mnt/s)"), "{err}");
-    assert_no_leaks(&moat, &id, b.path());
+    for (fstype, dest, why) in [
+        ("proc", "/mnt", "proc can only be mounted at /proc (not /mnt)"),
+        ("sysfs", "/mnt/s", "sysfs can only be mounted at /sys (not /mnt/s)"),
+    ] {
+        let moat = sentry();
+        let mut b = Bundle::busybox(&["true"]);
+        b.mount(serde_json::json!({"destination": dest, "type": fstype, "source": fstype}));
+        let id = unique_id(fstype);
+        let (code, _, err) = run_fg(&moat, &b, &id);
+        assert_ne!(code, 0);
+        assert!(err.contains(why), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert_no_leaks(&moat, &id, b.path());
+    }
 }
