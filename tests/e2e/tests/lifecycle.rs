@@ -234,9 +234,28 @@ fn foreground_run_with_a_terminal_proxies_the_pty() {
 #[test]
 fn foreground_terminal_follows_window_size_changes() {
     // resizing script's terminal sends moat SIGWINCH; moat resizes the container's pty
-    let text =
-        run_in_script("native", "stty size; sleep 1; stty size", "(sleep 0.4; stty cols 50 rows 10 </dev/tty) &");
-    assert!(text.contains("20 90\n10 50\n"), "{text:?}");
+    for platform in ["native", "sentry"] {
+        let text =
+            run_in_script(platform, "stty size; sleep 1; stty size", "(sleep 0.4; stty cols 50 rows 10 </dev/tty) &");
+        assert!(text.contains("20 90\n10 50\n"), "{platform}: {text:?}");
+    }
+}
+
+#[test]
+fn job_control_in_a_terminal_shell() {
+    // an interactive shell's job control: a background job gets its own
+    // process group (setpgid, TIOCSPGRP on the container's pty), jobs lists
+    // it, and fg/kill reach it
+    let script = "set -m; sleep 30 & jobs; kill %1; wait; echo after=$(jobs | wc -l); \
+                  sleep 0.2 & fg %1; echo fg-done";
+    for platform in ["native", "sentry"] {
+        let text = run_in_script(platform, script, "");
+        assert!(
+            text.starts_with("[1]+") && text.contains("Running") && text.contains("sleep 30"),
+            "{platform}: {text:?}"
+        );
+        assert!(text.contains("after=0\n") && text.contains("fg-done"), "{platform}: {text:?}");
+    }
 }
 
 #[test]
