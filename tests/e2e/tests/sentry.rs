@@ -172,6 +172,9 @@ fn strace_logs_served_calls_and_denials_once() {
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.lines().any(|l| l.contains("uname(0x") && l.contains(") = 0")), "{text}");
+    // paths and flags decoded, as strace shows them
+    let open = r#"openat(AT_FDCWD, \"/dev/null\", O_WRONLY|O_CREAT|O_TRUNC, 0o666) = (host)"#;
+    assert!(text.lines().any(|l| l.contains(open)), "{text}");
     assert!(text.lines().any(|l| l.contains("mount(0x") && l.contains("EPERM")), "{text}");
     let warnings = text.lines().filter(|l| l.contains("level=warn") && l.contains("denied mount")).count();
     assert_eq!(warnings, 1, "a denial is logged once per name: {text}");

@@ -225,12 +225,14 @@ fn serve_one(
         Some(e) => e.name.to_string(),
         None => format!("syscall {}", i32::from(req.data.syscall)),
     };
+    // memory is opened, and the notification re-checked, on first use (see
+    // platform::mem); a handler that fails to reach it answers with the
+    // error, so the caller never waits forever
+    let mem = ProcMem::new(proc, req.pid, notify, req.id);
+    // the log line's arguments are read before the call is answered
+    let shown_call = opts.strace.then(|| crate::syscalls::strace::call(&name, req.data.args, &mem));
     let reply = match entry.map(|e| e.class) {
         Some(Class::Served(h) | Class::Interim(Some(h))) => {
-            // memory is opened, and the notification re-checked, on first
-            // use (see platform::mem); a handler that fails to reach it
-            // answers with the error, so the caller never waits forever
-            let mem = ProcMem::new(proc, req.pid, notify, req.id);
             let fds = StubFds::new(proc, req.pid, notify, req.id, workers);
             h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds, task: &fds })
         }
@@ -255,8 +257,7 @@ fn serve_one(
             Reply::Error(Errno::ENOSYS)
         }
     };
-    if opts.strace {
-        let a = req.data.args;
+    if let Some(call) = shown_call {
         let shown = match reply {
             Reply::Value(v) => format!("{v}"),
             Reply::Error(e) => format!("-1 {e}"),
@@ -264,7 +265,7 @@ fn serve_one(
             Reply::Answered(v) => format!("{v} (fd installed)"),
             Reply::Pending => "(on a worker)".to_string(),
         };
-        tracing::info!("[{:>6}] {name}({:#x}, {:#x}, {:#x}, {:#x}) = {shown}", req.pid, a[0], a[1], a[2], a[3]);
+        tracing::info!("[{:>6}] {call} = {shown}", req.pid);
     }
     let resp = match reply {
         Reply::Value(v) => ScmpNotifResp::new_val(req.id, v, ScmpNotifRespFlags::empty()),

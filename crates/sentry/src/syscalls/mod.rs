@@ -6,6 +6,7 @@ pub mod docs;
 pub mod file;
 pub mod identity;
 pub mod net;
+pub mod strace;
 pub mod table;
 
 use std::os::fd::OwnedFd;
