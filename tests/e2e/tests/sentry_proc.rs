@@ -59,7 +59,10 @@ fn proc_shows_the_sandbox_and_its_kernel() {
     // pid 1 (sh) and the short-lived helpers of the script: nothing of the host's
     let pids: Vec<u32> = field(&out, "pids").split_whitespace().map(|p| p.parse().unwrap()).collect();
     assert!(pids.contains(&1) && pids.iter().all(|p| *p < 100), "{out}");
-    assert_eq!(field(&out, "ps").split_whitespace().next(), Some("awk"), "{out}");
+    // ps sees the script's own processes only (the pipeline's later stages may not have started yet)
+    let comms: Vec<&str> = field(&out, "ps").split_whitespace().collect();
+    assert!(comms.contains(&"ps") && comms.contains(&"sh"), "{out}");
+    assert!(comms.iter().all(|c| ["ps", "sh", "tail", "awk", "sort", "tr"].contains(c)), "{out}");
     assert!(field(&out, "uptime").parse::<u64>().unwrap() < 60, "the sandbox's own uptime: {out}");
     assert_eq!(field(&out, "memtotal"), "262144", "the memory limit, in kB: {out}");
     assert_eq!(field(&out, "exe"), "/bin/busybox", "readlink is a busybox applet: {out}");
@@ -175,4 +178,46 @@ fn a_spec_procfs_or_sysfs_anywhere_else_is_refused() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert_no_leaks(&moat, &id, b.path());
     }
+}
+
+#[test]
+fn the_sentry_lends_no_access_of_its_own() {
+    // the Sentry reads /proc and reopens fds with its own capabilities; a
+    // program without them must get no more than Linux would give it
+    let moat = sentry();
+    let script = r#"
+        cat /proc/1/environ > /dev/null 2>&1 && echo "read init's environ"
+        ls /proc/1/fd > /dev/null 2>&1 && echo "listed init's fds"
+        readlink /proc/1/cwd > /dev/null 2>&1 && echo "read init's cwd"
+        exec 3< /etc/passwd
+        (echo x >> /proc/self/fd/3) 2>/dev/null && echo "wrote through a read-only fd"
+        (echo x >> /dev/fd/3) 2>/dev/null && echo "wrote through a read-only fd by /dev/fd"
+        grep -q '^x$' /etc/passwd && echo "/etc/passwd changed"
+        cat /proc/self/status > /dev/null || echo "cannot read own status"
+        echo done
+    "#;
+    let mut b = Bundle::busybox(&["sh", "-c", "sleep 1000"]);
+    b.edit(|s| s["root"]["readonly"] = false.into());
+    let id = unique_id("lend");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let out = moat.ok(&["exec", "--user", "1000:1000", &id, "sh", "-c", script]);
+    assert_eq!(out, "done\n", "the Sentry lent its access");
+    // the control: root in the container reads init's environ
+    let out = moat.ok(&["exec", &id, "sh", "-c", "cat /proc/1/environ | tr '\\0' '\\n' | grep -c PATH"]);
+    assert_eq!(out.trim(), "1");
+    // root without CAP_SYS_PTRACE (the default set) cannot look into another user's process
+    moat.ok(&["exec", "-d", "--user", "1000:1000", &id, "sleep", "1000"]);
+    let probe = r#"
+        for p in /proc/[0-9]*; do
+            [ "$(stat -c %u $p)" = 1000 ] || continue
+            cat $p/environ > /dev/null 2>&1 && echo "read a uid-1000 environ"
+            readlink $p/exe > /dev/null 2>&1 && echo "read a uid-1000 exe"
+            ls $p/fd > /dev/null 2>&1 && echo "listed a uid-1000 fd dir"
+            echo checked
+        done
+    "#;
+    let out = moat.ok(&["exec", &id, "sh", "-c", probe]);
+    assert_eq!(out, "checked\n", "{out}");
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
 }

@@ -170,11 +170,14 @@ mod tests {
     fn sentry_policy_compiles_and_allows_no_exec_sockets_or_namespaces() {
         let p = sentry::policy();
         assert!(instruction_count(&p).unwrap() < 4096);
-        for forbidden in
-            ["open", "openat2", "execve", "socket", "connect", "clone", "unshare", "ptrace", "process_vm_writev"]
-        {
+        for forbidden in ["open", "openat2", "execve", "socket", "connect", "unshare", "ptrace", "process_vm_writev"] {
             assert!(!p.allowed_syscalls().contains(&forbidden), "{forbidden}");
         }
+        // threads only: clone with exactly the thread flags (no namespaces), clone3 refused
+        for r in p.rules.iter().filter(|r| r.name == "clone") {
+            assert!(matches!(r.args, [Arg::Eq(0, f)] if *f == THREAD_FLAGS), "{r:?}");
+        }
+        assert!(p.rules.iter().any(|r| r.name == "clone3" && r.errno == Some(libc::ENOSYS)));
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub struct Session<F> {
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     buf: Vec<u8>,
-    /// contents generated with a file's size, by path, for its open
+    /// contents generated with a file's size, by caller and path, for its open
     pending: HashMap<String, (std::time::Instant, Vec<u8>)>,
 }
 
@@ -399,7 +399,7 @@ impl<F: Filesystem> Session<F> {
                 if body.u32(0) & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
                     return Err(Errno::EROFS);
                 }
-                let data = match self.pending.remove(&path) {
+                let data = match self.pending.remove(&pending_key(ctx, &path)) {
                     Some((at, data)) if at.elapsed() < FRESH => data,
                     _ => self.fs.read_all(&path, ctx)?,
                 };
@@ -462,7 +462,7 @@ impl<F: Filesystem> Session<F> {
             }
         }
         let size = data.len() as u64;
-        self.pending.insert(path.to_string(), (std::time::Instant::now(), data));
+        self.pending.insert(pending_key(ctx, path), (std::time::Instant::now(), data));
         size
     }
 
@@ -475,6 +475,11 @@ impl<F: Filesystem> Session<F> {
         self.handles.insert(fh, h);
         Ok(fh)
     }
+}
+
+/// Contents generated for one caller are only ever given to that caller.
+fn pending_key(ctx: &Ctx, path: &str) -> String {
+    format!("{}:{path}", ctx.pid)
 }
 
 fn init_reply(body: &In<'_>) -> Vec<u8> {

@@ -55,6 +55,11 @@ const PID_FILES: &[&str] = &[
     "uid_map",
     "wchan",
 ];
+/// Files of /proc/PID that procfs guards with a ptrace access check, beyond
+/// their mode bits (which the kernel checks against the attributes we give).
+const PTRACE_GUARDED: &[&str] = &["auxv", "environ", "io", "maps", "personality", "smaps", "smaps_rollup", "wchan"];
+/// CAP_SYS_PTRACE
+const CAP_SYS_PTRACE: u32 = 19;
 /// Rewritten files of /proc/PID.
 const PID_REWRITTEN: &[&str] = &["cgroup", "mountinfo", "mounts", "stat"];
 /// Symlinks of /proc/PID, as the process sees them.
@@ -219,6 +224,34 @@ impl<'k> ProcFs<'k> {
         match (last("NStgid:"), last("NSpid:")) {
             (Some(tgid), Some(tid)) => Ok((tgid, tid)),
             _ => Err(Errno::ENOENT),
+        }
+    }
+
+    /// What procfs's ptrace access check would say: may the caller look
+    /// into the process of pid dir `base`? Its own process, one whose
+    /// owner (root for a non-dumpable one, as procfs shows it) is all of the
+    /// caller's uids, or any with CAP_SYS_PTRACE. The Sentry reads with its
+    /// own capabilities, so it asks this before it answers.
+    fn may_trace(&self, ctx: &Ctx, base: &str) -> bool {
+        let target = base.split('/').next().unwrap_or("");
+        if self.caller(ctx).is_ok_and(|(tgid, _)| tgid.to_string() == target) {
+            return true;
+        }
+        let Ok(owner) = self.real_attr(target).map(|a| a.uid) else { return false };
+        let Ok(status) = proxy::read(&self.host, &format!("{}/status", ctx.pid)) else { return false };
+        let status = String::from_utf8_lossy(&status);
+        let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).unwrap_or("").to_string();
+        let caps = u64::from_str_radix(field("CapEff:").trim(), 16).unwrap_or(0);
+        let uids: Vec<u32> = field("Uid:").split_whitespace().filter_map(|u| u.parse().ok()).collect();
+        caps & (1 << CAP_SYS_PTRACE) != 0 || (!uids.is_empty() && uids.iter().all(|u| *u == owner))
+    }
+
+    /// EACCES unless [`Self::may_trace`].
+    fn check_trace(&self, ctx: &Ctx, base: &str) -> Result<(), Errno> {
+        if self.may_trace(ctx, base) {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
         }
     }
 
@@ -553,24 +586,33 @@ impl Filesystem for ProcFs<'_> {
                 format!("{tgid}/task/{tid}")
             }
             Node::SelfAlias(n) => format!("self/{n}"),
-            Node::PidLink(p) => return Ok(readlinkat(&self.sandbox, p.as_str())?.into_encoded_bytes()),
+            Node::PidLink(p) => {
+                self.check_trace(ctx, &p)?;
+                return Ok(readlinkat(&self.sandbox, p.as_str())?.into_encoded_bytes());
+            }
             _ => return Err(Errno::EINVAL),
         };
         Ok(text.into_bytes())
     }
 
-    fn read_all(&self, path: &str, _ctx: &Ctx) -> Result<Vec<u8>, Errno> {
+    fn read_all(&self, path: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
         match self.decode(path)? {
             Node::Global(n) => self.global(n),
             Node::SysFile(p) => self.sys_value(&p),
-            Node::PidFile(p) => self.read_real(&p),
+            Node::PidFile(p) => {
+                let name = p.rsplit('/').next().unwrap_or("");
+                if PTRACE_GUARDED.contains(&name) || p.contains("/fdinfo/") {
+                    self.check_trace(ctx, &p)?;
+                }
+                self.read_real(&p)
+            }
             Node::PidRewritten(base, n) => self.rewritten(&base, n),
             Node::Root | Node::SysDir(_) | Node::Pid(..) | Node::PidDir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::ELOOP),
         }
     }
 
-    fn readdir(&self, path: &str, _ctx: &Ctx) -> Result<Vec<DirEntry>, Errno> {
+    fn readdir(&self, path: &str, ctx: &Ctx) -> Result<Vec<DirEntry>, Errno> {
         let e = |name: &str, kind| DirEntry { name: name.to_string(), kind };
         let mut out = Vec::new();
         match self.decode(path)? {
@@ -609,6 +651,9 @@ impl Filesystem for ProcFs<'_> {
                 out.extend(NET_FILES.iter().filter(|n| present.iter().any(|(q, _)| q == *n)).map(|n| e(n, Kind::File)));
             }
             Node::PidDir(p) => {
+                if ["/fd", "/fdinfo", "/ns"].iter().any(|d| p.ends_with(d)) {
+                    self.check_trace(ctx, &p)?;
+                }
                 out.extend(proxy::list(&self.sandbox, &p)?.into_iter().map(|(n, k)| DirEntry { name: n, kind: k }));
             }
             _ => return Err(Errno::ENOTDIR),
