@@ -31,6 +31,12 @@ pub trait Filesystem {
     fn read_all(&self, path: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno>;
     /// The entries of the directory at `path` (without "." and "..").
     fn readdir(&self, path: &str, ctx: &Ctx) -> Result<Vec<DirEntry>, Errno>;
+    /// Whether the top-level entry `name`, which the kernel may still hold,
+    /// is gone for good (a process that ended): the kernel is then told to
+    /// drop it, so its nodes are forgotten and memory stays bounded.
+    fn gone(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 impl<T: Filesystem + ?Sized> Filesystem for Box<T> {
@@ -45,6 +51,9 @@ impl<T: Filesystem + ?Sized> Filesystem for Box<T> {
     }
     fn readdir(&self, path: &str, ctx: &Ctx) -> Result<Vec<DirEntry>, Errno> {
         (**self).readdir(path, ctx)
+    }
+    fn gone(&self, name: &str) -> bool {
+        (**self).gone(name)
     }
 }
 
@@ -142,6 +151,10 @@ const FOPEN_DIRECT_IO: u32 = 1;
 const MAX_HANDLES: usize = 4096;
 /// the kernel needs at least this much room per read of /dev/fuse
 pub const BUFFER: usize = 64 * 1024 + 4096;
+/// every this many requests, entries gone for good are dropped
+const SWEEP_EVERY: u64 = 1024;
+/// FUSE_NOTIFY_INVAL_ENTRY
+const NOTIFY_INVAL_ENTRY: i32 = 3;
 /// contents generated for a size are used by an open this soon after
 const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// at most this many generated contents wait for their open
@@ -157,6 +170,10 @@ pub struct Session<F> {
     buf: Vec<u8>,
     /// contents generated with a file's size, by caller and path, for its open
     pending: HashMap<String, (std::time::Instant, Vec<u8>)>,
+    /// requests answered, for the sweep
+    served: u64,
+    /// the thread that tells the kernel to drop entries
+    janitor: Option<std::sync::mpsc::Sender<String>>,
 }
 
 enum Handle {
@@ -308,6 +325,8 @@ impl<F: Filesystem> Session<F> {
             next_fh: 1,
             buf: vec![0; BUFFER],
             pending: HashMap::new(),
+            served: 0,
+            janitor: None,
         }
     }
 
@@ -327,6 +346,10 @@ impl<F: Filesystem> Session<F> {
         };
         if n < IN_HEADER {
             return Ok(true);
+        }
+        self.served += 1;
+        if self.served % SWEEP_EVERY == 0 {
+            self.sweep();
         }
         let req = self.buf[..n].to_vec();
         let h = In(&req[..IN_HEADER]);
@@ -449,6 +472,41 @@ impl<F: Filesystem> Session<F> {
         }
     }
 
+    /// Tells the kernel to drop the top-level entries that are gone for good
+    /// (it then forgets their nodes). The notice waits for the directory's
+    /// lock, which a lookup waiting on us may hold: it goes from a thread of
+    /// its own, never from the loop.
+    fn sweep(&mut self) {
+        let gone: Vec<String> = self
+            .nodes
+            .by_path
+            .keys()
+            .filter(|p| !p.is_empty() && !p.contains('/') && self.fs.gone(p))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        if self.janitor.is_none() {
+            let Ok(dev) = self.dev.try_clone() else { return };
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let spawned = std::thread::Builder::new().spawn(move || {
+                for name in rx {
+                    let _ = nix::unistd::write(&dev, &inval_entry(ROOT_ID, &name));
+                }
+            });
+            if spawned.is_err() {
+                return;
+            }
+            self.janitor = Some(tx);
+        }
+        if let Some(tx) = &self.janitor {
+            for name in gone {
+                let _ = tx.send(name);
+            }
+        }
+    }
+
     /// A file's size: its contents, generated now and kept for its open.
     fn size(&mut self, path: &str, attr: &Attr, ctx: &Ctx) -> u64 {
         if attr.kind != Kind::File {
@@ -475,6 +533,17 @@ impl<F: Filesystem> Session<F> {
         self.handles.insert(fh, h);
         Ok(fh)
     }
+}
+
+/// A FUSE_NOTIFY_INVAL_ENTRY message: drop `name` in directory `parent`.
+fn inval_entry(parent: u64, name: &str) -> Vec<u8> {
+    let body_len = 16 + name.len() + 1;
+    let len = u32::try_from(OUT_HEADER + body_len).unwrap_or(u32::MAX);
+    let mut o = Out::default().u32(len).u32(NOTIFY_INVAL_ENTRY as u32).u64(0);
+    o = o.u64(parent).u32(name.len() as u32).u32(0);
+    o.0.extend_from_slice(name.as_bytes());
+    o.0.push(0);
+    o.0
 }
 
 /// Contents generated for one caller are only ever given to that caller.
@@ -546,6 +615,18 @@ mod tests {
         assert_eq!(&rest[24..31], b"version");
         assert_eq!(u64::from_le_bytes(rest[8..16].try_into().unwrap()), 3);
         assert!(dirents(1, &e, 0, 40).len() == 32);
+    }
+
+    #[test]
+    fn an_invalidation_notice_is_laid_out_as_the_kernel_reads_it() {
+        let m = inval_entry(1, "42");
+        assert_eq!(m.len(), 16 + 16 + 3);
+        assert_eq!(In(&m).u32(0) as usize, m.len());
+        assert_eq!(In(&m).u32(4), 3);
+        assert_eq!(In(&m).u64(8), 0, "a notice, not a reply");
+        assert_eq!(In(&m).u64(16), 1);
+        assert_eq!(In(&m).u32(24), 2);
+        assert_eq!(&m[32..], b"42\0");
     }
 
     #[test]

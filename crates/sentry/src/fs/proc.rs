@@ -565,6 +565,10 @@ fn rewrite_mounts_line(line: &str) -> String {
 }
 
 impl Filesystem for ProcFs<'_> {
+    fn gone(&self, name: &str) -> bool {
+        is_number(name) && proxy::attr(&self.sandbox, name).is_err()
+    }
+
     fn getattr(&self, path: &str, _ctx: &Ctx) -> Result<Attr, Errno> {
         match self.decode(path)? {
             Node::Root | Node::SysDir(_) => Ok(self.synthetic(Kind::Dir, 0o555)),
