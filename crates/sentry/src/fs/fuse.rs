@@ -348,7 +348,7 @@ impl<F: Filesystem> Session<F> {
             return Ok(true);
         }
         self.served += 1;
-        if self.served % SWEEP_EVERY == 0 {
+        if self.served.is_multiple_of(SWEEP_EVERY) {
             self.sweep();
         }
         let req = self.buf[..n].to_vec();
