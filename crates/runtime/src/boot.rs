@@ -83,6 +83,8 @@ pub struct Sentry {
     pub sysctls: Vec<(String, String)>,
     /// the spec's memory limit, bytes
     pub memory_limit: Option<u64>,
+    /// the container cgroup's memory usage file, open
+    pub memory_usage: Option<std::fs::File>,
     /// the spec's mount destinations, in order
     pub mount_order: Vec<String>,
     /// the spec's domain name
@@ -155,6 +157,7 @@ pub fn spawn(
             for m in &s.mounts {
                 keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
+            keep.extend(s.memory_usage.as_ref().map(|f| f.as_raw_fd()));
             if let Err(e) = sys::close_inherited_fds(&keep) {
                 tracing::error!("sentry: close inherited fds: {e}");
                 return 1;
@@ -166,6 +169,7 @@ pub fn spawn(
             let mut kernel = moat_sentry::kernel::Kernel::new(&s.hostname);
             kernel.sysctls = s.sysctls;
             kernel.memory_limit = s.memory_limit;
+            kernel.memory_usage = s.memory_usage;
             kernel.mount_order = s.mount_order;
             kernel.boottime_offset = s.boottime_offset;
             kernel.cgroupns = s.cgroupns;

@@ -297,6 +297,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                         .and_then(|r| r.memory().as_ref())
                         .and_then(|m| m.limit())
                         .and_then(|l| u64::try_from(l).ok()),
+                    memory_usage: cgroup.memory_usage_file().and_then(|p| std::fs::File::open(p).ok()),
                     mount_order: spec
                         .mounts()
                         .iter()

@@ -24,6 +24,7 @@ fn proc_shows_the_sandbox_and_its_kernel() {
         echo ps=$(ps -o pid,comm | tail -n +2 | awk '{print $2}' | sort | tr '\n' ' ')
         echo uptime=$(cut -d. -f1 /proc/uptime)
         echo memtotal=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+        echo memused=$(free | awk '/^Mem:/ {print $3}')
         echo exe=$(readlink /proc/self/exe)
         echo self=$(readlink /proc/self)
         echo hostname=$(cat /proc/sys/kernel/hostname)
@@ -65,6 +66,8 @@ fn proc_shows_the_sandbox_and_its_kernel() {
     assert!(comms.iter().all(|c| ["ps", "sh", "tail", "awk", "sort", "tr"].contains(c)), "{out}");
     assert!(field(&out, "uptime").parse::<u64>().unwrap() < 60, "the sandbox's own uptime: {out}");
     assert_eq!(field(&out, "memtotal"), "262144", "the memory limit, in kB: {out}");
+    let used: u64 = field(&out, "memused").parse().unwrap();
+    assert!(used > 0 && used < 262_144, "the container's own usage: {out}");
     assert_eq!(field(&out, "exe"), "/bin/busybox", "readlink is a busybox applet: {out}");
     assert!(field(&out, "self").parse::<u32>().unwrap() < 100, "{out}");
     assert_eq!(field(&out, "hostname"), "procbox");

@@ -98,6 +98,16 @@ impl Manager {
         &self.loc
     }
 
+    /// The file that says how much memory the cgroup uses, in bytes (v1
+    /// memory.usage_in_bytes, v2 memory.current), if the controller is there.
+    pub fn memory_usage_file(&self) -> Option<PathBuf> {
+        let name = match self.loc.version {
+            Version::V1 => "memory.usage_in_bytes",
+            Version::V2 => "memory.current",
+        };
+        self.loc.dirs.iter().map(|d| d.join(name)).find(|p| p.exists())
+    }
+
     /// Creates the cgroup directories.
     pub fn create(&self) -> Result<()> {
         for d in &self.loc.dirs {

@@ -37,6 +37,7 @@ pub fn policy() -> Policy {
         Rule::any("ppoll", "notify: the same, newer libc"),
         Rule::any("openat", "handlers: /proc/TID/mem of the caller, relative to a procfs dir fd (the root is empty)"),
         Rule::any("process_vm_readv", "handlers: read the caller's arguments (checked live after)"),
+        Rule::any("pread64", "/proc/meminfo: the container cgroup's memory usage"),
         Rule::any("read", "/proc: FUSE requests, and the sandbox's procfs files"),
         Rule::any("getdents64", "/proc: list the sandbox's procfs"),
         Rule::any("newfstatat", "/proc: attributes from the sandbox's procfs"),

@@ -392,18 +392,24 @@ impl<'k> ProcFs<'k> {
                 .unwrap_or(0)
         };
         let total = (limit / 1024).min(kb("MemTotal:"));
-        let mut used = 0u64;
-        for pid in self.pids()? {
-            if let Ok(s) = self.read_real(&format!("{pid}/status")) {
-                let s = String::from_utf8_lossy(&s);
-                used += s
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
+        // the cgroup's usage (page cache included, which then counts as used);
+        // without it, the resident memory of the sandbox's processes
+        let used = match self.kernel.memory_used() {
+            Some(bytes) => bytes / 1024,
+            None => self
+                .pids()?
+                .iter()
+                .filter_map(|pid| self.read_real(&format!("{pid}/status")).ok())
+                .map(|s| {
+                    let s = String::from_utf8_lossy(&s).into_owned();
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.split_whitespace().next())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                })
+                .sum(),
+        };
         let free = total.saturating_sub(used);
         let out: String = host
             .lines()
@@ -413,6 +419,8 @@ impl<'k> ProcFs<'k> {
                     "MemTotal" => Some(total),
                     "MemFree" => Some(free.min(kb("MemFree:"))),
                     "MemAvailable" => Some(free.min(kb("MemAvailable:"))),
+                    // the host's caches are not the container's: `free` shows its usage as used
+                    "Buffers" | "Cached" | "SwapCached" | "Shmem" | "SReclaimable" => Some(0),
                     _ => None,
                 };
                 match v {

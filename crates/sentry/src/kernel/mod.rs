@@ -20,6 +20,8 @@ pub struct Kernel {
     pub sysctls: Vec<(String, String)>,
     /// the container's memory limit in bytes, which /proc/meminfo shows
     pub memory_limit: Option<u64>,
+    /// the container cgroup's memory usage file (bytes), read at offset 0
+    pub memory_usage: Option<std::fs::File>,
     /// the spec's mount destinations in order (mountinfo lists them so)
     pub mount_order: Vec<String>,
     /// the spec's boottime offset (a time namespace): uptime includes it
@@ -51,6 +53,7 @@ impl Kernel {
                 .unwrap_or(0),
             sysctls: Vec::new(),
             memory_limit: None,
+            memory_usage: None,
             mount_order: Vec::new(),
             boottime_offset: std::time::Duration::ZERO,
             cgroupns: false,
@@ -97,6 +100,14 @@ impl Kernel {
     /// The host's uptime when the sandbox started (its clock's zero).
     pub fn boot_offset(&self) -> std::time::Duration {
         self.booted
+    }
+
+    /// The container's memory usage in bytes, from its cgroup.
+    pub fn memory_used(&self) -> Option<u64> {
+        let f = self.memory_usage.as_ref()?;
+        let mut buf = [0u8; 32];
+        let n = std::os::unix::fs::FileExt::read_at(f, &mut buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
     }
 
     /// Where the sandbox's clock starts, on the host's CLOCK_BOOTTIME: its
