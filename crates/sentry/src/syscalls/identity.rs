@@ -94,13 +94,18 @@ pub fn sync(_: &Call<'_>) -> Reply {
 }
 
 /// Serves sysinfo(2): the sandbox's own uptime, no host load averages or
-/// process count; memory figures are the host's (the cgroup limit is what
-/// the sandbox can use; a served /proc/meminfo will say so). Differs from
-/// Linux: loads are 0, procs is 1.
+/// process count; memory within the container's limit (as /proc/meminfo
+/// says), the host's where there is none. Differs from Linux: loads are 0,
+/// procs is 1.
 pub fn sysinfo(c: &Call<'_>) -> Reply {
     let host = nix::sys::sysinfo::sysinfo().ok();
-    let ram = host.as_ref().map(|h| h.ram_total()).unwrap_or(0);
-    let free = host.as_ref().map(|h| h.ram_unused()).unwrap_or(0);
+    let mut ram = host.as_ref().map(|h| h.ram_total()).unwrap_or(0);
+    let mut free = host.as_ref().map(|h| h.ram_unused()).unwrap_or(0);
+    // within the container's memory limit, as /proc/meminfo says
+    if let Some(limit) = c.kernel.memory_limit {
+        ram = ram.min(limit);
+        free = free.min(ram.saturating_sub(c.kernel.memory_used().unwrap_or(0)));
+    }
     let swap = host.as_ref().map(|h| h.swap_total()).unwrap_or(0);
     let swap_free = host.as_ref().map(|h| h.swap_free()).unwrap_or(0);
     // struct sysinfo on x86-64: 112 bytes
