@@ -16,7 +16,9 @@
 //! /proc and /sys (callers are then numbered as the sandbox numbers them)
 //! and sends them to `create` for init. It is hidden from the sandbox's
 //! /proc; a root program of the sandbox could still signal it, which only
-//! ends its own container.
+//! ends its own container. When the sandbox has a user namespace of its
+//! own, the Sentry joins that too (after making the mounts): its
+//! capabilities then count there only.
 //!
 //! The Sentry is confined before it serves: an empty, read-only mount
 //! namespace, a pids-only procfs reached by fd (for /proc/TID/mem),
@@ -32,7 +34,8 @@
 //! state dir (`sentry.exit`); the kernel's SIGKILL when init has ended is a
 //! normal end.
 //!
-//! Not yet: its own user namespace mapped to an unprivileged host uid.
+//! Not yet: a user namespace of its own (and the stubs') when the spec has
+//! none; that waits for the VFS (see docs/architecture.md).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -113,6 +116,8 @@ pub fn spawn(
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
     let pidns = std::fs::File::open(format!("/proc/{init}/ns/pid"))
         .map_err(|e| Error::io("open the sandbox's pid namespace", e))?;
+    // a sandbox with a user namespace of its own: the Sentry joins it too
+    let userns = own_userns(init)?;
     let exit_file = c.dir().join(EXIT_FILE);
     let lock_fd = c.lock_fd();
     let root = c.dir().join(EMPTY_ROOT);
@@ -152,6 +157,14 @@ pub fn spawn(
                 tracing::error!("sentry: {e}");
                 return 1;
             }
+            // its capabilities then count in the sandbox's user namespace only
+            if let Some(ns) = &userns {
+                if let Err(e) = nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER) {
+                    tracing::error!("sentry: join the sandbox's user namespace: {e}");
+                    return 1;
+                }
+            }
+            drop(userns);
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
             let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
             for m in &s.mounts {
@@ -190,6 +203,16 @@ pub fn spawn(
     })
     .map_err(|e| Error::io("fork the sentry", e))?;
     Ok(())
+}
+
+/// The container's user namespace, if it is not ours.
+fn own_userns(init: nix::unistd::Pid) -> Result<Option<std::fs::File>> {
+    let theirs = format!("/proc/{init}/ns/user");
+    let id = |p: &str| std::fs::read_link(p).ok();
+    if id(&theirs) == id("/proc/self/ns/user") {
+        return Ok(None);
+    }
+    std::fs::File::open(&theirs).map(Some).map_err(|e| Error::io("open the sandbox's user namespace", e))
 }
 
 /// Makes the FUSE mounts (here, in the sandbox's pid namespace) and sends

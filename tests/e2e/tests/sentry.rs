@@ -209,6 +209,22 @@ fn served_calls_reach_stubs_that_changed_uid_or_live_in_a_user_namespace() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("moat"), "{out}");
     assert_no_leaks(&moat, &id, b.path());
+
+    // with a user namespace of the sandbox's own, the Sentry lives in it:
+    // its two capabilities count there, not on the host
+    b.edit(|s| s["process"]["args"] = serde_json::json!(["sleep", "1000"]));
+    let id = unique_id("userns-d");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let init = moat.ok(&["ps", "--format", "json", &id]);
+    let init: Vec<i32> = serde_json::from_str(&init).unwrap();
+    let sentry_pid = find_sentry(&cgroup_pids(&id));
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/user")).unwrap();
+    assert_eq!(ns(sentry_pid), ns(init[0]), "the Sentry is outside the sandbox's user namespace");
+    assert_ne!(ns(sentry_pid), std::fs::read_link("/proc/self/ns/user").unwrap());
+    let out = moat.ok(&["exec", &id, "uname", "-r"]);
+    assert!(out.contains("moat"), "{out}");
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
 }
 
 #[test]
