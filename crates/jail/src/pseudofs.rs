@@ -75,8 +75,12 @@ pub struct Prepared {
 
 /// Opens /dev/fuse for a FUSE connection of `kind`.
 pub fn prepare(kind: Kind) -> Result<Prepared> {
-    let dev = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::path("open", "/dev/fuse", e))?;
+    let dev = open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+        Error::Config(format!(
+            "the sentry platform serves /proc and /sys over FUSE and cannot open /dev/fuse ({e}): \
+             load the fuse module, or use --platform native"
+        ))
+    })?;
     Ok(Prepared { kind, dev })
 }
 

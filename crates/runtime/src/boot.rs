@@ -153,10 +153,12 @@ pub fn spawn(
                     return 1;
                 }
             };
-            if let Err(e) = send_mounts(&s.mounts, mounts_to) {
-                tracing::error!("sentry: {e}");
+            if let Err(e) = send_mounts(&s.mounts, &mounts_to) {
+                // create reports it: the Sentry's own stderr goes nowhere
+                let _ = crate::fdpass::send(mounts_to.as_fd(), format!("error: {e}").as_bytes(), None);
                 return 1;
             }
+            drop(mounts_to);
             // its capabilities then count in the sandbox's user namespace only
             if let Some(ns) = &userns {
                 if let Err(e) = nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER) {
@@ -217,7 +219,7 @@ fn own_userns(init: nix::unistd::Pid) -> Result<Option<std::fs::File>> {
 
 /// Makes the FUSE mounts (here, in the sandbox's pid namespace) and sends
 /// them to `create`.
-fn send_mounts(mounts: &[moat_sentry::platform::notify::FsMount], to: UnixStream) -> Result<()> {
+fn send_mounts(mounts: &[moat_sentry::platform::notify::FsMount], to: &UnixStream) -> Result<()> {
     use moat_sentry::platform::notify::FsKind;
     for m in mounts {
         let kind = match m.kind {
@@ -237,12 +239,15 @@ pub fn receive_mounts(from: &UnixStream, n: usize) -> Result<Vec<(moat_jail::pse
         .map_err(|e| Error::io("wait for the sentry's mounts", e))?;
     let mut out = Vec::new();
     for _ in 0..n {
-        let mut buf = [0u8; 16];
+        let mut buf = [0u8; 1024];
         let (len, fd) = crate::fdpass::recv(from.as_fd(), &mut buf).map_err(|e| Error::io("receive a mount", e))?;
-        let kind = std::str::from_utf8(&buf[..len]).ok().and_then(moat_jail::pseudofs::Kind::from_fstype);
-        match (kind, fd) {
+        let text = String::from_utf8_lossy(&buf[..len]);
+        match (moat_jail::pseudofs::Kind::from_fstype(&text), fd) {
             (Some(k), Some(fd)) => out.push((k, fd)),
-            _ => return Err(Error::Init("the sentry could not make the sandbox's /proc and /sys".into())),
+            _ => {
+                let why = text.strip_prefix("error: ").unwrap_or("it ended");
+                return Err(Error::Init(format!("the sentry could not make the sandbox's /proc and /sys: {why}")));
+            }
         }
     }
     Ok(out)

@@ -69,12 +69,15 @@ impl Drop for Abort {
                 let _ = kill(p, Signal::SIGKILL);
             }
         }
+        // reap every child the kills ended, not just ours by name: the
+        // Sentry's watchdog, and (when we are a subreaper, as `run` is) an
+        // orphaned Sentry, which lives in init's pid namespace — init cannot
+        // finish dying until it is reaped
+        reap_children(&self.pids, std::time::Duration::from_secs(2));
         for p in &self.pids {
-            // reap if it is our child; otherwise wait until it is gone
-            if waitpid(*p, None).is_err() {
-                if let Some((start, _)) = procs::stat(*p) {
-                    procs::wait_gone(*p, start, 2000);
-                }
+            // not our child: wait until it is gone
+            if let Some((start, _)) = procs::stat(*p) {
+                procs::wait_gone(*p, start, 2000);
             }
         }
         if let Some(cg) = &self.cgroup {
@@ -84,6 +87,28 @@ impl Drop for Abort {
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Reaps our children until every one of `pids` that is ours has been
+/// reaped, we have none left, or `limit` has passed.
+fn reap_children(pids: &[Pid], limit: std::time::Duration) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus};
+    let deadline = std::time::Instant::now() + limit;
+    let mut left: Vec<Pid> = pids.to_vec();
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                // the ones not our children never show up here
+                left.retain(|p| procs::stat(*p).is_some() && procs::parent(*p) == Some(nix::unistd::getpid()));
+                if left.is_empty() || std::time::Instant::now() > deadline {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(s) => left.retain(|p| Some(*p) != s.pid()),
+            Err(_) => return,
         }
     }
 }

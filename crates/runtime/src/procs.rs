@@ -16,6 +16,13 @@ pub fn stat(pid: Pid) -> Option<(u64, char)> {
     Some((start, state))
 }
 
+/// The parent of `pid` (field 4 of /proc/PID/stat).
+pub fn parent(pid: Pid) -> Option<Pid> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ppid = s[s.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()?;
+    Some(Pid::from_raw(ppid))
+}
+
 /// Whether `pid` is the same live (not zombie) process that started at `start`.
 pub fn alive(pid: Pid, start: u64) -> bool {
     match stat(pid) {

@@ -47,11 +47,7 @@ fn helpers(c: &Container, pids: &[Pid]) -> Vec<Pid> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let ours = ns("self");
     let watchdogs: Vec<Pid> = pids.iter().copied().filter(|p| ours.is_some() && ns(&p.to_string()) == ours).collect();
-    let ppid = |p: Pid| {
-        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<i32>().ok().map(Pid::from_raw)
-    };
-    let sentries = pids.iter().copied().filter(|p| ppid(*p).is_some_and(|pp| watchdogs.contains(&pp)));
+    let sentries = pids.iter().copied().filter(|p| crate::procs::parent(*p).is_some_and(|pp| watchdogs.contains(&pp)));
     let mut all: Vec<Pid> = sentries.collect();
     all.extend(watchdogs);
     all

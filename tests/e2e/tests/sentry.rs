@@ -293,3 +293,31 @@ fn the_sentry_forgets_processes_that_ended() {
     moat.ok(&["delete", "--force", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }
+
+#[test]
+fn a_broken_fuse_device_is_a_clear_error_and_leaves_nothing() {
+    // in a mount namespace of the test's own, /dev/fuse is not a FUSE device:
+    // the Sentry cannot mount the sandbox's /proc; create must say so in a
+    // line, kill what it started (the Sentry in init's pid namespace too) and
+    // not hang reaping it
+    let moat = sentry();
+    let b = Bundle::busybox(&["true"]);
+    for (bind, why) in [
+        ("mount --bind /dev/null /dev/fuse", "could not make the sandbox's /proc and /sys"),
+        ("mount -t tmpfs none /dev && touch /dev/null", "cannot open /dev/fuse"),
+    ] {
+        let id = unique_id("nofuse");
+        let cmd = format!(
+            "{bind} && exec {} --root {} --platform sentry run --bundle {} {id}",
+            moat_e2e::moat_bin().display(),
+            moat.root().display(),
+            b.path().display()
+        );
+        let out = std::process::Command::new("unshare").args(["-m", "sh", "-c", &cmd]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(why), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert_no_leaks(&moat, &id, b.path());
+    }
+}
