@@ -88,12 +88,7 @@ fn addfd(notify: BorrowedFd<'_>, arg: &AddFd) -> Result<i64, Errno> {
 
 impl Task for StubFds<'_> {
     fn effective_caps(&self) -> Result<u64, Errno> {
-        let fd: OwnedFd = openat(
-            self.proc,
-            format!("{}/status", self.tid).as_str(),
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd = super::mem::open_proc_file(self.proc, self.tid, "status", OFlag::O_RDONLY)?;
         let mut text = String::new();
         // through take(): a plain File would ask statx for a size hint, which the Sentry may not call
         std::io::Read::read_to_string(&mut std::io::Read::take(std::fs::File::from(fd), 1 << 16), &mut text)

@@ -43,12 +43,7 @@ impl<'a> ProcMem<'a> {
     /// from then on the file is the caller's whatever happens to its tid.
     fn file(&self) -> Result<&File, Errno> {
         let r = self.file.get_or_init(|| {
-            let fd: OwnedFd = openat(
-                self.proc,
-                format!("{}/mem", self.tid).as_str(),
-                OFlag::O_RDWR | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
+            let fd = open_proc_file(self.proc, self.tid, "mem", OFlag::O_RDWR)?;
             libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
             Ok(File::from(fd))
         });
@@ -76,6 +71,13 @@ impl Memory for ProcMem<'_> {
         }
         Ok(())
     }
+}
+
+/// Opens /proc/`tid`/`name` below the Sentry's procfs `proc`. The caller
+/// checks its notification is still live after, so the file is known to be
+/// the caller's.
+pub(crate) fn open_proc_file(proc: BorrowedFd<'_>, tid: u32, name: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
+    openat(proc, format!("{tid}/{name}").as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
 }
 
 /// Takes ownership of an fd the kernel just installed for us (SCM_RIGHTS).
