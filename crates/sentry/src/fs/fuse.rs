@@ -405,6 +405,11 @@ impl<F: Filesystem> Session<F> {
         match opcode {
             LOOKUP => {
                 let name = body.name().ok_or(Errno::ENOENT)?;
+                // the kernel walks "." and ".." itself and never sends a "/";
+                // paths below are joined from names, so refuse them anyway
+                if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                    return Err(Errno::ENOENT);
+                }
                 let child = join(&path, name);
                 let attr = self.fs.getattr(&child, ctx)?;
                 let size = self.size(&child, &attr, ctx);

@@ -54,8 +54,11 @@ const ALLOWED: &[&str] = &[
 ];
 
 fn component_matches(pattern: &str, name: &str) -> bool {
+    if name.is_empty() || name == "." || name == ".." {
+        return false;
+    }
     if pattern == "*" {
-        return !name.is_empty();
+        return true;
     }
     match pattern.strip_suffix('#') {
         Some(stem) => name
@@ -153,6 +156,8 @@ mod tests {
             "fs/cgroup/memory",
             "class/block",
             "devices/virtual/net/lo/power",
+            "class/net/..",
+            "devices/virtual/net/../statistics/..",
         ] {
             assert!(!allowed(no), "{no}");
         }
