@@ -12,7 +12,8 @@
 //! when its attributes are asked for (the size must be right: sendfile and
 //! splice read through the page cache up to it) and kept briefly for the
 //! open that usually follows, so size and contents agree. Every write-type
-//! operation fails with EROFS. Node ids map to paths; a node is dropped
+//! operation fails with EROFS, but writes to the few files a filesystem
+//! says take them (each write whole, as procfs files do). Node ids map to paths; a node is dropped
 //! when the kernel forgets its last lookup.
 
 use std::collections::HashMap;
@@ -37,6 +38,15 @@ pub trait Filesystem {
     fn gone(&self, _name: &str) -> bool {
         false
     }
+    /// Whether the file at `path` takes writes (each one whole, as procfs
+    /// files do); everything else is read-only.
+    fn writable(&self, _path: &str) -> bool {
+        false
+    }
+    /// Writes `data` to the file at `path`.
+    fn write(&self, _path: &str, _data: &[u8], _ctx: &Ctx) -> Result<(), Errno> {
+        Err(Errno::EROFS)
+    }
 }
 
 impl<T: Filesystem + ?Sized> Filesystem for Box<T> {
@@ -54,6 +64,12 @@ impl<T: Filesystem + ?Sized> Filesystem for Box<T> {
     }
     fn gone(&self, name: &str) -> bool {
         (**self).gone(name)
+    }
+    fn writable(&self, path: &str) -> bool {
+        (**self).writable(path)
+    }
+    fn write(&self, path: &str, data: &[u8], ctx: &Ctx) -> Result<(), Errno> {
+        (**self).write(path, data, ctx)
     }
 }
 
@@ -122,6 +138,8 @@ pub struct DirEntry {
 
 // opcodes (include/uapi/linux/fuse.h)
 const LOOKUP: u32 = 1;
+const SETATTR: u32 = 4;
+const WRITE: u32 = 16;
 const FORGET: u32 = 2;
 const GETATTR: u32 = 3;
 const READLINK: u32 = 5;
@@ -138,7 +156,7 @@ const INTERRUPT: u32 = 36;
 const DESTROY: u32 = 38;
 const BATCH_FORGET: u32 = 42;
 /// operations that would change something: the mount is read-only
-const WRITES: &[u32] = &[4, 6, 8, 9, 10, 11, 12, 13, 16, 21, 24, 35, 43, 45, 47, 51];
+const WRITES: &[u32] = &[6, 8, 9, 10, 11, 12, 13, 21, 24, 35, 43, 45, 47, 51];
 
 const IN_HEADER: usize = 40;
 const OUT_HEADER: usize = 16;
@@ -178,6 +196,8 @@ pub struct Session<F> {
 
 enum Handle {
     File(Vec<u8>),
+    /// a file open for writing: its path
+    Writer(String),
     Dir(Vec<(u64, DirEntry)>),
 }
 
@@ -424,7 +444,12 @@ impl<F: Filesystem> Session<F> {
             }
             READLINK => self.fs.readlink(&path, ctx),
             OPEN => {
-                if body.u32(0) & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
+                let access = body.u32(0) & libc::O_ACCMODE as u32;
+                if access == libc::O_WRONLY as u32 && self.fs.writable(&path) {
+                    let fh = self.add(Handle::Writer(path))?;
+                    return Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO).u32(0).0);
+                }
+                if access != libc::O_RDONLY as u32 {
                     return Err(Errno::EROFS);
                 }
                 let data = match self.pending.remove(&pending_key(ctx, &path)) {
@@ -453,6 +478,24 @@ impl<F: Filesystem> Session<F> {
                     _ => Err(Errno::EBADF),
                 }
             }
+            WRITE => {
+                // fuse_write_in is 40 bytes; the data follows
+                let (fh, size) = (body.u64(0), body.u32(16) as usize);
+                let data = body.0.get(40..40 + size).ok_or(Errno::EINVAL)?;
+                match self.handles.get(&fh) {
+                    Some(Handle::Writer(p)) => {
+                        self.fs.write(p, data, ctx)?;
+                        Ok(Out::default().u32(size as u32).u32(0).0)
+                    }
+                    _ => Err(Errno::EBADF),
+                }
+            }
+            SETATTR if self.fs.writable(&path) => {
+                // O_TRUNC on a procfs file means nothing: answer with its attributes
+                let attr = self.fs.getattr(&path, ctx)?;
+                Ok(Out::default().u64(0).u32(0).u32(0).attr(node, &attr, 0).0)
+            }
+            SETATTR => Err(Errno::EROFS),
             READDIR => {
                 let (fh, off, size) = (body.u64(0), body.u64(8), body.u32(16) as usize);
                 match self.handles.get(&fh) {

@@ -9,7 +9,8 @@
 //! clock (stat) are rewritten. Global files are the Sentry's own: version,
 //! uptime and loadavg of the sandbox, meminfo within the container's memory
 //! limit, the cpuinfo of the host, /proc/sys with a short read-only list.
-//! Nothing can be written (EROFS).
+//! Nothing can be written (EROFS) but a process's oom_score_adj (and oom_adj),
+//! which the Sentry writes through, as an unprivileged process would.
 
 use std::os::fd::OwnedFd;
 
@@ -60,6 +61,8 @@ const PID_FILES: &[&str] = &[
 const PTRACE_GUARDED: &[&str] = &["auxv", "environ", "io", "maps", "personality", "smaps", "smaps_rollup", "wchan"];
 /// CAP_SYS_PTRACE
 const CAP_SYS_PTRACE: u32 = 19;
+/// Files of /proc/PID that take writes (the process's OOM-killer score).
+const WRITABLE: &[&str] = &["oom_adj", "oom_score_adj"];
 /// Rewritten files of /proc/PID.
 const PID_REWRITTEN: &[&str] = &["cgroup", "mountinfo", "mounts", "stat"];
 /// Symlinks of /proc/PID, as the process sees them.
@@ -575,6 +578,20 @@ fn rewrite_mounts_line(line: &str) -> String {
 impl Filesystem for ProcFs<'_> {
     fn gone(&self, name: &str) -> bool {
         is_number(name) && proxy::attr(&self.sandbox, name).is_err()
+    }
+
+    fn writable(&self, path: &str) -> bool {
+        matches!(self.decode(path), Ok(Node::PidFile(p)) if WRITABLE.iter().any(|w| p.ends_with(&format!("/{w}"))))
+    }
+
+    fn write(&self, path: &str, data: &[u8], _ctx: &Ctx) -> Result<(), Errno> {
+        match self.decode(path)? {
+            // the kernel checked the caller against the file's owner and mode;
+            // lowering below the minimum needs CAP_SYS_RESOURCE, which the
+            // Sentry lacks: such a write fails as an unprivileged one would
+            Node::PidFile(p) if self.writable(path) => proxy::write(&self.sandbox, &p, data),
+            _ => Err(Errno::EROFS),
+        }
     }
 
     fn getattr(&self, path: &str, _ctx: &Ctx) -> Result<Attr, Errno> {

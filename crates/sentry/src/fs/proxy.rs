@@ -47,6 +47,13 @@ pub fn read(dir: &OwnedFd, path: &str) -> Result<Vec<u8>, Errno> {
     Ok(out)
 }
 
+/// Writes `data` to the file at `path` below `dir`, in one write.
+pub fn write(dir: &OwnedFd, path: &str, data: &[u8]) -> Result<(), Errno> {
+    let fd: OwnedFd = openat(dir.as_fd(), path, OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())?;
+    nix::unistd::write(&fd, data)?;
+    Ok(())
+}
+
 /// The entries of the directory at `path` below `dir` (no "." or "..").
 pub fn list(dir: &OwnedFd, path: &str) -> Result<Vec<(String, Kind)>, Errno> {
     let mut d = nix::dir::Dir::openat(
