@@ -181,7 +181,9 @@ pub fn spawn(
                 tracing::error!("sentry: {e}");
                 return 1;
             }
-            let mut kernel = moat_sentry::kernel::Kernel::new(&s.hostname);
+            // one per sandbox, for the life of this process (its FUSE threads share it)
+            let kernel: &'static mut moat_sentry::kernel::Kernel =
+                Box::leak(Box::new(moat_sentry::kernel::Kernel::new(&s.hostname)));
             kernel.sysctls = s.sysctls;
             kernel.memory_limit = s.memory_limit;
             kernel.memory_usage = s.memory_usage;
@@ -193,7 +195,7 @@ pub fn spawn(
             }
             let opts = moat_sentry::platform::notify::Options { strace: s.strace };
             let init = Some(init_for_sentry);
-            match moat_sentry::platform::notify::serve(None, Some(control), proc, s.mounts, init, &kernel, opts) {
+            match moat_sentry::platform::notify::serve(None, Some(control), proc, s.mounts, init, kernel, opts) {
                 Ok(()) => 0,
                 Err(e) => {
                     tracing::error!("sentry: {e}");

@@ -73,8 +73,12 @@ pub fn stats(g: &Global, id: &str) -> Result<Event> {
     };
     let m = Manager::from_location(loc);
     let mut data = m.stats();
-    // the container's processes; memory and CPU include the helpers' share
-    let helpers = helpers(&c, &m.pids().unwrap_or_default()).len() as u64;
+    // the container's tasks; memory and CPU include the helpers' share (the
+    // pids controller counts threads: the Sentry has a few)
+    let helpers: u64 = helpers(&c, &m.pids().unwrap_or_default())
+        .iter()
+        .map(|p| std::fs::read_dir(format!("/proc/{p}/task")).map(|d| d.count() as u64).unwrap_or(1))
+        .sum();
     data.pids.current = data.pids.current.saturating_sub(helpers);
     Ok(Event { kind: "stats", id: id.into(), data })
 }

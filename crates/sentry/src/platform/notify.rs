@@ -73,14 +73,16 @@ pub struct FsMount {
 /// all of them have hung up — or, if none ever came, until `init` (a pidfd
 /// of the container's init) exits. `proc` is a directory fd of the host's
 /// procfs (stub memory is reached through /proc/TID/mem); `mounts` are the
-/// filesystems to serve alongside.
+/// filesystems to serve alongside, each on a thread of its own: a handler
+/// of the loop may touch them (fstat of a caller's fd that is a /proc file,
+/// stub memory mapped from one), and must not wait on itself.
 pub fn serve(
     first: Option<OwnedFd>,
     control: Option<UnixListener>,
     proc: OwnedFd,
     mounts: Vec<FsMount>,
     init: Option<OwnedFd>,
-    kernel: &Kernel,
+    kernel: &'static Kernel,
     opts: Options,
 ) -> std::io::Result<()> {
     let mut fds: Vec<OwnedFd> = first.into_iter().collect();
@@ -88,18 +90,29 @@ pub fn serve(
     let mut seen = !fds.is_empty();
     let mut warned: HashSet<String> = HashSet::new();
     let dispatch = Dispatch::new();
-    let mut fuse: Vec<Session<Box<dyn Filesystem + '_>>> = Vec::new();
     for m in mounts {
-        let fs: Box<dyn Filesystem + '_> = match m.kind {
+        let fs: Box<dyn Filesystem + Send> = match m.kind {
             FsKind::Proc => Box::new(ProcFs::new(m.backing, proc.try_clone()?, kernel)),
             FsKind::Sys => Box::new(SysFs::new(m.backing)),
         };
-        fuse.push(Session::new(m.dev, fs));
+        let mut session = Session::new(m.dev, fs);
+        // it ends when the mount goes (the connection is aborted with the
+        // sandbox's mount namespace), or with the process
+        std::thread::Builder::new().spawn(move || loop {
+            match session.handle_one() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!("sentry: a FUSE mount: {e}");
+                    return;
+                }
+            }
+        })?;
     }
     let mut init_gone = init.is_none();
     let workers = Workers::new();
     while !(fds.is_empty() && (seen || init_gone)) {
-        let (ready, hung, new_conn, fuse_ready, init_ended) = {
+        let (ready, hung, new_conn, init_ended) = {
             let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
             let control_at = pfds.len();
             if let Some(l) = &control {
@@ -109,8 +122,7 @@ pub fn serve(
             if let Some(i) = init.as_ref().filter(|_| !init_gone) {
                 pfds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
             }
-            let fuse_at = pfds.len();
-            pfds.extend(fuse.iter().map(|f| PollFd::new(f.fd(), PollFlags::POLLIN)));
+            let end = pfds.len();
             // with workers out, tick: a caller that stops waiting frees its worker
             let timeout = if workers.busy() { PollTimeout::from(100u16) } else { PollTimeout::NONE };
             match poll(&mut pfds, timeout) {
@@ -130,25 +142,11 @@ pub fn serve(
             }
             let revents = |i: usize| pfds.get(i).and_then(|p| p.revents()).unwrap_or(PollFlags::empty());
             let new_conn = control.is_some() && revents(control_at).contains(PollFlags::POLLIN);
-            let init_ended = init_at < fuse_at && !revents(init_at).is_empty();
-            // an unmounted connection polls as an error: reading it then says so
-            let fuse_ready: Vec<usize> = (0..fuse.len()).filter(|i| !revents(fuse_at + i).is_empty()).collect();
-            (ready, hung, new_conn, fuse_ready, init_ended)
+            let init_ended = init_at < end && !revents(init_at).is_empty();
+            (ready, hung, new_conn, init_ended)
         };
         init_gone |= init_ended;
         workers.tend();
-        for i in fuse_ready.into_iter().rev() {
-            match fuse[i].handle_one() {
-                Ok(true) => {}
-                Ok(false) => {
-                    fuse.swap_remove(i);
-                }
-                Err(e) => {
-                    tracing::error!("sentry: a FUSE mount: {e}");
-                    fuse.swap_remove(i);
-                }
-            }
-        }
         for i in ready {
             serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned, &workers);
         }
