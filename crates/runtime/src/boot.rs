@@ -16,9 +16,10 @@
 //! /proc and /sys (callers are then numbered as the sandbox numbers them)
 //! and sends them to `create` for init. It is hidden from the sandbox's
 //! /proc; a root program of the sandbox could still signal it, which only
-//! ends its own container. When the sandbox has a user namespace of its
-//! own, the Sentry joins that too (after making the mounts): its
-//! capabilities then count there only.
+//! ends its own container. It stays in the host's user namespace even when
+//! the sandbox has one: the FUSE mounts belong to the host's, and the
+//! owners the Sentry reads for them must be host ids (from inside, host
+//! root's files would all read as the overflow id).
 //!
 //! The Sentry is confined before it serves: an empty, read-only mount
 //! namespace, a pids-only procfs reached by fd (for /proc/TID/mem),
@@ -116,8 +117,6 @@ pub fn spawn(
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
     let pidns = std::fs::File::open(format!("/proc/{init}/ns/pid"))
         .map_err(|e| Error::io("open the sandbox's pid namespace", e))?;
-    // a sandbox with a user namespace of its own: the Sentry joins it too
-    let userns = own_userns(init)?;
     let exit_file = c.dir().join(EXIT_FILE);
     let lock_fd = c.lock_fd();
     let root = c.dir().join(EMPTY_ROOT);
@@ -159,14 +158,6 @@ pub fn spawn(
                 return 1;
             }
             drop(mounts_to);
-            // its capabilities then count in the sandbox's user namespace only
-            if let Some(ns) = &userns {
-                if let Err(e) = nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWUSER) {
-                    tracing::error!("sentry: join the sandbox's user namespace: {e}");
-                    return 1;
-                }
-            }
-            drop(userns);
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
             let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
             for m in &s.mounts {
@@ -207,16 +198,6 @@ pub fn spawn(
     })
     .map_err(|e| Error::io("fork the sentry", e))?;
     Ok(())
-}
-
-/// The container's user namespace, if it is not ours.
-fn own_userns(init: nix::unistd::Pid) -> Result<Option<std::fs::File>> {
-    let theirs = format!("/proc/{init}/ns/user");
-    let id = |p: &str| std::fs::read_link(p).ok();
-    if id(&theirs) == id("/proc/self/ns/user") {
-        return Ok(None);
-    }
-    std::fs::File::open(&theirs).map(Some).map_err(|e| Error::io("open the sandbox's user namespace", e))
 }
 
 /// Makes the FUSE mounts (here, in the sandbox's pid namespace) and sends

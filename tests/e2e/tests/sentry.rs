@@ -210,20 +210,17 @@ fn served_calls_reach_stubs_that_changed_uid_or_live_in_a_user_namespace() {
     assert!(out.contains("moat"), "{out}");
     assert_no_leaks(&moat, &id, b.path());
 
-    // with a user namespace of the sandbox's own, the Sentry lives in it:
-    // its two capabilities count there, not on the host
-    b.edit(|s| s["process"]["args"] = serde_json::json!(["sleep", "1000"]));
-    let id = unique_id("userns-d");
-    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
-    let init = moat.ok(&["ps", "--format", "json", &id]);
-    let init: Vec<i32> = serde_json::from_str(&init).unwrap();
-    let sentry_pid = find_sentry(&cgroup_pids(&id));
-    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/user")).unwrap();
-    assert_eq!(ns(sentry_pid), ns(init[0]), "the Sentry is outside the sandbox's user namespace");
-    assert_ne!(ns(sentry_pid), std::fs::read_link("/proc/self/ns/user").unwrap());
-    let out = moat.ok(&["exec", &id, "uname", "-r"]);
-    assert!(out.contains("moat"), "{out}");
-    moat.ok(&["delete", "--force", &id]);
+    // in a user namespace the sandbox's /proc shows the owners it sees:
+    // container root owns its processes' files and reads its own environ
+    b.edit(|s| {
+        s["process"]["args"] = serde_json::json!(["sh", "-c", "stat -c %u /proc/self/environ; cat /proc/self/environ | tr '\\0' '\\n' | grep -c PATH; ls /proc/self/fd | wc -l"]);
+    });
+    let id = unique_id("userns-proc");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["0", "1"], "{out}");
+    assert!(lines[2].trim().parse::<u32>().unwrap() >= 3, "{out}");
     assert_no_leaks(&moat, &id, b.path());
 }
 

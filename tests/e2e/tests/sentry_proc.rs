@@ -10,6 +10,11 @@ fn sentry() -> Moat {
     m
 }
 
+/// `s` as one single-quoted shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 /// `key=value` lines of a probe's output.
 fn field<'a>(out: &'a str, key: &str) -> &'a str {
     out.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("no {key} in {out}"))
@@ -231,5 +236,58 @@ fn the_sentry_lends_no_access_of_its_own() {
     let out = moat.ok(&["exec", &id, "sh", "-c", probe]);
     assert_eq!(out, "checked\n", "{out}");
     moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn no_way_around_the_sentrys_checks() {
+    // found in review: an O_PATH fd reopened through /dev/fd, O_TRUNC through
+    // a read-only fd, the Sentry's own threads, address fields of another
+    // user's stat — each tried from inside, as an unprivileged user
+    let moat = sentry();
+    let probe = r#"
+        python3 - <<'PY'
+import os
+fd = os.open('/etc/shadow', os.O_PATH)
+try:
+    open(f'/dev/fd/{fd}').read(); print('read /etc/shadow through an O_PATH fd')
+except OSError:
+    pass
+with open('/tmp/ro', 'w') as f:
+    f.write('keep')
+os.chmod('/tmp/ro', 0o444)
+ro = os.open('/tmp/ro', os.O_RDONLY)
+try:
+    os.close(os.open(f'/dev/fd/{ro}', os.O_RDONLY | os.O_TRUNC))
+except OSError:
+    pass
+if open('/tmp/ro').read() != 'keep':
+    print('truncated a read-only file through its fd')
+PY
+        for i in $(seq 1200); do cat /proc/self/stat; done > /dev/null
+        # every number the pids above could have reached, without a process per probe
+        for ((n = 1; n < 6000; n++)); do
+            { read -r line < /proc/$n/status; } 2>/dev/null || continue
+            [[ $line == *moat* ]] && echo "the Sentry shows as $n"
+        done
+        echo addr=$(cut -d' ' -f26-28 /proc/$ROOTS/stat)
+        echo done
+    "#;
+    // root starts a process; the probe runs as uid 1000
+    let script = format!(
+        "sleep 100 & export ROOTS=$!; setpriv --reuid 1000 --regid 1000 --clear-groups bash -c {}; kill $ROOTS",
+        shell_quote(probe)
+    );
+    let mut b = moat_e2e::debian::bundle(&["bash", "-c", &script]);
+    b.edit(|s| {
+        for set in ["bounding", "effective", "permitted"] {
+            let caps = s["process"]["capabilities"][set].as_array_mut().unwrap();
+            caps.extend(["CAP_SETUID".into(), "CAP_SETGID".into()]);
+        }
+    });
+    let id = unique_id("around");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "addr=0 0 0\ndone\n", "{out}");
     assert_no_leaks(&moat, &id, b.path());
 }

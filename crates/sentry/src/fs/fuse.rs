@@ -165,8 +165,12 @@ const ROOT_ID: u64 = 1;
 const MINOR: u32 = 31;
 /// direct I/O: reads go to the server whatever the file's size (0)
 const FOPEN_DIRECT_IO: u32 = 1;
+/// no FLUSH on close: a close never waits on us (not even while we exit)
+const FOPEN_NOFLUSH: u32 = 1 << 5;
 /// at most this many open files and directories per mount
 const MAX_HANDLES: usize = 4096;
+/// and at most this many bytes of generated contents held for them
+const MAX_HELD: usize = 128 << 20;
 /// the kernel needs at least this much room per read of /dev/fuse
 pub const BUFFER: usize = 64 * 1024 + 4096;
 /// every this many requests, entries gone for good are dropped
@@ -447,7 +451,7 @@ impl<F: Filesystem> Session<F> {
                 let access = body.u32(0) & libc::O_ACCMODE as u32;
                 if access == libc::O_WRONLY as u32 && self.fs.writable(&path) {
                     let fh = self.add(Handle::Writer(path))?;
-                    return Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO).u32(0).0);
+                    return Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO | FOPEN_NOFLUSH).u32(0).0);
                 }
                 if access != libc::O_RDONLY as u32 {
                     return Err(Errno::EROFS);
@@ -457,7 +461,7 @@ impl<F: Filesystem> Session<F> {
                     _ => self.fs.read_all(&path, ctx)?,
                 };
                 let fh = self.add(Handle::File(data))?;
-                Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO).u32(0).0)
+                Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO | FOPEN_NOFLUSH).u32(0).0)
             }
             OPENDIR => {
                 let mut entries = Vec::new();
@@ -507,7 +511,8 @@ impl<F: Filesystem> Session<F> {
                 self.handles.remove(&body.u64(0));
                 Ok(Vec::new())
             }
-            FLUSH => Ok(Vec::new()),
+            // ENOSYS: the kernel stops sending FLUSH for this connection
+            FLUSH => Err(Errno::ENOSYS),
             STATFS => {
                 // blocks, bfree, bavail, files, ffree; bsize, namelen, frsize, padding, spare[6]
                 let mut o = Out::default().u64(0).u64(0).u64(0).u64(0).u64(0).u32(4096).u32(255).u32(4096).u32(0);
@@ -575,6 +580,12 @@ impl<F: Filesystem> Session<F> {
     fn add(&mut self, h: Handle) -> Result<u64, Errno> {
         if self.handles.len() >= MAX_HANDLES {
             return Err(Errno::ENFILE);
+        }
+        let held: usize = self.handles.values().map(|h| if let Handle::File(d) = h { d.len() } else { 0 }).sum();
+        if let Handle::File(d) = &h {
+            if held + d.len() > MAX_HELD {
+                return Err(Errno::ENOMEM);
+            }
         }
         let fh = self.next_fh;
         self.next_fh += 1;

@@ -230,6 +230,12 @@ impl<'k> ProcFs<'k> {
         }
     }
 
+    /// Whether pid (or tid) `n` is the Sentry or one of its threads.
+    fn is_sentry(&self, n: &str) -> bool {
+        let me = std::process::id();
+        n == me.to_string() || proxy::attr(&self.host, &format!("{me}/task/{n}")).is_ok()
+    }
+
     /// What procfs's ptrace access check would say: may the caller look
     /// into the process of pid dir `base`? Its own process, one whose
     /// owner (root for a non-dumpable one, as procfs shows it) is all of the
@@ -247,6 +253,27 @@ impl<'k> ProcFs<'k> {
         let caps = u64::from_str_radix(field("CapEff:").trim(), 16).unwrap_or(0);
         let uids: Vec<u32> = field("Uid:").split_whitespace().filter_map(|u| u.parse().ok()).collect();
         caps & (1 << CAP_SYS_PTRACE) != 0 || (!uids.is_empty() && uids.iter().all(|u| *u == owner))
+    }
+
+    /// A ptrace-guarded file, read with the Sentry's capabilities: checked
+    /// before and after, and the process the same one throughout (its start
+    /// time), so an exec of a setuid program or a reused pid in between
+    /// cannot slip through.
+    fn guarded_read(&self, ctx: &Ctx, path: &str) -> Result<Vec<u8>, Errno> {
+        let target = path.split('/').next().unwrap_or("");
+        let started = || {
+            let stat = self.read_real(&format!("{target}/stat")).ok()?;
+            let stat = String::from_utf8_lossy(&stat).into_owned();
+            stat.rsplit_once(')')?.1.split_whitespace().nth(19).map(str::to_string)
+        };
+        let before = started();
+        self.check_trace(ctx, path)?;
+        let data = self.read_real(path)?;
+        self.check_trace(ctx, path)?;
+        if before.is_none() || started() != before {
+            return Err(Errno::ESRCH);
+        }
+        Ok(data)
     }
 
     /// EACCES unless [`Self::may_trace`].
@@ -307,7 +334,7 @@ impl<'k> ProcFs<'k> {
             _ => {}
         }
         // the Sentry lives in the sandbox's pid namespace, but is not the sandbox's to see
-        if !is_number(parts[0]) || parts[0] == std::process::id().to_string() {
+        if !is_number(parts[0]) || self.is_sentry(parts[0]) {
             return Err(Errno::ENOENT);
         }
         let (base, rest, task) = match parts.get(1..3) {
@@ -437,21 +464,20 @@ impl<'k> ProcFs<'k> {
 
     /// The sandbox's pids.
     fn pids(&self) -> Result<Vec<u32>, Errno> {
-        let me = std::process::id();
         Ok(proxy::list(&self.sandbox, ".")?
             .into_iter()
+            .filter(|(n, _)| !self.is_sentry(n))
             .filter_map(|(n, _)| n.parse::<u32>().ok())
-            .filter(|p| *p != me)
             .collect())
     }
 
-    fn rewritten(&self, base: &str, name: &str) -> Result<Vec<u8>, Errno> {
+    fn rewritten(&self, base: &str, name: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
         let real = String::from_utf8_lossy(&self.read_real(&format!("{base}/{name}"))?).into_owned();
         let order = &self.kernel.mount_order;
         let text = match name {
             "cgroup" if self.kernel.cgroupns => rewrite_cgroup(&real, &self.cgroups),
             "cgroup" => real,
-            "stat" => rewrite_stat(&real, self.kernel.clock_shift()),
+            "stat" => rewrite_stat(&real, self.kernel.clock_shift(), self.may_trace(ctx, base)),
             "mountinfo" => {
                 // under a cgroup namespace, a cgroup mount's root is shown from the container's cgroup
                 let cg_root = self.cgroups.first().map(|(_, p)| p.as_str()).filter(|_| self.kernel.cgroupns);
@@ -481,10 +507,21 @@ fn rewrite_cgroup(real: &str, own: &[(String, String)]) -> String {
 }
 
 /// /proc/PID/stat with the start time counted from the sandbox's boot.
-fn rewrite_stat(real: &str, boot: std::time::Duration) -> String {
+/// `traceable`: whether the reader passes procfs's ptrace check; if not,
+/// the address-layout fields read 0, as procfs shows them to such a reader.
+fn rewrite_stat(real: &str, boot: std::time::Duration, traceable: bool) -> String {
     let Some(close) = real.rfind(')') else { return real.to_string() };
     let (head, tail) = real.split_at(close + 1);
     let mut fields: Vec<String> = tail.split_whitespace().map(str::to_string).collect();
+    if !traceable {
+        // start_code, end_code, start_stack, esp, eip (26-30); start_data
+        // through env_end (45-51)
+        for field in (26..=30).chain(45..=51) {
+            if let Some(f) = fields.get_mut(field - 3) {
+                *f = "0".into();
+            }
+        }
+    }
     // fields after "(comm)" start at field 3; starttime is field 22
     if let Some(f) = fields.get_mut(19) {
         if let Ok(t) = f.parse::<u128>() {
@@ -631,11 +668,11 @@ impl Filesystem for ProcFs<'_> {
             Node::PidFile(p) => {
                 let name = p.rsplit('/').next().unwrap_or("");
                 if PTRACE_GUARDED.contains(&name) || p.contains("/fdinfo/") {
-                    self.check_trace(ctx, &p)?;
+                    return self.guarded_read(ctx, &p);
                 }
                 self.read_real(&p)
             }
-            Node::PidRewritten(base, n) => self.rewritten(&base, n),
+            Node::PidRewritten(base, n) => self.rewritten(&base, n, ctx),
             Node::Root | Node::SysDir(_) | Node::Pid(..) | Node::PidDir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::ELOOP),
         }
@@ -752,9 +789,9 @@ mod tests {
     #[test]
     fn stat_start_time_counts_from_the_sandbox_boot() {
         let real = "7 (a (b) c) S 1 7 7 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 1000 10 0 0 0\n";
-        let out = rewrite_stat(real, std::time::Duration::from_secs(100));
+        let out = rewrite_stat(real, std::time::Duration::from_secs(100), true);
         assert_eq!(out, "7 (a (b) c) S 1 7 7 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 2345 1000 10 0 0 0\n");
         // before the boot: zero, never negative
-        assert!(rewrite_stat(real, std::time::Duration::from_secs(1000)).contains(" 0 1000 10 "));
+        assert!(rewrite_stat(real, std::time::Duration::from_secs(1000), true).contains(" 0 1000 10 "));
     }
 }

@@ -83,9 +83,11 @@ fn access_alias(c: &Call<'_>, path: u64, mode: u64) -> Reply {
     let Some(fd) = named_fd(c, path) else { return Reply::Continue };
     let r = (|| {
         let file = c.fds.get(fd)?;
-        let had = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?) & OFlag::O_ACCMODE;
-        let readable = had != OFlag::O_WRONLY;
-        let writable = had != OFlag::O_RDONLY;
+        let flags = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?);
+        let had = flags & OFlag::O_ACCMODE;
+        let path_only = flags.contains(OFlag::O_PATH);
+        let readable = had != OFlag::O_WRONLY && !path_only;
+        let writable = had != OFlag::O_RDONLY && !path_only;
         let ok = (mode & libc::R_OK as u64 == 0 || readable) && (mode & libc::W_OK as u64 == 0 || writable);
         if ok {
             Ok(())
@@ -183,10 +185,17 @@ fn reopen_fd(c: &Call<'_>, fd: i32, flags: u64) -> Result<Reply, Errno> {
     let theirs = c.fds.get(fd)?;
     // never more access than the fd already gives: the Sentry opens with
     // its own credentials, which must not lend the caller any
-    let had = OFlag::from_bits_truncate(fcntl(theirs.as_fd(), FcntlArg::F_GETFL)?) & OFlag::O_ACCMODE;
+    let theirs_flags = OFlag::from_bits_truncate(fcntl(theirs.as_fd(), FcntlArg::F_GETFL)?);
+    // an O_PATH fd grants no access at all (F_GETFL calls it O_RDONLY)
+    if theirs_flags.contains(OFlag::O_PATH) {
+        return Err(Errno::EACCES);
+    }
+    let had = theirs_flags & OFlag::O_ACCMODE;
     let want = flags & OFlag::O_ACCMODE;
     let allowed = want == had || had == OFlag::O_RDWR;
-    if !allowed {
+    // truncating takes write access, whatever the mode asked for
+    let truncates = flags.contains(OFlag::O_TRUNC) && had == OFlag::O_RDONLY;
+    if !allowed || truncates {
         return Err(Errno::EACCES);
     }
     if flags.contains(OFlag::O_DIRECTORY) {
