@@ -42,8 +42,11 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use moat_jail::cgroups::Manager;
-use moat_jail::sys;
+use moat_jail::ns::Plan;
+use moat_jail::{pseudofs, sys};
+use moat_sentry::platform::notify::{FsKind, FsMount};
 use nix::sys::wait::waitpid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::state::Container;
 use crate::{Error, Result};
@@ -82,7 +85,7 @@ pub struct Sentry {
     /// `--strace`
     pub strace: bool,
     /// the sandbox's /proc and /sys, as far as the spec mounts them
-    pub mounts: Vec<moat_sentry::platform::notify::FsMount>,
+    pub mounts: Vec<FsMount>,
     /// the spec's sysctls
     pub sysctls: Vec<(String, String)>,
     /// the spec's memory limit, bytes
@@ -97,6 +100,63 @@ pub struct Sentry {
     pub boottime_offset: std::time::Duration,
     /// whether the sandbox has its own cgroup namespace
     pub cgroupns: bool,
+}
+
+impl Sentry {
+    /// What the Sentry of the sandbox `spec` describes is started with.
+    pub fn for_spec(spec: &Spec, plan: &Plan, strace: bool, cgroup: &Manager, mounts: Vec<FsMount>) -> Sentry {
+        let linux = spec.linux().clone().unwrap_or_default();
+        Sentry {
+            hostname: spec.hostname().clone().unwrap_or_default(),
+            strace,
+            mounts,
+            sysctls: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
+            memory_limit: linux
+                .resources()
+                .as_ref()
+                .and_then(|r| r.memory().as_ref())
+                .and_then(|m| m.limit())
+                .and_then(|l| u64::try_from(l).ok()),
+            memory_usage: cgroup.memory_usage_file().and_then(|p| std::fs::File::open(p).ok()),
+            mount_order: spec.mounts().iter().flatten().map(|m| m.destination().display().to_string()).collect(),
+            domainname: spec.domainname().clone().unwrap_or_default(),
+            boottime_offset: if plan.has(LinuxNamespaceType::Time) {
+                boottime_offset(spec)
+            } else {
+                std::time::Duration::ZERO
+            },
+            cgroupns: plan.has(LinuxNamespaceType::Cgroup),
+        }
+    }
+}
+
+/// The spec's boottime offset, for a sandbox with its own time namespace.
+fn boottime_offset(spec: &Spec) -> std::time::Duration {
+    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()).unwrap_or_default();
+    offsets
+        .get("boottime")
+        .map(|o| {
+            let secs = u64::try_from(o.secs().unwrap_or(0)).unwrap_or(0);
+            std::time::Duration::new(secs, o.nanosecs().unwrap_or(0))
+        })
+        .unwrap_or_default()
+}
+
+/// A FUSE connection of `create`'s and the instance init made for it, as the Sentry serves them.
+pub fn fs_mount(p: pseudofs::Prepared, backing: OwnedFd) -> FsMount {
+    let kind = match p.kind {
+        pseudofs::Kind::Proc => FsKind::Proc,
+        pseudofs::Kind::Sys => FsKind::Sys,
+    };
+    FsMount { kind, dev: p.dev, backing }
+}
+
+/// The other way round: what a served mount is to the jail.
+fn pseudo_kind(k: FsKind) -> pseudofs::Kind {
+    match k {
+        FsKind::Proc => pseudofs::Kind::Proc,
+        FsKind::Sys => pseudofs::Kind::Sys,
+    }
 }
 
 /// Starts the Sentry daemon, which serves the notify fds handed over on
@@ -202,14 +262,10 @@ pub fn spawn(
 
 /// Makes the FUSE mounts (here, in the sandbox's pid namespace) and sends
 /// them to `create`.
-fn send_mounts(mounts: &[moat_sentry::platform::notify::FsMount], to: &UnixStream) -> Result<()> {
-    use moat_sentry::platform::notify::FsKind;
+fn send_mounts(mounts: &[FsMount], to: &UnixStream) -> Result<()> {
     for m in mounts {
-        let kind = match m.kind {
-            FsKind::Proc => moat_jail::pseudofs::Kind::Proc,
-            FsKind::Sys => moat_jail::pseudofs::Kind::Sys,
-        };
-        let mnt = moat_jail::pseudofs::mount(&m.dev, kind)?;
+        let kind = pseudo_kind(m.kind);
+        let mnt = pseudofs::mount(&m.dev, kind)?;
         crate::fdpass::send(to.as_fd(), kind.fstype().as_bytes(), Some(mnt.as_fd()))
             .map_err(|e| Error::io("send a pseudo filesystem mount", e))?;
     }
@@ -217,7 +273,7 @@ fn send_mounts(mounts: &[moat_sentry::platform::notify::FsMount], to: &UnixStrea
 }
 
 /// Receives the mounts [`spawn`]'s Sentry makes: `n` of them, by kind.
-pub fn receive_mounts(from: &UnixStream, n: usize) -> Result<Vec<(moat_jail::pseudofs::Kind, OwnedFd)>> {
+pub fn receive_mounts(from: &UnixStream, n: usize) -> Result<Vec<(pseudofs::Kind, OwnedFd)>> {
     from.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .map_err(|e| Error::io("wait for the sentry's mounts", e))?;
     let mut out = Vec::new();
@@ -225,7 +281,7 @@ pub fn receive_mounts(from: &UnixStream, n: usize) -> Result<Vec<(moat_jail::pse
         let mut buf = [0u8; 1024];
         let (len, fd) = crate::fdpass::recv(from.as_fd(), &mut buf).map_err(|e| Error::io("receive a mount", e))?;
         let text = String::from_utf8_lossy(&buf[..len]);
-        match (moat_jail::pseudofs::Kind::from_fstype(&text), fd) {
+        match (pseudofs::Kind::from_fstype(&text), fd) {
             (Some(k), Some(fd)) => out.push((k, fd)),
             _ => {
                 let why = text.strip_prefix("error: ").unwrap_or("it ended");

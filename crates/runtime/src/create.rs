@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use moat_jail::cgroups::Manager;
 use moat_jail::ns::Plan;
 use moat_jail::{idmap, pseudofs, sys};
-use moat_sentry::platform::notify::{FsKind, FsMount};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -300,43 +299,14 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 let control = sentry_control.take().ok_or_else(|| Error::Init("the sentry twice".into()))?;
                 let mut mounts = Vec::new();
                 for (kind, fd) in backing.drain(..) {
-                    let Some(i) = pseudo.iter().position(|p| p.kind.fstype() == kind) else { continue };
-                    let p = pseudo.swap_remove(i);
-                    let kind = match p.kind {
-                        pseudofs::Kind::Proc => FsKind::Proc,
-                        pseudofs::Kind::Sys => FsKind::Sys,
+                    let Some(i) = pseudo.iter().position(|p| Some(p.kind) == pseudofs::Kind::from_fstype(&kind)) else {
+                        continue;
                     };
-                    mounts.push(FsMount { kind, dev: p.dev, backing: fd });
+                    mounts.push(crate::boot::fs_mount(pseudo.swap_remove(i), fd));
                 }
                 // the ones the spec does not mount: nobody will serve them
                 pseudo.clear();
-                let linux = spec.linux().clone().unwrap_or_default();
-                let sentry = crate::boot::Sentry {
-                    hostname: spec.hostname().clone().unwrap_or_default(),
-                    strace: g.strace,
-                    mounts,
-                    sysctls: linux.sysctl().clone().unwrap_or_default().into_iter().collect(),
-                    memory_limit: linux
-                        .resources()
-                        .as_ref()
-                        .and_then(|r| r.memory().as_ref())
-                        .and_then(|m| m.limit())
-                        .and_then(|l| u64::try_from(l).ok()),
-                    memory_usage: cgroup.memory_usage_file().and_then(|p| std::fs::File::open(p).ok()),
-                    mount_order: spec
-                        .mounts()
-                        .iter()
-                        .flatten()
-                        .map(|m| m.destination().display().to_string())
-                        .collect(),
-                    domainname: spec.domainname().clone().unwrap_or_default(),
-                    boottime_offset: if plan.has(oci_spec::runtime::LinuxNamespaceType::Time) {
-                        boottime_offset(&spec)
-                    } else {
-                        std::time::Duration::ZERO
-                    },
-                    cgroupns: plan.has(oci_spec::runtime::LinuxNamespaceType::Cgroup),
-                };
+                let sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
                 let n = sentry.mounts.len();
                 let (to_us, from_sentry) =
                     std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
@@ -358,18 +328,6 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     }
     abort.disarm();
     Ok(Created { pid: init_pid })
-}
-
-/// The spec's boottime offset, for a sandbox with its own time namespace.
-fn boottime_offset(spec: &Spec) -> std::time::Duration {
-    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()).unwrap_or_default();
-    offsets
-        .get("boottime")
-        .map(|o| {
-            let secs = u64::try_from(o.secs().unwrap_or(0)).unwrap_or(0);
-            std::time::Duration::new(secs, o.nanosecs().unwrap_or(0))
-        })
-        .unwrap_or_default()
 }
 
 /// The OCI state JSON for hooks, with the given status.

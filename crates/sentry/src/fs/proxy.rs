@@ -54,6 +54,12 @@ pub fn write(dir: &OwnedFd, path: &str, data: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The value of the `key` line (`key` with its colon) of a procfs text
+/// such as status or meminfo, if it has one.
+pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(key))
+}
+
 /// The entries of the directory at `path` below `dir` (no "." or "..").
 pub fn list(dir: &OwnedFd, path: &str) -> Result<Vec<(String, Kind)>, Errno> {
     let mut d = nix::dir::Dir::openat(

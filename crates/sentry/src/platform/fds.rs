@@ -95,10 +95,7 @@ impl Task for StubFds<'_> {
             .map_err(|_| Errno::EIO)?;
         // the file was the caller's if the notification is still live
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .ok_or(Errno::EIO)
+        crate::fs::proxy::field(&text, "CapEff:").and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).ok_or(Errno::EIO)
     }
 }
 

@@ -217,13 +217,7 @@ impl<'k> ProcFs<'k> {
         }
         let status = proxy::read(&self.host, &format!("{}/status", ctx.pid))?;
         let status = String::from_utf8_lossy(&status);
-        let last = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().last())
-                .and_then(|v| v.parse::<u32>().ok())
-        };
+        let last = |key| proxy::field(&status, key)?.split_whitespace().last()?.parse::<u32>().ok();
         match (last("NStgid:"), last("NSpid:")) {
             (Some(tgid), Some(tid)) => Ok((tgid, tid)),
             _ => Err(Errno::ENOENT),
@@ -249,7 +243,7 @@ impl<'k> ProcFs<'k> {
         let Ok(owner) = self.real_attr(target).map(|a| a.uid) else { return false };
         let Ok(status) = proxy::read(&self.host, &format!("{}/status", ctx.pid)) else { return false };
         let status = String::from_utf8_lossy(&status);
-        let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).unwrap_or("").to_string();
+        let field = |key| proxy::field(&status, key).unwrap_or("");
         let caps = u64::from_str_radix(field("CapEff:").trim(), 16).unwrap_or(0);
         let uids: Vec<u32> = field("Uid:").split_whitespace().filter_map(|u| u.parse().ok()).collect();
         caps & (1 << CAP_SYS_PTRACE) != 0 || (!uids.is_empty() && uids.iter().all(|u| *u == owner))
@@ -414,14 +408,10 @@ impl<'k> ProcFs<'k> {
         let Some(limit) = self.kernel.memory_limit else {
             return Ok(host.into_bytes());
         };
-        let kb = |key: &str| {
-            host.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
+        let kb = |text: &str, key| {
+            proxy::field(text, key).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse::<u64>().ok())
         };
-        let total = (limit / 1024).min(kb("MemTotal:"));
+        let total = (limit / 1024).min(kb(&host, "MemTotal:").unwrap_or(0));
         // the cgroup's usage (page cache included, which then counts as used);
         // without it, the resident memory of the sandbox's processes
         let used = match self.kernel.memory_used() {
@@ -430,14 +420,7 @@ impl<'k> ProcFs<'k> {
                 .pids()?
                 .iter()
                 .filter_map(|pid| self.read_real(&format!("{pid}/status")).ok())
-                .map(|s| {
-                    let s = String::from_utf8_lossy(&s).into_owned();
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.split_whitespace().next())
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                })
+                .map(|s| kb(&String::from_utf8_lossy(&s), "VmRSS:").unwrap_or(0))
                 .sum(),
         };
         let free = total.saturating_sub(used);
@@ -447,8 +430,8 @@ impl<'k> ProcFs<'k> {
                 let key = l.split(':').next().unwrap_or("");
                 let v = match key {
                     "MemTotal" => Some(total),
-                    "MemFree" => Some(free.min(kb("MemFree:"))),
-                    "MemAvailable" => Some(free.min(kb("MemAvailable:"))),
+                    "MemFree" => Some(free.min(kb(&host, "MemFree:").unwrap_or(0))),
+                    "MemAvailable" => Some(free.min(kb(&host, "MemAvailable:").unwrap_or(0))),
                     // the host's caches are not the container's: `free` shows its usage as used
                     "Buffers" | "Cached" | "SwapCached" | "Shmem" | "SReclaimable" => Some(0),
                     _ => None,
