@@ -65,6 +65,7 @@ pub fn policy() -> Policy {
         Rule::any("mprotect", "allocator"),
         Rule::any("brk", "allocator"),
         Rule::any("futex", "std sync"),
+        Rule::any("sched_yield", "std channels and locks back off under contention (the janitor's channel)"),
         Rule::any("rt_sigprocmask", "std"),
         Rule::any("rt_sigaction", "std"),
         Rule::any("rt_sigreturn", "signal return"),
