@@ -194,11 +194,19 @@ fn apply_devices(d: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     Ok(())
 }
 
-/// Sets freezer.state and waits until the kernel reports it reached.
+/// Sets freezer.state and waits until the kernel reports it reached (a
+/// few seconds at most).
 pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<()> {
     let d = dir_of(dirs, "freezer").ok_or_else(|| Error::Config("the freezer cgroup is not mounted".into()))?;
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    for _ in 0..1000 {
+    for i in 0..2000 {
+        // a task waiting on a FUSE server in the same cgroup (a sentry
+        // sandbox's /proc) cannot freeze until it is answered; if the server
+        // froze first, only a thaw lets it progress (runc thaws likewise)
+        if frozen && i % 50 == 49 {
+            write(&d, "freezer.state", "THAWED")?;
+            std::thread::sleep(Duration::from_millis(10));
+        }
         write(&d, "freezer.state", want)?;
         if fs::read_to_string(d.join("freezer.state")).unwrap_or_default().trim() == want {
             return Ok(());
