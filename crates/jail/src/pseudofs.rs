@@ -209,6 +209,29 @@ pub fn attach(b: &Backing, prepared: &[(Kind, OwnedFd)]) -> Result<()> {
     Ok(())
 }
 
+/// Turns the calling process's file tree into the stubs' read-only
+/// replica (the sentry platform, once the Sentry holds the real tree): a
+/// new mount namespace, whose copies of every mount are read-only, except
+/// the Sentry's /proc and /sys where they were writable (their writes are
+/// the Sentry's to refuse). Writes reach the real tree only through the
+/// Sentry. Processes that join the container later join this namespace.
+pub fn replica() -> Result<()> {
+    let writable: Vec<&Path> = Kind::ALL
+        .iter()
+        .map(|k| Path::new(k.path()))
+        .filter(|p| {
+            nix::sys::statvfs::statvfs(*p).is_ok_and(|s| !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        })
+        .collect();
+    crate::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    let root = Path::new("/");
+    sys::mount_setattr_rdonly(root, true).map_err(|e| Error::path("make the stubs' view read-only", root, e))?;
+    for p in writable {
+        sys::mount_setattr_rw(p).map_err(|e| Error::path("keep writable", p, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

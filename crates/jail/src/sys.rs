@@ -52,8 +52,16 @@ struct MountAttr {
 /// Makes the mount at `path` read-only, with all mounts below it when
 /// `recursive` (mount_setattr(2), Linux 5.12).
 pub fn mount_setattr_rdonly(path: &Path, recursive: bool) -> io::Result<()> {
+    mount_setattr(path, recursive, MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 })
+}
+
+/// Makes the mount at `path` (only) writable again.
+pub fn mount_setattr_rw(path: &Path) -> io::Result<()> {
+    mount_setattr(path, false, MountAttr { attr_set: 0, attr_clr: MOUNT_ATTR_RDONLY, propagation: 0, userns_fd: 0 })
+}
+
+fn mount_setattr(path: &Path, recursive: bool, attr: MountAttr) -> io::Result<()> {
     let c = cstring(path)?;
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
     let flags = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: `c` is a valid NUL-terminated string and `attr` a valid
     // mount_attr of the size we pass; the kernel only reads both.

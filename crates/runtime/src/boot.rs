@@ -45,6 +45,8 @@ use moat_jail::cgroups::Manager;
 use moat_jail::ns::Plan;
 use moat_jail::{pseudofs, sys};
 use moat_sentry::platform::notify::{FsKind, FsMount};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -73,6 +75,29 @@ pub fn connect(c: &Container) -> Result<UnixStream> {
 pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
     crate::fdpass::send(sock.as_fd(), b"fd", Some(fd.as_fd()))
         .map_err(|e| Error::io("hand the notify fd to the sentry", e))
+}
+
+/// Hands the Sentry the container's real file tree: the root of `init`
+/// and the mount namespace that holds it (init then leaves it for the
+/// read-only replica). Waits until the Sentry has entered it.
+pub fn hand_tree(c: &Container, init: nix::unistd::Pid) -> Result<()> {
+    let open = |what: &str, flags: OFlag| {
+        nix::fcntl::open(format!("/proc/{init}/{what}").as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io(format!("open the container's {what}"), e))
+    };
+    let root = open("root", OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+    let ns = open("ns/mnt", OFlag::O_RDONLY)?;
+    let sock = connect(c)?;
+    crate::fdpass::send_many(sock.as_fd(), b"tree", &[root.as_fd(), ns.as_fd()])
+        .map_err(|e| Error::io("hand the file tree to the sentry", e))?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(30))).map_err(|e| Error::io("wait for the sentry", e))?;
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut &sock, &mut answer).map_err(|e| Error::io("wait for the sentry", e))?;
+    match answer.as_str() {
+        "ok" => Ok(()),
+        "" => Err(Error::Init("the sentry ended before it took the file tree".into())),
+        why => Err(Error::Init(format!("the sentry: {why}"))),
+    }
 }
 
 /// Where the watchdog records how the Sentry ended, if not normally.
@@ -232,6 +257,13 @@ pub fn spawn(
                 tracing::error!("sentry: {e}");
                 return 1;
             }
+            // between calls only these two are effective; the rest stay
+            // permitted, raised by the thread that needs them for a step
+            let effective = [caps::Capability::CAP_SYS_PTRACE, caps::Capability::CAP_DAC_OVERRIDE];
+            if let Err(e) = caps::set(None, caps::CapSet::Effective, &effective.into_iter().collect()) {
+                tracing::error!("sentry: lower its effective capabilities: {e}");
+                return 1;
+            }
             // one per sandbox, for the life of this process (its FUSE threads share it)
             let kernel: &'static mut moat_sentry::kernel::Kernel =
                 Box::leak(Box::new(moat_sentry::kernel::Kernel::new(&s.hostname)));
@@ -327,8 +359,22 @@ fn confine(root: &std::path::Path) -> moat_jail::Result<()> {
         tree: root,
         read_only: true,
         // ptrace access to stub memory, and DAC override to open the
-        // /proc/TID/mem of a stub that switched to another uid
-        keep_caps: &[caps::Capability::CAP_SYS_PTRACE, caps::Capability::CAP_DAC_OVERRIDE],
+        // /proc/TID/mem of a stub that switched to another uid; to enter
+        // the container's tree and act as a caller there, the ids and the
+        // file capabilities a caller may hold (lent only as far as it holds them)
+        keep_caps: &[
+            caps::Capability::CAP_SYS_PTRACE,
+            caps::Capability::CAP_DAC_OVERRIDE,
+            caps::Capability::CAP_SYS_CHROOT,
+            caps::Capability::CAP_SETUID,
+            caps::Capability::CAP_SETGID,
+            caps::Capability::CAP_CHOWN,
+            caps::Capability::CAP_DAC_READ_SEARCH,
+            caps::Capability::CAP_FOWNER,
+            caps::Capability::CAP_FSETID,
+            caps::Capability::CAP_MKNOD,
+            caps::Capability::CAP_LINUX_IMMUTABLE,
+        ],
         policy: Some(&policy),
     })
 }

@@ -33,6 +33,9 @@ pub enum Msg {
     SpawnSentry,
     /// parent → init (sentry): the Sentry's FUSE mount of "proc" or "sysfs" (with the fd)
     PseudoMount(String),
+    /// init → parent (sentry): the file tree is complete; hand it to the
+    /// Sentry (then Go, back, and init turns its own view into the replica)
+    TreeReady,
     /// init → parent: everything is ready; waiting for start
     Ready,
     /// any → parent: a step failed

@@ -317,6 +317,10 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 }
                 parent.send(&Msg::Go)?;
             }
+            (Msg::TreeReady, _) if sentry_up => {
+                crate::boot::hand_tree(&c, init_pid)?;
+                parent.send(&Msg::Go)?;
+            }
             (Msg::SeccompFd, Some(fd)) if sentry_up => crate::boot::hand_over(&crate::boot::connect(&c)?, fd)?,
             (Msg::SeccompFd, Some(fd)) => forward_seccomp_fd(&spec, &c, fd)?,
             (Msg::Error(e), _) => return Err(Error::Init(e)),

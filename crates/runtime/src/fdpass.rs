@@ -10,8 +10,13 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 /// Sends `payload`, with `fd` attached when given. A closed peer is an
 /// error (EPIPE), never a SIGPIPE.
 pub fn send(sock: BorrowedFd<'_>, payload: &[u8], fd: Option<BorrowedFd<'_>>) -> nix::Result<()> {
+    send_many(sock, payload, fd.as_slice())
+}
+
+/// Sends `payload` with every fd of `fds` attached.
+pub fn send_many(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedFd<'_>]) -> nix::Result<()> {
     let iov = [IoSlice::new(payload)];
-    let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
+    let fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let cmsg: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(&fds)] };
     sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).map(drop)
 }

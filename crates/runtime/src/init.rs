@@ -186,7 +186,16 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
                 (m, _) => return Err(Error::Init(format!("unexpected {m:?}"))),
             }
         }
-        Ok(pseudofs::attach(&b, &mounts)?)
+        pseudofs::attach(&b, &mounts)?;
+        // the Sentry performs every change to the tree as the caller; the
+        // stubs keep a read-only replica. Not with a user namespace of the
+        // spec's: the Sentry, outside it, would lend host capabilities
+        if !a.plan.has(LinuxNamespaceType::User) {
+            ch.send(&Msg::TreeReady)?;
+            ch.expect(&Msg::Go)?;
+            pseudofs::replica()?;
+        }
+        Ok(())
     };
     let prepared = process::prepare(
         spec,

@@ -22,3 +22,4 @@ pub mod fs;
 pub mod kernel;
 pub mod platform;
 pub mod syscalls;
+pub mod vfs;

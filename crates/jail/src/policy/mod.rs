@@ -170,8 +170,13 @@ mod tests {
     fn sentry_policy_compiles_and_allows_no_exec_sockets_or_namespaces() {
         let p = sentry::policy();
         assert!(instruction_count(&p).unwrap() < 4096);
-        for forbidden in ["open", "openat2", "execve", "socket", "connect", "unshare", "ptrace", "process_vm_writev"] {
+        for forbidden in ["execve", "socket", "connect", "setns", "ptrace", "process_vm_writev", "mount", "pivot_root"]
+        {
             assert!(!p.allowed_syscalls().contains(&forbidden), "{forbidden}");
+        }
+        // unshare only of the fs_struct (the notify thread's own root), never a namespace
+        for r in p.rules.iter().filter(|r| r.name == "unshare") {
+            assert!(matches!(r.args, [Arg::Eq(0, f)] if *f == libc::CLONE_FS as u64), "{r:?}");
         }
         // threads only: clone with exactly the thread flags (no namespaces), clone3 refused
         for r in p.rules.iter().filter(|r| r.name == "clone") {

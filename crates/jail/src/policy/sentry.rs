@@ -2,9 +2,11 @@
 //! stubs' notify fds, reading and writing stub memory, taking a stub's fds
 //! and installing new ones, taking new notify fds on its control socket,
 //! serving the sandbox's /proc (FUSE requests; reading the procfs fds it
-//! holds), and what std needs. Files are opened only below those procfs
-//! fds; no sockets, no exec, no namespaces: it runs in an empty mount
-//! namespace.
+//! holds), and what std needs. It runs in an empty mount namespace; its
+//! notify thread alone enters the container's file tree (a chroot of its
+//! own fs_struct) and there makes the callers' calls that change the tree,
+//! as the caller (moat_sentry::vfs). No sockets of its own, no exec, no
+//! namespaces.
 
 use super::{Arg, Policy, Rule, THREAD_FLAGS};
 
@@ -45,6 +47,51 @@ pub fn policy() -> Policy {
         Rule::any("readlinkat", "/proc: links of the sandbox's processes"),
         Rule::any("lseek", "/proc: directory streams"),
         Rule::any("pidfd_open", "reopen /dev/fd/N: pin the caller"),
+        Rule::with("unshare", &[Arg::Eq(0, libc::CLONE_FS as u64)], "the notify thread's own root and cwd"),
+        Rule::any("chroot", "the notify thread enters the container's tree (the fd create hands over)"),
+        Rule::any("fchdir", "into the container's tree"),
+        Rule::any("chdir", "to the caller's working directory, in the tree"),
+        Rule::any("capget", "acting as the caller: its own capabilities"),
+        Rule::any("capset", "acting as the caller: the caller's file capabilities, on this thread only"),
+        Rule::any("setfsuid", "acting as the caller"),
+        Rule::any("setfsgid", "acting as the caller"),
+        Rule::any("setgroups", "acting as the caller"),
+        Rule::any("getgroups", "its own groups, restored after"),
+        Rule::any("geteuid", "its own ids"),
+        Rule::any("getegid", "its own ids"),
+        Rule::any("umask", "acting as the caller: its umask"),
+        Rule::any("fstatfs", "a caller's dirfd: is it in the read-only replica"),
+        Rule::any("open", "the caller's open, in the tree"),
+        Rule::any("openat2", "the caller's openat2, in the tree"),
+        Rule::any("mkdir", "the caller's call, in the tree"),
+        Rule::any("mkdirat", "the caller's call, in the tree"),
+        Rule::any("mknod", "the caller's call, in the tree"),
+        Rule::any("mknodat", "the caller's call, in the tree"),
+        Rule::any("unlink", "the caller's call, in the tree"),
+        Rule::any("unlinkat", "the caller's call, in the tree"),
+        Rule::any("rmdir", "the caller's call, in the tree"),
+        Rule::any("rename", "the caller's call, in the tree"),
+        Rule::any("renameat", "the caller's call, in the tree"),
+        Rule::any("renameat2", "the caller's call, in the tree"),
+        Rule::any("link", "the caller's call, in the tree"),
+        Rule::any("linkat", "the caller's call, in the tree"),
+        Rule::any("symlink", "the caller's call, in the tree"),
+        Rule::any("symlinkat", "the caller's call, in the tree"),
+        Rule::any("chmod", "the caller's call, in the tree"),
+        Rule::any("fchmodat", "the caller's call, in the tree"),
+        Rule::any("chown", "the caller's call, in the tree"),
+        Rule::any("lchown", "the caller's call, in the tree"),
+        Rule::any("fchownat", "the caller's call, in the tree"),
+        Rule::any("utime", "the caller's call, in the tree"),
+        Rule::any("utimes", "the caller's call, in the tree"),
+        Rule::any("futimesat", "the caller's call, in the tree"),
+        Rule::any("utimensat", "the caller's call, in the tree"),
+        Rule::any("truncate", "the caller's call, in the tree"),
+        Rule::any("setxattr", "the caller's call, in the tree"),
+        Rule::any("lsetxattr", "the caller's call, in the tree"),
+        Rule::any("removexattr", "the caller's call, in the tree"),
+        Rule::any("lremovexattr", "the caller's call, in the tree"),
+        Rule::any("bind", "the caller's unix socket, bound in the tree"),
         Rule::fail("clone3", libc::ENOSYS, "glibc falls back to clone, whose flags we can check"),
         Rule::with("clone", &[Arg::Eq(0, THREAD_FLAGS)], "workers: a served call that may block"),
         Rule::any("set_robust_list", "glibc thread start"),

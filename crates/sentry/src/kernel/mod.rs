@@ -29,6 +29,8 @@ pub struct Kernel {
     /// the sandbox has its own cgroup namespace: /proc/PID/cgroup shows
     /// paths from the container's cgroup
     pub cgroupns: bool,
+    /// the container's real file tree, once `create` has handed it over
+    pub tree: std::sync::OnceLock<crate::vfs::Tree>,
     hostname: Mutex<String>,
     domainname: Mutex<String>,
     boot_log: String,
@@ -57,6 +59,7 @@ impl Kernel {
             mount_order: Vec::new(),
             boottime_offset: std::time::Duration::ZERO,
             cgroupns: false,
+            tree: std::sync::OnceLock::new(),
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),
             boot_log,

@@ -86,8 +86,9 @@ fn addfd(notify: BorrowedFd<'_>, arg: &AddFd) -> Result<i64, Errno> {
     Ok(i64::from(r))
 }
 
-impl Task for StubFds<'_> {
-    fn effective_caps(&self) -> Result<u64, Errno> {
+impl StubFds<'_> {
+    /// The caller's /proc/TID/status.
+    fn status(&self) -> Result<String, Errno> {
         let fd = super::mem::open_proc_file(self.proc, self.tid, "status", OFlag::O_RDONLY)?;
         let mut text = String::new();
         // through take(): a plain File would ask statx for a size hint, which the Sentry may not call
@@ -95,7 +96,24 @@ impl Task for StubFds<'_> {
             .map_err(|_| Errno::EIO)?;
         // the file was the caller's if the notification is still live
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        Ok(text)
+    }
+}
+
+impl Task for StubFds<'_> {
+    fn effective_caps(&self) -> Result<u64, Errno> {
+        let text = self.status()?;
         crate::fs::proxy::field(&text, "CapEff:").and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).ok_or(Errno::EIO)
+    }
+
+    fn creds(&self) -> Result<crate::vfs::creds::Creds, Errno> {
+        crate::vfs::creds::Creds::parse(&self.status()?).ok_or(Errno::EIO)
+    }
+
+    fn cwd(&self) -> Result<Vec<u8>, Errno> {
+        let link = nix::fcntl::readlinkat(self.proc, format!("{}/cwd", self.tid).as_str())?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        Ok(link.into_encoded_bytes())
     }
 }
 
@@ -121,6 +139,15 @@ impl Fds for StubFds<'_> {
             return Ok(Reply::Pending);
         }
         job(self.notify).map(Reply::Answered)
+    }
+
+    fn install(&self, file: OwnedFd, cloexec: bool) -> Result<Reply, Errno> {
+        install(self.notify, self.id, file.as_fd(), cloexec).map(Reply::Answered)
+    }
+
+    fn path_of(&self, ours: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+        let link = format!("{}/fd/{}", std::process::id(), ours.as_raw_fd());
+        Ok(nix::fcntl::readlinkat(self.proc, link.as_str())?.into_encoded_bytes())
     }
 }
 

@@ -156,10 +156,26 @@ pub fn serve(
         if new_conn {
             if let Some(l) = &control {
                 if let Ok((conn, _)) = l.accept() {
-                    if let Some(fd) = recv_fd(conn.as_raw_fd()) {
-                        sync_wake_up(&fd);
-                        fds.push(fd);
-                        seen = true;
+                    match recv_control(conn.as_raw_fd()) {
+                        Some(Control::Notify(fd)) => {
+                            sync_wake_up(&fd);
+                            fds.push(fd);
+                            seen = true;
+                        }
+                        // entered on this thread, which serves every call
+                        // the sender waits for the answer: the stubs' view
+                        // turns read-only only once the Sentry is in the tree
+                        Some(Control::Tree(root, ns)) => {
+                            let entered = crate::vfs::Tree::enter(root, ns)
+                                .map_err(|e| e.to_string())
+                                .and_then(|t| kernel.tree.set(t).map_err(|_| "a second tree".to_string()));
+                            let answer = match entered {
+                                Ok(()) => "ok".to_string(),
+                                Err(e) => format!("cannot enter the container's tree: {e}"),
+                            };
+                            let _ = nix::unistd::write(&conn, answer.as_bytes());
+                        }
+                        None => {}
                     }
                 }
             }
@@ -168,16 +184,41 @@ pub fn serve(
     Ok(())
 }
 
-fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
+/// One message on the control socket: its text and the fds that came with it.
+fn recv_msg(sock: RawFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     let mut buf = [0u8; 64];
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut space = nix::cmsg_space!([RawFd; 2]);
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    let raw = msg.cmsgs().ok()?.find_map(|c| match c {
-        ControlMessageOwned::ScmRights(v) => v.first().copied(),
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v.into_iter().map(super::mem::adopt));
+        }
+    }
+    let n = msg.bytes;
+    Some((buf[..n].to_vec(), fds))
+}
+
+/// What arrives on the control socket.
+enum Control {
+    /// a notify fd (init's, or an exec'd process's)
+    Notify(OwnedFd),
+    /// the container's real tree: its root, and the mount namespace holding it
+    Tree(OwnedFd, OwnedFd),
+}
+
+fn recv_control(sock: RawFd) -> Option<Control> {
+    let (text, mut fds) = recv_msg(sock)?;
+    match (text.as_slice(), fds.len()) {
+        (b"fd", 1) => fds.pop().map(Control::Notify),
+        (b"tree", 2) => {
+            let ns = fds.pop()?;
+            let root = fds.pop()?;
+            Some(Control::Tree(root, ns))
+        }
         _ => None,
-    })?;
-    Some(super::mem::adopt(raw))
+    }
 }
 
 /// Table lines by syscall number, resolved once (no name lookups per call).

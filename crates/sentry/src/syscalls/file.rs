@@ -1,5 +1,6 @@
-//! File calls. Until the VFS lands the host performs them (interim), except
-//! what the host cannot do for a stub: naming one of the caller's own fds
+//! File calls that read: the host performs them in the stubs' read-only
+//! replica of the tree (interim, until the VFS), except what the host
+//! cannot do for a stub: naming one of the caller's own fds
 //! by path (/dev/stdin, /dev/fd/N, /proc/self/fd/N …) to open, stat or
 //! access it. On Linux those are procfs "magic links"; the sandbox's /proc
 //! is the Sentry's and has none, so the Sentry answers: it opens the
@@ -18,12 +19,12 @@ use super::{Call, Reply};
 
 /// open(path, flags, mode)
 pub fn open(c: &Call<'_>) -> Reply {
-    reopen(c, c.args[0], c.args[1])
+    reopen(c, c.args[0], c.args[1]).unwrap_or_else(|| super::path::open(c))
 }
 
 /// openat(dirfd, path, flags, mode): an absolute path ignores dirfd.
 pub fn openat(c: &Call<'_>) -> Reply {
-    reopen(c, c.args[1], c.args[2])
+    reopen(c, c.args[1], c.args[2]).unwrap_or_else(|| super::path::openat(c))
 }
 
 /// stat(path, buf)
@@ -171,13 +172,14 @@ fn alias(path: &[u8]) -> Option<i32> {
     n.parse().ok()
 }
 
-fn reopen(c: &Call<'_>, path: u64, flags: u64) -> Reply {
-    let Ok(Some(p)) = c.mem.read_cstr(path, 32) else { return Reply::Continue };
-    let Some(fd) = alias(&p) else { return Reply::Continue };
-    match reopen_fd(c, fd, flags) {
+/// The answer, if the path names one of the caller's own fds.
+fn reopen(c: &Call<'_>, path: u64, flags: u64) -> Option<Reply> {
+    let Ok(Some(p)) = c.mem.read_cstr(path, 32) else { return None };
+    let fd = alias(&p)?;
+    Some(match reopen_fd(c, fd, flags) {
         Ok(r) => r,
         Err(e) => Reply::Error(e),
-    }
+    })
 }
 
 fn reopen_fd(c: &Call<'_>, fd: i32, flags: u64) -> Result<Reply, Errno> {

@@ -6,6 +6,7 @@ pub mod docs;
 pub mod file;
 pub mod identity;
 pub mod net;
+pub mod path;
 pub mod strace;
 pub mod table;
 
@@ -53,6 +54,12 @@ pub trait Task {
     fn capable(&self, cap: u32) -> bool {
         self.effective_caps().is_ok_and(|c| c & (1u64 << cap) != 0)
     }
+
+    /// Its file credentials (ids as the Sentry's user namespace numbers them).
+    fn creds(&self) -> Result<crate::vfs::creds::Creds, Errno>;
+
+    /// Its working directory, as a path of the container's tree.
+    fn cwd(&self) -> Result<Vec<u8>, Errno>;
 }
 
 /// CAP_SYS_ADMIN
@@ -67,9 +74,14 @@ pub trait Fds {
     /// the call's result: [`Reply::Answered`]. An open that may block (a
     /// FIFO waiting for its other end) runs on a worker: [`Reply::Pending`].
     fn reopen_into_caller(&self, file: OwnedFd, flags: nix::fcntl::OFlag, cloexec: bool) -> Result<Reply, Errno>;
+    /// Installs `file` in the caller as the call's result: [`Reply::Answered`].
+    fn install(&self, file: OwnedFd, cloexec: bool) -> Result<Reply, Errno>;
+    /// The path of one of the Sentry's own fds (as its mount namespace names it).
+    fn path_of(&self, ours: std::os::fd::BorrowedFd<'_>) -> Result<Vec<u8>, Errno>;
 }
 
 /// One served call, decoded.
+#[derive(Clone, Copy)]
 pub struct Call<'a> {
     /// the calling thread (host tid)
     pub pid: u32,

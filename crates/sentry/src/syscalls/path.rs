@@ -1,0 +1,387 @@
+//! Calls that change the file tree, performed by the Sentry in the real
+//! tree as the caller (see [`crate::vfs`]). Each is replayed: its path
+//! and buffer arguments are copied out of the caller, its dirfds taken
+//! (pidfd_getfd), the notify thread moves to the caller's working directory
+//! and takes on its credentials, and makes the same system call. Opens
+//! install the new file in the caller (ADDFD).
+//!
+//! Left to the host, in the stubs' read-only replica: paths on the
+//! Sentry's own /proc and /sys, and opening anything that is not a
+//! regular file or a directory (devices and FIFOs have no tree to change,
+//! and their open has effects that belong to the caller: a controlling
+//! terminal, waiting for the other end). Before the tree arrives (or in a
+//! sandbox with its own user namespace, which gets none) everything is.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+use super::{Call, Reply};
+use crate::vfs::{self, creds::AsCaller};
+
+/// How a replayed call's argument is carried over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum A {
+    /// a value, as is
+    V,
+    /// a path (NULL allowed), resolved relative to the dirfd at this index, if any
+    P(Option<usize>),
+    /// a dirfd
+    D,
+    /// a string that is not resolved (a symlink's target, an xattr's name)
+    S,
+    /// a buffer of this many bytes (NULL allowed)
+    B(usize),
+    /// a buffer whose length is the argument at this index
+    L(usize),
+    /// a struct open_how, whose size is the argument at this index
+    How(usize),
+}
+
+use A::{How, B, D, L, P, S, V};
+
+/// What becomes of the result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Post {
+    /// returned as is
+    Value,
+    /// an fd of the Sentry's, to install in the caller; open flags are the
+    /// argument at this index (or in the open_how)
+    Open(Option<usize>),
+}
+
+const PATH_MAX: usize = 4096;
+const XATTR_SIZE_MAX: u64 = 65536;
+const OPEN_HOW_MAX: u64 = 256;
+
+/// One argument, carried over.
+enum Carried {
+    Raw(u64),
+    Str(CString),
+    Buf(Vec<u8>),
+    Fd(OwnedFd),
+}
+
+impl Carried {
+    fn arg(&self) -> u64 {
+        match self {
+            Carried::Raw(v) => *v,
+            Carried::Str(s) => s.as_ptr() as u64,
+            Carried::Buf(b) => b.as_ptr() as u64,
+            Carried::Fd(f) => f.as_raw_fd() as u64,
+        }
+    }
+}
+
+fn is_at_fdcwd(v: u64) -> bool {
+    v as i32 == libc::AT_FDCWD
+}
+
+/// The raw system call. Arguments that are addresses point into `args`'
+/// owners, alive for the call.
+fn raw(nr: libc::c_long, a: [u64; 6]) -> Result<i64, Errno> {
+    // SAFETY: every pointer argument was built from a CString or Vec the
+    // caller of `raw` keeps alive for the duration of the call, sized as the
+    // system call expects (checked when it was copied); other arguments are
+    // plain values the kernel validates.
+    let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
+fn read_string(c: &Call<'_>, addr: u64, max: usize) -> Result<CString, Errno> {
+    let bytes = c.mem.read_cstr(addr, max)?.ok_or(Errno::ENAMETOOLONG)?;
+    CString::new(bytes).map_err(|_| Errno::EINVAL)
+}
+
+fn read_buf(c: &Call<'_>, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    let mut b = vec![0u8; len];
+    c.mem.read(addr, &mut b)?;
+    Ok(b)
+}
+
+/// Replays call `nr` with arguments described by `shape`.
+fn replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Reply {
+    match try_replay(c, nr, shape, post) {
+        Ok(r) => r,
+        Err(e) => Reply::Error(e),
+    }
+}
+
+fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result<Reply, Errno> {
+    let Some(tree) = c.kernel.tree.get().filter(|t| t.here()) else { return Ok(Reply::Continue) };
+    // 1. copy the caller's arguments
+    let mut carried: Vec<Carried> = Vec::with_capacity(6);
+    for (i, a) in shape.iter().enumerate() {
+        let v = c.args[i];
+        carried.push(match *a {
+            V | D => Carried::Raw(v),
+            P(_) | S | B(_) | L(_) | How(_) if v == 0 => Carried::Raw(0),
+            P(_) => Carried::Str(read_string(c, v, PATH_MAX)?),
+            S => Carried::Str(read_string(c, v, PATH_MAX)?),
+            B(n) => Carried::Buf(read_buf(c, v, n)?),
+            L(at) => {
+                let n = c.args[at];
+                if n > XATTR_SIZE_MAX {
+                    return Err(Errno::E2BIG);
+                }
+                Carried::Buf(read_buf(c, v, n as usize)?)
+            }
+            How(at) => {
+                let n = c.args[at];
+                if !(24..=OPEN_HOW_MAX).contains(&n) {
+                    return Err(if n < 24 { Errno::EINVAL } else { Errno::E2BIG });
+                }
+                Carried::Buf(read_buf(c, v, n as usize)?)
+            }
+        });
+    }
+    // 2. where each path lies: a call on the Sentry's own filesystems goes to the host
+    let mut cwd: Option<Vec<u8>> = None;
+    let mut needs_cwd = false;
+    for (i, a) in shape.iter().enumerate() {
+        let P(dir) = *a else { continue };
+        let Carried::Str(p) = &carried[i] else { continue };
+        let p = p.as_bytes().to_vec();
+        let p = p.as_slice();
+        let base = if p.first() == Some(&b'/') {
+            Vec::new()
+        } else {
+            match dir.map(|d| c.args[d]) {
+                Some(fd) if !is_at_fdcwd(fd) => {
+                    let ours = c.fds.get(fd as i32)?;
+                    let path = c.fds.path_of(ours.as_fd())?;
+                    if vfs::pseudo(&vfs::absolute(&path, p)) {
+                        return Ok(Reply::Continue);
+                    }
+                    carried[dir.unwrap_or(0)] = Carried::Fd(in_tree(ours, &path)?);
+                    path
+                }
+                _ => {
+                    needs_cwd = true;
+                    if cwd.is_none() {
+                        cwd = Some(c.task.cwd()?);
+                    }
+                    cwd.clone().unwrap_or_default()
+                }
+            }
+        };
+        if vfs::pseudo(&vfs::absolute(&base, p)) {
+            return Ok(Reply::Continue);
+        }
+    }
+    // dirfds of calls on the dirfd itself (a NULL path: utimensat)
+    for (i, a) in shape.iter().enumerate() {
+        let (P(Some(d)), Carried::Raw(0)) = (*a, &carried[i]) else { continue };
+        if let Carried::Raw(fd) = carried[d] {
+            if !is_at_fdcwd(fd) {
+                carried[d] = Carried::Fd(c.fds.get(fd as i32)?);
+            }
+        }
+    }
+    if needs_cwd {
+        let dir = CString::new(cwd.unwrap_or_default()).map_err(|_| Errno::ENOENT)?;
+        nix::unistd::chdir(dir.as_c_str())?;
+    }
+    // 3. as the caller
+    let who = c.task.creds()?;
+    let mut args = [0u64; 6];
+    for (i, a) in carried.iter().enumerate() {
+        args[i] = a.arg();
+    }
+    let caller_flags = match post {
+        Post::Open(Some(at)) => c.args[at],
+        Post::Open(None) => open_how_flags(&carried)?,
+        Post::Value => 0,
+    };
+    let result = {
+        let _as = AsCaller::switch(tree.home(), &who)?;
+        if let Post::Open(_) = post {
+            if opens_special(&carried, shape, caller_flags)? {
+                return Ok(Reply::Continue);
+            }
+            // never wait on a FIFO swapped in, never take a terminal (O_PATH
+            // takes no other flags: openat2 refuses them)
+            let extra = if caller_flags & libc::O_PATH as u64 != 0 {
+                libc::O_CLOEXEC as u64
+            } else {
+                (libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64
+            };
+            match post {
+                Post::Open(Some(at)) => args[at] = caller_flags | extra,
+                _ => set_open_how_flags(&mut carried, caller_flags | extra, &mut args),
+            }
+        }
+        raw(nr, args)
+    };
+    match post {
+        Post::Value => Ok(result.map(Reply::Value).unwrap_or_else(Reply::Error)),
+        Post::Open(_) => match result {
+            Err(Errno::ENXIO) => Ok(Reply::Continue),
+            Err(e) => Ok(Reply::Error(e)),
+            Ok(fd) => {
+                // SAFETY: the kernel just returned this new fd of ours.
+                let file = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+                let st = nix::sys::stat::fstat(file.as_fd())?;
+                let kind = st.st_mode & libc::S_IFMT;
+                if kind != libc::S_IFREG && kind != libc::S_IFDIR && caller_flags & libc::O_PATH as u64 == 0 {
+                    return Ok(Reply::Continue);
+                }
+                if caller_flags & libc::O_NONBLOCK as u64 == 0 && caller_flags & libc::O_PATH as u64 == 0 {
+                    let fl = nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
+                    let fl = nix::fcntl::OFlag::from_bits_retain(fl & !libc::O_NONBLOCK);
+                    nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_SETFL(fl))?;
+                }
+                c.fds.install(file, caller_flags & libc::O_CLOEXEC as u64 != 0)
+            }
+        },
+    }
+}
+
+/// The caller's directory `dir` as a directory of the real tree: a
+/// directory the caller opened in its read-only replica (by exec, or
+/// inherited) is found again in the tree by its path.
+fn in_tree(dir: OwnedFd, path: &[u8]) -> Result<OwnedFd, Errno> {
+    let ro = nix::sys::statvfs::fstatvfs(&dir).is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    if !ro {
+        return Ok(dir);
+    }
+    let p = CString::new(path).map_err(|_| Errno::ENOENT)?;
+    nix::fcntl::open(
+        p.as_c_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+}
+
+fn open_how_flags(carried: &[Carried]) -> Result<u64, Errno> {
+    match carried.get(2) {
+        Some(Carried::Buf(b)) if b.len() >= 8 => Ok(u64::from_le_bytes(b[..8].try_into().map_err(|_| Errno::EINVAL)?)),
+        _ => Err(Errno::EFAULT),
+    }
+}
+
+fn set_open_how_flags(carried: &mut [Carried], flags: u64, args: &mut [u64; 6]) {
+    if let Some(Carried::Buf(b)) = carried.get_mut(2) {
+        b[..8].copy_from_slice(&flags.to_le_bytes());
+        args[2] = b.as_ptr() as u64;
+    }
+}
+
+/// Whether an open names something that exists and is neither a regular
+/// file nor a directory (nor, with O_PATH, a symlink): the host opens those.
+fn opens_special(carried: &[Carried], shape: &[A], flags: u64) -> Result<bool, Errno> {
+    let Some(pi) = shape.iter().position(|a| matches!(a, P(_))) else { return Ok(false) };
+    let Carried::Str(path) = &carried[pi] else { return Ok(false) };
+    let dirfd = match shape[pi] {
+        P(Some(d)) => match &carried[d] {
+            Carried::Fd(f) => f.as_raw_fd(),
+            _ => libc::AT_FDCWD,
+        },
+        _ => libc::AT_FDCWD,
+    };
+    let nofollow = flags & libc::O_NOFOLLOW as u64 != 0;
+    let at = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
+    // SAFETY: libc::stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a live NUL-terminated string, `st` a live, writable stat.
+    let r = unsafe { libc::fstatat(dirfd, path.as_ptr(), &mut st, at) };
+    if r < 0 {
+        return Ok(false);
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    let plain = kind == libc::S_IFREG || kind == libc::S_IFDIR || (kind == libc::S_IFLNK && nofollow);
+    Ok(!plain)
+}
+
+macro_rules! replayed {
+    ($(#[$doc:meta] $name:ident => $nr:ident, [$($a:expr),*], $post:expr;)*) => {$(
+        #[$doc]
+        pub fn $name(c: &Call<'_>) -> Reply {
+            replay(c, libc::$nr, &[$($a),*], $post)
+        }
+    )*};
+}
+
+replayed! {
+    /// mkdir(path, mode)
+    mkdir => SYS_mkdir, [P(None), V], Post::Value;
+    /// mkdirat(dirfd, path, mode)
+    mkdirat => SYS_mkdirat, [D, P(Some(0)), V], Post::Value;
+    /// mknod(path, mode, dev)
+    mknod => SYS_mknod, [P(None), V, V], Post::Value;
+    /// mknodat(dirfd, path, mode, dev)
+    mknodat => SYS_mknodat, [D, P(Some(0)), V, V], Post::Value;
+    /// unlink(path)
+    unlink => SYS_unlink, [P(None)], Post::Value;
+    /// unlinkat(dirfd, path, flags)
+    unlinkat => SYS_unlinkat, [D, P(Some(0)), V], Post::Value;
+    /// rmdir(path)
+    rmdir => SYS_rmdir, [P(None)], Post::Value;
+    /// rename(old, new)
+    rename => SYS_rename, [P(None), P(None)], Post::Value;
+    /// renameat(olddirfd, old, newdirfd, new)
+    renameat => SYS_renameat, [D, P(Some(0)), D, P(Some(2))], Post::Value;
+    /// renameat2(olddirfd, old, newdirfd, new, flags)
+    renameat2 => SYS_renameat2, [D, P(Some(0)), D, P(Some(2)), V], Post::Value;
+    /// link(old, new)
+    link => SYS_link, [P(None), P(None)], Post::Value;
+    /// linkat(olddirfd, old, newdirfd, new, flags)
+    linkat => SYS_linkat, [D, P(Some(0)), D, P(Some(2)), V], Post::Value;
+    /// symlink(target, path)
+    symlink => SYS_symlink, [S, P(None)], Post::Value;
+    /// symlinkat(target, dirfd, path)
+    symlinkat => SYS_symlinkat, [S, D, P(Some(1))], Post::Value;
+    /// chmod(path, mode)
+    chmod => SYS_chmod, [P(None), V], Post::Value;
+    /// fchmodat(dirfd, path, mode)
+    fchmodat => SYS_fchmodat, [D, P(Some(0)), V], Post::Value;
+    /// chown(path, uid, gid)
+    chown => SYS_chown, [P(None), V, V], Post::Value;
+    /// lchown(path, uid, gid)
+    lchown => SYS_lchown, [P(None), V, V], Post::Value;
+    /// fchownat(dirfd, path, uid, gid, flags)
+    fchownat => SYS_fchownat, [D, P(Some(0)), V, V, V], Post::Value;
+    /// utime(path, times)
+    utime => SYS_utime, [P(None), B(16)], Post::Value;
+    /// utimes(path, times)
+    utimes => SYS_utimes, [P(None), B(32)], Post::Value;
+    /// futimesat(dirfd, path, times)
+    futimesat => SYS_futimesat, [D, P(Some(0)), B(32)], Post::Value;
+    /// utimensat(dirfd, path, times, flags); a NULL path is the dirfd itself
+    utimensat => SYS_utimensat, [D, P(Some(0)), B(32), V], Post::Value;
+    /// truncate(path, length)
+    truncate => SYS_truncate, [P(None), V], Post::Value;
+    /// setxattr(path, name, value, size, flags)
+    setxattr => SYS_setxattr, [P(None), S, L(3), V, V], Post::Value;
+    /// lsetxattr(path, name, value, size, flags)
+    lsetxattr => SYS_lsetxattr, [P(None), S, L(3), V, V], Post::Value;
+    /// removexattr(path, name)
+    removexattr => SYS_removexattr, [P(None), S], Post::Value;
+    /// lremovexattr(path, name)
+    lremovexattr => SYS_lremovexattr, [P(None), S], Post::Value;
+    /// openat2(dirfd, path, how, size)
+    openat2 => SYS_openat2, [D, P(Some(0)), How(3), V], Post::Open(None);
+}
+
+/// creat(path, mode): openat(AT_FDCWD, path, O_CREAT|O_WRONLY|O_TRUNC, mode)
+pub fn creat(c: &Call<'_>) -> Reply {
+    let flags = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
+    let args = [libc::AT_FDCWD as u64, c.args[0], flags, c.args[1], 0, 0];
+    let c = Call { args, ..*c };
+    replay(&c, libc::SYS_openat, &[D, P(Some(0)), V, V], Post::Open(Some(2)))
+}
+
+/// open(path, flags, mode), past the caller's own fds by name
+pub fn open(c: &Call<'_>) -> Reply {
+    replay(c, libc::SYS_open, &[P(None), V, V], Post::Open(Some(1)))
+}
+
+/// openat(dirfd, path, flags, mode), past the caller's own fds by name
+pub fn openat(c: &Call<'_>) -> Reply {
+    replay(c, libc::SYS_openat, &[D, P(Some(0)), V, V], Post::Open(Some(2)))
+}

@@ -1,0 +1,120 @@
+//! The container's file tree as the Sentry serves it.
+//!
+//! The stubs live in a read-only replica of the container's mount tree (a
+//! copy of its mount namespace with every mount but the Sentry's own /proc
+//! and /sys made read-only): the host kernel resolves paths there only for
+//! what cannot change anything — exec, stat, readlink, opening devices and
+//! FIFOs. Every call that changes the tree (open for writing or creating,
+//! mkdir, unlink, rename, link, symlink, chmod, chown, utimes, truncate,
+//! xattrs, binding a unix socket) is performed by the Sentry in the real
+//! tree, which `create` hands it as a root fd and the mount namespace that
+//! holds it.
+//!
+//! The notify thread [`Tree::enter`]s the real tree: it unshares its
+//! fs_struct and chroots into the tree's root, so a path resolves for the
+//! Sentry exactly as for the caller — absolute symlinks and `..` stop at
+//! the container's root, and no host path can be named. Each call then runs
+//! with the caller's file credentials ([`creds`]): the host kernel makes
+//! every permission decision as it would for the caller. Writes land where
+//! runc would put them (the bundle's rootfs, the spec's bind mounts), so
+//! the tools around the container see them.
+//!
+//! Not yet: a sandbox with its own user namespace (its callers' capabilities
+//! are relative to it, which the host's permission checks for the Sentry
+//! would not see) keeps the interim behaviour, as do the gofer-backed VFS
+//! with its own dentry cache and permission checks.
+
+pub mod creds;
+
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+
+/// Mount points of the Sentry's own filesystems: a call on a path below
+/// them is left to the host (in the replica, where they are the FUSE
+/// mounts the Sentry serves; in the real tree the caller would be the
+/// Sentry itself).
+pub const PSEUDO: &[&[u8]] = &[b"proc", b"sys"];
+
+/// The real tree, entered by one thread.
+#[derive(Debug)]
+pub struct Tree {
+    _root: OwnedFd,
+    _ns: OwnedFd,
+    home: creds::Home,
+    thread: libc::pid_t,
+}
+
+impl Tree {
+    /// Enters the tree whose root is `root` (in mount namespace `ns`) on
+    /// the calling thread, which from now on resolves paths there.
+    pub fn enter(root: OwnedFd, ns: OwnedFd) -> Result<Tree, Errno> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+        nix::unistd::fchdir(&root)?;
+        creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))??;
+        Ok(Tree { _root: root, _ns: ns, home: creds::Home::current()?, thread: nix::unistd::gettid().as_raw() })
+    }
+
+    /// Whether the calling thread is the one in the tree.
+    pub fn here(&self) -> bool {
+        nix::unistd::gettid().as_raw() == self.thread
+    }
+
+    /// The thread's own credentials.
+    pub fn home(&self) -> &creds::Home {
+        &self.home
+    }
+}
+
+/// `path` made absolute against `base` (an absolute directory), with
+/// "." and ".." and repeated slashes folded lexically.
+pub fn absolute(base: &[u8], path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let joined = if path.first() == Some(&b'/') { [path].concat() } else { [base, b"/", path].concat() };
+    for p in joined.split(|&b| b == b'/') {
+        match p {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = Vec::with_capacity(joined.len());
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Whether an absolute, folded path lies on one of the Sentry's own filesystems.
+pub fn pseudo(abs: &[u8]) -> bool {
+    let first = abs.split(|&b| b == b'/').find(|p| !p.is_empty());
+    first.is_some_and(|f| PSEUDO.contains(&f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_paths() {
+        assert_eq!(absolute(b"/home/u", b"x/../y"), b"/home/u/y");
+        assert_eq!(absolute(b"/home/u", b"/etc//./passwd"), b"/etc/passwd");
+        assert_eq!(absolute(b"/", b"../../.."), b"/");
+        assert_eq!(absolute(b"/a", b""), b"/a");
+    }
+
+    #[test]
+    fn knows_its_own_filesystems() {
+        assert!(pseudo(b"/proc/self/oom_score_adj"));
+        assert!(pseudo(b"/sys"));
+        assert!(!pseudo(b"/procfoo"));
+        assert!(!pseudo(b"/etc/sys"));
+        assert!(!pseudo(b"/"));
+    }
+}
