@@ -50,12 +50,17 @@ pub fn statx(c: &Call<'_>) -> Reply {
 
 /// access(path, mode)
 pub fn access(c: &Call<'_>) -> Reply {
-    access_alias(c, c.args[0], c.args[1])
+    access_alias(c, c.args[0], c.args[1]).unwrap_or_else(|| super::path::access(c))
 }
 
-/// faccessat(dirfd, path, mode) and faccessat2(dirfd, path, mode, flags)
+/// faccessat(dirfd, path, mode)
 pub fn faccessat(c: &Call<'_>) -> Reply {
-    access_alias(c, c.args[1], c.args[2])
+    access_alias(c, c.args[1], c.args[2]).unwrap_or_else(|| super::path::faccessat(c))
+}
+
+/// faccessat2(dirfd, path, mode, flags)
+pub fn faccessat2(c: &Call<'_>) -> Reply {
+    access_alias(c, c.args[1], c.args[2]).unwrap_or_else(|| super::path::faccessat2(c))
 }
 
 /// The caller's fd named by the path at `path`, if it is an alias.
@@ -80,8 +85,8 @@ fn stat_alias(c: &Call<'_>, path: u64, buf: u64, x: bool) -> Reply {
     }
 }
 
-fn access_alias(c: &Call<'_>, path: u64, mode: u64) -> Reply {
-    let Some(fd) = named_fd(c, path) else { return Reply::Continue };
+fn access_alias(c: &Call<'_>, path: u64, mode: u64) -> Option<Reply> {
+    let fd = named_fd(c, path)?;
     let r = (|| {
         let file = c.fds.get(fd)?;
         let flags = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?);
@@ -96,10 +101,10 @@ fn access_alias(c: &Call<'_>, path: u64, mode: u64) -> Reply {
             Err(Errno::EACCES)
         }
     })();
-    match r {
+    Some(match r {
         Ok(()) => Reply::Value(0),
         Err(e) => Reply::Error(e),
-    }
+    })
 }
 
 /// struct stat of x86-64, as the kernel lays it out.
@@ -158,7 +163,7 @@ fn statx_bytes(st: &libc::stat) -> Vec<u8> {
 }
 
 /// The caller's fd that `path` names, if it is one of the aliases.
-fn alias(path: &[u8]) -> Option<i32> {
+pub(super) fn alias(path: &[u8]) -> Option<i32> {
     let p = std::str::from_utf8(path).ok()?;
     let n = match p {
         "/dev/stdin" => return Some(0),

@@ -49,6 +49,8 @@ enum Post {
     /// an fd of the Sentry's, to install in the caller; open flags are the
     /// argument at this index (or in the open_how)
     Open(Option<usize>),
+    /// returned as is; the check is made with the caller's real ids
+    Access,
 }
 
 const PATH_MAX: usize = 4096;
@@ -140,6 +142,16 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             }
         });
     }
+    // a path naming one of the caller's fds (glibc's fchmodat and lchown
+    // go through /proc/self/fd/N) names the file that fd has open
+    for (i, a) in shape.iter().enumerate() {
+        let (P(_), Carried::Str(p)) = (*a, &carried[i]) else { continue };
+        if let Some(fd) = super::file::alias(p.as_bytes()) {
+            let ours = c.fds.get(fd)?;
+            let path = c.fds.path_of(ours.as_fd())?;
+            carried[i] = Carried::Str(CString::new(path).map_err(|_| Errno::ENOENT)?);
+        }
+    }
     // 2. where each path lies: a call on the Sentry's own filesystems goes to the host
     let mut cwd: Option<Vec<u8>> = None;
     let mut needs_cwd = false;
@@ -187,8 +199,11 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         let dir = CString::new(cwd.unwrap_or_default()).map_err(|_| Errno::ENOENT)?;
         nix::unistd::chdir(dir.as_c_str())?;
     }
-    // 3. as the caller
-    let who = c.task.creds()?;
+    // 3. as the caller (access(2) checks with its real ids)
+    let mut who = c.task.creds()?;
+    if post == Post::Access {
+        who = who.for_access();
+    }
     let mut args = [0u64; 6];
     for (i, a) in carried.iter().enumerate() {
         args[i] = a.arg();
@@ -196,21 +211,23 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     let caller_flags = match post {
         Post::Open(Some(at)) => c.args[at],
         Post::Open(None) => open_how_flags(&carried)?,
-        Post::Value => 0,
+        Post::Value | Post::Access => 0,
     };
+    // ADDFD cannot install an O_PATH file (fget refuses them): the host
+    // opens those in the replica, where they serve as well to name a file
+    if let Post::Open(_) = post {
+        if caller_flags & libc::O_PATH as u64 != 0 {
+            return Ok(Reply::Continue);
+        }
+    }
     let result = {
         let _as = AsCaller::switch(tree.home(), &who)?;
         if let Post::Open(_) = post {
             if opens_special(&carried, shape, caller_flags)? {
                 return Ok(Reply::Continue);
             }
-            // never wait on a FIFO swapped in, never take a terminal (O_PATH
-            // takes no other flags: openat2 refuses them)
-            let extra = if caller_flags & libc::O_PATH as u64 != 0 {
-                libc::O_CLOEXEC as u64
-            } else {
-                (libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64
-            };
+            // never wait on a FIFO swapped in, never take a terminal
+            let extra = (libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64;
             match post {
                 Post::Open(Some(at)) => args[at] = caller_flags | extra,
                 _ => set_open_how_flags(&mut carried, caller_flags | extra, &mut args),
@@ -219,7 +236,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         raw(nr, args)
     };
     match post {
-        Post::Value => Ok(result.map(Reply::Value).unwrap_or_else(Reply::Error)),
+        Post::Value | Post::Access => Ok(result.map(Reply::Value).unwrap_or_else(Reply::Error)),
         Post::Open(_) => match result {
             Err(Errno::ENXIO) => Ok(Reply::Continue),
             Err(e) => Ok(Reply::Error(e)),
@@ -228,10 +245,10 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                 let file = unsafe { OwnedFd::from_raw_fd(fd as i32) };
                 let st = nix::sys::stat::fstat(file.as_fd())?;
                 let kind = st.st_mode & libc::S_IFMT;
-                if kind != libc::S_IFREG && kind != libc::S_IFDIR && caller_flags & libc::O_PATH as u64 == 0 {
+                if kind != libc::S_IFREG && kind != libc::S_IFDIR {
                     return Ok(Reply::Continue);
                 }
-                if caller_flags & libc::O_NONBLOCK as u64 == 0 && caller_flags & libc::O_PATH as u64 == 0 {
+                if caller_flags & libc::O_NONBLOCK as u64 == 0 {
                     let fl = nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
                     let fl = nix::fcntl::OFlag::from_bits_retain(fl & !libc::O_NONBLOCK);
                     nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_SETFL(fl))?;
@@ -273,7 +290,8 @@ fn set_open_how_flags(carried: &mut [Carried], flags: u64, args: &mut [u64; 6]) 
 }
 
 /// Whether an open names something that exists and is neither a regular
-/// file nor a directory (nor, with O_PATH, a symlink): the host opens those.
+/// file nor a directory (a symlink with O_NOFOLLOW fails in the open itself):
+/// the host opens those.
 fn opens_special(carried: &[Carried], shape: &[A], flags: u64) -> Result<bool, Errno> {
     let Some(pi) = shape.iter().position(|a| matches!(a, P(_))) else { return Ok(false) };
     let Carried::Str(path) = &carried[pi] else { return Ok(false) };
@@ -294,8 +312,7 @@ fn opens_special(carried: &[Carried], shape: &[A], flags: u64) -> Result<bool, E
         return Ok(false);
     }
     let kind = st.st_mode & libc::S_IFMT;
-    let plain = kind == libc::S_IFREG || kind == libc::S_IFDIR || (kind == libc::S_IFLNK && nofollow);
-    Ok(!plain)
+    Ok(kind != libc::S_IFREG && kind != libc::S_IFDIR && kind != libc::S_IFLNK)
 }
 
 macro_rules! replayed {
@@ -374,6 +391,32 @@ pub fn creat(c: &Call<'_>) -> Reply {
     let args = [libc::AT_FDCWD as u64, c.args[0], flags, c.args[1], 0, 0];
     let c = Call { args, ..*c };
     replay(&c, libc::SYS_openat, &[D, P(Some(0)), V, V], Post::Open(Some(2)))
+}
+
+/// access(path, mode) for writing: the replica is read-only, the tree may
+/// not be (checks for reading or executing the host makes there)
+pub fn access(c: &Call<'_>) -> Reply {
+    let args = [libc::AT_FDCWD as u64, c.args[0], c.args[1], 0, 0, 0];
+    faccessat2(&Call { args, ..*c })
+}
+
+/// faccessat(dirfd, path, mode), for writing
+pub fn faccessat(c: &Call<'_>) -> Reply {
+    let args = [c.args[0], c.args[1], c.args[2], 0, 0, 0];
+    faccessat2(&Call { args, ..*c })
+}
+
+/// faccessat2(dirfd, path, mode, flags), for writing: made with
+/// AT_EACCESS, the caller's real ids having been taken on unless it asked
+/// for AT_EACCESS itself
+pub fn faccessat2(c: &Call<'_>) -> Reply {
+    if c.args[2] & libc::W_OK as u64 == 0 {
+        return Reply::Continue;
+    }
+    let eaccess = c.args[3] & libc::AT_EACCESS as u64 != 0;
+    let args = [c.args[0], c.args[1], c.args[2], c.args[3] | libc::AT_EACCESS as u64, 0, 0];
+    let post = if eaccess { Post::Value } else { Post::Access };
+    replay(&Call { args, ..*c }, libc::SYS_faccessat2, &[D, P(Some(0)), V, V], post)
 }
 
 /// open(path, flags, mode), past the caller's own fds by name

@@ -396,7 +396,7 @@ pub static TABLE: &[Entry] = &[
     s!(close_range, Passthrough(Rule::Any), "on fds the app holds"),
     s!(openat2, Class::Interim(Some(path::openat2)), "changes the tree: performed by the Sentry in the real tree, as the caller"),
     s!(pidfd_getfd, Denied(libc::EPERM), "no reaching into other processes"),
-    s!(faccessat2, Class::Interim(Some(file::faccessat)), "path-based: VFS pending; /dev/fd/N and the like answered by the Sentry"),
+    s!(faccessat2, Class::Interim(Some(file::faccessat2)), "path-based: VFS pending; /dev/fd/N and the like answered by the Sentry"),
     s!(process_madvise, Denied(libc::EPERM), "no reaching into other processes"),
     s!(epoll_pwait2, Passthrough(Rule::Any), "fd plumbing"),
     s!(mount_setattr, Denied(libc::EPERM), "mounts are the Sentry's, not the app's"),

@@ -28,13 +28,19 @@ pub struct Creds {
     pub cap_eff: u64,
     /// the file mode creation mask
     pub umask: u32,
+    /// real uid and gid (access(2) checks with them)
+    pub real: (u32, u32),
+    /// permitted capabilities (access(2) by root checks with them)
+    pub cap_prm: u64,
 }
 
 impl Creds {
     /// Parses a /proc/TID/status text.
     pub fn parse(status: &str) -> Option<Creds> {
         let field = |key: &str| crate::fs::proxy::field(status, key).map(str::trim);
-        let fourth = |key: &str| field(key)?.split_whitespace().nth(3)?.parse::<u32>().ok();
+        let nth = |key: &str, n: usize| field(key)?.split_whitespace().nth(n)?.parse::<u32>().ok();
+        let fourth = |key: &str| nth(key, 3);
+        let first = |key: &str| nth(key, 0);
         let groups = field("Groups:")?.split_whitespace().map(|g| g.parse::<u32>().ok()).collect::<Option<Vec<_>>>()?;
         Some(Creds {
             fsuid: fourth("Uid:")?,
@@ -42,7 +48,16 @@ impl Creds {
             groups,
             cap_eff: u64::from_str_radix(field("CapEff:")?, 16).ok()?,
             umask: u32::from_str_radix(field("Umask:")?, 8).ok()?,
+            real: (first("Uid:")?, first("Gid:")?),
+            cap_prm: u64::from_str_radix(field("CapPrm:")?, 16).ok()?,
         })
+    }
+
+    /// The credentials access(2) checks with: the real ids as file ids,
+    /// and capabilities only for a real root (its permitted set), as Linux does.
+    pub fn for_access(self) -> Creds {
+        let cap_eff = if self.real.0 == 0 { self.cap_prm } else { 0 };
+        Creds { fsuid: self.real.0, fsgid: self.real.1, cap_eff, ..self }
     }
 }
 
@@ -226,12 +241,15 @@ mod tests {
     #[test]
     fn reads_status() {
         let s = "Name:\tsh\nUmask:\t0027\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\n\
-                 Groups:\t4 24 27 \nCapEff:\t00000000a80425fb\n";
+                 Groups:\t4 24 27 \nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\n";
         let c = Creds::parse(s).unwrap();
         assert_eq!((c.fsuid, c.fsgid, c.umask), (1003, 8, 0o027));
         assert_eq!(c.groups, vec![4, 24, 27]);
         assert_eq!(c.cap_eff, 0xa80425fb);
-        let none = "Umask:\t0022\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapEff:\t0\n";
+        assert_eq!(c.real, (1000, 5));
+        let a = c.for_access();
+        assert_eq!((a.fsuid, a.fsgid, a.cap_eff), (1000, 5, 0));
+        let none = "Umask:\t0022\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapPrm:\t0\nCapEff:\t0\n";
         assert_eq!(Creds::parse(none).unwrap().groups, Vec::<u32>::new());
         assert!(Creds::parse("Uid:\t0\n").is_none());
     }
@@ -246,7 +264,15 @@ mod tests {
             let home = Home::current().unwrap();
             let before = caps().unwrap();
             {
-                let c = Creds { fsuid: 1234, fsgid: 4321, groups: vec![7], cap_eff: 0, umask: 0o077 };
+                let c = Creds {
+                    fsuid: 1234,
+                    fsgid: 4321,
+                    groups: vec![7],
+                    cap_eff: 0,
+                    umask: 0o077,
+                    real: (1234, 4321),
+                    cap_prm: 0,
+                };
                 let _g = AsCaller::switch(&home, &c).unwrap();
                 // SAFETY: reads the current fsuid; u32::MAX changes nothing.
                 assert_eq!(unsafe { libc::syscall(libc::SYS_setfsuid, u32::MAX) }, 1234);
