@@ -37,6 +37,10 @@ pub fn markdown() -> String {
          Syscalls newer than the table go to the Sentry, which answers ENOSYS and logs them once; \
          32-bit entry points kill the process. A passthrough call whose argument rule fails is \
          answered EPERM by the Sentry, logged once.\n\n\
+         Paths: the stubs live in a read-only replica of the container's mounts. Calls that change \
+         the file tree are made by the Sentry in the real tree, as the caller; calls that only read \
+         it are made by the host in the replica. In a sandbox with a user namespace of its own, the \
+         host still makes every path call, in the real tree (interim).\n\n\
          | syscall | class | notes |\n|---|---|---|\n"
     ));
     for e in TABLE {

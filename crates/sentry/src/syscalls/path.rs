@@ -37,9 +37,15 @@ enum A {
     L(usize),
     /// a struct open_how, whose size is the argument at this index
     How(usize),
+    /// an fd of the caller's, taken
+    F,
+    /// a buffer of this many bytes the call fills, copied back to the caller
+    O(usize),
+    /// a struct sockaddr_un naming a path, whose size is the argument at this index
+    Sun(usize),
 }
 
-use A::{How, B, D, L, P, S, V};
+use A::{How, Sun, B, D, F, L, O, P, S, V};
 
 /// What becomes of the result.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,7 +128,10 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         let v = c.args[i];
         carried.push(match *a {
             V | D => Carried::Raw(v),
-            P(_) | S | B(_) | L(_) | How(_) if v == 0 => Carried::Raw(0),
+            O(n) => Carried::Buf(vec![0u8; n]),
+            F => Carried::Fd(c.fds.get(i32::try_from(v).map_err(|_| Errno::EBADF)?)?),
+            P(_) | S | B(_) | L(_) | How(_) | Sun(_) if v == 0 => Carried::Raw(0),
+            Sun(at) => Carried::Buf(read_buf(c, v, usize::try_from(c.args[at]).map_err(|_| Errno::EINVAL)?)?),
             P(_) => Carried::Str(read_string(c, v, PATH_MAX)?),
             S => Carried::Str(read_string(c, v, PATH_MAX)?),
             B(n) => Carried::Buf(read_buf(c, v, n)?),
@@ -156,9 +165,11 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     let mut cwd: Option<Vec<u8>> = None;
     let mut needs_cwd = false;
     for (i, a) in shape.iter().enumerate() {
-        let P(dir) = *a else { continue };
-        let Carried::Str(p) = &carried[i] else { continue };
-        let p = p.as_bytes().to_vec();
+        let (dir, p) = match (*a, &carried[i]) {
+            (P(dir), Carried::Str(p)) => (dir, p.as_bytes().to_vec()),
+            (Sun(_), Carried::Buf(b)) => (None, sun_path(b).ok_or(Errno::EINVAL)?.to_vec()),
+            _ => continue,
+        };
         let p = p.as_slice();
         let base = if p.first() == Some(&b'/') {
             Vec::new()
@@ -235,6 +246,13 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         }
         raw(nr, args)
     };
+    if result.is_ok() {
+        for (i, a) in shape.iter().enumerate() {
+            if let (O(_), Carried::Buf(b)) = (*a, &carried[i]) {
+                c.mem.write(c.args[i], b)?;
+            }
+        }
+    }
     match post {
         Post::Value | Post::Access => Ok(result.map(Reply::Value).unwrap_or_else(Reply::Error)),
         Post::Open(_) => match result {
@@ -257,6 +275,32 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             }
         },
     }
+}
+
+/// The path in a struct sockaddr_un (up to its NUL), if it names one.
+fn sun_path(addr: &[u8]) -> Option<&[u8]> {
+    let path = addr.get(2..)?;
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    Some(&path[..end]).filter(|p| !p.is_empty())
+}
+
+/// bind(fd, addr, len) of a unix socket to a path: the socket file is made
+/// in the tree, as the caller. Other addresses stay with the host until
+/// the netstack (the abstract namespace, other families).
+pub fn bind(c: &Call<'_>) -> Reply {
+    let len = c.args[2];
+    // sizeof(struct sockaddr_un)
+    if !(3..=110).contains(&len) {
+        return Reply::Continue;
+    }
+    let mut head = [0u8; 3];
+    if c.mem.read(c.args[1], &mut head).is_err() {
+        return Reply::Continue;
+    }
+    if u16::from_le_bytes([head[0], head[1]]) != libc::AF_UNIX as u16 || head[2] == 0 {
+        return Reply::Continue;
+    }
+    replay(c, libc::SYS_bind, &[F, Sun(2), V], Post::Value)
 }
 
 /// The caller's directory `dir` as a directory of the real tree: a
@@ -373,6 +417,8 @@ replayed! {
     utimensat => SYS_utimensat, [D, P(Some(0)), B(32), V], Post::Value;
     /// truncate(path, length)
     truncate => SYS_truncate, [P(None), V], Post::Value;
+    /// statfs(path, buf): the tree's mount, not the replica's read-only copy
+    statfs => SYS_statfs, [P(None), O(120)], Post::Value;
     /// setxattr(path, name, value, size, flags)
     setxattr => SYS_setxattr, [P(None), S, L(3), V, V], Post::Value;
     /// lsetxattr(path, name, value, size, flags)

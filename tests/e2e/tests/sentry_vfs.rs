@@ -1,0 +1,179 @@
+//! The Sentry's file tree: every call that changes the container's files is
+//! made by the Sentry in the container's real tree, as the caller (its
+//! ids, groups, file capabilities and umask), and the stubs themselves only
+//! hold a read-only replica. Changes land where runc would put them (the
+//! bundle's rootfs, the spec's bind mounts), symlinks and `..` never leave
+//! the container's root, and a caller gets exactly its own permissions.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
+use serde_json::json;
+
+fn sentry() -> Moat {
+    let mut m = Moat::new();
+    m.global = vec!["--platform".into(), "sentry".into()];
+    m
+}
+
+/// containerd's default capabilities.
+const CONTAINERD_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// A busybox bundle running `script` with a writable rootfs and `data`
+/// bound read-write on /data.
+fn bundle(script: &str, data: &std::path::Path, caps: &[&str]) -> Bundle {
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    let caps: Vec<&str> = caps.to_vec();
+    b.edit(|s| {
+        s["root"]["readonly"] = false.into();
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set] = json!(caps);
+        }
+        for set in ["inheritable", "ambient"] {
+            s["process"]["capabilities"][set] = json!([]);
+        }
+    });
+    b.mount(json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}));
+    b
+}
+
+fn run_ok(moat: &Moat, b: &Bundle, name: &str) -> String {
+    let id = unique_id(name);
+    let (code, out, err) = run_fg(moat, b, &id);
+    assert_eq!(code, 0, "{err}\nstdout: {out}");
+    assert_no_leaks(moat, &id, b.path());
+    out
+}
+
+#[test]
+fn changes_land_in_the_bundle_as_the_caller_made_them() {
+    let data = tempfile::tempdir().unwrap();
+    // names unique to this run: an escape would leave them in the host's /etc
+    let tag = unique_id("vfs");
+    let script = format!(
+        r#"set -e
+        echo one > /made
+        mkdir -p /d/e && mv /made /d/e/moved
+        ln -s /etc /d/etc-link && echo two > /d/etc-link/{tag}-via-link
+        ln -s ../../../../../../../../etc /d/up && echo three > /d/up/{tag}-escape
+        echo four > /d/up/../../../../tmp/../{tag}-dots
+        umask 077 && echo five > /data/private && umask 022
+        chown 1234:2345 /d/e/moved && chmod 640 /d/e/moved
+        touch -d '2001-02-03 04:05:06' /d/e/moved
+        mkfifo /d/fifo
+        ln /d/e/moved /d/hard
+        echo longer-text > /d/trunc && truncate -s 3 /d/trunc
+        rm /d/etc-link
+        rmdir /d/e 2>/dev/null || echo rmdir-refused
+        [ -w /d ] && echo d-writable
+        echo done"#
+    );
+    let b = bundle(&script, data.path(), CONTAINERD_CAPS);
+    let out = run_ok(&sentry(), &b, "vfs");
+    assert_eq!(out, "rmdir-refused\nd-writable\ndone\n");
+    let root = b.rootfs();
+    let moved = root.join("d/e/moved");
+    let m = std::fs::metadata(&moved).unwrap();
+    assert_eq!(std::fs::read_to_string(&moved).unwrap(), "one\n");
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777, m.nlink()), (1234, 2345, 0o640, 2));
+    assert_eq!(m.mtime(), 981_173_106, "2001-02-03 04:05:06 UTC");
+    assert_eq!(std::fs::read_to_string(root.join("d/trunc")).unwrap(), "lon");
+    assert!(std::fs::metadata(root.join("d/fifo")).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(root.join("d/etc-link")).is_err());
+    // symlinks and .. stop at the container's root
+    assert_eq!(std::fs::read_to_string(root.join(format!("etc/{tag}-via-link"))).unwrap(), "two\n");
+    assert_eq!(std::fs::read_to_string(root.join(format!("etc/{tag}-escape"))).unwrap(), "three\n");
+    assert_eq!(std::fs::read_to_string(root.join(format!("{tag}-dots"))).unwrap(), "four\n");
+    for name in ["via-link", "escape"] {
+        assert!(!std::path::Path::new(&format!("/etc/{tag}-{name}")).exists(), "a write escaped to the host");
+    }
+    assert!(!std::path::Path::new(&format!("/{tag}-dots")).exists(), "a write escaped to the host");
+    // the caller's umask, on the bind mount's host directory
+    let p = std::fs::metadata(data.path().join("private")).unwrap();
+    assert_eq!(p.mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_user_gets_its_own_permissions_and_no_more() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let grp = data.path().join("grp");
+    std::fs::create_dir(&grp).unwrap();
+    std::fs::set_permissions(&grp, std::fs::Permissions::from_mode(0o770)).unwrap();
+    nix::unistd::chown(&grp, Some(nix::unistd::Uid::from_raw(0)), Some(nix::unistd::Gid::from_raw(2000))).unwrap();
+    std::fs::write(data.path().join("roots"), "secret").unwrap();
+    std::fs::set_permissions(data.path().join("roots"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let script = r#"
+        touch /etc/nope 2>/dev/null && echo etc-written || echo etc-refused
+        echo x >> /data/roots 2>/dev/null && echo roots-written || echo roots-refused
+        mkdir /bin/nope 2>/dev/null && echo bin-written || echo bin-refused
+        echo mine > /data/mine && echo mine-ok
+        echo g > /data/grp/g && echo group-ok
+        [ -w /etc ] && echo etc-w || echo etc-not-w
+        [ -w /data ] && echo data-w || echo data-not-w
+        chown 0 /data/mine 2>/dev/null && echo chown-done || echo chown-refused
+    "#;
+    let mut b = bundle(script, data.path(), &[]);
+    b.edit(|s| s["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [2000]}));
+    let out = run_ok(&sentry(), &b, "vfsuser");
+    assert_eq!(out, "etc-refused\nroots-refused\nbin-refused\nmine-ok\ngroup-ok\netc-not-w\ndata-w\nchown-refused\n");
+    let mine = std::fs::metadata(data.path().join("mine")).unwrap();
+    assert_eq!((mine.uid(), mine.gid()), (1000, 1000));
+    assert_eq!(std::fs::metadata(grp.join("g")).unwrap().uid(), 1000);
+    assert_eq!(std::fs::read_to_string(data.path().join("roots")).unwrap(), "secret");
+    assert!(!b.rootfs().join("etc/nope").exists() && !b.rootfs().join("bin/nope").exists());
+}
+
+#[test]
+fn the_stubs_own_view_is_a_read_only_replica() {
+    let data = tempfile::tempdir().unwrap();
+    let moat = sentry();
+    let b = bundle("echo in > /inside && sleep 1000", data.path(), CONTAINERD_CAPS);
+    let id = unique_id("replica");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let pid: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
+    let pid = pid["pid"].as_i64().unwrap();
+    // the program's own writes go through the Sentry, into the bundle
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.rootfs().join("inside").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(b.rootfs().join("inside")).unwrap(), "in\n");
+    // every mount the stubs see is read-only but the Sentry's /proc
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    for line in info.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (point, opts) = (f[4], f[5]);
+        let ro = opts.split(',').any(|o| o == "ro");
+        if point == "/proc" {
+            assert!(!ro, "{line}");
+        } else {
+            assert!(ro, "a writable mount in the stubs' view: {line}");
+        }
+    }
+    // and a host process in that view cannot write either
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "--", "sh", "-c", "echo x > /data/through-the-replica"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"), "{out:?}");
+    assert!(!data.path().join("through-the-replica").exists());
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
