@@ -177,3 +177,20 @@ fn the_stubs_own_view_is_a_read_only_replica() {
     moat.ok(&["delete", "--force", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }
+
+#[test]
+fn a_chrooted_caller_changes_its_own_root() {
+    let data = tempfile::tempdir().unwrap();
+    let script = r#"set -e
+        mkdir -p /jail/bin /jail/work && cp /bin/busybox /jail/bin/busybox
+        chroot /jail /bin/busybox sh -c 'cd /work && /bin/busybox mkdir /made && /bin/busybox ln -s /made /abs \
+            && echo x > /abs/file && echo y > relative && /bin/busybox ls /made'
+        [ -e /made ] && echo outside || echo inside"#;
+    let b = bundle(script, data.path(), CONTAINERD_CAPS);
+    let out = run_ok(&sentry(), &b, "vfsjail");
+    assert_eq!(out, "file\ninside\n");
+    let root = b.rootfs();
+    assert_eq!(std::fs::read_to_string(root.join("jail/made/file")).unwrap(), "x\n");
+    assert_eq!(std::fs::read_to_string(root.join("jail/work/relative")).unwrap(), "y\n");
+    assert!(!root.join("made").exists());
+}

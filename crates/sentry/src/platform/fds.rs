@@ -87,6 +87,14 @@ fn addfd(notify: BorrowedFd<'_>, arg: &AddFd) -> Result<i64, Errno> {
 }
 
 impl StubFds<'_> {
+    /// The target of the caller's /proc/TID/`name` link (a path of the
+    /// container's tree), checked to be the caller's after.
+    fn link(&self, name: &str) -> Result<Vec<u8>, Errno> {
+        let link = nix::fcntl::readlinkat(self.proc, format!("{}/{name}", self.tid).as_str())?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        Ok(link.into_encoded_bytes())
+    }
+
     /// The caller's /proc/TID/status.
     fn status(&self) -> Result<String, Errno> {
         let fd = super::mem::open_proc_file(self.proc, self.tid, "status", OFlag::O_RDONLY)?;
@@ -111,9 +119,11 @@ impl Task for StubFds<'_> {
     }
 
     fn cwd(&self) -> Result<Vec<u8>, Errno> {
-        let link = nix::fcntl::readlinkat(self.proc, format!("{}/cwd", self.tid).as_str())?;
-        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
-        Ok(link.into_encoded_bytes())
+        self.link("cwd")
+    }
+
+    fn root(&self) -> Result<Vec<u8>, Errno> {
+        self.link("root")
     }
 }
 

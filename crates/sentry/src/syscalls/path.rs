@@ -162,6 +162,8 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         }
     }
     // 2. where each path lies: a call on the Sentry's own filesystems goes to the host
+    let root = c.task.root()?;
+    let jailed = root != b"/";
     let mut cwd: Option<Vec<u8>> = None;
     let mut needs_cwd = false;
     for (i, a) in shape.iter().enumerate() {
@@ -172,7 +174,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         };
         let p = p.as_slice();
         let base = if p.first() == Some(&b'/') {
-            Vec::new()
+            root.clone()
         } else {
             match dir.map(|d| c.args[d]) {
                 Some(fd) if !is_at_fdcwd(fd) => {
@@ -193,7 +195,9 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                 }
             }
         };
-        if vfs::pseudo(&vfs::absolute(&base, p)) {
+        // an absolute path starts at the caller's root
+        let rel = if p.first() == Some(&b'/') { &p[1..] } else { p };
+        if vfs::pseudo(&vfs::absolute(&base, rel)) {
             return Ok(Reply::Continue);
         }
     }
@@ -206,9 +210,22 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             }
         }
     }
-    if needs_cwd {
-        let dir = CString::new(cwd.unwrap_or_default()).map_err(|_| Errno::ENOENT)?;
-        nix::unistd::chdir(dir.as_c_str())?;
+    // the caller's working directory, and its own root if it chrooted
+    // (its working directory may lie outside that root, as on Linux)
+    let here = match needs_cwd {
+        true => {
+            let dir = CString::new(cwd.unwrap_or_default()).map_err(|_| Errno::ENOENT)?;
+            let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+            Some(nix::fcntl::open(dir.as_c_str(), flags, nix::sys::stat::Mode::empty())?)
+        }
+        false => None,
+    };
+    let _jail = match jailed {
+        true => Some(tree.jail(&CString::new(root).map_err(|_| Errno::ENOENT)?)?),
+        false => None,
+    };
+    if let Some(dir) = &here {
+        nix::unistd::fchdir(dir)?;
     }
     // 3. as the caller (access(2) checks with its real ids)
     let mut who = c.task.creds()?;

@@ -39,7 +39,7 @@ pub const PSEUDO: &[&[u8]] = &[b"proc", b"sys"];
 /// The real tree, entered by one thread.
 #[derive(Debug)]
 pub struct Tree {
-    _root: OwnedFd,
+    root: OwnedFd,
     _ns: OwnedFd,
     home: creds::Home,
     thread: libc::pid_t,
@@ -52,7 +52,7 @@ impl Tree {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
         nix::unistd::fchdir(&root)?;
         creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))??;
-        Ok(Tree { _root: root, _ns: ns, home: creds::Home::current()?, thread: nix::unistd::gettid().as_raw() })
+        Ok(Tree { root, _ns: ns, home: creds::Home::current()?, thread: nix::unistd::gettid().as_raw() })
     }
 
     /// Whether the calling thread is the one in the tree.
@@ -63,6 +63,30 @@ impl Tree {
     /// The thread's own credentials.
     pub fn home(&self) -> &creds::Home {
         &self.home
+    }
+
+    /// Moves the thread into a caller's own root, `dir` (a directory of the
+    /// tree, after a chroot of the caller's) until the guard drops.
+    pub fn jail(&self, dir: &std::ffi::CStr) -> Result<Jailed<'_>, Errno> {
+        creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot(dir))??;
+        Ok(Jailed { tree: self })
+    }
+}
+
+/// The notify thread in a caller's chroot: back at the tree's root on drop.
+pub struct Jailed<'a> {
+    tree: &'a Tree,
+}
+
+impl Drop for Jailed<'_> {
+    fn drop(&mut self) {
+        let back = nix::unistd::fchdir(&self.tree.root)
+            .and_then(|_| creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))?);
+        if let Err(e) = back {
+            // later calls would resolve in the caller's chroot
+            tracing::error!("sentry: cannot leave a caller's root ({e}); ending");
+            std::process::abort();
+        }
     }
 }
 
