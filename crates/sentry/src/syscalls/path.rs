@@ -39,13 +39,16 @@ enum A {
     How(usize),
     /// an fd of the caller's, taken
     F,
+    /// an fd of the caller's on a read-only mount of its replica, replaced
+    /// by the path of its file in the tree (an fd in the tree: the host)
+    Fp,
     /// a buffer of this many bytes the call fills, copied back to the caller
     O(usize),
     /// a struct sockaddr_un naming a path, whose size is the argument at this index
     Sun(usize),
 }
 
-use A::{How, Sun, B, D, F, L, O, P, S, V};
+use A::{Fp, How, Sun, B, D, F, L, O, P, S, V};
 
 /// What becomes of the result.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,6 +125,11 @@ fn replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Reply {
 
 fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result<Reply, Errno> {
     let Some(tree) = c.kernel.tree.get().filter(|t| t.here()) else { return Ok(Reply::Continue) };
+    if let Post::Open(Some(at)) = post {
+        if !changes(c.args[at]) {
+            return Ok(Reply::Continue);
+        }
+    }
     // 1. copy the caller's arguments
     let mut carried: Vec<Carried> = Vec::with_capacity(6);
     for (i, a) in shape.iter().enumerate() {
@@ -130,6 +138,13 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             V | D => Carried::Raw(v),
             O(n) => Carried::Buf(vec![0u8; n]),
             F => Carried::Fd(c.fds.get(i32::try_from(v).map_err(|_| Errno::EBADF)?)?),
+            Fp => {
+                let ours = c.fds.get(i32::try_from(v).map_err(|_| Errno::EBADF)?)?;
+                if !read_only(&ours) {
+                    return Ok(Reply::Continue);
+                }
+                Carried::Str(CString::new(c.fds.path_of(ours.as_fd())?).map_err(|_| Errno::ENOENT)?)
+            }
             P(_) | S | B(_) | L(_) | How(_) | Sun(_) if v == 0 => Carried::Raw(0),
             Sun(at) => Carried::Buf(read_buf(c, v, usize::try_from(c.args[at]).map_err(|_| Errno::EINVAL)?)?),
             P(_) => Carried::Str(read_string(c, v, PATH_MAX)?),
@@ -169,6 +184,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     for (i, a) in shape.iter().enumerate() {
         let (dir, p) = match (*a, &carried[i]) {
             (P(dir), Carried::Str(p)) => (dir, p.as_bytes().to_vec()),
+            (Fp, Carried::Str(p)) => (None, p.as_bytes().to_vec()),
             (Sun(_), Carried::Buf(b)) => (None, sun_path(b).ok_or(Errno::EINVAL)?.to_vec()),
             _ => continue,
         };
@@ -199,15 +215,6 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         let rel = if p.first() == Some(&b'/') { &p[1..] } else { p };
         if vfs::pseudo(&vfs::absolute(&base, rel)) {
             return Ok(Reply::Continue);
-        }
-    }
-    // dirfds of calls on the dirfd itself (a NULL path: utimensat)
-    for (i, a) in shape.iter().enumerate() {
-        let (P(Some(d)), Carried::Raw(0)) = (*a, &carried[i]) else { continue };
-        if let Carried::Raw(fd) = carried[d] {
-            if !is_at_fdcwd(fd) {
-                carried[d] = Carried::Fd(c.fds.get(fd as i32)?);
-            }
         }
     }
     // the caller's working directory, and its own root if it chrooted
@@ -241,10 +248,8 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         Post::Open(None) => open_how_flags(&carried)?,
         Post::Value | Post::Access => 0,
     };
-    // ADDFD cannot install an O_PATH file (fget refuses them): the host
-    // opens those in the replica, where they serve as well to name a file
-    if let Post::Open(_) = post {
-        if caller_flags & libc::O_PATH as u64 != 0 {
+    if let Post::Open(None) = post {
+        if !changes(caller_flags) {
             return Ok(Reply::Continue);
         }
     }
@@ -294,6 +299,26 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     }
 }
 
+/// Whether an open with these flags may change the tree (write, create,
+/// truncate). The others the host makes in the replica: the same files,
+/// and cheaper. Among them O_PATH, which ADDFD could not install anyway (fget
+/// refuses O_PATH files). An fd opened there and later used to change its
+/// file (fchmod, fchown, futimens, fsetxattr) is found again in the tree
+/// by its path ([`A::Fp`]).
+fn changes(flags: u64) -> bool {
+    let f = flags as i32;
+    if f & libc::O_PATH != 0 {
+        return false;
+    }
+    f & libc::O_ACCMODE != libc::O_RDONLY || f & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0
+}
+
+/// Whether `fd` lies on a read-only mount (the stubs' replica, or a
+/// read-only mount of the tree, where the path form fails the same way).
+fn read_only(fd: &OwnedFd) -> bool {
+    nix::sys::statvfs::fstatvfs(fd).is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
 /// The path in a struct sockaddr_un (up to its NUL), if it names one.
 fn sun_path(addr: &[u8]) -> Option<&[u8]> {
     let path = addr.get(2..)?;
@@ -324,8 +349,7 @@ pub fn bind(c: &Call<'_>) -> Reply {
 /// directory the caller opened in its read-only replica (by exec, or
 /// inherited) is found again in the tree by its path.
 fn in_tree(dir: OwnedFd, path: &[u8]) -> Result<OwnedFd, Errno> {
-    let ro = nix::sys::statvfs::fstatvfs(&dir).is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
-    if !ro {
+    if !read_only(&dir) {
         return Ok(dir);
     }
     let p = CString::new(path).map_err(|_| Errno::ENOENT)?;
@@ -430,8 +454,7 @@ replayed! {
     utimes => SYS_utimes, [P(None), B(32)], Post::Value;
     /// futimesat(dirfd, path, times)
     futimesat => SYS_futimesat, [D, P(Some(0)), B(32)], Post::Value;
-    /// utimensat(dirfd, path, times, flags); a NULL path is the dirfd itself
-    utimensat => SYS_utimensat, [D, P(Some(0)), B(32), V], Post::Value;
+
     /// truncate(path, length)
     truncate => SYS_truncate, [P(None), V], Post::Value;
     /// statfs(path, buf): the tree's mount, not the replica's read-only copy
@@ -446,6 +469,16 @@ replayed! {
     lremovexattr => SYS_lremovexattr, [P(None), S], Post::Value;
     /// openat2(dirfd, path, how, size)
     openat2 => SYS_openat2, [D, P(Some(0)), How(3), V], Post::Open(None);
+}
+
+/// utimensat(dirfd, path, times, flags); a NULL path is the dirfd itself
+/// (futimens), which if opened in the replica is found again by its path
+pub fn utimensat(c: &Call<'_>) -> Reply {
+    if c.args[1] == 0 && !is_at_fdcwd(c.args[0]) {
+        let args = [libc::AT_FDCWD as u64, c.args[0], c.args[2], libc::AT_SYMLINK_NOFOLLOW as u64, 0, 0];
+        return replay(&Call { args, ..*c }, libc::SYS_utimensat, &[V, Fp, B(32), V], Post::Value);
+    }
+    replay(c, libc::SYS_utimensat, &[D, P(Some(0)), B(32), V], Post::Value)
 }
 
 /// creat(path, mode): openat(AT_FDCWD, path, O_CREAT|O_WRONLY|O_TRUNC, mode)
@@ -480,6 +513,17 @@ pub fn faccessat2(c: &Call<'_>) -> Reply {
     let args = [c.args[0], c.args[1], c.args[2], c.args[3] | libc::AT_EACCESS as u64, 0, 0];
     let post = if eaccess { Post::Value } else { Post::Access };
     replay(&Call { args, ..*c }, libc::SYS_faccessat2, &[D, P(Some(0)), V, V], post)
+}
+
+replayed! {
+    /// fchmod(fd, mode) of a file opened in the replica: chmod of its path
+    fchmod => SYS_chmod, [Fp, V], Post::Value;
+    /// fchown(fd, uid, gid) of a file opened in the replica: lchown of its path
+    fchown => SYS_lchown, [Fp, V, V], Post::Value;
+    /// fsetxattr(fd, name, value, size, flags) of a file opened in the replica
+    fsetxattr => SYS_lsetxattr, [Fp, S, L(3), V, V], Post::Value;
+    /// fremovexattr(fd, name) of a file opened in the replica
+    fremovexattr => SYS_lremovexattr, [Fp, S], Post::Value;
 }
 
 /// open(path, flags, mode), past the caller's own fds by name
