@@ -43,6 +43,11 @@ pub fn destroy(c: Container) -> Result<()> {
     if procs::alive(init, s.pid_start) {
         let _ = kill(init, Signal::SIGKILL);
     }
+    // init first: with a pid namespace it finishes dying only once every
+    // process in it is reaped, and the Sentry's reaper is its watchdog, in
+    // the same cgroup — killed first, it would leave the Sentry's zombie to
+    // the host's init, whenever that gets to it
+    procs::wait_gone(init, s.pid_start, 5000);
     if let Some(cg) = &cg {
         // without a pid namespace, init's death does not take the rest along
         for _ in 0..100 {
@@ -56,7 +61,6 @@ pub fn destroy(c: Container) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
-    procs::wait_gone(init, s.pid_start, 5000);
     let state = state_json(&c, Status::Stopped).unwrap_or_default();
     if let Some(cg) = &cg {
         cg.destroy()?;
