@@ -23,9 +23,12 @@
 //!
 //! The Sentry is confined before it serves: an empty, read-only mount
 //! namespace, a pids-only procfs reached by fd (for /proc/TID/mem),
-//! CAP_SYS_PTRACE and CAP_DAC_OVERRIDE (to open the memory of stubs that
-//! changed uid), no_new_privs, and the [`moat_jail::policy::sentry`]
-//! allowlist.
+//! CAP_SYS_PTRACE and CAP_DAC_OVERRIDE effective (to open the memory of
+//! stubs that changed uid), no_new_privs, and the
+//! [`moat_jail::policy::sentry`] allowlist. Once init's file tree is
+//! complete, `create` hands it the tree ([`hand_tree`]): its notify thread
+//! chroots there and makes the stubs' changes to the tree as the caller,
+//! raising for the step the id and file capabilities it keeps permitted.
 //!
 //! The stubs never outlive the Sentry: its parent, a small watchdog that
 //! also lives in the container's cgroup, waits for it and, however it ends

@@ -7,14 +7,16 @@
 //! ([`platform::filter`]), the `moat syscalls` listing and docs/syscalls.md
 //! are generated; the seccomp user-notification loop ([`platform::notify`])
 //! that hands served calls to their handlers (kernel identity, the caller's
-//! own fds by name); and the sandbox's /proc and /sys ([`fs`]), served to
-//! the stubs over FUSE.
+//! own fds by name); the sandbox's /proc and /sys ([`fs`]), served to
+//! the stubs over FUSE; and the container's real file tree ([`vfs`]), in
+//! which the Sentry makes every call that changes it, as the caller, while
+//! the stubs hold a read-only replica ([`syscalls::path`]).
 //!
-//! Not yet: the VFS and gofer client, the netstack. Until the VFS lands,
-//! path-based calls are classed "served" but answered with
-//! SECCOMP_USER_NOTIF_FLAG_CONTINUE (the host performs them); the table
-//! marks each such call as interim, and the generated docs count them
-//! apart, so nobody mistakes them for isolated.
+//! Not yet: the reads of the tree (the host makes them in the replica),
+//! the gofer client, the netstack. Calls the host performs are classed
+//! "interim" in the table (answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE),
+//! and the generated docs count them apart, so nobody mistakes them for
+//! served.
 #![warn(missing_docs)]
 
 pub mod abi;
