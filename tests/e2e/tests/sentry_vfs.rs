@@ -194,3 +194,26 @@ fn a_chrooted_caller_changes_its_own_root() {
     assert_eq!(std::fs::read_to_string(root.join("jail/work/relative")).unwrap(), "y\n");
     assert!(!root.join("made").exists());
 }
+
+#[test]
+fn credential_changes_reach_the_sentry_at_once() {
+    let data = tempfile::tempdir().unwrap();
+    let mut b = bundle("/creds", data.path(), CONTAINERD_CAPS);
+    b.edit(|s| s["process"]["args"] = json!(["/creds"]));
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes/creds.c");
+    let out = std::process::Command::new("gcc")
+        .args(["-O2", "-static", "-o"])
+        .arg(b.rootfs().join("creds"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gcc: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::set_permissions(b.rootfs().join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = run_ok(&sentry(), &b, "vfscreds");
+    assert_eq!(
+        out,
+        "root-022 ok 644\nroot-077 ok 600\nroot-000 ok 666\nuser-etc Permission denied\nuser-tmp ok 666\n\
+         user-rewrite Permission denied\n"
+    );
+    assert_eq!(std::fs::metadata(b.rootfs().join("tmp/creds-e")).unwrap().uid(), 1000);
+}

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 
+use super::tasks::Tasks;
 use super::workers::Workers;
 use crate::syscalls::{Fds, Reply, Task};
 
@@ -40,14 +41,22 @@ pub struct StubFds<'a> {
     notify: BorrowedFd<'a>,
     id: u64,
     workers: &'a Workers,
+    tasks: &'a Tasks,
 }
 
 impl<'a> StubFds<'a> {
     /// The fds of `tid`, the caller of notification `id` on `notify`;
     /// `proc` is the Sentry's procfs (to reopen its own fds), `workers`
-    /// run what may block.
-    pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64, workers: &'a Workers) -> StubFds<'a> {
-        StubFds { proc, tid, notify, id, workers }
+    /// run what may block, `tasks` remembers credentials between calls.
+    pub fn new(
+        proc: BorrowedFd<'a>,
+        tid: u32,
+        notify: BorrowedFd<'a>,
+        id: u64,
+        workers: &'a Workers,
+        tasks: &'a Tasks,
+    ) -> StubFds<'a> {
+        StubFds { proc, tid, notify, id, workers, tasks }
     }
 }
 
@@ -115,7 +124,20 @@ impl Task for StubFds<'_> {
     }
 
     fn creds(&self) -> Result<crate::vfs::creds::Creds, Errno> {
-        crate::vfs::creds::Creds::parse(&self.status()?).ok_or(Errno::EIO)
+        // the caller is `tid` (its notification is live); a remembered
+        // entry whose thread still lives is the caller's
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        if let Some(c) = self.tasks.creds(self.tid) {
+            return Ok(c);
+        }
+        let text = self.status()?;
+        let creds = crate::vfs::creds::Creds::parse(&text).ok_or(Errno::EIO)?;
+        let tgid = crate::fs::proxy::field(&text, "Tgid:").and_then(|v| v.trim().parse().ok()).ok_or(Errno::EIO)?;
+        // pinned while the caller waits on us: its credentials cannot change meanwhile
+        let pidfd = pidfd_of_thread(self.tid)?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        self.tasks.remember(self.tid, tgid, pidfd, creds.clone());
+        Ok(creds)
     }
 
     fn cwd(&self) -> Result<Vec<u8>, Errno> {
@@ -123,7 +145,23 @@ impl Task for StubFds<'_> {
     }
 
     fn root(&self) -> Result<Vec<u8>, Errno> {
-        self.link("root")
+        // remembered with the credentials (checked alive by creds(), which
+        // every served change calls first)
+        if self.tasks.creds(self.tid).is_some() {
+            if let Some(r) = self.tasks.root(self.tid) {
+                return Ok(r);
+            }
+        }
+        let r = self.link("root")?;
+        self.tasks.remember_root(self.tid, r.clone());
+        Ok(r)
+    }
+
+    fn forget(&self, whole_process: bool) {
+        if whole_process {
+            self.tasks.forget_process(self.tid);
+        }
+        self.tasks.forget(self.tid);
     }
 }
 

@@ -2,10 +2,12 @@
 //! syscall table into the stubs' seccomp filter; [`notify`] is the
 //! user-notification loop; [`mem`] reads and writes a stub's memory;
 //! [`fds`] takes a stub's fds and installs new ones; [`workers`] run the
-//! served calls that may block.
+//! served calls that may block; [`tasks`] remembers the stubs' threads'
+//! credentials between calls.
 
 pub mod fds;
 pub mod filter;
 pub mod mem;
 pub mod notify;
+pub mod tasks;
 pub mod workers;

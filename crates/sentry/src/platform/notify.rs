@@ -111,6 +111,7 @@ pub fn serve(
     }
     let mut init_gone = init.is_none();
     let workers = Workers::new();
+    let tasks = super::tasks::Tasks::new();
     while !(fds.is_empty() && (seen || init_gone)) {
         let (ready, hung, new_conn, init_ended) = {
             let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
@@ -148,7 +149,7 @@ pub fn serve(
         init_gone |= init_ended;
         workers.tend();
         for i in ready {
-            serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned, &workers);
+            serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned, (&workers, &tasks));
         }
         for i in hung.into_iter().rev() {
             fds.swap_remove(i);
@@ -251,7 +252,7 @@ fn serve_one(
     kernel: &Kernel,
     opts: Options,
     warned: &mut HashSet<String>,
-    workers: &Workers,
+    (workers, tasks): (&Workers, &super::tasks::Tasks),
 ) {
     let raw = notify.as_raw_fd();
     let req = match ScmpNotifReq::receive(raw) {
@@ -272,7 +273,7 @@ fn serve_one(
     let shown_call = opts.strace.then(|| crate::syscalls::strace::call(&name, req.data.args, &mem));
     let reply = match entry.map(|e| e.class) {
         Some(Class::Served(h) | Class::Interim(Some(h))) => {
-            let fds = StubFds::new(proc, req.pid, notify, req.id, workers);
+            let fds = StubFds::new(proc, req.pid, notify, req.id, workers, tasks);
             h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds, task: &fds })
         }
         Some(Class::Interim(None)) => Reply::Continue,

@@ -5,6 +5,7 @@ pub mod ctl;
 pub mod docs;
 pub mod file;
 pub mod identity;
+pub mod ids;
 pub mod net;
 pub mod path;
 pub mod strace;
@@ -63,6 +64,11 @@ pub trait Task {
 
     /// Its root directory (after a chroot of its own), as a path of the container's tree.
     fn root(&self) -> Result<Vec<u8>, Errno>;
+
+    /// Forgets what is remembered of it (its credentials are about to
+    /// change), and of its whole process if `whole_process` (its umask or
+    /// root are, or it execs).
+    fn forget(&self, whole_process: bool);
 }
 
 /// CAP_SYS_ADMIN
