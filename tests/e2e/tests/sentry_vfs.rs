@@ -166,6 +166,13 @@ fn the_stubs_own_view_is_a_read_only_replica() {
             assert!(ro, "a writable mount in the stubs' view: {line}");
         }
     }
+    // yet the container is shown its own mounts' flags: the real tree's
+    let inside = moat.ok(&["exec", &id, "cat", "/proc/self/mountinfo"]);
+    for (point, want) in [("/", "rw"), ("/data", "rw"), ("/sys", "ro")] {
+        let line = inside.lines().find(|l| l.split(' ').nth(4) == Some(point)).unwrap_or_else(|| panic!("{inside}"));
+        let opts = line.split(' ').nth(5).unwrap();
+        assert!(opts.split(',').any(|o| o == want), "{point} shows {opts}, not {want}");
+    }
     // and a host process in that view cannot write either
     let out = std::process::Command::new("nsenter")
         .args(["-t", &pid.to_string(), "-m", "--", "sh", "-c", "echo x > /data/through-the-replica"])

@@ -65,6 +65,26 @@ impl Tree {
         &self.home
     }
 
+    /// Whether the mount at `point` (an absolute path of the tree, as
+    /// mountinfo names it) is writable in the real tree: the replica's copy
+    /// is read-only whatever the original was. None for the Sentry's own
+    /// filesystems (asking would wait on them), or a point that no longer
+    /// resolves without symlinks. Any thread may ask.
+    pub fn writable(&self, point: &str) -> Option<bool> {
+        if pseudo(&absolute(b"/", point.as_bytes())) {
+            return None;
+        }
+        let how = nix::fcntl::OpenHow::new().flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC).resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+        let rel = point.trim_start_matches('/');
+        let fd = nix::fcntl::openat2(&self.root, if rel.is_empty() { "." } else { rel }, how).ok()?;
+        let st = nix::sys::statvfs::fstatvfs(&fd).ok()?;
+        Some(!st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    }
+
     /// Moves the thread into a caller's own root, `dir` (a directory of the
     /// tree, after a chroot of the caller's) until the guard drops.
     pub fn jail(&self, dir: &std::ffi::CStr) -> Result<Jailed<'_>, Errno> {

@@ -457,6 +457,8 @@ impl<'k> ProcFs<'k> {
     fn rewritten(&self, base: &str, name: &str, ctx: &Ctx) -> Result<Vec<u8>, Errno> {
         let real = String::from_utf8_lossy(&self.read_real(&format!("{base}/{name}"))?).into_owned();
         let order = &self.kernel.mount_order;
+        let tree = self.kernel.tree.get();
+        let writable = |point: &str| tree.and_then(|t| t.writable(point)).unwrap_or(false);
         let text = match name {
             "cgroup" if self.kernel.cgroupns => rewrite_cgroup(&real, &self.cgroups),
             "cgroup" => real,
@@ -464,9 +466,12 @@ impl<'k> ProcFs<'k> {
             "mountinfo" => {
                 // under a cgroup namespace, a cgroup mount's root is shown from the container's cgroup
                 let cg_root = self.cgroups.first().map(|(_, p)| p.as_str()).filter(|_| self.kernel.cgroupns);
-                in_spec_order(&real, 4, order).into_iter().map(|l| rewrite_mountinfo_line(l, cg_root)).collect()
+                in_spec_order(&real, 4, order)
+                    .into_iter()
+                    .map(|l| rewrite_mountinfo_line(l, cg_root, &writable))
+                    .collect()
             }
-            _ => in_spec_order(&real, 1, order).into_iter().map(rewrite_mounts_line).collect(),
+            _ => in_spec_order(&real, 1, order).into_iter().map(|l| rewrite_mounts_line(l, &writable)).collect(),
         };
         Ok(text.into_bytes())
     }

@@ -94,7 +94,10 @@ fn ours(fstype: &str, source: &str) -> bool {
 /// root of the mount within its filesystem, as on Linux), but the
 /// container's root shows as "/" and overlay's layer directories go; the
 /// Sentry's /proc and /sys show as proc and sysfs.
-pub(super) fn rewrite_mountinfo_line(line: &str, cgroup_root: Option<&str>) -> String {
+///
+/// The stubs' mounts are a read-only replica: a mount `writable` says is
+/// writable in the real tree shows "rw", as the container's own.
+pub(super) fn rewrite_mountinfo_line(line: &str, cgroup_root: Option<&str>, writable: &dyn Fn(&str) -> bool) -> String {
     let Some((left, right)) = line.split_once(" - ") else { return format!("{line}\n") };
     let mut l: Vec<&str> = left.split(' ').collect();
     let r: Vec<&str> = right.splitn(3, ' ').collect();
@@ -103,6 +106,11 @@ pub(super) fn rewrite_mountinfo_line(line: &str, cgroup_root: Option<&str>) -> S
     }
     if l[4] == "/" {
         l[3] = "/";
+    }
+    let opts_rw;
+    if l[5].split(',').any(|o| o == "ro") && writable(l[4]) {
+        opts_rw = as_rw(l[5]);
+        l[5] = &opts_rw;
     }
     let inside;
     if let Some(root) = cgroup_root.filter(|_| r[0] == "cgroup" || r[0] == "cgroup2") {
@@ -116,8 +124,13 @@ pub(super) fn rewrite_mountinfo_line(line: &str, cgroup_root: Option<&str>) -> S
     format!("{} - {fstype} {source} {opts}\n", l.join(" "))
 }
 
+/// Mount options with "ro" turned "rw".
+fn as_rw(opts: &str) -> String {
+    opts.split(',').map(|o| if o == "ro" { "rw" } else { o }).collect::<Vec<_>>().join(",")
+}
+
 /// One line of /proc/PID/mounts, cleaned the same way.
-pub(super) fn rewrite_mounts_line(line: &str) -> String {
+pub(super) fn rewrite_mounts_line(line: &str, writable: &dyn Fn(&str) -> bool) -> String {
     let f: Vec<&str> = line.split(' ').collect();
     if f.len() < 6 {
         return format!("{line}\n");
@@ -126,7 +139,9 @@ pub(super) fn rewrite_mounts_line(line: &str) -> String {
         let ro = if f[3].split(',').any(|o| o == "ro") { "ro" } else { "rw" };
         return format!("{0} {1} {0} {ro},nosuid,nodev,noexec 0 0\n", f[0], f[1]);
     }
-    format!("{} {} {} {} {} {}\n", f[0], f[1], f[2], clean_options(f[3]), f[4], f[5])
+    let opts = clean_options(f[3]);
+    let opts = if opts.split(',').any(|o| o == "ro") && writable(f[1]) { as_rw(&opts) } else { opts };
+    format!("{} {} {} {} {} {}\n", f[0], f[1], f[2], opts, f[4], f[5])
 }
 
 #[cfg(test)]
@@ -134,23 +149,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_replica_shows_the_trees_flags() {
+        let l = "45 44 254:0 / / ro,relatime - ext4 /dev/vda rw";
+        let rw = |p: &str| p == "/";
+        assert_eq!(rewrite_mountinfo_line(l, None, &rw), "45 44 254:0 / / rw,relatime - ext4 /dev/vda rw\n");
+        assert_eq!(rewrite_mountinfo_line(l, None, &|_| false), format!("{l}\n"));
+        assert_eq!(rewrite_mounts_line("/dev/vda / ext4 ro,relatime 0 0", &rw), "/dev/vda / ext4 rw,relatime 0 0\n");
+    }
+
+    #[test]
     fn mountinfo_loses_host_paths() {
         let l = "312 290 0:61 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/x/1/fs,upperdir=/var/lib/x/2/fs,workdir=/var/lib/x/2/work";
-        assert_eq!(rewrite_mountinfo_line(l, None), "312 290 0:61 / / rw,relatime - overlay overlay rw\n");
+        assert_eq!(rewrite_mountinfo_line(l, None, &|_| false), "312 290 0:61 / / rw,relatime - overlay overlay rw\n");
         let b = "320 312 254:0 /srv/data /data rw - ext4 /dev/vda rw";
-        assert_eq!(rewrite_mountinfo_line(b, None), format!("{b}\n"), "a bind mount shows its source");
+        assert_eq!(rewrite_mountinfo_line(b, None, &|_| false), format!("{b}\n"), "a bind mount shows its source");
         let r = "300 290 254:0 /tmp/bundle/rootfs / rw - ext4 /dev/vda rw";
-        assert_eq!(rewrite_mountinfo_line(r, None), "300 290 254:0 / / rw - ext4 /dev/vda rw\n");
+        assert_eq!(rewrite_mountinfo_line(r, None, &|_| false), "300 290 254:0 / / rw - ext4 /dev/vda rw\n");
         let p = "330 312 0:70 / /proc rw,nosuid,nodev,relatime - fuse proc rw,user_id=0,group_id=0,allow_other";
-        assert_eq!(rewrite_mountinfo_line(p, None), "330 312 0:70 / /proc rw,nosuid,nodev,relatime - proc proc rw\n");
+        assert_eq!(
+            rewrite_mountinfo_line(p, None, &|_| false),
+            "330 312 0:70 / /proc rw,nosuid,nodev,relatime - proc proc rw\n"
+        );
         let shared = "40 30 0:5 / /dev rw shared:3 master:1 - tmpfs tmpfs rw,mode=755";
-        assert_eq!(rewrite_mountinfo_line(shared, None), format!("{shared}\n"));
+        assert_eq!(rewrite_mountinfo_line(shared, None, &|_| false), format!("{shared}\n"));
         let s = "331 312 0:71 / /sys ro,nosuid - fuse sysfs rw,user_id=0";
-        assert_eq!(rewrite_mountinfo_line(s, None), "331 312 0:71 / /sys ro,nosuid - sysfs sysfs rw\n");
+        assert_eq!(rewrite_mountinfo_line(s, None, &|_| false), "331 312 0:71 / /sys ro,nosuid - sysfs sysfs rw\n");
         let c = "340 331 0:30 /moat/c1 /sys/fs/cgroup/pids ro - cgroup cgroup rw,pids";
         let want = "340 331 0:30 / /sys/fs/cgroup/pids ro - cgroup cgroup rw,pids\n";
-        assert_eq!(rewrite_mountinfo_line(c, Some("/moat/c1")), want);
-        assert_eq!(rewrite_mountinfo_line(c, None), format!("{c}\n"));
+        assert_eq!(rewrite_mountinfo_line(c, Some("/moat/c1"), &|_| false), want);
+        assert_eq!(rewrite_mountinfo_line(c, None, &|_| false), format!("{c}\n"));
     }
 
     #[test]
@@ -178,11 +205,11 @@ mod tests {
     #[test]
     fn mounts_show_proc_as_proc() {
         let l = "proc /proc fuse rw,nosuid,user_id=0 0 0";
-        assert_eq!(rewrite_mounts_line(l), "proc /proc proc rw,nosuid,nodev,noexec 0 0\n");
+        assert_eq!(rewrite_mounts_line(l, &|_| false), "proc /proc proc rw,nosuid,nodev,noexec 0 0\n");
         let o = "overlay / overlay rw,lowerdir=/a,upperdir=/b,workdir=/c 0 0";
-        assert_eq!(rewrite_mounts_line(o), "overlay / overlay rw 0 0\n");
+        assert_eq!(rewrite_mounts_line(o, &|_| false), "overlay / overlay rw 0 0\n");
         assert_eq!(
-            rewrite_mounts_line("sysfs /sys fuse ro,nosuid 0 0"),
+            rewrite_mounts_line("sysfs /sys fuse ro,nosuid 0 0", &|_| false),
             "sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n"
         );
     }
