@@ -144,6 +144,10 @@ impl Task for StubFds<'_> {
         self.link("cwd")
     }
 
+    fn exe(&self) -> Result<Vec<u8>, Errno> {
+        self.link("exe")
+    }
+
     fn root(&self) -> Result<Vec<u8>, Errno> {
         // remembered with the credentials (checked alive by creds(), which
         // every served change calls first)

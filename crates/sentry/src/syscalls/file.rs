@@ -63,6 +63,34 @@ pub fn faccessat2(c: &Call<'_>) -> Reply {
     access_alias(c, c.args[1], c.args[2]).unwrap_or_else(|| super::path::faccessat2(c))
 }
 
+/// readlink(path, buf, size)
+pub fn readlink(c: &Call<'_>) -> Reply {
+    own_exe(c, c.args[0], c.args[1], c.args[2]).unwrap_or(Reply::Continue)
+}
+
+/// readlinkat(dirfd, path, buf, size): an absolute path ignores dirfd.
+pub fn readlinkat(c: &Call<'_>) -> Reply {
+    own_exe(c, c.args[1], c.args[2], c.args[3]).unwrap_or(Reply::Continue)
+}
+
+/// /proc/self/exe, which every static glibc program reads as it starts:
+/// answered from the caller's own, without a round trip through the
+/// sandbox's /proc (three FUSE requests).
+fn own_exe(c: &Call<'_>, path: u64, buf: u64, size: u64) -> Option<Reply> {
+    let p = c.mem.read_cstr(path, 32).ok()??;
+    if p != b"/proc/self/exe" && p != b"/proc/thread-self/exe" {
+        return None;
+    }
+    let r = (|| {
+        let size = usize::try_from(size).ok().filter(|s| (1..=i32::MAX as usize).contains(s)).ok_or(Errno::EINVAL)?;
+        let link = c.task.exe()?;
+        let n = link.len().min(size);
+        c.mem.write(buf, &link[..n])?;
+        Ok(n as i64)
+    })();
+    Some(r.map(Reply::Value).unwrap_or_else(Reply::Error))
+}
+
 /// The caller's fd named by the path at `path`, if it is an alias.
 fn named_fd(c: &Call<'_>, path: u64) -> Option<i32> {
     match c.mem.read_cstr(path, 32) {

@@ -62,6 +62,9 @@ pub trait Task {
     /// Its working directory, as a path of the container's tree.
     fn cwd(&self) -> Result<Vec<u8>, Errno>;
 
+    /// Its program (the target of /proc/self/exe).
+    fn exe(&self) -> Result<Vec<u8>, Errno>;
+
     /// Its root directory (after a chroot of its own), as a path of the container's tree.
     fn root(&self) -> Result<Vec<u8>, Errno>;
 
