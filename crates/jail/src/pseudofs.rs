@@ -213,12 +213,15 @@ pub fn attach(b: &Backing, prepared: &[(Kind, OwnedFd)]) -> Result<()> {
 /// replica (the sentry platform, once the Sentry holds the real tree): a
 /// new mount namespace, whose copies of every mount are read-only, except
 /// the Sentry's /proc and /sys where they were writable (their writes are
-/// the Sentry's to refuse). Writes reach the real tree only through the
+/// the Sentry's to refuse), and /dev/mqueue. Writes reach the real tree only through the
 /// Sentry. Processes that join the container later join this namespace.
 pub fn replica() -> Result<()> {
+    // and /dev/mqueue: a queue is charged to its creator's real uid, so the
+    // host makes those calls for the stubs (the Sentry would be host root)
     let writable: Vec<&Path> = Kind::ALL
         .iter()
         .map(|k| Path::new(k.path()))
+        .chain([Path::new("/dev/mqueue")])
         .filter(|p| {
             nix::sys::statvfs::statvfs(*p).is_ok_and(|s| !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
         })

@@ -377,6 +377,7 @@ fn confine(root: &std::path::Path) -> moat_jail::Result<()> {
             caps::Capability::CAP_FSETID,
             caps::Capability::CAP_MKNOD,
             caps::Capability::CAP_LINUX_IMMUTABLE,
+            caps::Capability::CAP_SETFCAP,
         ],
         policy: Some(&policy),
     })

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
 
-use super::tasks::Tasks;
+use super::tasks::{Forget, Tasks};
 use super::workers::Workers;
 use crate::syscalls::{Fds, Reply, Task};
 
@@ -104,6 +104,15 @@ impl StubFds<'_> {
         Ok(link.into_encoded_bytes())
     }
 
+    /// What the caller's /proc/TID/`name` link leads to, opened O_PATH,
+    /// checked to be the caller's after.
+    fn link_file(&self, name: &str) -> Result<OwnedFd, Errno> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = openat(self.proc, format!("{}/{name}", self.tid).as_str(), flags, Mode::empty())?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        Ok(fd)
+    }
+
     /// The caller's /proc/TID/status.
     fn status(&self) -> Result<String, Errno> {
         let fd = super::mem::open_proc_file(self.proc, self.tid, "status", OFlag::O_RDONLY)?;
@@ -144,28 +153,38 @@ impl Task for StubFds<'_> {
         self.link("cwd")
     }
 
+    fn cwd_file(&self) -> Result<OwnedFd, Errno> {
+        self.link_file("cwd")
+    }
+
+    fn root_file(&self) -> Result<OwnedFd, Errno> {
+        self.link_file("root")
+    }
+
     fn exe(&self) -> Result<Vec<u8>, Errno> {
         self.link("exe")
     }
 
     fn root(&self) -> Result<Vec<u8>, Errno> {
-        // remembered with the credentials (checked alive by creds(), which
-        // every served change calls first)
-        if self.tasks.creds(self.tid).is_some() {
-            if let Some(r) = self.tasks.root(self.tid) {
-                return Ok(r);
-            }
-        }
-        let r = self.link("root")?;
-        self.tasks.remember_root(self.tid, r.clone());
-        Ok(r)
+        self.link("root")
     }
 
-    fn forget(&self, whole_process: bool) {
-        if whole_process {
-            self.tasks.forget_process(self.tid);
+    fn forget(&self, what: Forget) {
+        // the process is read fresh: the thread may not be remembered, its
+        // leader may be (an exec by another thread takes the leader's tid)
+        let tgid = match what {
+            Forget::Thread => None,
+            _ => self
+                .status()
+                .ok()
+                .and_then(|t| crate::fs::proxy::field(&t, "Tgid:").and_then(|v| v.trim().parse().ok())),
+        };
+        match tgid {
+            Some(g) => self.tasks.forget(self.tid, g, what),
+            // unknown: forget everything rather than too little
+            None if what != Forget::Thread => self.tasks.forget_all(),
+            None => self.tasks.forget(self.tid, 0, Forget::Thread),
         }
-        self.tasks.forget(self.tid);
     }
 }
 

@@ -6,13 +6,18 @@
 //! has ended, the pidfd polls readable and the entry is dropped, so a tid
 //! the kernel reuses never inherits it. A thread's credentials change only
 //! through its own calls, and every one of those reaches the Sentry first
-//! (the set*id family, setgroups, capset, execve: [`crate::syscalls::ids`]),
-//! which forgets the entry before the host makes the change. The umask and
-//! the root belong to the fs_struct the threads of a process share: umask
-//! and chroot forget the whole process. (A process that shares its
-//! fs_struct with another without being one of its threads — clone with
-//! CLONE_FS but not CLONE_THREAD — is not followed; its sibling's umask or
-//! chroot reach the Sentry only when the sibling's own entry is refreshed.)
+//! (the set*id family, setgroups, capset: [`crate::syscalls::ids`]), which
+//! forgets the entry before the host makes the change (the thread waits
+//! meanwhile, so it cannot be remembered anew in between). An exec forgets
+//! the whole process: the thread that execs takes over the leader's tid.
+//! The umask belongs to the fs_struct the threads of a process share: a
+//! sibling thread could be remembered again between the Sentry's answer to
+//! umask and the host's change, so a process that calls umask is never
+//! remembered again. (Nor followed: a process sharing its fs_struct with
+//! another without being one of its threads — clone with CLONE_FS but not
+//! CLONE_THREAD — whose sibling changes the umask.) The root is not
+//! remembered: chroot has the same race, and a stale root would let a
+//! caller out of its own chroot.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,13 +34,25 @@ struct Known {
     pidfd: OwnedFd,
     tgid: u32,
     creds: Creds,
-    root: Option<Vec<u8>>,
 }
 
 /// The stubs' threads the Sentry knows.
 #[derive(Default)]
 pub struct Tasks {
     known: RefCell<HashMap<u32, Known>>,
+    /// processes never remembered (they changed their umask)
+    volatile: RefCell<std::collections::HashSet<u32>>,
+}
+
+/// What to forget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forget {
+    /// the calling thread (its credentials change)
+    Thread,
+    /// every thread of its process (it execs)
+    Process,
+    /// every thread of its process, for good (its umask changes)
+    ForGood,
 }
 
 fn alive(pidfd: &OwnedFd) -> bool {
@@ -63,36 +80,34 @@ impl Tasks {
 
     /// Remembers `creds` of `tid` (of process `tgid`), pinned by `pidfd`.
     pub fn remember(&self, tid: u32, tgid: u32, pidfd: OwnedFd, creds: Creds) {
+        if self.volatile.borrow().contains(&tgid) {
+            return;
+        }
         let mut known = self.known.borrow_mut();
         if known.len() >= SWEEP_AT {
             known.retain(|_, k| alive(&k.pidfd));
+            // a process id may come back for another process: then it is
+            // merely not remembered, never remembered wrongly
+            self.volatile.borrow_mut().clear();
         }
-        known.insert(tid, Known { pidfd, tgid, creds, root: None });
+        known.insert(tid, Known { pidfd, tgid, creds });
     }
 
-    /// The remembered root of `tid` (entries are checked alive by [`Self::creds`]).
-    pub fn root(&self, tid: u32) -> Option<Vec<u8>> {
-        self.known.borrow().get(&tid).and_then(|k| k.root.clone())
-    }
-
-    /// Remembers the root of `tid`, if its credentials are.
-    pub fn remember_root(&self, tid: u32, root: Vec<u8>) {
-        if let Some(k) = self.known.borrow_mut().get_mut(&tid) {
-            k.root = Some(root);
-        }
-    }
-
-    /// Forgets `tid` (its credentials are about to change).
-    pub fn forget(&self, tid: u32) {
-        self.known.borrow_mut().remove(&tid);
-    }
-
-    /// Forgets every thread of `tid`'s process (its umask or root are about
-    /// to change, or it execs).
-    pub fn forget_process(&self, tid: u32) {
+    /// Forgets `tid`, or its process `tgid` (see [`Forget`]).
+    pub fn forget(&self, tid: u32, tgid: u32, what: Forget) {
         let mut known = self.known.borrow_mut();
-        let Some(tgid) = known.get(&tid).map(|k| k.tgid) else { return };
-        known.retain(|_, k| k.tgid != tgid);
+        known.remove(&tid);
+        if what != Forget::Thread {
+            known.retain(|_, k| k.tgid != tgid);
+        }
+        if what == Forget::ForGood {
+            self.volatile.borrow_mut().insert(tgid);
+        }
+    }
+
+    /// Forgets every thread.
+    pub fn forget_all(&self) {
+        self.known.borrow_mut().clear();
     }
 
     /// How many threads are remembered.
@@ -139,11 +154,14 @@ mod tests {
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
         // SAFETY: the kernel just returned this fd.
         let live = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-        t.remember(me, 7, live, creds(0));
-        t.remember_root(me, b"/".to_vec());
+        t.remember(me, 7, live.try_clone().unwrap(), creds(0));
         assert_eq!(t.creds(me), Some(creds(0)));
-        assert_eq!(t.root(me), Some(b"/".to_vec()));
-        t.forget_process(me);
+        // another thread's exec forgets the whole process
+        t.forget(me + 1, 7, Forget::Process);
         assert_eq!(t.creds(me), None);
+        t.remember(me, 7, live.try_clone().unwrap(), creds(0));
+        t.forget(me, 7, Forget::ForGood);
+        t.remember(me, 7, live, creds(0));
+        assert_eq!(t.creds(me), None, "a process that changed its umask is not remembered again");
     }
 }

@@ -62,16 +62,21 @@ pub trait Task {
     /// Its working directory, as a path of the container's tree.
     fn cwd(&self) -> Result<Vec<u8>, Errno>;
 
+    /// Its working directory itself (an O_PATH fd, in the stubs' replica).
+    fn cwd_file(&self) -> Result<OwnedFd, Errno>;
+
+    /// Its root directory itself (an O_PATH fd, in the stubs' replica).
+    fn root_file(&self) -> Result<OwnedFd, Errno>;
+
     /// Its program (the target of /proc/self/exe).
     fn exe(&self) -> Result<Vec<u8>, Errno>;
 
     /// Its root directory (after a chroot of its own), as a path of the container's tree.
     fn root(&self) -> Result<Vec<u8>, Errno>;
 
-    /// Forgets what is remembered of it (its credentials are about to
-    /// change), and of its whole process if `whole_process` (its umask or
-    /// root are, or it execs).
-    fn forget(&self, whole_process: bool);
+    /// Forgets what is remembered of it, or of its process (its
+    /// credentials or umask are about to change, or it execs).
+    fn forget(&self, what: crate::platform::tasks::Forget);
 }
 
 /// CAP_SYS_ADMIN

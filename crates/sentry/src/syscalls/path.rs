@@ -40,7 +40,8 @@ enum A {
     /// an fd of the caller's, taken
     F,
     /// an fd of the caller's on a read-only mount of its replica, replaced
-    /// by the path of its file in the tree (an fd in the tree: the host)
+    /// by its file's name, in that file's directory in the tree (worked in
+    /// as the cwd); an fd in the tree: the host changes it itself
     Fp,
     /// a buffer of this many bytes the call fills, copied back to the caller
     O(usize),
@@ -72,6 +73,9 @@ enum Carried {
     Str(CString),
     Buf(Vec<u8>),
     Fd(OwnedFd),
+    /// a caller's fd standing for its file (before it becomes a name in its
+    /// directory, found again in the tree)
+    Alias(OwnedFd),
 }
 
 impl Carried {
@@ -80,7 +84,7 @@ impl Carried {
             Carried::Raw(v) => *v,
             Carried::Str(s) => s.as_ptr() as u64,
             Carried::Buf(b) => b.as_ptr() as u64,
-            Carried::Fd(f) => f.as_raw_fd() as u64,
+            Carried::Fd(f) | Carried::Alias(f) => f.as_raw_fd() as u64,
         }
     }
 }
@@ -140,14 +144,23 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             F => Carried::Fd(c.fds.get(i32::try_from(v).map_err(|_| Errno::EBADF)?)?),
             Fp => {
                 let ours = c.fds.get(i32::try_from(v).map_err(|_| Errno::EBADF)?)?;
-                if !read_only(&ours) {
+                // a file opened in the tree: the host changes it through the fd
+                if !vfs::read_only(&ours) {
                     return Ok(Reply::Continue);
                 }
-                Carried::Str(CString::new(c.fds.path_of(ours.as_fd())?).map_err(|_| Errno::ENOENT)?)
+                Carried::Alias(ours)
             }
             P(_) | S | B(_) | L(_) | How(_) | Sun(_) if v == 0 => Carried::Raw(0),
             Sun(at) => Carried::Buf(read_buf(c, v, usize::try_from(c.args[at]).map_err(|_| Errno::EINVAL)?)?),
-            P(_) => Carried::Str(read_string(c, v, PATH_MAX)?),
+            P(_) => {
+                let p = read_string(c, v, PATH_MAX)?;
+                // a path naming one of the caller's fds (glibc's fchmodat
+                // and lchown go through /proc/self/fd/N) names its file
+                match super::file::alias(p.as_bytes()) {
+                    Some(fd) => Carried::Alias(c.fds.get(fd)?),
+                    None => Carried::Str(p),
+                }
+            }
             S => Carried::Str(read_string(c, v, PATH_MAX)?),
             B(n) => Carried::Buf(read_buf(c, v, n)?),
             L(at) => {
@@ -166,26 +179,37 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             }
         });
     }
-    // a path naming one of the caller's fds (glibc's fchmodat and lchown
-    // go through /proc/self/fd/N) names the file that fd has open
-    for (i, a) in shape.iter().enumerate() {
-        let (P(_), Carried::Str(p)) = (*a, &carried[i]) else { continue };
-        if let Some(fd) = super::file::alias(p.as_bytes()) {
-            let ours = c.fds.get(fd)?;
-            let path = c.fds.path_of(ours.as_fd())?;
-            carried[i] = Carried::Str(CString::new(path).map_err(|_| Errno::ENOENT)?);
-        }
-    }
-    // 2. where each path lies: a call on the Sentry's own filesystems goes to the host
+    // 2. where each path lies: a call on the Sentry's own filesystems goes
+    // to the host. Every directory the Sentry derives itself (the caller's
+    // cwd and root, its dirfds, the file of an fd) is found again in the
+    // tree as that very file, never by a name alone.
     let root = c.task.root()?;
-    let jailed = root != b"/";
     let mut cwd: Option<Vec<u8>> = None;
     let mut needs_cwd = false;
-    for (i, a) in shape.iter().enumerate() {
-        let (dir, p) = match (*a, &carried[i]) {
+    // a directory to work in instead of the cwd (the parent of an fd's file)
+    let mut here: Option<OwnedFd> = None;
+    for i in 0..shape.len() {
+        let (dir, p) = match (shape[i], &carried[i]) {
             (P(dir), Carried::Str(p)) => (dir, p.as_bytes().to_vec()),
-            (Fp, Carried::Str(p)) => (None, p.as_bytes().to_vec()),
             (Sun(_), Carried::Buf(b)) => (None, sun_path(b).ok_or(Errno::EINVAL)?.to_vec()),
+            (P(_) | Fp, Carried::Alias(ours)) => {
+                let dir = match shape[i] {
+                    P(d) => d,
+                    _ => None,
+                };
+                let path = c.fds.path_of(ours.as_fd())?;
+                if vfs::pseudo(&vfs::absolute(b"/", &path)) {
+                    return Ok(Reply::Continue);
+                }
+                let (parent, name) = tree.parent_of(ours, &path)?;
+                match dir {
+                    Some(d) => carried[d] = Carried::Fd(parent),
+                    None if here.is_none() => here = Some(parent),
+                    None => return Err(Errno::EINVAL),
+                }
+                carried[i] = Carried::Str(name);
+                continue;
+            }
             _ => continue,
         };
         let p = p.as_slice();
@@ -199,7 +223,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                     if vfs::pseudo(&vfs::absolute(&path, p)) {
                         return Ok(Reply::Continue);
                     }
-                    carried[dir.unwrap_or(0)] = Carried::Fd(in_tree(ours, &path)?);
+                    carried[dir.unwrap_or(0)] = Carried::Fd(tree.twin(ours, &path)?);
                     path
                 }
                 _ => {
@@ -217,19 +241,22 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             return Ok(Reply::Continue);
         }
     }
-    // the caller's working directory, and its own root if it chrooted
-    // (its working directory may lie outside that root, as on Linux)
-    let here = match needs_cwd {
-        true => {
-            let dir = CString::new(cwd.unwrap_or_default()).map_err(|_| Errno::ENOENT)?;
-            let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
-            Some(nix::fcntl::open(dir.as_c_str(), flags, nix::sys::stat::Mode::empty())?)
+    if needs_cwd {
+        if here.is_some() {
+            return Err(Errno::EINVAL);
         }
-        false => None,
+        let theirs = c.task.cwd_file()?;
+        here = Some(tree.twin(theirs, &cwd.unwrap_or_default())?);
+    }
+    // the caller's own root if it chrooted (its working directory may lie
+    // outside that root, as on Linux)
+    let jail_at = match root.as_slice() {
+        b"/" => None,
+        _ => Some(tree.twin(c.task.root_file()?, &root)?),
     };
-    let _jail = match jailed {
-        true => Some(tree.jail(&CString::new(root).map_err(|_| Errno::ENOENT)?)?),
-        false => None,
+    let _jail = match &jail_at {
+        Some(dir) => Some(tree.jail(dir)?),
+        None => None,
     };
     if let Some(dir) = &here {
         nix::unistd::fchdir(dir)?;
@@ -284,8 +311,9 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                 // SAFETY: the kernel just returned this new fd of ours.
                 let file = unsafe { OwnedFd::from_raw_fd(fd as i32) };
                 let st = nix::sys::stat::fstat(file.as_fd())?;
-                let kind = st.st_mode & libc::S_IFMT;
-                if kind != libc::S_IFREG && kind != libc::S_IFDIR {
+                // regular files only: a directory of the tree in a stub's
+                // hands would let calls the host makes (relative to it) write
+                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
                     return Ok(Reply::Continue);
                 }
                 if caller_flags & libc::O_NONBLOCK as u64 == 0 {
@@ -310,13 +338,10 @@ fn changes(flags: u64) -> bool {
     if f & libc::O_PATH != 0 {
         return false;
     }
-    f & libc::O_ACCMODE != libc::O_RDONLY || f & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0
-}
-
-/// Whether `fd` lies on a read-only mount (the stubs' replica, or a
-/// read-only mount of the tree, where the path form fails the same way).
-fn read_only(fd: &OwnedFd) -> bool {
-    nix::sys::statvfs::fstatvfs(fd).is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    // O_TMPFILE holds O_DIRECTORY's bit: only all of it means a new file
+    f & libc::O_ACCMODE != libc::O_RDONLY
+        || f & (libc::O_CREAT | libc::O_TRUNC) != 0
+        || f & libc::O_TMPFILE == libc::O_TMPFILE
 }
 
 /// The path in a struct sockaddr_un (up to its NUL), if it names one.
@@ -336,28 +361,14 @@ pub fn bind(c: &Call<'_>) -> Reply {
         return Reply::Continue;
     }
     let mut head = [0u8; 3];
-    if c.mem.read(c.args[1], &mut head).is_err() {
-        return Reply::Continue;
+    if let Err(e) = c.mem.read(c.args[1], &mut head) {
+        // never the host: it would read the address again
+        return Reply::Error(e);
     }
     if u16::from_le_bytes([head[0], head[1]]) != libc::AF_UNIX as u16 || head[2] == 0 {
         return Reply::Continue;
     }
     replay(c, libc::SYS_bind, &[F, Sun(2), V], Post::Value)
-}
-
-/// The caller's directory `dir` as a directory of the real tree: a
-/// directory the caller opened in its read-only replica (by exec, or
-/// inherited) is found again in the tree by its path.
-fn in_tree(dir: OwnedFd, path: &[u8]) -> Result<OwnedFd, Errno> {
-    if !read_only(&dir) {
-        return Ok(dir);
-    }
-    let p = CString::new(path).map_err(|_| Errno::ENOENT)?;
-    nix::fcntl::open(
-        p.as_c_str(),
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
 }
 
 fn open_how_flags(carried: &[Carried]) -> Result<u64, Errno> {

@@ -12,8 +12,9 @@
 use nix::errno::Errno;
 
 /// Capabilities that bear on file calls, the only ones the Sentry lends:
-/// CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID, MKNOD, LINUX_IMMUTABLE.
-pub const FILE_CAPS: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 27) | (1 << 9);
+/// CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID, MKNOD,
+/// LINUX_IMMUTABLE, SETFCAP (security.capability xattrs: setcap).
+pub const FILE_CAPS: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 27) | (1 << 9) | (1 << 31);
 
 /// A caller's credentials for file calls, read from /proc/TID/status.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,6 +27,7 @@
 pub mod creds;
 
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 
@@ -34,7 +35,7 @@ use nix::errno::Errno;
 /// them is left to the host (in the replica, where they are the FUSE
 /// mounts the Sentry serves; in the real tree the caller would be the
 /// Sentry itself).
-pub const PSEUDO: &[&[u8]] = &[b"proc", b"sys"];
+pub const PSEUDO: &[&[u8]] = &[b"proc", b"sys", b"dev/mqueue"];
 
 /// The real tree, entered by one thread.
 #[derive(Debug)]
@@ -85,10 +86,68 @@ impl Tree {
         Some(!st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
     }
 
+    /// Opens `path` (absolute, as the stubs' mount namespace names it: a
+    /// readlink of one of their fds) in the tree, O_PATH, without following
+    /// any symlink; with `want`, only if it is that very file (device and
+    /// inode). A name is never trusted: a directory that was removed reads
+    /// "<path> (deleted)", a name its owner may have made.
+    pub fn find(&self, path: &[u8], want: Option<&libc::stat>) -> Result<OwnedFd, Errno> {
+        if path.first() != Some(&b'/') || path.ends_with(b" (deleted)") {
+            return Err(Errno::ENOENT);
+        }
+        let how = nix::fcntl::OpenHow::new()
+            .flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC)
+            .resolve(
+                nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                    | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+            );
+        let rel = std::ffi::OsStr::from_bytes(&path[1..]);
+        let rel = if rel.is_empty() { std::ffi::OsStr::new(".") } else { rel };
+        let fd = nix::fcntl::openat2(&self.root, rel, how)?;
+        if let Some(w) = want {
+            let st = nix::sys::stat::fstat(&fd)?;
+            if (st.st_dev, st.st_ino) != (w.st_dev, w.st_ino) {
+                return Err(Errno::ENOENT);
+            }
+        }
+        Ok(fd)
+    }
+
+    /// The file of `theirs` (a caller's fd, as the Sentry holds it; `path`
+    /// its readlink) as an fd of the tree: itself if its mount is writable
+    /// (opened in the tree), else the same file found again in the tree.
+    pub fn twin(&self, theirs: OwnedFd, path: &[u8]) -> Result<OwnedFd, Errno> {
+        if !read_only(&theirs) {
+            return Ok(theirs);
+        }
+        let st = nix::sys::stat::fstat(&theirs)?;
+        self.find(path, Some(&st))
+    }
+
+    /// The directory holding the file of `theirs` (`path` its readlink),
+    /// in the tree, and the file's name there, checked to be that file.
+    pub fn parent_of(&self, theirs: &OwnedFd, path: &[u8]) -> Result<(OwnedFd, std::ffi::CString), Errno> {
+        let st = nix::sys::stat::fstat(theirs)?;
+        let cut = path.iter().rposition(|&b| b == b'/').ok_or(Errno::ENOENT)?;
+        let (dir, name) = (&path[..cut.max(1)], &path[cut + 1..]);
+        if name.is_empty() || path.ends_with(b" (deleted)") {
+            return Err(Errno::ENOENT);
+        }
+        let parent = self.find(dir, None)?;
+        let name = std::ffi::CString::new(name).map_err(|_| Errno::ENOENT)?;
+        let there = nix::sys::stat::fstatat(&parent, name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        if (there.st_dev, there.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(Errno::ENOENT);
+        }
+        Ok((parent, name))
+    }
+
     /// Moves the thread into a caller's own root, `dir` (a directory of the
     /// tree, after a chroot of the caller's) until the guard drops.
-    pub fn jail(&self, dir: &std::ffi::CStr) -> Result<Jailed<'_>, Errno> {
-        creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot(dir))??;
+    pub fn jail(&self, dir: &OwnedFd) -> Result<Jailed<'_>, Errno> {
+        nix::unistd::fchdir(dir)?;
+        creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))??;
         Ok(Jailed { tree: self })
     }
 }
@@ -108,6 +167,12 @@ impl Drop for Jailed<'_> {
             std::process::abort();
         }
     }
+}
+
+/// Whether `fd` lies on a read-only mount (the stubs' replica, or a
+/// read-only mount of the tree, where the same call fails the same way).
+pub fn read_only(fd: &OwnedFd) -> bool {
+    nix::sys::statvfs::fstatvfs(fd).is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
 /// `path` made absolute against `base` (an absolute directory), with
@@ -136,9 +201,12 @@ pub fn absolute(base: &[u8], path: &[u8]) -> Vec<u8> {
 }
 
 /// Whether an absolute, folded path lies on one of the Sentry's own filesystems.
+///
+/// /dev/mqueue too: a queue is charged to the real uid and RLIMIT_MSGQUEUE
+/// of its creator, which for a call the Sentry made would be host root's.
 pub fn pseudo(abs: &[u8]) -> bool {
-    let first = abs.split(|&b| b == b'/').find(|p| !p.is_empty());
-    first.is_some_and(|f| PSEUDO.contains(&f))
+    let rel = abs.strip_prefix(b"/").unwrap_or(abs);
+    PSEUDO.iter().any(|p| rel.strip_prefix(*p).is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/")))
 }
 
 #[cfg(test)]
@@ -160,5 +228,7 @@ mod tests {
         assert!(!pseudo(b"/procfoo"));
         assert!(!pseudo(b"/etc/sys"));
         assert!(!pseudo(b"/"));
+        assert!(pseudo(b"/dev/mqueue/q1") && pseudo(b"/dev/mqueue"));
+        assert!(!pseudo(b"/dev/null") && !pseudo(b"/dev/mqueuex"));
     }
 }
