@@ -252,7 +252,7 @@ const FUSE_MAGIC: i64 = 0x6573_5546;
 
 /// Whether `fd` is on a FUSE mount: for a stub, one of the Sentry's.
 fn on_fuse(fd: &std::os::fd::OwnedFd) -> bool {
-    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 as i64 == FUSE_MAGIC)
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == FUSE_MAGIC)
 }
 
 #[cfg(test)]
