@@ -288,7 +288,7 @@ ps -eo comm= | sort | tr '\n' ' '; echo
 top -b -n 1 | grep -c '^Tasks:'
 free -m | grep -c '^Mem:'
 uptime | grep -c 'load average'
-sleep 30 & pgrep -x sleep >/dev/null && echo pgrep-ok; kill %1; wait || true
+sleep 30 & for i in $(seq 50); do pgrep -x sleep >/dev/null && { echo pgrep-ok; break; }; sleep 0.1; done; kill %1; wait || true
 vmstat | grep -c procs
 lscpu | grep -c '^CPU(s):'
 findmnt -n -o FSTYPE /proc
