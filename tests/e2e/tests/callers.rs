@@ -179,7 +179,9 @@ fn containerd_detached_exec_kill_delete() {
         80,
     );
     assert!(status.success(), "ctr task exec --tty failed ({status}): {out}");
-    assert!(out.starts_with("/dev/pts/"), "ctr task exec --tty output: {out:?}");
+    // ctr may log first that it could not resize the pty of a process that
+    // had already ended (its own race with `tty`, which ends at once)
+    assert!(out.lines().any(|l| l.starts_with("/dev/pts/")), "ctr task exec --tty output: {out:?}");
 
     let ps = ctrd.ctr_ok(&["tasks", "ps", &id]);
     assert!(ps.lines().count() >= 2, "ctr task ps lists no process: {ps:?}");

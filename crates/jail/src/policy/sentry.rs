@@ -22,6 +22,8 @@ pub const NOTIF_ID_VALID_OLD: u64 = 0x8008_2102;
 pub const NOTIF_ADDFD: u64 = 0x4018_2103;
 /// SECCOMP_IOCTL_NOTIF_SET_FLAGS: _IOW('!', 4, __u64)
 pub const NOTIF_SET_FLAGS: u64 = 0x4008_2104;
+/// PIDFD_GET_INFO: _IOWR(0xFF, 11, struct pidfd_info) (64 bytes)
+pub const PIDFD_GET_INFO: u64 = 0xC040_FF0B;
 /// seccomp(2) operation libseccomp uses while receiving
 const SECCOMP_GET_NOTIF_SIZES: u64 = 3;
 
@@ -34,6 +36,7 @@ pub fn policy() -> Policy {
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ID_VALID_OLD)], "notify: same, older numbering"),
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ADDFD)], "notify: install an fd in the caller"),
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_SET_FLAGS)], "notify: synchronous wake-up"),
+        Rule::with("ioctl", &[Arg::Eq(1, PIDFD_GET_INFO)], "a caller's process id, from its pidfd (exec forgets it)"),
         Rule::with("seccomp", &[Arg::Eq(0, SECCOMP_GET_NOTIF_SIZES)], "libseccomp: notification sizes"),
         Rule::any("poll", "notify: wait on every notify fd and the control socket"),
         Rule::any("ppoll", "notify: the same, newer libc"),

@@ -76,6 +76,41 @@ fn pidfd_of_thread(tid: u32) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// PIDFD_GET_INFO: _IOWR(0xFF, 11, struct pidfd_info), its first version (64 bytes)
+const PIDFD_GET_INFO: u64 = 0xC040_FF0B;
+/// PIDFD_INFO_PID: ask for the pid, tgid and ppid
+const PIDFD_INFO_PID: u64 = 1;
+
+/// struct pidfd_info, first version
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ids: [u32; 8],
+    exit_code: i32,
+    spare: [u32; 2],
+}
+
+/// The process (thread group) of the thread behind `pidfd`, as the
+/// Sentry's pid namespace numbers it.
+fn pidfd_tgid(pidfd: BorrowedFd<'_>) -> Result<u32, Errno> {
+    let mut info = PidfdInfo { mask: PIDFD_INFO_PID, ..Default::default() };
+    // SAFETY: `info` is a live, writable struct pidfd_info of the size the
+    // request number encodes; the kernel writes at most that much.
+    let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO as libc::Ioctl, &mut info as *mut PidfdInfo) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    if info.mask & PIDFD_INFO_PID == 0 || info.tgid == 0 {
+        return Err(Errno::ENOTSUP);
+    }
+    Ok(info.tgid)
+}
+
 /// pidfd_getfd(2): a duplicate of `fd` of the process behind `pidfd`.
 fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_getfd takes two fds and flags, no memory; returns a new fd.
@@ -111,6 +146,21 @@ impl StubFds<'_> {
         let fd = openat(self.proc, format!("{}/{name}", self.tid).as_str(), flags, Mode::empty())?;
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
         Ok(fd)
+    }
+
+    /// The caller's process id: from a pidfd (PIDFD_GET_INFO, Linux 6.13;
+    /// cheap), else from /proc/TID/status.
+    fn tgid(&self) -> Option<u32> {
+        let from_pidfd = pidfd_of_thread(self.tid).and_then(|p| pidfd_tgid(p.as_fd()));
+        let tgid = match from_pidfd {
+            Ok(t) => t,
+            Err(_) => {
+                let text = self.status().ok()?;
+                crate::fs::proxy::field(&text, "Tgid:").and_then(|v| v.trim().parse().ok())?
+            }
+        };
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).ok()?;
+        Some(tgid)
     }
 
     /// The caller's /proc/TID/status.
@@ -174,10 +224,7 @@ impl Task for StubFds<'_> {
         // leader may be (an exec by another thread takes the leader's tid)
         let tgid = match what {
             Forget::Thread => None,
-            _ => self
-                .status()
-                .ok()
-                .and_then(|t| crate::fs::proxy::field(&t, "Tgid:").and_then(|v| v.trim().parse().ok())),
+            _ => self.tgid(),
         };
         match tgid {
             Some(g) => self.tasks.forget(self.tid, g, what),
@@ -234,4 +281,23 @@ fn install(notify: BorrowedFd<'_>, id: u64, file: BorrowedFd<'_>, cloexec: bool)
     let srcfd = u32::try_from(file.as_raw_fd()).map_err(|_| Errno::EBADF)?;
     let newfd_flags = if cloexec { libc::O_CLOEXEC as u32 } else { 0 };
     addfd(notify, &AddFd { id, flags: ADDFD_FLAG_SEND, srcfd, newfd: 0, newfd_flags })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threads_pidfd_tells_its_process() {
+        let me = std::process::id();
+        // from a thread other than the main one
+        let got = std::thread::spawn(move || {
+            let tid = nix::unistd::gettid().as_raw() as u32;
+            assert_ne!(tid, me);
+            pidfd_tgid(pidfd_of_thread(tid).unwrap().as_fd())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(got, Ok(me));
+    }
 }
