@@ -40,23 +40,23 @@ pub struct StubFds<'a> {
     tid: u32,
     notify: BorrowedFd<'a>,
     id: u64,
-    workers: &'a Workers,
-    tasks: &'a Tasks,
+    loop_: Loop<'a>,
+}
+
+/// What the notify loop keeps between calls.
+#[derive(Clone, Copy)]
+pub struct Loop<'a> {
+    /// the threads that run what may block
+    pub workers: &'a Workers,
+    /// the stubs' threads' remembered credentials
+    pub tasks: &'a Tasks,
 }
 
 impl<'a> StubFds<'a> {
     /// The fds of `tid`, the caller of notification `id` on `notify`;
-    /// `proc` is the Sentry's procfs (to reopen its own fds), `workers`
-    /// run what may block, `tasks` remembers credentials between calls.
-    pub fn new(
-        proc: BorrowedFd<'a>,
-        tid: u32,
-        notify: BorrowedFd<'a>,
-        id: u64,
-        workers: &'a Workers,
-        tasks: &'a Tasks,
-    ) -> StubFds<'a> {
-        StubFds { proc, tid, notify, id, workers, tasks }
+    /// `proc` is the Sentry's procfs (to reopen its own fds).
+    pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64, loop_: Loop<'a>) -> StubFds<'a> {
+        StubFds { proc, tid, notify, id, loop_ }
     }
 }
 
@@ -186,7 +186,7 @@ impl Task for StubFds<'_> {
         // the caller is `tid` (its notification is live); a remembered
         // entry whose thread still lives is the caller's
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
-        if let Some(c) = self.tasks.creds(self.tid) {
+        if let Some(c) = self.loop_.tasks.creds(self.tid) {
             return Ok(c);
         }
         let text = self.status()?;
@@ -195,7 +195,7 @@ impl Task for StubFds<'_> {
         // pinned while the caller waits on us: its credentials cannot change meanwhile
         let pidfd = pidfd_of_thread(self.tid)?;
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
-        self.tasks.remember(self.tid, tgid, pidfd, creds.clone());
+        self.loop_.tasks.remember(self.tid, tgid, pidfd, creds.clone());
         Ok(creds)
     }
 
@@ -227,10 +227,10 @@ impl Task for StubFds<'_> {
             _ => self.tgid(),
         };
         match tgid {
-            Some(g) => self.tasks.forget(self.tid, g, what),
+            Some(g) => self.loop_.tasks.forget(self.tid, g, what),
             // unknown: forget everything rather than too little
-            None if what != Forget::Thread => self.tasks.forget_all(),
-            None => self.tasks.forget(self.tid, 0, Forget::Thread),
+            None if what != Forget::Thread => self.loop_.tasks.forget_all(),
+            None => self.loop_.tasks.forget(self.tid, 0, Forget::Thread),
         }
     }
 }
@@ -253,7 +253,7 @@ impl Fds for StubFds<'_> {
         };
         if fifo {
             // opening a FIFO waits for its other end: not on the loop's thread
-            self.workers.spawn(self.notify, id, move |n| job(n).map(|_| ()))?;
+            self.loop_.workers.spawn(self.notify, id, move |n| job(n).map(|_| ()))?;
             return Ok(Reply::Pending);
         }
         job(self.notify).map(Reply::Answered)

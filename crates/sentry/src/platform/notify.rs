@@ -18,7 +18,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
-use super::fds::StubFds;
+use super::fds::{Loop, StubFds};
 use super::mem::ProcMem;
 use super::workers::Workers;
 use crate::fs::fuse::{Filesystem, Session};
@@ -149,7 +149,15 @@ pub fn serve(
         init_gone |= init_ended;
         workers.tend();
         for i in ready {
-            serve_one(fds[i].as_fd(), proc.as_fd(), &dispatch, kernel, opts, &mut warned, (&workers, &tasks));
+            serve_one(
+                fds[i].as_fd(),
+                proc.as_fd(),
+                &dispatch,
+                kernel,
+                opts,
+                &mut warned,
+                Loop { workers: &workers, tasks: &tasks },
+            );
         }
         for i in hung.into_iter().rev() {
             fds.swap_remove(i);
@@ -252,7 +260,7 @@ fn serve_one(
     kernel: &Kernel,
     opts: Options,
     warned: &mut HashSet<String>,
-    (workers, tasks): (&Workers, &super::tasks::Tasks),
+    loop_: Loop<'_>,
 ) {
     let raw = notify.as_raw_fd();
     let req = match ScmpNotifReq::receive(raw) {
@@ -273,7 +281,7 @@ fn serve_one(
     let shown_call = opts.strace.then(|| crate::syscalls::strace::call(&name, req.data.args, &mem));
     let reply = match entry.map(|e| e.class) {
         Some(Class::Served(h) | Class::Interim(Some(h))) => {
-            let fds = StubFds::new(proc, req.pid, notify, req.id, workers, tasks);
+            let fds = StubFds::new(proc, req.pid, notify, req.id, loop_);
             h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds, task: &fds })
         }
         Some(Class::Interim(None)) => Reply::Continue,
