@@ -10,6 +10,11 @@
 //! forgets the entry before the host makes the change (the thread waits
 //! meanwhile, so it cannot be remembered anew in between). An exec forgets
 //! the whole process: the thread that execs takes over the leader's tid.
+//! (Not closed: a leader that makes a served call between the Sentry's
+//! answer to another thread's execve and the exec itself is remembered
+//! again, and its credentials — the process's own, from before the exec —
+//! serve the new program until it changes them; the leader's pidfd follows
+//! its tid to the thread that exec'd.)
 //! The umask belongs to the fs_struct the threads of a process share: a
 //! sibling thread could be remembered again between the Sentry's answer to
 //! umask and the host's change, so a process that calls umask is never
