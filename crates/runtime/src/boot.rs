@@ -256,6 +256,13 @@ pub fn spawn(
                 tracing::error!("sentry: close inherited fds: {e}");
                 return 1;
             }
+            // a POSIX message queue is charged to its creator's real uid:
+            // one the Sentry made for a caller would count against host
+            // root's. It may make none (the host makes them, as the caller)
+            if let Err(e) = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 0, 0) {
+                tracing::error!("sentry: RLIMIT_MSGQUEUE: {e}");
+                return 1;
+            }
             if let Err(e) = confine(&root) {
                 tracing::error!("sentry: {e}");
                 return 1;
@@ -336,9 +343,15 @@ fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path
     };
     // the Sentry lives in the sandbox's pid namespace: when the container's
     // init ends, the kernel kills it too, and that is a normal end
+    // (the kernel may kill the Sentry with the namespace a moment before
+    // init's pidfd says init has ended: a SIGKILL waits a little for it)
+    let wait_for_init = match status {
+        Some(nix::sys::wait::WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGKILL, _)) => 1000u16,
+        _ => 0,
+    };
     let init_gone = nix::poll::poll(
         &mut [nix::poll::PollFd::new(init.as_fd(), nix::poll::PollFlags::POLLIN)],
-        nix::poll::PollTimeout::ZERO,
+        nix::poll::PollTimeout::from(wait_for_init),
     )
     .is_ok_and(|n| n > 0);
     let abnormal = match status {

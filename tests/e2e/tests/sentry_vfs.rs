@@ -193,10 +193,11 @@ fn a_chrooted_caller_changes_its_own_root() {
         mkdir -p /jail/bin /jail/work && cp /bin/busybox /jail/bin/busybox
         chroot /jail /bin/busybox sh -c 'cd /work && /bin/busybox mkdir /made && /bin/busybox ln -s /made /abs \
             && echo x > /abs/file && echo y > relative && /bin/busybox ls /made'
-        [ -e /made ] && echo outside || echo inside"#;
+        [ -e /made ] && echo outside || echo inside
+        chroot /jail /bin/busybox readlink /proc/self/exe || echo no-proc-in-the-jail"#;
     let b = bundle(script, data.path(), CONTAINERD_CAPS);
     let out = run_ok(&sentry(), &b, "vfsjail");
-    assert_eq!(out, "file\ninside\n");
+    assert_eq!(out, "file\ninside\nno-proc-in-the-jail\n");
     let root = b.rootfs();
     assert_eq!(std::fs::read_to_string(root.join("jail/made/file")).unwrap(), "x\n");
     assert_eq!(std::fs::read_to_string(root.join("jail/work/relative")).unwrap(), "y\n");
@@ -261,4 +262,42 @@ fn the_sentry_finds_nothing_again_by_name_and_reopens_no_proc_file_for_a_caller(
     assert_eq!(std::fs::read_to_string(root.join("priv/pub/f")).unwrap(), "orig\n");
     let left: Vec<_> = std::fs::read_dir(root.join("priv/pub")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("f")]);
+}
+
+#[test]
+fn a_setuid_program_execd_by_a_thread_gets_its_own_credentials() {
+    let data = tempfile::tempdir().unwrap();
+    let mut b = bundle("/exec-race", data.path(), &[]);
+    b.edit(|s| {
+        s["process"]["args"] = json!(["/exec-race", "150"]);
+        s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        s["process"]["noNewPrivileges"] = false.into();
+    });
+    let root = b.rootfs();
+    build_probe("exec_race", &root.join("exec-race"));
+    build_probe("suid_made", &root.join("suid-made"));
+    std::fs::set_permissions(root.join("suid-made"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::create_dir_all(root.join("work")).unwrap();
+    std::fs::set_permissions(root.join("work"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run_ok(&sentry(), &b, "vfsexec");
+    let stale = out.lines().filter(|l| *l == "stale").count();
+    assert_eq!(stale, 0, "{stale} of {} programs ran with the credentials from before their exec", out.lines().count());
+    assert_eq!(out.lines().filter(|l| *l == "root").count(), 150, "{out}");
+}
+
+#[test]
+fn a_message_queue_is_charged_to_its_caller_even_through_a_symlink() {
+    // with no queue quota of its own, the caller can make none: a queue the
+    // Sentry made would be charged to host root instead
+    let data = tempfile::tempdir().unwrap();
+    let script = r#"ln -s /dev/mqueue /tmp/m
+        (: > /tmp/m/q1) 2>/dev/null && echo created || echo refused
+        [ -e /dev/mqueue/q1 ] && echo exists || echo absent"#;
+    let mut b = bundle(script, data.path(), &[]);
+    b.edit(|s| {
+        s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        s["process"]["rlimits"] = json!([{"type": "RLIMIT_MSGQUEUE", "hard": 0, "soft": 0}]);
+    });
+    std::fs::set_permissions(b.rootfs().join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert_eq!(run_ok(&sentry(), &b, "vfsmq"), "refused\nabsent\n");
 }

@@ -226,6 +226,14 @@ impl Task for StubFds<'_> {
             Forget::Thread => None,
             _ => self.tgid(),
         };
+        if let (Forget::Process, Some(g)) = (what, tgid) {
+            if g != self.tid {
+                // (gone already: then nothing of it calls again)
+                if let Ok(p) = pidfd_of_thread(self.tid) {
+                    self.loop_.tasks.exec_pending(g, p);
+                }
+            }
+        }
         match tgid {
             Some(g) => self.loop_.tasks.forget(self.tid, g, what),
             // unknown: forget everything rather than too little

@@ -10,11 +10,11 @@
 //! forgets the entry before the host makes the change (the thread waits
 //! meanwhile, so it cannot be remembered anew in between). An exec forgets
 //! the whole process: the thread that execs takes over the leader's tid.
-//! (Not closed: a leader that makes a served call between the Sentry's
-//! answer to another thread's execve and the exec itself is remembered
-//! again, and its credentials — the process's own, from before the exec —
-//! serve the new program until it changes them; the leader's pidfd follows
-//! its tid to the thread that exec'd.)
+//! An exec by a thread other than the leader is pending until that
+//! thread's own tid is gone (the exec has replaced every other thread then):
+//! meanwhile nothing of the process is remembered, or the leader, calling
+//! in between, would be remembered with its old credentials, and its pidfd
+//! would follow its tid to the new program.
 //! The umask belongs to the fs_struct the threads of a process share: a
 //! sibling thread could be remembered again between the Sentry's answer to
 //! umask and the host's change, so a process that calls umask is never
@@ -47,6 +47,9 @@ pub struct Tasks {
     known: RefCell<HashMap<u32, Known>>,
     /// processes never remembered (they changed their umask)
     volatile: RefCell<std::collections::HashSet<u32>>,
+    /// processes with an exec under way in a thread other than the leader:
+    /// not remembered while that thread (this pidfd) lives
+    exec_pending: RefCell<HashMap<u32, OwnedFd>>,
 }
 
 /// What to forget.
@@ -88,6 +91,15 @@ impl Tasks {
         if self.volatile.borrow().contains(&tgid) {
             return;
         }
+        {
+            let mut pending = self.exec_pending.borrow_mut();
+            if let Some(p) = pending.get(&tgid) {
+                if alive(p) {
+                    return;
+                }
+                pending.remove(&tgid);
+            }
+        }
         let mut known = self.known.borrow_mut();
         if known.len() >= SWEEP_AT {
             known.retain(|_, k| alive(&k.pidfd));
@@ -108,6 +120,11 @@ impl Tasks {
         if what == Forget::ForGood {
             self.volatile.borrow_mut().insert(tgid);
         }
+    }
+
+    /// Notes an exec by `thread` (a pidfd of it), not the leader of `tgid`.
+    pub fn exec_pending(&self, tgid: u32, thread: OwnedFd) {
+        self.exec_pending.borrow_mut().insert(tgid, thread);
     }
 
     /// Forgets every thread.
@@ -164,6 +181,11 @@ mod tests {
         // another thread's exec forgets the whole process
         t.forget(me + 1, 7, Forget::Process);
         assert_eq!(t.creds(me), None);
+        // while another thread's exec is under way, nothing is remembered
+        t.exec_pending(7, live.try_clone().unwrap());
+        t.remember(me, 7, live.try_clone().unwrap(), creds(0));
+        assert_eq!(t.creds(me), None);
+        t.exec_pending.borrow_mut().clear();
         t.remember(me, 7, live.try_clone().unwrap(), creds(0));
         t.forget(me, 7, Forget::ForGood);
         t.remember(me, 7, live, creds(0));

@@ -81,6 +81,10 @@ fn own_exe(c: &Call<'_>, path: u64, buf: u64, size: u64) -> Option<Reply> {
     if p != b"/proc/self/exe" && p != b"/proc/thread-self/exe" {
         return None;
     }
+    // a caller in a chroot of its own resolves /proc there (if at all)
+    if c.task.root().ok()? != b"/" {
+        return None;
+    }
     let r = (|| {
         let size = usize::try_from(size).ok().filter(|s| (1..=i32::MAX as usize).contains(s)).ok_or(Errno::EINVAL)?;
         let link = c.task.exe()?;
