@@ -5,12 +5,14 @@
 //! and takes on its credentials, and makes the same system call. Opens
 //! install the new file in the caller (ADDFD).
 //!
-//! Left to the host, in the stubs' read-only replica: paths on the
-//! Sentry's own /proc and /sys, and opening anything that is not a
-//! regular file or a directory (devices and FIFOs have no tree to change,
-//! and their open has effects that belong to the caller: a controlling
-//! terminal, waiting for the other end). Before the tree arrives (or in a
-//! sandbox with its own user namespace, which gets none) everything is.
+//! Left to the host, in the stubs' read-only replica: opens that only read
+//! (the same files, cheaper), paths on the Sentry's own /proc and /sys and
+//! on /dev/mqueue, and opening anything that is not a regular file
+//! (devices and FIFOs have no tree to change, and their open has effects
+//! that belong to the caller: a controlling terminal, waiting for the other
+//! end; a directory of the real tree must never reach a stub). Before the
+//! tree arrives (or in a sandbox with its own user namespace, or one that
+//! joins a mount namespace, which get none) everything is.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};

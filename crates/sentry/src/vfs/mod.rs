@@ -2,9 +2,10 @@
 //!
 //! The stubs live in a read-only replica of the container's mount tree (a
 //! copy of its mount namespace with every mount but the Sentry's own /proc
-//! and /sys made read-only): the host kernel resolves paths there only for
-//! what cannot change anything — exec, stat, readlink, opening devices and
-//! FIFOs. Every call that changes the tree (open for writing or creating,
+//! and /sys, and /dev/mqueue, made read-only): the host kernel resolves
+//! paths there only for what cannot change anything — exec, stat, readlink,
+//! read-only opens, opening devices and FIFOs. Every call that changes the
+//! tree (open for writing or creating,
 //! mkdir, unlink, rename, link, symlink, chmod, chown, utimes, truncate,
 //! xattrs, binding a unix socket) is performed by the Sentry in the real
 //! tree, which `create` hands it as a root fd and the mount namespace that
@@ -19,10 +20,15 @@
 //! runc would put them (the bundle's rootfs, the spec's bind mounts), so
 //! the tools around the container see them.
 //!
+//! Every directory the Sentry derives itself (a caller's cwd or root, a
+//! dirfd, the file behind an fd) is found again in the tree as that very
+//! file ([`Tree::find`], [`Tree::twin`], [`Tree::parent_of`]), never by a
+//! name alone.
+//!
 //! Not yet: a sandbox with its own user namespace (its callers' capabilities
 //! are relative to it, which the host's permission checks for the Sentry
-//! would not see) keeps the interim behaviour, as do the gofer-backed VFS
-//! with its own dentry cache and permission checks.
+//! would not see) keeps the interim behaviour; the reads of the tree, the
+//! gofer-backed VFS with its own dentry cache and permission checks.
 
 pub mod creds;
 
