@@ -96,7 +96,7 @@ impl Tree {
     /// readlink of one of their fds) in the tree, O_PATH, without following
     /// any symlink; with `want`, only if it is that very file (device and
     /// inode). A name is never trusted: a directory that was removed reads
-    /// "<path> (deleted)", a name its owner may have made.
+    /// "`<path> (deleted)`", a name its owner may have made.
     pub fn find(&self, path: &[u8], want: Option<&libc::stat>) -> Result<OwnedFd, Errno> {
         if path.first() != Some(&b'/') || path.ends_with(b" (deleted)") {
             return Err(Errno::ENOENT);
