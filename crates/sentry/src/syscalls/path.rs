@@ -146,6 +146,11 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             F => Carried::Fd(c.fds.get(i32::try_from(v).map_err(|_| Errno::EBADF)?)?),
             Fp => {
                 let ours = c.fds.get(i32::try_from(v).map_err(|_| Errno::EBADF)?)?;
+                // as on Linux: an O_PATH fd changes nothing through itself
+                let fl = nix::fcntl::fcntl(&ours, nix::fcntl::FcntlArg::F_GETFL)?;
+                if fl & libc::O_PATH != 0 {
+                    return Err(Errno::EBADF);
+                }
                 // a file opened in the tree: the host changes it through the fd
                 if !vfs::read_only(&ours) {
                     return Ok(Reply::Continue);
