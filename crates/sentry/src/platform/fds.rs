@@ -211,6 +211,18 @@ impl Task for StubFds<'_> {
         self.link_file("root")
     }
 
+    fn file_size_limit(&self) -> Result<Option<u64>, Errno> {
+        let fd = super::mem::open_proc_file(self.proc, self.tid, "limits", OFlag::O_RDONLY)?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(std::fs::File::from(fd), 1 << 16), &mut text)
+            .map_err(|_| Errno::EIO)?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        let soft = crate::fs::proxy::field(&text, "Max file size")
+            .and_then(|v| v.split_whitespace().next())
+            .ok_or(Errno::EIO)?;
+        Ok(soft.parse().ok())
+    }
+
     fn exe(&self) -> Result<Vec<u8>, Errno> {
         self.link("exe")
     }

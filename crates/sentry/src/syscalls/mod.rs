@@ -68,6 +68,9 @@ pub trait Task {
     /// Its root directory itself (an O_PATH fd, in the stubs' replica).
     fn root_file(&self) -> Result<OwnedFd, Errno>;
 
+    /// Its soft RLIMIT_FSIZE, in bytes (None: unlimited).
+    fn file_size_limit(&self) -> Result<Option<u64>, Errno>;
+
     /// Its program (the target of /proc/self/exe).
     fn exe(&self) -> Result<Vec<u8>, Errno>;
 

@@ -477,8 +477,6 @@ replayed! {
     /// futimesat(dirfd, path, times)
     futimesat => SYS_futimesat, [D, P(Some(0)), B(32)], Post::Value;
 
-    /// truncate(path, length)
-    truncate => SYS_truncate, [P(None), V], Post::Value;
     /// statfs(path, buf): the tree's mount, not the replica's read-only copy
     statfs => SYS_statfs, [P(None), O(120)], Post::Value;
     /// setxattr(path, name, value, size, flags)
@@ -491,6 +489,16 @@ replayed! {
     lremovexattr => SYS_lremovexattr, [P(None), S], Post::Value;
     /// openat2(dirfd, path, how, size)
     openat2 => SYS_openat2, [D, P(Some(0)), How(3), V], Post::Open(None);
+}
+
+/// truncate(path, length), within the caller's RLIMIT_FSIZE (the Sentry's
+/// own is not the caller's). Linux also sends SIGXFSZ; the Sentry does not.
+pub fn truncate(c: &Call<'_>) -> Reply {
+    match c.task.file_size_limit() {
+        Ok(Some(limit)) if c.args[1] > limit => Reply::Error(Errno::EFBIG),
+        Ok(_) => replay(c, libc::SYS_truncate, &[P(None), V], Post::Value),
+        Err(e) => Reply::Error(e),
+    }
 }
 
 /// utimensat(dirfd, path, times, flags); a NULL path is the dirfd itself
