@@ -227,19 +227,34 @@ fn build_probe(name: &str, dest: &std::path::Path) {
     assert!(out.status.success(), "gcc: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
-fn the_sentry_finds_nothing_again_by_name_and_reopens_no_proc_file_for_a_caller() {
-    let data = tempfile::tempdir().unwrap();
-    let mut b = bundle("/attacks", data.path(), &[]);
+/// A bundle running `args` as uid 1000 without capabilities (setuid
+/// allowed), with probe `program` and a setuid-root probe `setuid`, each
+/// built as (source name, name at the root).
+fn user_with_setuid_probe(
+    data: &std::path::Path,
+    args: &[&str],
+    program: (&str, &str),
+    setuid: (&str, &str),
+) -> Bundle {
+    let mut b = bundle(args[0], data, &[]);
     b.edit(|s| {
-        s["process"]["args"] = json!(["/attacks"]);
+        s["process"]["args"] = json!(args);
         s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         s["process"]["noNewPrivileges"] = false.into();
     });
     let root = b.rootfs();
-    build_probe("vfs_attacks", &root.join("attacks"));
-    build_probe("suid_sleep", &root.join("suid-sleep"));
-    std::fs::set_permissions(root.join("suid-sleep"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    build_probe(program.0, &root.join(program.1));
+    build_probe(setuid.0, &root.join(setuid.1));
+    std::fs::set_permissions(root.join(setuid.1), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    b
+}
+
+#[test]
+fn the_sentry_finds_nothing_again_by_name_and_reopens_no_proc_file_for_a_caller() {
+    let data = tempfile::tempdir().unwrap();
+    let b =
+        user_with_setuid_probe(data.path(), &["/attacks"], ("vfs_attacks", "attacks"), ("suid_sleep", "suid-sleep"));
+    let root = b.rootfs();
     std::fs::create_dir_all(root.join("priv/pub")).unwrap();
     std::fs::set_permissions(root.join("priv"), std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::write(root.join("priv/pub/f"), "orig\n").unwrap();
@@ -267,16 +282,9 @@ fn the_sentry_finds_nothing_again_by_name_and_reopens_no_proc_file_for_a_caller(
 #[test]
 fn a_setuid_program_execd_by_a_thread_gets_its_own_credentials() {
     let data = tempfile::tempdir().unwrap();
-    let mut b = bundle("/exec-race", data.path(), &[]);
-    b.edit(|s| {
-        s["process"]["args"] = json!(["/exec-race", "150"]);
-        s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-        s["process"]["noNewPrivileges"] = false.into();
-    });
+    let args = ["/exec-race", "150"];
+    let b = user_with_setuid_probe(data.path(), &args, ("exec_race", "exec-race"), ("suid_made", "suid-made"));
     let root = b.rootfs();
-    build_probe("exec_race", &root.join("exec-race"));
-    build_probe("suid_made", &root.join("suid-made"));
-    std::fs::set_permissions(root.join("suid-made"), std::fs::Permissions::from_mode(0o4755)).unwrap();
     std::fs::create_dir_all(root.join("work")).unwrap();
     std::fs::set_permissions(root.join("work"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let out = run_ok(&sentry(), &b, "vfsexec");
