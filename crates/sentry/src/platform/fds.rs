@@ -111,6 +111,11 @@ fn pidfd_tgid(pidfd: BorrowedFd<'_>) -> Result<u32, Errno> {
     Ok(info.tgid)
 }
 
+/// The process id a /proc/TID/status text gives.
+fn tgid_in(status: &str) -> Option<u32> {
+    crate::fs::proxy::field(status, "Tgid:").and_then(|v| v.trim().parse().ok())
+}
+
 /// pidfd_getfd(2): a duplicate of `fd` of the process behind `pidfd`.
 fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> Result<OwnedFd, Errno> {
     // SAFETY: pidfd_getfd takes two fds and flags, no memory; returns a new fd.
@@ -154,10 +159,7 @@ impl StubFds<'_> {
         let from_pidfd = pidfd_of_thread(self.tid).and_then(|p| pidfd_tgid(p.as_fd()));
         let tgid = match from_pidfd {
             Ok(t) => t,
-            Err(_) => {
-                let text = self.status().ok()?;
-                crate::fs::proxy::field(&text, "Tgid:").and_then(|v| v.trim().parse().ok())?
-            }
+            Err(_) => tgid_in(&self.status().ok()?)?,
         };
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).ok()?;
         Some(tgid)
@@ -165,7 +167,12 @@ impl StubFds<'_> {
 
     /// The caller's /proc/TID/status.
     fn status(&self) -> Result<String, Errno> {
-        let fd = super::mem::open_proc_file(self.proc, self.tid, "status", OFlag::O_RDONLY)?;
+        self.proc_text("status")
+    }
+
+    /// The caller's /proc/TID/`name`, a text file, checked to be the caller's after.
+    fn proc_text(&self, name: &str) -> Result<String, Errno> {
+        let fd = super::mem::open_proc_file(self.proc, self.tid, name, OFlag::O_RDONLY)?;
         let mut text = String::new();
         // through take(): a plain File would ask statx for a size hint, which the Sentry may not call
         std::io::Read::read_to_string(&mut std::io::Read::take(std::fs::File::from(fd), 1 << 16), &mut text)
@@ -191,7 +198,7 @@ impl Task for StubFds<'_> {
         }
         let text = self.status()?;
         let creds = crate::vfs::creds::Creds::parse(&text).ok_or(Errno::EIO)?;
-        let tgid = crate::fs::proxy::field(&text, "Tgid:").and_then(|v| v.trim().parse().ok()).ok_or(Errno::EIO)?;
+        let tgid = tgid_in(&text).ok_or(Errno::EIO)?;
         // pinned while the caller waits on us: its credentials cannot change meanwhile
         let pidfd = pidfd_of_thread(self.tid)?;
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
@@ -212,11 +219,7 @@ impl Task for StubFds<'_> {
     }
 
     fn file_size_limit(&self) -> Result<Option<u64>, Errno> {
-        let fd = super::mem::open_proc_file(self.proc, self.tid, "limits", OFlag::O_RDONLY)?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(std::fs::File::from(fd), 1 << 16), &mut text)
-            .map_err(|_| Errno::EIO)?;
-        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        let text = self.proc_text("limits")?;
         let soft = crate::fs::proxy::field(&text, "Max file size")
             .and_then(|v| v.split_whitespace().next())
             .ok_or(Errno::EIO)?;

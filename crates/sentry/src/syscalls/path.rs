@@ -290,7 +290,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     let result = {
         let _as = AsCaller::switch(tree.home(), &who)?;
         if let Post::Open(_) = post {
-            if opens_special(&carried, shape, caller_flags)? {
+            if opens_special(&carried, shape, caller_flags) {
                 return Ok(Reply::Continue);
             }
             // never wait on a FIFO swapped in, never take a terminal
@@ -399,27 +399,23 @@ fn set_open_how_flags(carried: &mut [Carried], flags: u64, args: &mut [u64; 6]) 
 /// Whether an open names something that exists and is neither a regular
 /// file nor a directory (a symlink with O_NOFOLLOW fails in the open itself):
 /// the host opens those.
-fn opens_special(carried: &[Carried], shape: &[A], flags: u64) -> Result<bool, Errno> {
-    let Some(pi) = shape.iter().position(|a| matches!(a, P(_))) else { return Ok(false) };
-    let Carried::Str(path) = &carried[pi] else { return Ok(false) };
+fn opens_special(carried: &[Carried], shape: &[A], flags: u64) -> bool {
+    let Some(pi) = shape.iter().position(|a| matches!(a, P(_))) else { return false };
+    let Carried::Str(path) = &carried[pi] else { return false };
     let dirfd = match shape[pi] {
         P(Some(d)) => match &carried[d] {
-            Carried::Fd(f) => f.as_raw_fd(),
-            _ => libc::AT_FDCWD,
+            Carried::Fd(f) => f.as_fd(),
+            _ => nix::fcntl::AT_FDCWD,
         },
-        _ => libc::AT_FDCWD,
+        _ => nix::fcntl::AT_FDCWD,
     };
-    let nofollow = flags & libc::O_NOFOLLOW as u64 != 0;
-    let at = if nofollow { libc::AT_SYMLINK_NOFOLLOW } else { 0 };
-    // SAFETY: libc::stat is plain old data; all-zero is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is a live NUL-terminated string, `st` a live, writable stat.
-    let r = unsafe { libc::fstatat(dirfd, path.as_ptr(), &mut st, at) };
-    if r < 0 {
-        return Ok(false);
-    }
+    let at = match flags & libc::O_NOFOLLOW as u64 {
+        0 => nix::fcntl::AtFlags::empty(),
+        _ => nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    };
+    let Ok(st) = nix::sys::stat::fstatat(dirfd, path.as_c_str(), at) else { return false };
     let kind = st.st_mode & libc::S_IFMT;
-    Ok(kind != libc::S_IFREG && kind != libc::S_IFDIR && kind != libc::S_IFLNK)
+    kind != libc::S_IFREG && kind != libc::S_IFDIR && kind != libc::S_IFLNK
 }
 
 macro_rules! replayed {

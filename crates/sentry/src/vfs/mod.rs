@@ -81,15 +81,7 @@ impl Tree {
         if pseudo(&absolute(b"/", point.as_bytes())) {
             return None;
         }
-        let how = nix::fcntl::OpenHow::new().flags(nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC).resolve(
-            nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
-                | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
-                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
-        );
-        let rel = point.trim_start_matches('/');
-        let fd = nix::fcntl::openat2(&self.root, if rel.is_empty() { "." } else { rel }, how).ok()?;
-        let st = nix::sys::statvfs::fstatvfs(&fd).ok()?;
-        Some(!st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        self.find(point.as_bytes(), None).ok().map(|fd| !read_only(&fd))
     }
 
     /// Opens `path` (absolute, as the stubs' mount namespace names it: a
