@@ -108,6 +108,47 @@ fn changes_land_in_the_bundle_as_the_caller_made_them() {
     assert_eq!(p.mode() & 0o777, 0o600);
 }
 
+/// On Linux a path may run through the caller's own procfs magic links
+/// (/proc/self/cwd, root, fd/N). The sandbox's /proc is the Sentry's and has
+/// none, so the Sentry makes the jump itself, to the very directory.
+#[test]
+fn writes_through_the_callers_own_magic_links_land_in_the_tree() {
+    let data = tempfile::tempdir().unwrap();
+    let tag = unique_id("magic");
+    let script = format!(
+        r#"set -e
+        mkdir -p /w/sub && cd /w
+        echo a > /proc/self/cwd/via-cwd
+        mkdir /proc/self/cwd/dir-via-cwd
+        echo b > /proc/self/root/w/via-root
+        exec 3</w/sub
+        echo c > /proc/self/fd/3/via-fd
+        touch /proc/self/fd/3/touched
+        ln -s target /proc/self/fd/3/link
+        chmod 600 /proc/self/cwd/via-cwd
+        mv /proc/self/cwd/via-root /proc/self/cwd/moved
+        echo f > /proc/$$/cwd/via-pid
+        rm /proc/self/fd/3/touched
+        echo d > /proc/self/fd/3/../../../../../../{tag}-dots
+        cd /data && echo e > /proc/self/cwd/on-bind
+        echo done"#
+    );
+    let b = bundle(&script, data.path(), CONTAINERD_CAPS);
+    let out = run_ok(&sentry(), &b, "magic");
+    assert_eq!(out, "done\n");
+    let w = b.rootfs().join("w");
+    let read = |p: &str| std::fs::read_to_string(w.join(p)).unwrap();
+    assert_eq!((read("via-cwd"), read("moved"), read("sub/via-fd")), ("a\n".into(), "b\n".into(), "c\n".into()));
+    assert!(w.join("dir-via-cwd").is_dir());
+    assert_eq!(read("via-pid"), "f\n");
+    assert_eq!(std::fs::read_link(w.join("sub/link")).unwrap(), std::path::Path::new("target"));
+    assert_eq!(std::fs::metadata(w.join("via-cwd")).unwrap().mode() & 0o777, 0o600);
+    assert!(!w.join("sub/touched").exists() && !w.join("via-root").exists());
+    assert_eq!(std::fs::read_to_string(b.rootfs().join(format!("{tag}-dots"))).unwrap(), "d\n");
+    assert!(!std::path::Path::new(&format!("/{tag}-dots")).exists(), "a write escaped to the host");
+    assert_eq!(std::fs::read_to_string(data.path().join("on-bind")).unwrap(), "e\n");
+}
+
 #[test]
 fn a_user_gets_its_own_permissions_and_no_more() {
     let data = tempfile::tempdir().unwrap();

@@ -209,6 +209,52 @@ pub(super) fn alias(path: &[u8]) -> Option<i32> {
     n.parse().ok()
 }
 
+/// A procfs magic link of the caller's own that a longer path goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Link {
+    /// /proc/self/cwd
+    Cwd,
+    /// /proc/self/root
+    Root,
+    /// /proc/self/fd/N
+    Fd(i32),
+}
+
+/// The caller's own magic link that `path` starts with, and the rest of
+/// the path after it (without its leading slashes): /proc/self/cwd/x,
+/// /proc/thread-self/root/y, /proc/TID/fd/3/z (TID: the caller's own).
+/// On Linux the walk jumps to the link's file; the sandbox's /proc is the
+/// Sentry's and has no such links, so the Sentry makes the jump.
+pub(super) fn magic(path: &[u8], tid: u32) -> Option<(Link, &[u8])> {
+    let p = path.strip_prefix(b"/proc/")?;
+    let slash = p.iter().position(|&b| b == b'/')?;
+    let (who, p) = (&p[..slash], &p[slash + 1..]);
+    if who != b"self" && who != b"thread-self" && who != tid.to_string().as_bytes() {
+        return None;
+    }
+    let end = p.iter().position(|&b| b == b'/').unwrap_or(p.len());
+    let (name, mut rest) = p.split_at(end);
+    let link = match name {
+        b"cwd" => Link::Cwd,
+        b"root" => Link::Root,
+        b"fd" => {
+            let rest2 = rest.strip_prefix(b"/")?;
+            let end = rest2.iter().position(|&b| b == b'/').unwrap_or(rest2.len());
+            let (n, tail) = rest2.split_at(end);
+            if n.is_empty() || n.len() > 9 || !n.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            rest = tail;
+            Link::Fd(std::str::from_utf8(n).ok()?.parse().ok()?)
+        }
+        _ => return None,
+    };
+    while let Some(r) = rest.strip_prefix(b"/") {
+        rest = r;
+    }
+    Some((link, rest))
+}
+
 /// The answer, if the path names one of the caller's own fds.
 fn reopen(c: &Call<'_>, path: u64, flags: u64) -> Option<Reply> {
     let Ok(Some(p)) = c.mem.read_cstr(path, 32) else { return None };
@@ -276,6 +322,22 @@ mod tests {
         assert_eq!(alias(b"/proc/1/fd/1"), None);
         assert_eq!(alias(b"/etc/passwd"), None);
         assert_eq!(alias(b"/dev/fd/99999999999"), None);
+    }
+
+    #[test]
+    fn magic_links_of_the_caller() {
+        use super::{magic, Link};
+        assert_eq!(magic(b"/proc/self/cwd/a/b", 9), Some((Link::Cwd, &b"a/b"[..])));
+        assert_eq!(magic(b"/proc/thread-self/root//etc", 9), Some((Link::Root, &b"etc"[..])));
+        assert_eq!(magic(b"/proc/9/fd/12/x", 9), Some((Link::Fd(12), &b"x"[..])));
+        assert_eq!(magic(b"/proc/self/cwd", 9), Some((Link::Cwd, &b""[..])));
+        assert_eq!(magic(b"/proc/self/fd/3/", 9), Some((Link::Fd(3), &b""[..])));
+        assert_eq!(magic(b"/proc/8/cwd/x", 9), None);
+        assert_eq!(magic(b"/proc/self/cwdx/y", 9), None);
+        assert_eq!(magic(b"/proc/self/fd/", 9), None);
+        assert_eq!(magic(b"/proc/self/fd/x1/y", 9), None);
+        assert_eq!(magic(b"/proc/self/status", 9), None);
+        assert_eq!(magic(b"/etc/passwd", 9), None);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
+use super::file::Link;
 use super::{Call, Reply};
 use crate::vfs::{self, creds::AsCaller};
 
@@ -78,6 +79,9 @@ enum Carried {
     /// a caller's fd standing for its file (before it becomes a name in its
     /// directory, found again in the tree)
     Alias(OwnedFd),
+    /// a path through one of the caller's magic links: the link, the rest
+    /// of the path, the whole path (before the Sentry makes the jump)
+    Magic(Link, Vec<u8>, CString),
 }
 
 impl Carried {
@@ -87,6 +91,7 @@ impl Carried {
             Carried::Str(s) => s.as_ptr() as u64,
             Carried::Buf(b) => b.as_ptr() as u64,
             Carried::Fd(f) | Carried::Alias(f) => f.as_raw_fd() as u64,
+            Carried::Magic(_, _, whole) => whole.as_ptr() as u64,
         }
     }
 }
@@ -165,7 +170,10 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                 // and lchown go through /proc/self/fd/N) names its file
                 match super::file::alias(p.as_bytes()) {
                     Some(fd) => Carried::Alias(c.fds.get(fd)?),
-                    None => Carried::Str(p),
+                    None => match super::file::magic(p.as_bytes(), c.pid) {
+                        Some((link, rest)) => Carried::Magic(link, rest.to_vec(), p.clone()),
+                        None => Carried::Str(p),
+                    },
                 }
             }
             S => Carried::Str(read_string(c, v, PATH_MAX)?),
@@ -195,7 +203,64 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     let mut needs_cwd = false;
     // a directory to work in instead of the cwd (the parent of an fd's file)
     let mut here: Option<OwnedFd> = None;
+    // paths through the caller's own magic links start at the link's
+    // directory, found again in the tree (its path here)
+    let mut based: [Option<Vec<u8>>; 6] = Default::default();
     for i in 0..shape.len() {
+        if !matches!(carried[i], Carried::Magic(..)) {
+            continue;
+        }
+        let Carried::Magic(link, rest, whole) = std::mem::replace(&mut carried[i], Carried::Raw(0)) else { continue };
+        let dir = match shape[i] {
+            P(d) => d,
+            _ => None,
+        };
+        // a caller in a chroot of its own resolves /proc there (if at all)
+        if root != b"/" {
+            carried[i] = Carried::Str(whole);
+            continue;
+        }
+        let c_string = |b: Vec<u8>| CString::new(b).map_err(|_| Errno::EINVAL);
+        let ours = match link {
+            Link::Root => {
+                carried[i] = Carried::Str(c_string([b"/", &rest[..]].concat())?);
+                continue;
+            }
+            Link::Cwd => c.task.cwd_file()?,
+            Link::Fd(n) => c.fds.get(n)?,
+        };
+        if rest.is_empty() {
+            carried[i] = Carried::Alias(ours);
+            continue;
+        }
+        let path = match link {
+            Link::Cwd => c.task.cwd()?,
+            _ => c.fds.path_of(ours.as_fd())?,
+        };
+        if vfs::pseudo(&vfs::absolute(b"/", &path)) {
+            return Ok(Reply::Continue);
+        }
+        if link == Link::Cwd && dir.is_none() {
+            // relative to the cwd, as any relative path
+            carried[i] = Carried::Str(c_string(rest)?);
+            continue;
+        }
+        let start = tree.twin(ours, &path)?;
+        match dir {
+            Some(d) => carried[d] = Carried::Fd(start),
+            None if here.is_none() => here = Some(start),
+            None => return Err(Errno::EINVAL),
+        }
+        carried[i] = Carried::Str(c_string(rest)?);
+        based[i] = Some(path);
+    }
+    for i in 0..shape.len() {
+        if let (Some(base), Carried::Str(p)) = (&based[i], &carried[i]) {
+            if vfs::pseudo(&vfs::absolute(base, p.as_bytes())) {
+                return Ok(Reply::Continue);
+            }
+            continue;
+        }
         let (dir, p) = match (shape[i], &carried[i]) {
             (P(dir), Carried::Str(p)) => (dir, p.as_bytes().to_vec()),
             (Sun(_), Carried::Buf(b)) => (None, sun_path(b).ok_or(Errno::EINVAL)?.to_vec()),
