@@ -149,6 +149,30 @@ fn writes_through_the_callers_own_magic_links_land_in_the_tree() {
     assert_eq!(std::fs::read_to_string(data.path().join("on-bind")).unwrap(), "e\n");
 }
 
+/// A file made with O_TMPFILE (in the tree, by the Sentry) gets its name
+/// through /proc/self/fd/N, as on Linux.
+#[test]
+fn an_unnamed_temporary_file_gets_a_name_through_its_fd() {
+    let data = tempfile::tempdir().unwrap();
+    let mut b = bundle("/tmpfile", data.path(), CONTAINERD_CAPS);
+    b.edit(|s| s["process"]["args"] = json!(["/tmpfile"]));
+    build_probe("tmpfile", &b.rootfs().join("tmpfile"));
+    std::fs::set_permissions(b.rootfs().join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = run_ok(&sentry(), &b, "vfstmp");
+    assert_eq!(
+        out,
+        "linked ok\nagain File exists\nexcl No such file or directory\nuser-closed Permission denied\nuser-tmp ok\n\
+         user-roots Operation not permitted\n"
+    );
+    let linked = data.path().join("linked");
+    assert_eq!(std::fs::read_to_string(&linked).unwrap(), "tmp\n");
+    assert_eq!(std::fs::metadata(&linked).unwrap().mode() & 0o7777, 0o640);
+    assert!(!b.rootfs().join("closed/x").exists() && !b.rootfs().join("tmp/roots").exists());
+    let mine = b.rootfs().join("tmp/mine");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "tmp\n");
+    assert_eq!(std::fs::metadata(&mine).unwrap().uid(), 1000);
+}
+
 #[test]
 fn a_user_gets_its_own_permissions_and_no_more() {
     let data = tempfile::tempdir().unwrap();

@@ -287,16 +287,24 @@ impl Fds for StubFds<'_> {
     }
 
     fn path_of(&self, ours: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
-        let link = format!("{}/fd/{}", std::process::id(), ours.as_raw_fd());
-        Ok(nix::fcntl::readlinkat(self.proc, link.as_str())?.into_encoded_bytes())
+        Ok(nix::fcntl::readlinkat(self.proc, own_link(ours).as_str())?.into_encoded_bytes())
     }
+
+    fn link_of(&self, ours: BorrowedFd<'_>) -> Result<(OwnedFd, std::ffi::CString), Errno> {
+        let dir = self.proc.try_clone_to_owned().map_err(|_| Errno::EMFILE)?;
+        Ok((dir, std::ffi::CString::new(own_link(ours)).map_err(|_| Errno::EINVAL)?))
+    }
+}
+
+/// The name of the Sentry's magic link to its fd `ours`, in its procfs.
+fn own_link(ours: BorrowedFd<'_>) -> String {
+    format!("{}/fd/{}", std::process::id(), ours.as_raw_fd())
 }
 
 /// Opens `file` (one of the Sentry's fds) anew through `proc`, as open(2)
 /// of its /proc/self/fd link would.
 fn reopen(proc: BorrowedFd<'_>, file: BorrowedFd<'_>, flags: OFlag) -> Result<OwnedFd, Errno> {
-    let link = format!("{}/fd/{}", std::process::id(), file.as_raw_fd());
-    openat(proc, link.as_str(), flags, Mode::empty())
+    openat(proc, own_link(file).as_str(), flags, Mode::empty())
 }
 
 /// Installs `file` in the caller of notification `id` as its call's result.

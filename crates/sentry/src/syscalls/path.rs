@@ -254,6 +254,10 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         carried[i] = Carried::Str(c_string(rest)?);
         based[i] = Some(path);
     }
+    // linkat's flags
+    let follows = nr == libc::SYS_linkat && c.args[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0;
+    // the file behind a magic link the Sentry follows, open until the call
+    let mut held: Vec<OwnedFd> = Vec::new();
     for i in 0..shape.len() {
         if let (Some(base), Carried::Str(p)) = (&based[i], &carried[i]) {
             if vfs::pseudo(&vfs::absolute(base, p.as_bytes())) {
@@ -269,6 +273,18 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                     P(d) => d,
                     _ => None,
                 };
+                // linkat(…, AT_SYMLINK_FOLLOW) of a file opened in the tree
+                // follows the Sentry's own magic link to it, as the caller's
+                // own would: a file with no name yet (O_TMPFILE) gets one
+                if nr == libc::SYS_linkat && i == 1 && follows && !vfs::read_only(ours) {
+                    let (proc, name) = c.fds.link_of(ours.as_fd())?;
+                    let Carried::Alias(ours) = std::mem::replace(&mut carried[i], Carried::Str(name)) else {
+                        return Err(Errno::EINVAL);
+                    };
+                    held.push(ours);
+                    carried[0] = Carried::Fd(proc);
+                    continue;
+                }
                 let path = c.fds.path_of(ours.as_fd())?;
                 if vfs::pseudo(&vfs::absolute(b"/", &path)) {
                     return Ok(Reply::Continue);
@@ -365,7 +381,9 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                 _ => set_open_how_flags(&mut carried, caller_flags | extra, &mut args),
             }
         }
-        raw(nr, args)
+        let r = raw(nr, args);
+        drop(held);
+        r
     };
     if result.is_ok() {
         for (i, a) in shape.iter().enumerate() {
