@@ -90,13 +90,33 @@ fn host_processes_and_network_are_invisible() {
 
 #[test]
 fn device_cgroup_blocks_devices_even_with_mknod() {
-    // grant CAP_MKNOD: the node can be made, but the device cgroup refuses to open it
-    probes(&[("open a host disk", "mknod /dev/sdz b 8 0 && head -c1 /dev/sdz")], |s| {
+    use std::os::unix::fs::MetadataExt;
+    // the disk the host's root lies on (a node for a device this machine
+    // lacks would fail to open anyway)
+    let dev = std::fs::metadata("/").unwrap().dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let open_disk = format!("mknod /dev/hostdisk b {major} {minor} && head -c1 /dev/hostdisk");
+    // /dev/fuse, outside the default device rules (any host user may open it)
+    let open_fuse = "mknod /dev/f c 10 229 && true < /dev/f";
+    let with_mknod = |s: &mut serde_json::Value| {
         let caps = json!(["CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
         for set in ["bounding", "effective", "permitted"] {
             s["process"]["capabilities"][set] = caps.clone();
         }
+    };
+    // grant CAP_MKNOD: the nodes can be made, but the device cgroup refuses to open them
+    probes(&[("open a host disk", &open_disk), ("open a device outside the rules", open_fuse)], with_mknod);
+    // the control: allowed by the spec's device rules, the same probe opens
+    // it (this machine refuses new nodes of block devices to host root too,
+    // so a character device is the one that shows the rules at work)
+    let out = sh(&format!("{open_fuse} && echo OPENED"), |s| {
+        with_mknod(s);
+        s["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}));
     });
+    assert_eq!(out, "OPENED\n");
 }
 
 #[test]
