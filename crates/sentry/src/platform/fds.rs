@@ -289,11 +289,6 @@ impl Fds for StubFds<'_> {
     fn path_of(&self, ours: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
         Ok(nix::fcntl::readlinkat(self.proc, own_link(ours).as_str())?.into_encoded_bytes())
     }
-
-    fn link_of(&self, ours: BorrowedFd<'_>) -> Result<(OwnedFd, std::ffi::CString), Errno> {
-        let dir = self.proc.try_clone_to_owned().map_err(|_| Errno::EMFILE)?;
-        Ok((dir, std::ffi::CString::new(own_link(ours)).map_err(|_| Errno::EINVAL)?))
-    }
 }
 
 /// The name of the Sentry's magic link to its fd `ours`, in its procfs.

@@ -175,7 +175,13 @@ pub fn serve(
                         // the sender waits for the answer: the stubs' view
                         // turns read-only only once the Sentry is in the tree
                         Some(Control::Tree(root, ns)) => {
-                            let entered = crate::vfs::Tree::enter(root, ns)
+                            let remote = kernel.replayer.lock().ok().and_then(|mut r| r.take());
+                            let entered = proc
+                                .try_clone()
+                                .map_err(|_| Errno::EMFILE)
+                                .and_then(|p| {
+                                    crate::vfs::Tree::enter(root, ns, p, remote.map(crate::vfs::remote::Remote::new))
+                                })
                                 .map_err(|e| e.to_string())
                                 .and_then(|t| kernel.tree.set(t).map_err(|_| "a second tree".to_string()));
                             let answer = match entered {

@@ -98,10 +98,6 @@ pub trait Fds {
     fn install(&self, file: OwnedFd, cloexec: bool) -> Result<Reply, Errno>;
     /// The path of one of the Sentry's own fds (as its mount namespace names it).
     fn path_of(&self, ours: std::os::fd::BorrowedFd<'_>) -> Result<Vec<u8>, Errno>;
-    /// The Sentry's own procfs magic link to one of its fds, as a directory
-    /// and a name in it: for a call that follows the link, as the caller
-    /// follows its own /proc/self/fd/N.
-    fn link_of(&self, ours: std::os::fd::BorrowedFd<'_>) -> Result<(OwnedFd, std::ffi::CString), Errno>;
 }
 
 /// One served call, decoded.

@@ -15,13 +15,14 @@
 //! joins a mount namespace, which get none) everything is.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
 use super::file::Link;
 use super::{Call, Reply};
-use crate::vfs::{self, creds::AsCaller};
+use crate::vfs::job::{Arg, Done, Job, Special};
+use crate::vfs::{self};
 
 /// How a replayed call's argument is carried over.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,37 +83,13 @@ enum Carried {
     /// a path through one of the caller's magic links: the link, the rest
     /// of the path, the whole path (before the Sentry makes the jump)
     Magic(Link, Vec<u8>, CString),
-}
-
-impl Carried {
-    fn arg(&self) -> u64 {
-        match self {
-            Carried::Raw(v) => *v,
-            Carried::Str(s) => s.as_ptr() as u64,
-            Carried::Buf(b) => b.as_ptr() as u64,
-            Carried::Fd(f) | Carried::Alias(f) => f.as_raw_fd() as u64,
-            Carried::Magic(_, _, whole) => whole.as_ptr() as u64,
-        }
-    }
+    /// a file opened in the tree, named through a magic link to it of
+    /// whoever makes the call (linkat's source, with AT_SYMLINK_FOLLOW)
+    Link(OwnedFd),
 }
 
 fn is_at_fdcwd(v: u64) -> bool {
     v as i32 == libc::AT_FDCWD
-}
-
-/// The raw system call. Arguments that are addresses point into `args`'
-/// owners, alive for the call.
-fn raw(nr: libc::c_long, a: [u64; 6]) -> Result<i64, Errno> {
-    // SAFETY: every pointer argument was built from a CString or Vec the
-    // caller of `raw` keeps alive for the duration of the call, sized as the
-    // system call expects (checked when it was copied); other arguments are
-    // plain values the kernel validates.
-    let r = unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(r)
-    }
 }
 
 fn read_string(c: &Call<'_>, addr: u64, max: usize) -> Result<CString, Errno> {
@@ -256,8 +233,6 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     }
     // linkat's flags
     let follows = nr == libc::SYS_linkat && c.args[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0;
-    // the file behind a magic link the Sentry follows, open until the call
-    let mut held: Vec<OwnedFd> = Vec::new();
     for i in 0..shape.len() {
         if let (Some(base), Carried::Str(p)) = (&based[i], &carried[i]) {
             if vfs::pseudo(&vfs::absolute(base, p.as_bytes())) {
@@ -277,12 +252,9 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                 // follows the Sentry's own magic link to it, as the caller's
                 // own would: a file with no name yet (O_TMPFILE) gets one
                 if nr == libc::SYS_linkat && i == 1 && follows && !vfs::read_only(ours) {
-                    let (proc, name) = c.fds.link_of(ours.as_fd())?;
-                    let Carried::Alias(ours) = std::mem::replace(&mut carried[i], Carried::Str(name)) else {
-                        return Err(Errno::EINVAL);
-                    };
-                    held.push(ours);
-                    carried[0] = Carried::Fd(proc);
+                    if let Carried::Alias(ours) = std::mem::replace(&mut carried[i], Carried::Raw(0)) {
+                        carried[i] = Carried::Link(ours);
+                    }
                     continue;
                 }
                 let path = c.fds.path_of(ours.as_fd())?;
@@ -338,25 +310,14 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     }
     // the caller's own root if it chrooted (its working directory may lie
     // outside that root, as on Linux)
-    let jail_at = match root.as_slice() {
+    let jail = match root.as_slice() {
         b"/" => None,
         _ => Some(tree.twin(c.task.root_file()?, &root)?),
     };
-    let _jail = match &jail_at {
-        Some(dir) => Some(tree.jail(dir)?),
-        None => None,
-    };
-    if let Some(dir) = &here {
-        nix::unistd::fchdir(dir)?;
-    }
     // 3. as the caller (access(2) checks with its real ids)
     let mut who = c.task.creds()?;
     if post == Post::Access {
         who = who.for_access();
-    }
-    let mut args = [0u64; 6];
-    for (i, a) in carried.iter().enumerate() {
-        args[i] = a.arg();
     }
     let caller_flags = match post {
         Post::Open(Some(at)) => c.args[at],
@@ -368,29 +329,44 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             return Ok(Reply::Continue);
         }
     }
-    let result = {
-        let _as = AsCaller::switch(tree.home(), &who)?;
-        if let Post::Open(_) = post {
-            if opens_special(&carried, shape, caller_flags) {
-                return Ok(Reply::Continue);
-            }
-            // never wait on a FIFO swapped in, never take a terminal
-            let extra = (libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64;
-            match post {
-                Post::Open(Some(at)) => args[at] = caller_flags | extra,
-                _ => set_open_how_flags(&mut carried, caller_flags | extra, &mut args),
-            }
+    let mut special = None;
+    if let Post::Open(at) = post {
+        // never wait on a FIFO swapped in, never take a terminal
+        let flags = caller_flags | (libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64;
+        match at {
+            Some(at) => carried[at] = Carried::Raw(flags),
+            None => set_open_how_flags(&mut carried, flags),
         }
-        let r = raw(nr, args);
-        drop(held);
-        r
+        // devices, FIFOs and sockets: the host opens them
+        special = shape.iter().position(|a| matches!(a, P(_))).map(|path| Special {
+            path,
+            dir: match shape[path] {
+                P(d) => d,
+                _ => None,
+            },
+            nofollow: caller_flags & libc::O_NOFOLLOW as u64 != 0,
+        });
+    }
+    let mut args = Vec::with_capacity(shape.len());
+    for (a, carried) in shape.iter().zip(carried) {
+        args.push(match carried {
+            Carried::Raw(v) => Arg::Raw(v),
+            Carried::Str(s) => Arg::In(s.into_bytes_with_nul()),
+            Carried::Buf(b) if matches!(a, O(_)) => Arg::Out(b.len()),
+            Carried::Buf(b) => Arg::In(b),
+            Carried::Fd(f) => Arg::Fd(f),
+            // linkat's source, through the magic link of whoever makes the call
+            Carried::Link(f) => Arg::Link(f, 0),
+            Carried::Alias(_) | Carried::Magic(..) => return Err(Errno::EINVAL),
+        });
+    }
+    let job = Job { nr, args, here, jail, who, special, opens: matches!(post, Post::Open(_)) };
+    let (result, outs) = match tree.run(job)? {
+        Done::Special => return Ok(Reply::Continue),
+        Done::Made(r, outs) => (r, outs),
     };
-    if result.is_ok() {
-        for (i, a) in shape.iter().enumerate() {
-            if let (O(_), Carried::Buf(b)) = (*a, &carried[i]) {
-                c.mem.write(c.args[i], b)?;
-            }
-        }
+    for (i, bytes) in outs {
+        c.mem.write(c.args[i], &bytes)?;
     }
     match post {
         Post::Value | Post::Access => Ok(result.map(Reply::Value).unwrap_or_else(Reply::Error)),
@@ -472,33 +448,10 @@ fn open_how_flags(carried: &[Carried]) -> Result<u64, Errno> {
     }
 }
 
-fn set_open_how_flags(carried: &mut [Carried], flags: u64, args: &mut [u64; 6]) {
+fn set_open_how_flags(carried: &mut [Carried], flags: u64) {
     if let Some(Carried::Buf(b)) = carried.get_mut(2) {
         b[..8].copy_from_slice(&flags.to_le_bytes());
-        args[2] = b.as_ptr() as u64;
     }
-}
-
-/// Whether an open names something that exists and is neither a regular
-/// file nor a directory (a symlink with O_NOFOLLOW fails in the open itself):
-/// the host opens those.
-fn opens_special(carried: &[Carried], shape: &[A], flags: u64) -> bool {
-    let Some(pi) = shape.iter().position(|a| matches!(a, P(_))) else { return false };
-    let Carried::Str(path) = &carried[pi] else { return false };
-    let dirfd = match shape[pi] {
-        P(Some(d)) => match &carried[d] {
-            Carried::Fd(f) => f.as_fd(),
-            _ => nix::fcntl::AT_FDCWD,
-        },
-        _ => nix::fcntl::AT_FDCWD,
-    };
-    let at = match flags & libc::O_NOFOLLOW as u64 {
-        0 => nix::fcntl::AtFlags::empty(),
-        _ => nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    };
-    let Ok(st) = nix::sys::stat::fstatat(dirfd, path.as_c_str(), at) else { return false };
-    let kind = st.st_mode & libc::S_IFMT;
-    kind != libc::S_IFREG && kind != libc::S_IFDIR && kind != libc::S_IFLNK
 }
 
 macro_rules! replayed {

@@ -31,6 +31,8 @@
 //! gofer-backed VFS with its own dentry cache and permission checks.
 
 pub mod creds;
+pub mod job;
+pub mod remote;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -46,20 +48,24 @@ pub const PSEUDO: &[&[u8]] = &[b"proc", b"sys", b"dev/mqueue"];
 /// The real tree, entered by one thread.
 #[derive(Debug)]
 pub struct Tree {
-    root: OwnedFd,
+    seat: job::Seat,
     _ns: OwnedFd,
-    home: creds::Home,
     thread: libc::pid_t,
+    /// the replayer, for a sandbox with a user namespace
+    remote: Option<remote::Remote>,
 }
 
 impl Tree {
     /// Enters the tree whose root is `root` (in mount namespace `ns`) on
-    /// the calling thread, which from now on resolves paths there.
-    pub fn enter(root: OwnedFd, ns: OwnedFd) -> Result<Tree, Errno> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
-        nix::unistd::fchdir(&root)?;
-        creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))??;
-        Ok(Tree { root, _ns: ns, home: creds::Home::current()?, thread: nix::unistd::gettid().as_raw() })
+    /// the calling thread, which from now on resolves paths there; with
+    /// `remote`, the replayer enters it too, and makes the calls. `proc`: the
+    /// Sentry's procfs.
+    pub fn enter(root: OwnedFd, ns: OwnedFd, proc: OwnedFd, remote: Option<remote::Remote>) -> Result<Tree, Errno> {
+        let seat = job::Seat::enter(root, proc)?;
+        if let Some(r) = &remote {
+            r.enter(seat.root())?;
+        }
+        Ok(Tree { seat, _ns: ns, thread: nix::unistd::gettid().as_raw(), remote })
     }
 
     /// Whether the calling thread is the one in the tree.
@@ -67,9 +73,12 @@ impl Tree {
         nix::unistd::gettid().as_raw() == self.thread
     }
 
-    /// The thread's own credentials.
-    pub fn home(&self) -> &creds::Home {
-        &self.home
+    /// Makes `job` as its caller: here, or in the replayer.
+    pub fn run(&self, job: job::Job) -> Result<job::Done, Errno> {
+        match &self.remote {
+            Some(r) => r.run(job),
+            None => self.seat.run(job),
+        }
     }
 
     /// Whether the mount at `point` (an absolute path of the tree, as
@@ -102,7 +111,7 @@ impl Tree {
             );
         let rel = std::ffi::OsStr::from_bytes(&path[1..]);
         let rel = if rel.is_empty() { std::ffi::OsStr::new(".") } else { rel };
-        let fd = nix::fcntl::openat2(&self.root, rel, how)?;
+        let fd = nix::fcntl::openat2(self.seat.root(), rel, how)?;
         if let Some(w) = want {
             let st = nix::sys::stat::fstat(&fd)?;
             if (st.st_dev, st.st_ino) != (w.st_dev, w.st_ino) {
@@ -139,31 +148,6 @@ impl Tree {
             return Err(Errno::ENOENT);
         }
         Ok((parent, name))
-    }
-
-    /// Moves the thread into a caller's own root, `dir` (a directory of the
-    /// tree, after a chroot of the caller's) until the guard drops.
-    pub fn jail(&self, dir: &OwnedFd) -> Result<Jailed<'_>, Errno> {
-        nix::unistd::fchdir(dir)?;
-        creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))??;
-        Ok(Jailed { tree: self })
-    }
-}
-
-/// The notify thread in a caller's chroot: back at the tree's root on drop.
-pub struct Jailed<'a> {
-    tree: &'a Tree,
-}
-
-impl Drop for Jailed<'_> {
-    fn drop(&mut self) {
-        let back = nix::unistd::fchdir(&self.tree.root)
-            .and_then(|_| creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))?);
-        if let Err(e) = back {
-            // later calls would resolve in the caller's chroot
-            tracing::error!("sentry: cannot leave a caller's root ({e}); ending");
-            std::process::abort();
-        }
     }
 }
 
