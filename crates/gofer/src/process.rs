@@ -72,7 +72,13 @@ pub fn run(o: GoferOpts, ep: Endpoint) -> Result<(), GoferError> {
         o.dir.clone()
     } else {
         let p = policy::gofer::policy();
-        confine(&Confinement { tree: &o.dir, read_only: o.read_only, keep_caps: KEEP_CAPS, policy: Some(&p) })?;
+        confine(&Confinement {
+            tree: &o.dir,
+            read_only: o.read_only,
+            keep_caps: KEEP_CAPS,
+            policy: Some(&p),
+            become_root: false,
+        })?;
         PathBuf::from("/")
     };
     let mut cfg = Config::new(root);

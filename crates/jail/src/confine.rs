@@ -22,6 +22,11 @@ pub struct Confinement<'a> {
     pub keep_caps: &'a [Capability],
     /// seccomp policy, loaded last
     pub policy: Option<&'a Policy>,
+    /// after the pivot, become root of the user namespace the process has
+    /// joined (uid and gid 0 there, no groups): a helper that acts inside a
+    /// sandbox's user namespace. Before it, paths resolve with the ids the
+    /// process came with.
+    pub become_root: bool,
 }
 
 /// Confines the calling (single-threaded) process. Afterwards `/` is the tree.
@@ -35,12 +40,31 @@ pub fn confine(c: &Confinement<'_>) -> Result<()> {
         m::remount_bind(c.tree, MsFlags::MS_RDONLY)?;
     }
     rootfs::pivot(c.tree)?;
+    if c.become_root {
+        become_root()?;
+    }
     drop_caps(c.keep_caps)?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", e))?;
     if let Some(p) = c.policy {
         policy::load(p)?;
     }
     Ok(())
+}
+
+/// uid and gid 0 of the process's user namespace; no supplementary groups
+/// (where the namespace allows setgroups). The capabilities stay: the new
+/// effective uid is the namespace's root.
+fn become_root() -> Result<()> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    let root = Gid::from_raw(0);
+    setresgid(root, root, root).map_err(|e| Error::sys("setresgid 0", e))?;
+    // EPERM: the namespace's setgroups is "deny"; the groups stay empty anyway
+    match setgroups(&[]) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(Error::sys("setgroups", e)),
+    }
+    let root = Uid::from_raw(0);
+    setresuid(root, root, root).map_err(|e| Error::sys("setresuid 0", e))
 }
 
 /// Keeps only `keep` in every capability set.

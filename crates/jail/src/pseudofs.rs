@@ -218,13 +218,20 @@ pub fn attach(b: &Backing, prepared: &[(Kind, OwnedFd)]) -> Result<()> {
 pub fn replica() -> Result<()> {
     // and /dev/mqueue: a queue is charged to its creator's real uid, so the
     // host makes those calls for the stubs (the Sentry would be host root)
+    // only where they are mounted (a spec may mount neither /sys nor
+    // /dev/mqueue; the directory is then the rootfs's, which stays read-only)
+    const FUSE: i64 = 0x6573_5546;
+    const MQUEUE: i64 = 0x1980_0202;
     let writable: Vec<&Path> = Kind::ALL
         .iter()
-        .map(|k| Path::new(k.path()))
-        .chain([Path::new("/dev/mqueue")])
-        .filter(|p| {
-            nix::sys::statvfs::statvfs(*p).is_ok_and(|s| !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .map(|k| (Path::new(k.path()), FUSE))
+        .chain([(Path::new("/dev/mqueue"), MQUEUE)])
+        .filter(|(p, kind)| {
+            nix::sys::statfs::statfs(*p).is_ok_and(|s| s.filesystem_type().0 == *kind)
+                && nix::sys::statvfs::statvfs(*p)
+                    .is_ok_and(|s| !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
         })
+        .map(|(p, _)| p)
         .collect();
     crate::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
     let root = Path::new("/");

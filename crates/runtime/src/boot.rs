@@ -128,6 +128,9 @@ pub struct Sentry {
     pub boottime_offset: std::time::Duration,
     /// whether the sandbox has its own cgroup namespace
     pub cgroupns: bool,
+    /// whether the sandbox has a user namespace of its own (the Sentry's
+    /// changes to the tree are then made by its replayer, inside it)
+    pub userns: bool,
 }
 
 impl Sentry {
@@ -154,6 +157,7 @@ impl Sentry {
                 std::time::Duration::ZERO
             },
             cgroupns: plan.has(LinuxNamespaceType::Cgroup),
+            userns: plan.new_user(),
         }
     }
 }
@@ -205,6 +209,13 @@ pub fn spawn(
     let init_fd = sys::pidfd_open(init).map_err(|e| Error::io("pidfd_open of the container init", e))?;
     let pidns = std::fs::File::open(format!("/proc/{init}/ns/pid"))
         .map_err(|e| Error::io("open the sandbox's pid namespace", e))?;
+    let userns = match s.userns {
+        true => Some(
+            std::fs::File::open(format!("/proc/{init}/ns/user"))
+                .map_err(|e| Error::io("open the sandbox's user namespace", e))?,
+        ),
+        false => None,
+    };
     let exit_file = c.dir().join(EXIT_FILE);
     let lock_fd = c.lock_fd();
     let root = c.dir().join(EMPTY_ROOT);
@@ -246,8 +257,17 @@ pub fn spawn(
                 return 1;
             }
             drop(mounts_to);
+            // before the Sentry has any thread: a process may join a user namespace only alone
+            let replayer = match userns.map(|ns| start_replayer(ns, &proc, &root)).transpose() {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("sentry: start its replayer: {e}");
+                    return 1;
+                }
+            };
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
             let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
+            keep.extend(replayer.as_ref().map(|(sock, _)| sock.as_raw_fd()));
             for m in &s.mounts {
                 keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
@@ -283,6 +303,10 @@ pub fn spawn(
             kernel.mount_order = s.mount_order;
             kernel.boottime_offset = s.boottime_offset;
             kernel.cgroupns = s.cgroupns;
+            if let Some((sock, pid)) = replayer {
+                kernel.replayer = std::sync::Mutex::new(Some(sock));
+                kernel.helpers.push(pid.as_raw() as u32);
+            }
             if !s.domainname.is_empty() {
                 kernel.set_domainname(s.domainname);
             }
@@ -393,7 +417,84 @@ fn confine(root: &std::path::Path) -> moat_jail::Result<()> {
             caps::Capability::CAP_SETFCAP,
         ],
         policy: Some(&policy),
+        become_root: false,
     })
+}
+
+/// Starts the Sentry's replayer ([`moat_sentry::vfs::remote`]) for a sandbox
+/// whose user namespace is `userns`: a process of its own, inside that
+/// namespace as its root, confined as the Sentry is (`root`, the same
+/// allowlist) with only the capabilities a caller may lend it. Returns the
+/// Sentry's end of its socket, and its pid.
+fn start_replayer(
+    userns: std::fs::File,
+    proc: &OwnedFd,
+    root: &std::path::Path,
+) -> Result<(OwnedFd, nix::unistd::Pid)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::io("socketpair for the replayer", e))?;
+    let proc = proc.try_clone().map_err(|e| Error::io("dup the sentry's procfs", e))?;
+    let root = root.to_path_buf();
+    let pid = sys::fork_with(move || match replayer_main(theirs, userns, proc, &root) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("sentry replayer: {e}");
+            1
+        }
+    })
+    .map_err(|e| Error::io("fork the replayer", e))?;
+    Ok((ours, pid))
+}
+
+fn replayer_main(sock: OwnedFd, userns: std::fs::File, proc: OwnedFd, root: &std::path::Path) -> Result<()> {
+    // it ends with the Sentry, whose socket it also sees close
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| Error::io("PR_SET_PDEATHSIG", e))?;
+    sys::close_inherited_fds(&[sock.as_raw_fd(), userns.as_raw_fd(), proc.as_raw_fd()])
+        .map_err(|e| Error::io("close inherited fds", e))?;
+    // as the Sentry: it may make no message queue (the host does, as the caller)
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 0, 0)
+        .map_err(|e| Error::io("RLIMIT_MSGQUEUE", e))?;
+    nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| Error::io("join the sandbox's user namespace", e))?;
+    drop(userns);
+    let me = std::process::id();
+    let map = |name: &str| -> Result<moat_sentry::vfs::remote::IdMap> {
+        let fd = nix::fcntl::openat(
+            &proc,
+            format!("{me}/{name}").as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("open its {name}"), e))?;
+        let text =
+            std::io::read_to_string(std::fs::File::from(fd)).map_err(|e| Error::io(format!("read its {name}"), e))?;
+        Ok(moat_sentry::vfs::remote::IdMap::parse(&text))
+    };
+    let (uids, gids) = (map("uid_map")?, map("gid_map")?);
+    let policy = moat_jail::policy::sentry::policy();
+    moat_jail::confine::confine(&moat_jail::confine::Confinement {
+        tree: root,
+        read_only: true,
+        keep_caps: &[
+            caps::Capability::CAP_SYS_CHROOT,
+            caps::Capability::CAP_SETUID,
+            caps::Capability::CAP_SETGID,
+            caps::Capability::CAP_CHOWN,
+            caps::Capability::CAP_DAC_OVERRIDE,
+            caps::Capability::CAP_DAC_READ_SEARCH,
+            caps::Capability::CAP_FOWNER,
+            caps::Capability::CAP_FSETID,
+            caps::Capability::CAP_MKNOD,
+            caps::Capability::CAP_LINUX_IMMUTABLE,
+            caps::Capability::CAP_SETFCAP,
+        ],
+        policy: Some(&policy),
+        become_root: true,
+    })?;
+    // none effective between calls: each is raised for its step
+    caps::clear(None, caps::CapSet::Effective).map_err(|e| Error::Init(format!("lower its capabilities: {e}")))?;
+    moat_sentry::vfs::remote::serve(sock, proc, uids, gids).map_err(|e| Error::io("serve", e))
 }
 
 /// The Sentry must not hold the caller's stdio open (a shim waits for EOF on it).

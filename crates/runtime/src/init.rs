@@ -187,12 +187,13 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
             }
         }
         pseudofs::attach(&b, &mounts)?;
-        // the Sentry performs every change to the tree as the caller; the
-        // stubs keep a read-only replica. Not with a user namespace of the
-        // spec's (the Sentry, outside it, would lend host capabilities), nor
-        // in a mount namespace the spec names (the replica is a new one)
-        let joins_mounts = a.plan.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount);
-        if !a.plan.has(LinuxNamespaceType::User) && !joins_mounts {
+        // the Sentry performs every change to the tree as the caller (with
+        // a user namespace, its replayer inside it does); the stubs keep a
+        // read-only replica. Not in a mount namespace the spec names (the
+        // replica is a new one), nor in a user namespace it names (the
+        // replayer may have no right to join one moat did not make)
+        let joins = |t| a.plan.join.iter().any(|(j, _)| *j == t);
+        if !joins(LinuxNamespaceType::Mount) && !joins(LinuxNamespaceType::User) {
             ch.send(&Msg::TreeReady)?;
             ch.expect(&Msg::Go)?;
             pseudofs::replica()?;

@@ -173,6 +173,95 @@ fn an_unnamed_temporary_file_gets_a_name_through_its_fd() {
     assert_eq!(std::fs::metadata(&mine).unwrap().uid(), 1000);
 }
 
+/// With a user namespace (container root is host uid 100000), changes are
+/// made inside that namespace, by the Sentry's replayer: the caller's
+/// capabilities reach only files whose owners the namespace maps, and its
+/// ids are its own numbers. The stubs still hold a read-only replica.
+#[test]
+fn in_a_user_namespace_changes_are_made_inside_it() {
+    const BASE: u32 = 100_000;
+    let data = tempfile::tempdir().unwrap();
+    let script = r#"
+        echo a > /w/made && echo made
+        chown 1000:1000 /w/made && echo chowned
+        mkdir /w/d && echo b > /w/d/f && ln -s f /w/d/l && echo tree
+        stat -c '%u %g' /w/made /w/d/f
+        echo x > /etc/moat-userns 2>/dev/null || echo etc-refused
+        chmod 777 /etc/passwd 2>/dev/null || echo chmod-refused
+        chown 0 /etc/hostname 2>/dev/null || echo chown-refused
+        rm /etc/passwd 2>/dev/null || echo rm-refused
+        echo c > /data/on-bind && echo bind
+        grep ' / / ' /proc/self/mountinfo | cut -d' ' -f6 | cut -d, -f1
+        "#;
+    let mut b = bundle(script, data.path(), CONTAINERD_CAPS);
+    b.edit(|s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        for m in ["uidMappings", "gidMappings"] {
+            s["linux"][m] = json!([{"containerID": 0, "hostID": BASE, "size": 65536}]);
+        }
+        s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+        s["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "cgroup" && m["type"] != "sysfs");
+    });
+    // the mount point and a directory of the container's own (inside, root
+    // may not write the host's directories: they are not its)
+    let w = b.rootfs().join("w");
+    std::fs::create_dir(&w).unwrap();
+    std::fs::create_dir_all(b.rootfs().join("data")).unwrap();
+    for dir in [w.as_path(), data.path()] {
+        std::os::unix::fs::chown(dir, Some(BASE), Some(BASE)).unwrap();
+    }
+    let out = run_ok(&sentry(), &b, "vfsuserns");
+    assert_eq!(
+        out,
+        "made\nchowned\ntree\n1000 1000\n0 0\netc-refused\nchmod-refused\nchown-refused\nrm-refused\nbind\nrw\n"
+    );
+    let owner = |p: &std::path::Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    // on disk: the host ids the namespace maps the caller's to
+    assert_eq!(owner(&w.join("made")), (BASE + 1000, BASE + 1000));
+    assert_eq!(owner(&w.join("d/f")), (BASE, BASE));
+    assert_eq!(owner(&w.join("d/l")), (BASE, BASE));
+    assert_eq!(owner(&data.path().join("on-bind")), (BASE, BASE));
+    // host root's files stay out of reach, capabilities or not
+    assert!(!b.rootfs().join("etc/moat-userns").exists());
+    let passwd = std::fs::metadata(b.rootfs().join("etc/passwd")).unwrap();
+    assert_eq!((passwd.uid(), passwd.mode() & 0o777), (0, 0o644));
+
+    // seen from the host: the stubs hold a read-only replica, and the
+    // replayer is root of the sandbox's user namespace (host uid 100000),
+    // hidden from `moat ps` as the Sentry is
+    b.edit(|s| s["process"]["args"] = json!(["sleep", "1000"]));
+    let moat = sentry();
+    let id = unique_id("vfsuserns");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let state: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let root = info.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
+    assert!(root.split(' ').nth(5).unwrap().split(',').any(|o| o == "ro"), "{root}");
+    let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let in_ns: Vec<(String, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("ns/user")).is_ok_and(|n| n == userns))
+        .filter_map(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            let uid = status.lines().find(|l| l.starts_with("Uid:"))?.to_string();
+            Some((comm.trim().to_string(), uid))
+        })
+        .collect();
+    let replayer: Vec<&(String, String)> = in_ns.iter().filter(|(comm, _)| comm == "moat").collect();
+    assert_eq!(replayer.len(), 1, "{in_ns:?}");
+    assert_eq!(replayer[0].1.split_whitespace().collect::<Vec<_>>(), ["Uid:", "100000", "100000", "100000", "100000"]);
+    let ps = moat.ok(&["ps", &id]);
+    assert_eq!(ps.lines().count(), 2, "only the container's sleep: {ps}");
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
+
 #[test]
 fn a_user_gets_its_own_permissions_and_no_more() {
     let data = tempfile::tempdir().unwrap();
