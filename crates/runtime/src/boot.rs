@@ -30,6 +30,13 @@
 //! chroots there and makes the stubs' changes to the tree as the caller,
 //! raising for the step the id and file capabilities it keeps permitted.
 //!
+//! A sandbox with a user namespace of its own gets the Sentry's replayer
+//! too ([`moat_sentry::vfs::remote`]): forked before the Sentry has any
+//! thread, it joins that namespace, becomes root there, is confined like
+//! the Sentry (the same allowlist, only the capabilities a caller may lend
+//! it), and makes the changes to the tree inside the namespace, where a
+//! caller's capabilities mean what they mean for the caller.
+//!
 //! The stubs never outlive the Sentry: its parent, a small watchdog that
 //! also lives in the container's cgroup, waits for it and, however it ends
 //! (crash, `kill -9`, or normally once every stub is gone), kills the

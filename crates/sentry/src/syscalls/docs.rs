@@ -40,7 +40,7 @@ pub fn markdown() -> String {
          Paths: the stubs live in a read-only replica of the container's mounts. Calls that change \
          the file tree are made by the Sentry in the real tree, as the caller; calls that only read \
          it are made by the host in the replica. In a sandbox with a user namespace of its own, the \
-         host still makes every path call, in the real tree (interim).\n\n\
+         changes are made inside that namespace, by the Sentry's replayer.\n\n\
          | syscall | class | notes |\n|---|---|---|\n"
     ));
     for e in TABLE {

@@ -25,10 +25,14 @@
 //! file ([`Tree::find`], [`Tree::twin`], [`Tree::parent_of`]), never by a
 //! name alone.
 //!
-//! Not yet: a sandbox with its own user namespace (its callers' capabilities
-//! are relative to it, which the host's permission checks for the Sentry
-//! would not see) keeps the interim behaviour; the reads of the tree, the
-//! gofer-backed VFS with its own dentry cache and permission checks.
+//! Each change is a self-contained [`job::Job`] (its arguments carried over
+//! as bytes and fds) made by a [`job::Seat`]: the notify thread itself, or,
+//! in a sandbox with a user namespace, the Sentry's replayer inside that
+//! namespace ([`remote`]): a caller's capabilities are relative to its
+//! namespace, which the host's checks for the Sentry outside would not see.
+//!
+//! Not yet: the reads of the tree, the gofer-backed VFS with its own
+//! dentry cache and permission checks.
 
 pub mod creds;
 pub mod job;
