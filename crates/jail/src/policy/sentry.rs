@@ -101,6 +101,11 @@ pub fn policy() -> Policy {
         Rule::any("set_robust_list", "glibc thread start"),
         Rule::any("rseq", "glibc thread start"),
         Rule::any("sched_getaffinity", "std thread start"),
+        Rule::with(
+            "sched_setaffinity",
+            &[Arg::Eq(0, 0)],
+            "the replayer keeps to the Sentry's CPU (its own affinity only)",
+        ),
         Rule::any("pidfd_getfd", "reopen /dev/fd/N: the caller's file"),
         Rule::any("pwrite64", "handlers: write the caller's results"),
         Rule::any("accept4", "control socket: exec brings a new notify fd"),
