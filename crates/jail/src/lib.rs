@@ -17,6 +17,7 @@ pub mod devices;
 mod error;
 pub mod identity;
 pub mod idmap;
+pub mod idmapped;
 pub mod mount;
 pub mod ns;
 pub mod policy;

@@ -261,3 +261,35 @@ mod tests {
         assert!(!o.flags.contains(MsFlags::MS_RDONLY));
     }
 }
+
+/// A mount point as /proc/PID/mountinfo writes it, with its octal escapes
+/// (`\040` for a space, and tab, newline, backslash) undone.
+pub fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod unescape_tests {
+    #[test]
+    fn undoes_mountinfo_escapes() {
+        assert_eq!(super::unescape(r"/tmp/a\040b\134c"), r"/tmp/a b\c");
+        assert_eq!(super::unescape("/plain"), "/plain");
+        assert_eq!(super::unescape(r"/odd\04"), r"/odd\04");
+    }
+}

@@ -61,14 +61,35 @@ pub fn mount_setattr_rw(path: &Path) -> io::Result<()> {
 }
 
 fn mount_setattr(path: &Path, recursive: bool, attr: MountAttr) -> io::Result<()> {
+    mount_setattr_at(None, path, recursive, attr)
+}
+
+/// MOUNT_ATTR_IDMAP
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// Idmaps the mount at `path` below the detached mount `tree` (the empty
+/// path: `tree` itself) with the user namespace `userns`: its files show
+/// that namespace's numbers for their ids (Linux 5.12; the filesystem must
+/// allow it, and the mount must be detached and not idmapped yet).
+pub fn mount_setattr_idmap(tree: BorrowedFd<'_>, path: &Path, userns: BorrowedFd<'_>) -> io::Result<()> {
+    let attr =
+        MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
+    mount_setattr_at(Some(tree), path, false, attr)
+}
+
+fn mount_setattr_at(dir: Option<BorrowedFd<'_>>, path: &Path, recursive: bool, attr: MountAttr) -> io::Result<()> {
     let c = cstring(path)?;
-    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    let mut flags = if recursive { AT_RECURSIVE } else { 0 };
+    if path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as libc::c_uint;
+    }
+    let dirfd = dir.map(|d| d.as_raw_fd()).unwrap_or(libc::AT_FDCWD);
     // SAFETY: `c` is a valid NUL-terminated string and `attr` a valid
     // mount_attr of the size we pass; the kernel only reads both.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
+            dirfd,
             c.as_ptr(),
             flags,
             &attr as *const MountAttr,
@@ -265,9 +286,18 @@ pub const MOUNT_ATTR_RDONLY_FLAG: u32 = 0x1;
 /// A detached copy of the mount at `path` and everything mounted below it
 /// (open_tree with OPEN_TREE_CLONE | AT_RECURSIVE).
 pub fn clone_tree(path: &Path) -> io::Result<OwnedFd> {
+    clone_mount(path, true)
+}
+
+/// A detached copy of the mount at `path` (a bind mount of it, as it would
+/// be made there), with the mounts below it when `recursive`.
+pub fn clone_mount(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     let p = cstring(path)?;
-    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: the path is NUL-terminated and only read; returns a new fd.
     let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) };
     if r < 0 {
