@@ -27,7 +27,7 @@ const FILESYSTEMS: &[i64] = &[
 
 /// Whether the filesystem holding `path` allows idmapped mounts.
 pub fn supported(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| FILESYSTEMS.contains(&(s.filesystem_type().0 as i64)))
+    nix::sys::statfs::statfs(path).is_ok_and(|s| FILESYSTEMS.contains(&s.filesystem_type().0))
 }
 
 /// The mount points strictly below `path`, as /proc/self/mountinfo lists them.
