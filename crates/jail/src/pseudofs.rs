@@ -173,7 +173,11 @@ pub fn backing() -> Result<Backing> {
         }
         let instance = match kind {
             Kind::Proc => sys::procfs_instance(false),
-            Kind::Sys => sys::new_mount(c"sysfs", &[], 0),
+            // inside a user namespace a new sysfs may be no more permissive
+            // than the one already visible: the spec's, often read-only
+            Kind::Sys => sys::new_mount(c"sysfs", &[], 0).or_else(|_| {
+                sys::new_mount(c"sysfs", &[], sys::MOUNT_ATTR_RDONLY_FLAG | sys::MOUNT_ATTR_NOSUID_NODEV_NOEXEC)
+            }),
         };
         match instance {
             Ok(fd) => instances.push((kind, fd)),

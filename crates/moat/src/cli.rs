@@ -32,6 +32,11 @@ pub struct Cli {
     /// sentry platform: log every served system call
     #[arg(long, global = true)]
     pub strace: bool,
+    /// sentry platform, for a spec without a user namespace: auto gives the
+    /// sandbox one of its own (container root is host uid 1073741824) where
+    /// its files allow idmapped mounts; off keeps the host's
+    #[arg(long, global = true, default_value = "auto")]
+    pub userns: String,
     /// accepted for runc compatibility (rootless mode is detected)
     #[arg(long = "rootless", hide = true)]
     pub rootless_mode: Option<String>,

@@ -45,8 +45,8 @@
 //! state dir (`sentry.exit`); the kernel's SIGKILL when init has ended is a
 //! normal end.
 //!
-//! Not yet: a user namespace of its own (and the stubs') when the spec has
-//! none; that waits for the VFS (see docs/architecture.md).
+//! A sandbox whose spec brings no user namespace gets one of its own where
+//! its files allow ([`crate::userns`]); the Sentry stays in the host's.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -171,6 +171,21 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
 
     let mut c = Container::create(&g.root, &o.id)?;
     let mut abort = Abort { dir: Some(c.dir().to_path_buf()), cgroup: None, pids: Vec::new() };
+    // the sandbox's own user namespace (sentry, --userns auto): the spec
+    // saved has it; init builds from idmapped copies of the rootfs and the
+    // bind sources, which stage 1 places
+    let auto = match (g.platform, g.userns) {
+        (crate::Platform::Sentry, crate::Userns::Auto) => {
+            crate::userns::plan(&spec, &spec::rootfs(&spec, &bundle)?, &plan, c.dir())?
+        }
+        _ => None,
+    };
+    let (spec, init_spec, auto) = match auto {
+        Some((auto, saved, for_init)) => (saved, for_init, Some(auto)),
+        None => (spec.clone(), spec, None),
+    };
+    let auto_userns = auto.is_some();
+    let plan = Plan::from_spec(spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
     c.save_spec(&spec)?;
     cgroup.create()?;
     // a cgroup with processes in it belongs to someone else (another
@@ -220,9 +235,10 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         preserve += n;
     }
     let args = InitArgs {
-        spec: spec.clone(),
+        root: spec::rootfs(&init_spec, &bundle)?,
+        spec: init_spec,
         plan: plan.clone(),
-        root: spec::rootfs(&spec, &bundle)?,
+        userns: auto,
         staging: c.dir().join("rootfs"),
         channel: child,
         console,
@@ -241,7 +257,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
 
     cgroup.add(stage1)?;
     parent.send(&Msg::Go)?;
-    if plan.new_user() {
+    if plan.new_user() && !auto_userns {
         parent.expect(&Msg::UserNsReady)?;
         let linux = spec.linux().clone().unwrap_or_default();
         idmap::write(

@@ -50,6 +50,9 @@ pub struct InitArgs {
     pub sentry: bool,
     /// the parent's lock on the state dir, closed in the child at once
     pub lock_fd: std::os::fd::RawFd,
+    /// the sandbox's own user namespace (`--userns auto`), already mapped,
+    /// and the idmapped copies to place before joining it
+    pub userns: Option<crate::userns::Auto>,
 }
 
 /// Stage 1: namespaces, then fork init. Returns the exit code.
@@ -73,7 +76,14 @@ fn stage1_steps(a: &InitArgs) -> Result<()> {
     for (t, p) in &a.plan.join {
         ns::join(*t, p)?;
     }
-    if a.plan.new_user() {
+    if let Some(auto) = &a.userns {
+        crate::userns::place(auto)?;
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(|e| Error::io("setresgid 0", e))?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| Error::io("setresuid 0", e))?;
+        // the id change made us non-dumpable: our /proc/self files would
+        // belong to host root, which the namespace does not map (runc does the same)
+        nix::sys::prctl::set_dumpable(true).map_err(|e| Error::io("PR_SET_DUMPABLE", e))?;
+    } else if a.plan.new_user() {
         ns::create(CloneFlags::CLONE_NEWUSER)?;
         a.channel.send(&Msg::UserNsReady)?;
         a.channel.expect(&Msg::MapsWritten)?;

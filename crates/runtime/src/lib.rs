@@ -32,6 +32,7 @@ pub mod spec;
 pub mod start;
 pub mod state;
 pub mod time;
+pub mod userns;
 pub mod wait;
 
 pub use error::{Error, Result};
@@ -66,6 +67,27 @@ impl std::str::FromStr for Platform {
     }
 }
 
+/// Whether a sentry sandbox whose spec brings no user namespace gets one
+/// of its own ([`userns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Userns {
+    /// one of its own where its files allow (idmapped mounts)
+    Auto,
+    /// the host's, as with runc
+    Off,
+}
+
+impl std::str::FromStr for Userns {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Userns::Auto),
+            "off" => Ok(Userns::Off),
+            other => Err(Error::Unsupported(format!("unknown --userns {other:?} (known: auto, off)"))),
+        }
+    }
+}
+
 /// Options every verb shares (the CLI's global flags).
 #[derive(Debug, Clone)]
 pub struct Global {
@@ -77,4 +99,6 @@ pub struct Global {
     pub platform: Platform,
     /// `--strace`: the Sentry logs every served call
     pub strace: bool,
+    /// `--userns`
+    pub userns: Userns,
 }

@@ -108,15 +108,23 @@ fn device_cgroup_blocks_devices_even_with_mknod() {
     probes(&[("open a host disk", &open_disk), ("open a device outside the rules", open_fuse)], with_mknod);
     // the control: allowed by the spec's device rules, the same probe opens
     // it (this machine refuses new nodes of block devices to host root too,
-    // so a character device is the one that shows the rules at work)
-    let out = sh(&format!("{open_fuse} && echo OPENED"), |s| {
+    // so a character device is the one that shows the rules at work). In
+    // the host's user namespace: in one of the sandbox's own no node can
+    // be made at all
+    let mut moat = moat_e2e::Moat::new();
+    moat.global = vec!["--userns".into(), "off".into()];
+    let mut b = moat_e2e::Bundle::busybox(&["sh", "-c", &format!("{open_fuse} && echo OPENED")]);
+    b.edit(|s| {
         with_mknod(s);
         s["linux"]["resources"]["devices"]
             .as_array_mut()
             .unwrap()
             .push(json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}));
     });
-    assert_eq!(out, "OPENED\n");
+    let id = unique_id("devctl");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    assert_eq!((code, out.as_str()), (0, "OPENED\n"), "{err}");
+    moat_e2e::assert_no_leaks(&moat, &id, b.path());
 }
 
 #[test]

@@ -24,7 +24,8 @@ use crate::cli::{Cli, Cmd};
 /// Runs the verb; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let platform: Platform = cli.platform.parse()?;
-    let g = Global { root: cli.root, systemd_cgroup: cli.systemd_cgroup, platform, strace: cli.strace };
+    let userns = cli.userns.parse()?;
+    let g = Global { root: cli.root, systemd_cgroup: cli.systemd_cgroup, platform, strace: cli.strace, userns };
     match cli.cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start { id } => start::run(&g, &id),

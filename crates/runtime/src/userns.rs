@@ -1,0 +1,191 @@
+//! The sandbox's own user namespace (`--userns auto`, sentry platform):
+//! for a spec that brings none, the container's root becomes an
+//! unprivileged host uid, as in runsc and Kata, not host root.
+//!
+//! Container ids [0, [`SIZE`]) map to host ids from [`BASE`]. The
+//! container's files keep their ids on disk: the rootfs and every bind
+//! mount are seen through idmapped copies made with that same namespace
+//! ([`moat_jail::idmapped`]), so disk uid k shows as uid k inside, and what
+//! the container creates gets disk uid k. `create` makes the namespace and
+//! decides; stage 1 makes the copies (in a private mount namespace of its
+//! own, so none reaches the host), places them where the spec it hands init
+//! says the rootfs and the sources are, and joins the namespace.
+//!
+//! Only where every one of those filesystems allows idmapped mounts
+//! (ext4, xfs, btrfs, tmpfs; not overlayfs, which containerd and podman
+//! use: on this kernel such a sandbox keeps the host's user namespace), the
+//! rootfs is not the host's own root, and the spec joins no namespace.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use moat_jail::idmapped;
+use moat_jail::ns::Plan;
+use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
+
+use crate::{Error, Result};
+
+/// The host uid (and gid) that is the container's root.
+pub const BASE: u32 = 1 << 30;
+/// How many ids the namespace maps.
+pub const SIZE: u32 = 65536;
+
+/// A mount the container's tree is built from, seen through an idmapped
+/// copy placed at `staged`.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// the host path (the rootfs, a bind mount's source)
+    pub source: PathBuf,
+    /// where stage 1 places the copy (in the state dir)
+    pub staged: PathBuf,
+    /// with the mounts below it (rbind)
+    pub recursive: bool,
+}
+
+/// The namespace, and what stage 1 must place.
+#[derive(Debug)]
+pub struct Auto {
+    /// the user namespace (no process in it yet)
+    pub ns: OwnedFd,
+    /// the copies to make: the rootfs first
+    pub mounts: Vec<Staged>,
+}
+
+/// Why `spec` keeps the host's user namespace, if it does.
+fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
+    if plan.has(LinuxNamespaceType::User) {
+        return Some("the spec brings its own user namespace".into());
+    }
+    if !plan.join.is_empty() {
+        return Some("the spec joins namespaces".into());
+    }
+    // those the kernel lets only their owner's root mount in (procfs,
+    // mqueue, sysfs) or configure must be the sandbox's own
+    use LinuxNamespaceType::{Ipc, Mount, Network, Pid, Uts};
+    if let Some(t) = [Pid, Ipc, Uts, Mount, Network].into_iter().find(|t| !plan.has(*t)) {
+        return Some(format!("the spec shares the host's {t:?} namespace"));
+    }
+    // inside a user namespace no device node can be made (they would be
+    // the host's, with the host's modes and owners), and hooks that run in
+    // the container's namespaces expect host root
+    if spec.linux().as_ref().and_then(|l| l.devices().as_ref()).is_some_and(|d| !d.is_empty()) {
+        return Some("the spec has devices of its own".into());
+    }
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    if hooks.create_container().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks.start_container().as_ref().is_some_and(|h| !h.is_empty())
+    {
+        return Some("the spec has hooks that run in the container's namespaces".into());
+    }
+    if root == Path::new("/") {
+        return Some("the rootfs is the host's root".into());
+    }
+    let mut sources = vec![(root.to_path_buf(), false)];
+    for m in spec.mounts().iter().flatten() {
+        let opts = moat_jail::mount::parse_options(m.options().as_deref().unwrap_or(&[]));
+        if opts.is_bind() || m.typ().as_deref() == Some("bind") {
+            let recursive = opts.flags.contains(nix::mount::MsFlags::MS_REC);
+            sources.push((m.source().clone().unwrap_or_default(), recursive));
+        }
+    }
+    for (source, recursive) in &sources {
+        if !idmapped::supported(source) {
+            return Some(format!("{} is on a filesystem without idmapped mounts", source.display()));
+        }
+        let below = idmapped::submounts(source);
+        if let Some(sub) = below.iter().find(|s| !*recursive || !idmapped::supported(s)) {
+            return Some(format!("{} has a mount below it ({})", source.display(), sub.display()));
+        }
+    }
+    None
+}
+
+/// For `--userns auto`: the namespace, the spec to save (with the user
+/// namespace and its maps), and the spec init builds from (rootfs and bind
+/// sources at their staged copies); None if the sandbox keeps the host's
+/// user namespace (logged, with why).
+pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<Option<(Auto, Spec, Spec)>> {
+    if let Some(why) = unsuited(spec, root, plan) {
+        tracing::info!("no user namespace of the sandbox's own: {why}");
+        return Ok(None);
+    }
+    let ns = idmapped::new_userns(BASE, SIZE)?;
+    let mut saved = spec.clone();
+    let mut linux = saved.linux().clone().unwrap_or_default();
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    namespaces.push(
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::User)
+            .build()
+            .map_err(|e| Error::Init(e.to_string()))?,
+    );
+    linux.set_namespaces(Some(namespaces));
+    let map = LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(BASE)
+        .size(SIZE)
+        .build()
+        .map_err(|e| Error::Init(e.to_string()))?;
+    linux.set_uid_mappings(Some(vec![map]));
+    linux.set_gid_mappings(Some(vec![map]));
+    saved.set_linux(Some(linux));
+
+    let dir = state_dir.join("idmapped");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let mut for_init = saved.clone();
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).map_err(|e| Error::io(format!("create {}", rootfs.display()), e))?;
+    let mut mounts = vec![Staged { source: root.to_path_buf(), staged: rootfs.clone(), recursive: false }];
+    let mut spec_mounts = for_init.mounts().clone().unwrap_or_default();
+    for (i, m) in spec_mounts.iter_mut().enumerate() {
+        let opts = moat_jail::mount::parse_options(m.options().as_deref().unwrap_or(&[]));
+        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
+            continue;
+        }
+        let source = m.source().clone().unwrap_or_default();
+        let staged = dir.join(i.to_string());
+        let made = match std::fs::metadata(&source) {
+            Ok(meta) if meta.is_dir() => std::fs::create_dir(&staged),
+            Ok(_) => std::fs::File::create(&staged).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        made.map_err(|e| Error::io(format!("stage {}", source.display()), e))?;
+        mounts.push(Staged {
+            source,
+            staged: staged.clone(),
+            recursive: opts.flags.contains(nix::mount::MsFlags::MS_REC),
+        });
+        m.set_source(Some(staged));
+    }
+    for_init.set_mounts(Some(spec_mounts));
+    if let Some(r) = for_init.root().clone() {
+        let mut r = r;
+        r.set_path(rootfs);
+        for_init.set_root(Some(r));
+    }
+    Ok(Some((Auto { ns, mounts }, saved, for_init)))
+}
+
+/// Stage 1's part (host root still, before it joins the namespace): a
+/// private mount namespace, where each idmapped copy is placed. Nothing of
+/// it reaches the host's; the container's own mount namespace, made after,
+/// starts as a copy of this one.
+pub fn place(auto: &Auto) -> Result<()> {
+    use std::os::fd::AsFd;
+    moat_jail::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| Error::io("make stage 1's mounts private", e))?;
+    for m in &auto.mounts {
+        let copy = idmapped::clone(&m.source, m.recursive, auto.ns.as_fd())?;
+        moat_jail::sys::move_mount_to(copy.as_fd(), &m.staged)
+            .map_err(|e| Error::io(format!("place the idmapped copy of {}", m.source.display()), e))?;
+    }
+    nix::sched::setns(&auto.ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| Error::io("join the sandbox's user namespace", e))
+}
