@@ -78,17 +78,12 @@ fn stage1_steps(a: &InitArgs) -> Result<()> {
     }
     if let Some(auto) = &a.userns {
         crate::userns::place(auto)?;
-        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(|e| Error::io("setresgid 0", e))?;
-        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| Error::io("setresuid 0", e))?;
-        // the id change made us non-dumpable: our /proc/self files would
-        // belong to host root, which the namespace does not map (runc does the same)
-        nix::sys::prctl::set_dumpable(true).map_err(|e| Error::io("PR_SET_DUMPABLE", e))?;
+        become_root()?;
     } else if a.plan.new_user() {
         ns::create(CloneFlags::CLONE_NEWUSER)?;
         a.channel.send(&Msg::UserNsReady)?;
         a.channel.expect(&Msg::MapsWritten)?;
-        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(|e| Error::io("setresgid 0", e))?;
-        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| Error::io("setresuid 0", e))?;
+        become_root()?;
     }
     // raw bits: nix's `!` would drop CLONE_NEWTIME, which it has no name for
     ns::create(CloneFlags::from_bits_retain(a.plan.new.bits() & !CloneFlags::CLONE_NEWUSER.bits()))?;
@@ -97,6 +92,15 @@ fn stage1_steps(a: &InitArgs) -> Result<()> {
     }
     let pid = sys::fork_with(|| init_main(a)).map_err(|e| Error::io("fork container init", e))?;
     a.channel.send(&Msg::InitPid(pid.as_raw()))
+}
+
+/// Root of the user namespace just joined or made.
+fn become_root() -> Result<()> {
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(|e| Error::io("setresgid 0", e))?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(|e| Error::io("setresuid 0", e))?;
+    // the id change made us non-dumpable: our /proc/self files would belong
+    // to host root, which the namespace does not map (runc does the same)
+    nix::sys::prctl::set_dumpable(true).map_err(|e| Error::io("PR_SET_DUMPABLE", e))
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {

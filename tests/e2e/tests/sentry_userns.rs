@@ -1,0 +1,152 @@
+//! A sentry sandbox whose spec brings no user namespace gets one of its own
+//! (`--userns auto`, the default): its root is an unprivileged host uid, and
+//! its files keep their ids on disk (idmapped copies of the rootfs and the
+//! bind sources). Where the spec or its filesystems do not allow it, the
+//! sandbox keeps the host's, as with runc.
+
+use std::os::unix::fs::MetadataExt;
+
+use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
+use serde_json::json;
+
+/// The host uid that is the container's root.
+const BASE: u32 = 1 << 30;
+
+fn status_ids(pid: i64, key: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+    line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
+}
+
+fn host_userns() -> std::path::PathBuf {
+    std::fs::read_link("/proc/self/ns/user").unwrap()
+}
+
+#[test]
+fn container_root_is_an_unprivileged_host_uid_and_files_keep_their_ids() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hosts-file"), "from the host\n").unwrap();
+    let script = r#"set -e
+        id -u; cat /proc/self/uid_map | tr -s ' '
+        stat -c '%u %g' /bin/busybox /data/hosts-file
+        echo made > /made; mkdir /d; chown 1000:1000 /d
+        echo root > /data/by-root
+        exec sleep 1000"#;
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    b.edit(|s| {
+        s["root"]["readonly"] = false.into();
+        // containerd's defaults: CAP_CHOWN among them
+        let caps = json!([
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE"
+        ]);
+        for set in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set] = caps.clone();
+        }
+    });
+    b.mount(json!({"destination": "/data", "type": "bind", "source": data.path(), "options": ["rbind", "rw"]}));
+    let moat = Moat::new();
+    let id = unique_id("autouserns");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let state: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    // seen from the host: a user namespace of its own, host uid 2^30, no
+    // capability in the host's namespace
+    assert_ne!(std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap(), host_userns());
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["0", &BASE.to_string(), "65536"]
+    );
+    assert_eq!(status_ids(pid, "Uid:"), [BASE; 4]);
+    assert_eq!(status_ids(pid, "Gid:"), [BASE; 4]);
+    // inside: root, owning its files (disk uid 0 reads as 0, host files as theirs)
+    let out = moat.ok(&["exec", &id, "sh", "-c", "id -u; stat -c '%u %g' /bin/busybox /data/hosts-file /made /d"]);
+    assert_eq!(out, "0\n0 0\n0 0\n0 0\n1000 1000\n");
+    // on disk: the container's ids, as without a user namespace
+    let owner = |p: std::path::PathBuf| {
+        let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner(b.rootfs().join("made")), (0, 0));
+    assert_eq!(owner(b.rootfs().join("d")), (1000, 1000));
+    assert_eq!(owner(data.path().join("by-root")), (0, 0));
+    // nothing of the idmapped copies is left in the host's mount table
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("idmapped"), "{mounts}");
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn an_escaped_container_root_is_nobody_on_the_host() {
+    // a file only host root may read, next to the bundle: the container's
+    // root, seen from the host, is not host root and may not
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "host secret\n").unwrap();
+    std::fs::set_permissions(secret.path(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    b.edit(|s| s["root"]["readonly"] = false.into());
+    let moat = Moat::new();
+    let id = unique_id("userns-escape");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let state: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    // a host process with the container root's very credentials (its user
+    // namespace, its uid 0 there, all its capabilities there) tries the host's file
+    let out = std::process::Command::new("nsenter")
+        .args(["--target", &pid.to_string(), "--user", "--", "sh", "-c", "id -u; cat /proc/self/status | grep CapEff"])
+        .output()
+        .unwrap();
+    // root of the namespace, with every capability there, and still refused
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("0\n"), "{out:?}");
+    let out = std::process::Command::new("nsenter")
+        .args(["--target", &pid.to_string(), "--user", "--", "cat"])
+        .arg(secret.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "namespace root read host root's file: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{out:?}");
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+#[test]
+fn sandboxes_that_cannot_have_one_keep_the_hosts() {
+    let own = |edit: &dyn Fn(&mut serde_json::Value), moat: &Moat| -> bool {
+        let mut b = Bundle::busybox(&["sh", "-c", "cat /proc/self/uid_map | tr -s ' '"]);
+        b.edit(edit);
+        let id = unique_id("nouserns");
+        let (code, out, err) = run_fg(moat, &b, &id);
+        assert_eq!(code, 0, "{err}");
+        assert_no_leaks(moat, &id, b.path());
+        out.trim() != "0 0 4294967295"
+    };
+    let moat = Moat::new();
+    assert!(own(&|_| {}, &moat), "the default bundle gets one");
+    // devices of the spec's own could not be made inside one
+    assert!(!own(
+        &|s| s["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]),
+        &moat
+    ));
+    // the host's network namespace: the namespace's root could not configure it
+    assert!(!own(&|s| s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network"), &moat));
+    // --userns off, and the native platform
+    let mut off = Moat::new();
+    off.global = vec!["--userns".into(), "off".into()];
+    assert!(!own(&|_| {}, &off));
+    let mut native = Moat::new();
+    native.global = vec!["--platform".into(), "native".into()];
+    assert!(!own(&|_| {}, &native));
+}
