@@ -201,8 +201,21 @@ pub fn mount_into(rootfs: &Path, m: &Mount) -> Result<PathBuf> {
 pub fn remount_bind(dest: &Path, flags: MsFlags) -> Result<()> {
     let locked = locked_flags(dest);
     let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked;
-    mount(None::<&str>, dest, None::<&str>, f, None::<&str>).map_err(|e| Error::path("remount", dest, e))
+    match mount(None::<&str>, dest, None::<&str>, f, None::<&str>) {
+        // inside a user namespace, a mount that came from the host's keeps
+        // its atime mode locked: the rest of the flags still apply (crun
+        // does the same)
+        Err(nix::errno::Errno::EPERM) if flags.intersects(ATIME) => {
+            let f = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (flags - ATIME) | locked;
+            mount(None::<&str>, dest, None::<&str>, f, None::<&str>).map_err(|e| Error::path("remount", dest, e))
+        }
+        r => r.map_err(|e| Error::path("remount", dest, e)),
+    }
 }
+
+/// The flags that choose how access times are kept.
+const ATIME: MsFlags =
+    MsFlags::MS_STRICTATIME.union(MsFlags::MS_NOATIME).union(MsFlags::MS_RELATIME).union(MsFlags::MS_NODIRATIME);
 
 /// The mount flags of the mount at `path` that a remount must keep.
 pub fn locked_flags(path: &Path) -> MsFlags {

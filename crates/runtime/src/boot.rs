@@ -240,6 +240,24 @@ pub fn spawn(
             return 1;
         }
         quiet_stdio();
+        // the replayer stays out of the sandbox's pid namespace: no process
+        // of the sandbox can name it (signal, stop, limit it), though it
+        // runs as container root's uid
+        let replayer = match userns.map(|ns| start_replayer(ns, &root)).transpose() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("sentry: start its replayer: {e}");
+                let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
+                return 1;
+            }
+        };
+        let replayer_for_sentry = match replayer.as_ref().map(|r| r.try_clone()).transpose() {
+            Ok(r) => r,
+            Err(_) => {
+                let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
+                return 1;
+            }
+        };
         // the Sentry (our child) goes into the sandbox's pid namespace; we stay out
         let joined = nix::sched::setns(&pidns, nix::sched::CloneFlags::CLONE_NEWPID);
         let Ok(init_for_sentry) = init_fd.try_clone().map_err(|_| ()).and_then(|f| joined.map(|_| f).map_err(|_| ()))
@@ -264,17 +282,9 @@ pub fn spawn(
                 return 1;
             }
             drop(mounts_to);
-            // before the Sentry has any thread: a process may join a user namespace only alone
-            let replayer = match userns.map(|ns| start_replayer(ns, &proc, &root)).transpose() {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("sentry: start its replayer: {e}");
-                    return 1;
-                }
-            };
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
             let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
-            keep.extend(replayer.as_ref().map(|(sock, _)| sock.as_raw_fd()));
+            keep.extend(replayer_for_sentry.as_ref().map(|r| r.as_raw_fd()));
             for m in &s.mounts {
                 keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
@@ -310,10 +320,7 @@ pub fn spawn(
             kernel.mount_order = s.mount_order;
             kernel.boottime_offset = s.boottime_offset;
             kernel.cgroupns = s.cgroupns;
-            if let Some((sock, pid)) = replayer {
-                kernel.replayer = std::sync::Mutex::new(Some(sock));
-                kernel.helpers.push(pid.as_raw() as u32);
-            }
+            kernel.replayer = std::sync::Mutex::new(replayer_for_sentry);
             if !s.domainname.is_empty() {
                 kernel.set_domainname(s.domainname);
             }
@@ -327,6 +334,8 @@ pub fn spawn(
                 }
             }
         });
+        // the Sentry alone holds the replayer's other end: it sees it close when the Sentry ends
+        drop(replayer);
         watch(sentry.ok(), &init_fd, &exit_file)
     })
     .map_err(|e| Error::io("fork the sentry", e))?;
@@ -432,31 +441,35 @@ fn confine(root: &std::path::Path) -> moat_jail::Result<()> {
 /// whose user namespace is `userns`: a process of its own, inside that
 /// namespace as its root, confined as the Sentry is (`root`, the same
 /// allowlist) with only the capabilities a caller may lend it. Returns the
-/// Sentry's end of its socket, and its pid.
-fn start_replayer(
-    userns: std::fs::File,
-    proc: &OwnedFd,
-    root: &std::path::Path,
-) -> Result<(OwnedFd, nix::unistd::Pid)> {
+/// Sentry's end of its socket.
+fn start_replayer(userns: std::fs::File, root: &std::path::Path) -> Result<OwnedFd> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| Error::io("socketpair for the replayer", e))?;
-    let proc = proc.try_clone().map_err(|e| Error::io("dup the sentry's procfs", e))?;
     let root = root.to_path_buf();
-    let pid = sys::fork_with(move || match replayer_main(theirs, userns, proc, &root) {
-        Ok(()) => 0,
-        Err(e) => {
-            tracing::error!("sentry replayer: {e}");
-            1
+    let theirs_fd = theirs.as_raw_fd();
+    sys::fork_with(move || {
+        // SAFETY: the child owns its copy of the socket; nothing else closes it.
+        let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs_fd) };
+        match replayer_main(sock, userns, &root) {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("sentry replayer: {e}");
+                1
+            }
         }
     })
     .map_err(|e| Error::io("fork the replayer", e))?;
-    Ok((ours, pid))
+    drop(theirs);
+    Ok(ours)
 }
 
-fn replayer_main(sock: OwnedFd, userns: std::fs::File, proc: OwnedFd, root: &std::path::Path) -> Result<()> {
-    // it ends with the Sentry, whose socket it also sees close
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| Error::io("PR_SET_PDEATHSIG", e))?;
+fn replayer_main(sock: OwnedFd, userns: std::fs::File, root: &std::path::Path) -> Result<()> {
+    // a procfs where its own pid names it (Arg::Link), taken before confinement
+    let proc = nix::fcntl::open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io("open /proc", e))?;
+    // it ends when the Sentry's end of its socket closes (a parent-death
+    // signal would not hold: every change of its fsuid clears it)
     sys::close_inherited_fds(&[sock.as_raw_fd(), userns.as_raw_fd(), proc.as_raw_fd()])
         .map_err(|e| Error::io("close inherited fds", e))?;
     // as the Sentry: it may make no message queue (the host does, as the caller)

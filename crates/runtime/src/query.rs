@@ -29,9 +29,9 @@ pub fn pids(g: &Global, id: &str) -> Result<Vec<Pid>> {
 }
 
 /// Which of `pids` are moat's helpers: on the sentry platform, with a pid
-/// namespace of the container's own, the watchdog (still in ours), its
-/// child the Sentry (in the container's, but not the container's), and the
-/// Sentry's replayer.
+/// namespace of the container's own, the watchdog and the Sentry's
+/// replayer (still in ours), and the watchdog's child the Sentry (in the
+/// container's, but not the container's).
 fn helpers(c: &Container, pids: &[Pid]) -> Vec<Pid> {
     let sentry = c.saved().is_ok_and(|s| s.platform == crate::Platform::Sentry);
     let own_pidns = c.spec().is_ok_and(|s| {
@@ -48,13 +48,13 @@ fn helpers(c: &Container, pids: &[Pid]) -> Vec<Pid> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let ours = ns("self");
     let watchdogs: Vec<Pid> = pids.iter().copied().filter(|p| ours.is_some() && ns(&p.to_string()) == ours).collect();
-    let children_of = |parents: &[Pid]| -> Vec<Pid> {
-        pids.iter().copied().filter(|p| crate::procs::parent(*p).is_some_and(|pp| parents.contains(&pp))).collect()
-    };
-    let sentries = children_of(&watchdogs);
-    // and the Sentry's replayer (a sandbox with a user namespace)
-    let replayers = children_of(&sentries);
-    [watchdogs, sentries, replayers].concat()
+    // the watchdog's children: the Sentry, and the replayer (already among those in ours)
+    let sentries = pids.iter().copied().filter(|p| {
+        !watchdogs.contains(p) && crate::procs::parent(*p).is_some_and(|pp| watchdogs.contains(&pp))
+    });
+    let mut all: Vec<Pid> = sentries.collect();
+    all.extend(watchdogs);
+    all
 }
 
 /// One `events` record.

@@ -122,6 +122,71 @@ fn an_escaped_container_root_is_nobody_on_the_host() {
     assert_no_leaks(&moat, &id, b.path());
 }
 
+/// containerd's default capabilities.
+fn containerd_caps(s: &mut serde_json::Value) {
+    let caps = json!([
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE"
+    ]);
+    for set in ["bounding", "effective", "permitted"] {
+        s["process"]["capabilities"][set] = caps.clone();
+    }
+}
+
+/// The replayer runs as container root's uid, yet no process of the
+/// sandbox can name it; and it acts as each caller would: its
+/// capabilities (access as root), its working directory whatever the
+/// replayer's own permissions, its magic links.
+#[test]
+fn the_replayer_is_out_of_reach_and_acts_as_the_caller() {
+    let script = r#"
+        exec > /log 2>&1
+        kill -9 -1 2>/dev/null; kill -STOP -1 2>/dev/null; sleep 0.2
+        echo after > /after && echo changes-after-kill
+        touch /ro && chmod 444 /ro && [ -w /ro ] && echo root-may-write
+        mkdir -p /home/u && chown 1000:1000 /home/u && chmod 700 /home/u
+        mkdir /c1 && cd /c1 && exec 3</c1
+        rmdir /proc/self/cwd 2>/dev/null || echo rmdir-refused
+        touch m2 && mv /proc/self/cwd/m2 /proc/self/fd/3/m4 && echo moved
+        mv m4 /proc/self/fd/3/m5 && echo moved-again
+        cd / && chmod 755 /proc/self/cwd && echo chmod-root
+        exec sleep 1000"#;
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    b.edit(|s| {
+        s["root"]["readonly"] = false.into();
+        containerd_caps(s);
+    });
+    let moat = Moat::new();
+    let id = unique_id("replayer");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = || std::fs::read_to_string(b.rootfs().join("log")).unwrap_or_default();
+    while !log().contains("chmod-root") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(log(), "changes-after-kill\nroot-may-write\nrmdir-refused\nmoved\nmoved-again\nchmod-root\n");
+    assert!(b.rootfs().join("c1").is_dir() && b.rootfs().join("c1/m5").exists());
+    // a user in its own 0700 directory
+    let out =
+        moat.ok(&["exec", "--user", "1000:1000", &id, "sh", "-c", "cd /home/u && echo x > x && mkdir sub && echo ok"]);
+    assert_eq!(out, "ok\n");
+    assert_eq!(std::fs::metadata(b.rootfs().join("home/u/x")).unwrap().uid(), 1000);
+    moat.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
+
 #[test]
 fn sandboxes_that_cannot_have_one_keep_the_hosts() {
     let own = |edit: &dyn Fn(&mut serde_json::Value), moat: &Moat| -> bool {

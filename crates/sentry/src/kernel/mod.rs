@@ -34,9 +34,6 @@ pub struct Kernel {
     /// the Sentry's end of the replayer's socket, until the tree takes it
     /// (a sandbox with a user namespace: [`crate::vfs::remote`])
     pub replayer: Mutex<Option<std::os::fd::OwnedFd>>,
-    /// pids of the Sentry's helper processes (the replayer), hidden from
-    /// the sandbox's /proc as the Sentry itself is
-    pub helpers: Vec<u32>,
     hostname: Mutex<String>,
     domainname: Mutex<String>,
     boot_log: String,
@@ -67,7 +64,6 @@ impl Kernel {
             cgroupns: false,
             tree: std::sync::OnceLock::new(),
             replayer: Mutex::new(None),
-            helpers: Vec::new(),
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),
             boot_log,

@@ -144,13 +144,17 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             P(_) => {
                 let p = read_string(c, v, PATH_MAX)?;
                 // a path naming one of the caller's fds (glibc's fchmodat
-                // and lchown go through /proc/self/fd/N) names its file
-                match super::file::alias(p.as_bytes()) {
-                    Some(fd) => Carried::Alias(c.fds.get(fd)?),
-                    None => match super::file::magic(p.as_bytes(), c.pid) {
-                        Some((link, rest)) => Carried::Magic(link, rest.to_vec(), p.clone()),
-                        None => Carried::Str(p),
-                    },
+                // goes through /proc/self/fd/N) names its file, for a call
+                // that follows its last component; one that does not (unlink,
+                // rename, mkdir …) acts on the /proc entry itself, as on
+                // Linux: the host's to refuse
+                let follows = follows_last(nr, i, &c.args);
+                match (super::file::alias(p.as_bytes()), super::file::magic(p.as_bytes(), c.pid)) {
+                    (Some(fd), _) if follows => Carried::Alias(c.fds.get(fd)?),
+                    (None, Some((link, rest))) if follows || !rest.is_empty() => {
+                        Carried::Magic(link, rest.to_vec(), p.clone())
+                    }
+                    _ => Carried::Str(p),
                 }
             }
             S => Carried::Str(read_string(c, v, PATH_MAX)?),
@@ -206,14 +210,18 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             Link::Cwd => c.task.cwd_file()?,
             Link::Fd(n) => c.fds.get(n)?,
         };
-        if rest.is_empty() {
-            carried[i] = Carried::Alias(ours);
-            continue;
-        }
         let path = match link {
             Link::Cwd => c.task.cwd()?,
             _ => c.fds.path_of(ours.as_fd())?,
         };
+        if rest.is_empty() {
+            // the tree's root has no parent to find it in: it is "/"
+            carried[i] = match path.as_slice() {
+                b"/" => Carried::Str(c_string(path)?),
+                _ => Carried::Alias(ours),
+            };
+            continue;
+        }
         if vfs::pseudo(&vfs::absolute(b"/", &path)) {
             return Ok(Reply::Continue);
         }
@@ -315,10 +323,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         _ => Some(tree.twin(c.task.root_file()?, &root)?),
     };
     // 3. as the caller (access(2) checks with its real ids)
-    let mut who = c.task.creds()?;
-    if post == Post::Access {
-        who = who.for_access();
-    }
+    let who = c.task.creds()?;
     let caller_flags = match post {
         Post::Open(Some(at)) => c.args[at],
         Post::Open(None) => open_how_flags(&carried)?,
@@ -360,7 +365,8 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             Carried::Alias(_) | Carried::Magic(..) => return Err(Errno::EINVAL),
         });
     }
-    let job = Job { nr, args, here, jail, who, special, opens: matches!(post, Post::Open(_)) };
+    let job =
+        Job { nr, args, here, jail, who, access: post == Post::Access, special, opens: matches!(post, Post::Open(_)) };
     let (result, outs) = match tree.run(job)? {
         Done::Special => return Ok(Reply::Continue),
         Done::Made(r, outs) => (r, outs),
@@ -412,6 +418,41 @@ fn changes(flags: u64) -> bool {
     f & libc::O_ACCMODE != libc::O_RDONLY
         || f & (libc::O_CREAT | libc::O_TRUNC) != 0
         || f & libc::O_TMPFILE == libc::O_TMPFILE
+}
+
+/// Whether call `nr` follows a symlink (a magic link among them) that is
+/// the last component of its path argument at index `i`.
+fn follows_last(nr: libc::c_long, i: usize, args: &[u64; 6]) -> bool {
+    let nofollow = |at: usize| args[at] & libc::AT_SYMLINK_NOFOLLOW as u64 != 0;
+    let opens_following = |flags: u64| {
+        let f = flags as i32;
+        f & libc::O_NOFOLLOW == 0 && f & (libc::O_CREAT | libc::O_EXCL) != (libc::O_CREAT | libc::O_EXCL)
+    };
+    match nr {
+        libc::SYS_unlink
+        | libc::SYS_unlinkat
+        | libc::SYS_rmdir
+        | libc::SYS_rename
+        | libc::SYS_renameat
+        | libc::SYS_renameat2
+        | libc::SYS_mkdir
+        | libc::SYS_mkdirat
+        | libc::SYS_mknod
+        | libc::SYS_mknodat
+        | libc::SYS_symlink
+        | libc::SYS_symlinkat
+        | libc::SYS_link
+        | libc::SYS_lchown
+        | libc::SYS_lsetxattr
+        | libc::SYS_lremovexattr
+        | libc::SYS_bind => false,
+        libc::SYS_linkat => i == 1 && args[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0,
+        libc::SYS_fchownat => !nofollow(4),
+        libc::SYS_utimensat => !nofollow(3),
+        libc::SYS_open => opens_following(args[1]),
+        libc::SYS_openat => opens_following(args[2]),
+        _ => true,
+    }
 }
 
 /// The path in a struct sockaddr_un (up to its NUL), if it names one.
@@ -478,14 +519,12 @@ replayed! {
     unlinkat => SYS_unlinkat, [D, P(Some(0)), V], Post::Value;
     /// rmdir(path)
     rmdir => SYS_rmdir, [P(None)], Post::Value;
-    /// rename(old, new)
-    rename => SYS_rename, [P(None), P(None)], Post::Value;
+
     /// renameat(olddirfd, old, newdirfd, new)
     renameat => SYS_renameat, [D, P(Some(0)), D, P(Some(2))], Post::Value;
     /// renameat2(olddirfd, old, newdirfd, new, flags)
     renameat2 => SYS_renameat2, [D, P(Some(0)), D, P(Some(2)), V], Post::Value;
-    /// link(old, new)
-    link => SYS_link, [P(None), P(None)], Post::Value;
+
     /// linkat(olddirfd, old, newdirfd, new, flags)
     linkat => SYS_linkat, [D, P(Some(0)), D, P(Some(2)), V], Post::Value;
     /// symlink(target, path)
@@ -521,6 +560,21 @@ replayed! {
     lremovexattr => SYS_lremovexattr, [P(None), S], Post::Value;
     /// openat2(dirfd, path, how, size)
     openat2 => SYS_openat2, [D, P(Some(0)), How(3), V], Post::Open(None);
+}
+
+/// rename(old, new), as renameat: each path with a start of its own (one
+/// may go through a magic link, the other from the cwd)
+pub fn rename(c: &Call<'_>) -> Reply {
+    let at = libc::AT_FDCWD as u64;
+    let args = [at, c.args[0], at, c.args[1], 0, 0];
+    replay(&Call { args, ..*c }, libc::SYS_renameat, &[D, P(Some(0)), D, P(Some(2))], Post::Value)
+}
+
+/// link(old, new), as linkat without AT_SYMLINK_FOLLOW (as link(2) does)
+pub fn link(c: &Call<'_>) -> Reply {
+    let at = libc::AT_FDCWD as u64;
+    let args = [at, c.args[0], at, c.args[1], 0, 0];
+    replay(&Call { args, ..*c }, libc::SYS_linkat, &[D, P(Some(0)), D, P(Some(2)), V], Post::Value)
 }
 
 /// truncate(path, length), within the caller's RLIMIT_FSIZE (the Sentry's

@@ -157,6 +157,8 @@ const ID_CAPS: u64 = (1 << 6) | (1 << 7);
 
 /// CAP_SYS_CHROOT
 pub const CAP_SYS_CHROOT: u64 = 1 << 18;
+/// CAP_DAC_READ_SEARCH, as a bit
+pub const CAP_DAC_READ_SEARCH: u64 = 1 << 2;
 
 /// Runs `f` with `extra` capabilities (of the permitted set) raised in the
 /// calling thread's effective set, then lowers them again.

@@ -60,6 +60,9 @@ pub struct Job {
     pub jail: Option<OwnedFd>,
     /// the caller's credentials, as the Sentry's user namespace numbers them
     pub who: Creds,
+    /// access(2): checked with the caller's real ids (and capabilities only
+    /// for a real root, which is root as the place the job is made numbers it)
+    pub access: bool,
     /// for an open: what to check first
     pub special: Option<Special>,
     /// whether the result is a new fd
@@ -120,15 +123,18 @@ impl Seat {
 
     /// Makes `job` here.
     pub fn run(&self, job: Job) -> Result<Done, Errno> {
-        let Job { nr, args, here, jail, who, special, opens: _ } = job;
+        let Job { nr, args, here, jail, who, access, special, opens: _ } = job;
+        let who = if access { who.for_access() } else { who };
         // the caller's own root if it chrooted (its working directory may
         // lie outside that root, as on Linux)
         let _jail = match &jail {
             Some(dir) => Some(self.jail(dir)?),
             None => None,
         };
+        // the caller is in that directory already: no search permission of
+        // the thread's own (the replayer has none effective) stands in the way
         if let Some(dir) = &here {
-            nix::unistd::fchdir(dir)?;
+            creds::raised(creds::CAP_DAC_READ_SEARCH, || nix::unistd::fchdir(dir))??;
         }
         let mut outs: Vec<Vec<u8>> = args.iter().map(|a| vec![0u8; if let Arg::Out(n) = a { *n } else { 0 }]).collect();
         let mut names: Vec<CString> = Vec::new();
@@ -176,7 +182,7 @@ impl Seat {
     /// Moves the thread into a caller's own root, `dir` (a directory of the
     /// tree, after a chroot of the caller's) until the guard drops.
     fn jail(&self, dir: &OwnedFd) -> Result<Jailed<'_>, Errno> {
-        nix::unistd::fchdir(dir)?;
+        creds::raised(creds::CAP_DAC_READ_SEARCH, || nix::unistd::fchdir(dir))??;
         creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))??;
         Ok(Jailed { seat: self })
     }
@@ -189,7 +195,8 @@ struct Jailed<'a> {
 
 impl Drop for Jailed<'_> {
     fn drop(&mut self) {
-        let back = nix::unistd::fchdir(&self.seat.root)
+        let back = creds::raised(creds::CAP_DAC_READ_SEARCH, || nix::unistd::fchdir(&self.seat.root))
+            .and_then(|r| r)
             .and_then(|_| creds::raised(creds::CAP_SYS_CHROOT, || nix::unistd::chroot("."))?);
         if let Err(e) = back {
             // later calls would resolve in the caller's chroot

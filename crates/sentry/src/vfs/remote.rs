@@ -62,6 +62,11 @@ impl Remote {
     /// Makes `job` in the replayer.
     pub fn run(&self, job: Job) -> Result<Done, Errno> {
         let (bytes, fds) = encode(&job);
+        // (a caller with tens of thousands of groups: never a message the
+        // replayer would get cut)
+        if bytes.len() > MAX_MSG {
+            return Err(Errno::E2BIG);
+        }
         let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
         send(self.sock.as_fd(), &bytes, &raw)?;
         drop(job);
@@ -181,6 +186,7 @@ fn encode(job: &Job) -> (Vec<u8>, Vec<BorrowedFd<'_>>) {
         None => b.push(0),
     }
     b.push(job.opens as u8);
+    b.push(job.access as u8);
     let w = &job.who;
     for v in [w.fsuid, w.fsgid, w.umask, w.real.0, w.real.1, w.groups.len() as u32] {
         b.extend_from_slice(&v.to_le_bytes());
@@ -237,6 +243,7 @@ fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(Job, u32), Errno> {
         _ => None,
     };
     let opens = c.u8()? == 1;
+    let access = c.u8()? == 1;
     let (fsuid, fsgid, umask, ruid, rgid, ngroups) = (c.u32()?, c.u32()?, c.u32()?, c.u32()?, c.u32()?, c.u32()?);
     if ngroups > 65536 {
         return Err(Errno::EPROTO);
@@ -245,7 +252,7 @@ fn decode(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(Job, u32), Errno> {
     let (cap_eff, cap_prm) = (c.u64()?, c.u64()?);
     let who = Creds { fsuid, fsgid, groups, cap_eff, umask, real: (ruid, rgid), cap_prm };
     let cpu = c.u32()?;
-    Ok((Job { nr, args, here, jail, who, special, opens }, cpu))
+    Ok((Job { nr, args, here, jail, who, access, special, opens }, cpu))
 }
 
 /// Keeps the replayer on the CPU the Sentry sends from. The Sentry runs on
@@ -376,11 +383,25 @@ pub fn serve(sock: OwnedFd, proc: OwnedFd, uids: IdMap, gids: IdMap) -> Result<(
     send(sock.as_fd(), b"ok", &[])?;
     let mut pinned = None;
     loop {
-        let (bytes, fds) = recv(sock.as_fd(), &mut buf)?;
+        let (bytes, fds) = match recv(sock.as_fd(), &mut buf) {
+            Ok(m) => m,
+            // one job cut short: answered, and the next one comes
+            Err(Errno::E2BIG) => {
+                send(sock.as_fd(), &encode_done(&Done::Made(Err(Errno::E2BIG), Vec::new())), &[])?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if bytes.is_empty() {
             return Ok(());
         }
-        let (mut job, cpu) = decode(bytes, fds)?;
+        let (mut job, cpu) = match decode(bytes, fds) {
+            Ok(j) => j,
+            Err(e) => {
+                send(sock.as_fd(), &encode_done(&Done::Made(Err(e), Vec::new())), &[])?;
+                continue;
+            }
+        };
         job.who = renumber(job.who, &uids, &gids);
         let opens = job.opens;
         let done = seat.run(job).unwrap_or_else(|e| Done::Made(Err(e), Vec::new()));
@@ -438,6 +459,7 @@ mod tests {
             here: None,
             jail: None,
             who: Creds { fsuid: 1, fsgid: 2, groups: vec![3, 4], cap_eff: 5, umask: 0o77, real: (6, 7), cap_prm: 8 },
+            access: true,
             special: Some(Special { path: 3, dir: None, nofollow: true }),
             opens: true,
         };

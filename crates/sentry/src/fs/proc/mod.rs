@@ -224,13 +224,10 @@ impl<'k> ProcFs<'k> {
         }
     }
 
-    /// Whether pid (or tid) `n` is the Sentry or one of its threads, or
-    /// one of its helper processes.
+    /// Whether pid (or tid) `n` is the Sentry or one of its threads.
     fn is_sentry(&self, n: &str) -> bool {
         let me = std::process::id();
-        n == me.to_string()
-            || self.kernel.helpers.iter().any(|h| n == h.to_string())
-            || proxy::attr(&self.host, &format!("{me}/task/{n}")).is_ok()
+        n == me.to_string() || proxy::attr(&self.host, &format!("{me}/task/{n}")).is_ok()
     }
 
     /// What procfs's ptrace access check would say: may the caller look
