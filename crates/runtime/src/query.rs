@@ -49,9 +49,10 @@ fn helpers(c: &Container, pids: &[Pid]) -> Vec<Pid> {
     let ours = ns("self");
     let watchdogs: Vec<Pid> = pids.iter().copied().filter(|p| ours.is_some() && ns(&p.to_string()) == ours).collect();
     // the watchdog's children: the Sentry, and the replayer (already among those in ours)
-    let sentries = pids.iter().copied().filter(|p| {
-        !watchdogs.contains(p) && crate::procs::parent(*p).is_some_and(|pp| watchdogs.contains(&pp))
-    });
+    let sentries = pids
+        .iter()
+        .copied()
+        .filter(|p| !watchdogs.contains(p) && crate::procs::parent(*p).is_some_and(|pp| watchdogs.contains(&pp)));
     let mut all: Vec<Pid> = sentries.collect();
     all.extend(watchdogs);
     all

@@ -72,8 +72,14 @@ fn container_root_is_an_unprivileged_host_uid_and_files_keep_their_ids() {
     assert_eq!(status_ids(pid, "Uid:"), [BASE; 4]);
     assert_eq!(status_ids(pid, "Gid:"), [BASE; 4]);
     // inside: root, owning its files (disk uid 0 reads as 0, host files as theirs)
-    let out = moat.ok(&["exec", &id, "sh", "-c", "id -u; stat -c '%u %g' /bin/busybox /data/hosts-file /made /d"]);
-    assert_eq!(out, "0\n0 0\n0 0\n0 0\n1000 1000\n");
+    let out = moat.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; stat -c '%u %g' /bin/busybox /data/hosts-file /made /d; grep -E '^(Uid|Gid):' /proc/self/status",
+    ]);
+    assert_eq!(out, "0\n0 0\n0 0\n0 0\n1000 1000\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n");
     // on disk: the container's ids, as without a user namespace
     let owner = |p: std::path::PathBuf| {
         let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

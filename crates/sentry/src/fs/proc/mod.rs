@@ -22,7 +22,9 @@ mod rewrite;
 use super::fuse::{Attr, Ctx, DirEntry, Filesystem, Kind};
 use super::proxy;
 use crate::kernel::{Kernel, RELEASE, VERSION};
-use rewrite::{in_spec_order, rewrite_cgroup, rewrite_mountinfo_line, rewrite_mounts_line, rewrite_stat};
+use rewrite::{
+    in_spec_order, rewrite_cgroup, rewrite_mountinfo_line, rewrite_mounts_line, rewrite_stat, rewrite_status,
+};
 
 /// Files of /proc itself.
 const GLOBAL: &[&str] =
@@ -54,7 +56,6 @@ const PID_FILES: &[&str] = &[
     "smaps",
     "smaps_rollup",
     "statm",
-    "status",
     "timerslack_ns",
     "uid_map",
     "wchan",
@@ -67,7 +68,7 @@ const CAP_SYS_PTRACE: u32 = 19;
 /// Files of /proc/PID that take writes (the process's OOM-killer score).
 const WRITABLE: &[&str] = &["oom_adj", "oom_score_adj"];
 /// Rewritten files of /proc/PID.
-const PID_REWRITTEN: &[&str] = &["cgroup", "mountinfo", "mounts", "stat"];
+const PID_REWRITTEN: &[&str] = &["cgroup", "mountinfo", "mounts", "stat", "status"];
 /// Symlinks of /proc/PID, as the process sees them.
 const PID_LINKS: &[&str] = &["cwd", "exe", "root"];
 /// Directories of /proc/PID whose entries are listed as the procfs has them.
@@ -463,6 +464,15 @@ impl<'k> ProcFs<'k> {
             "cgroup" if self.kernel.cgroupns => rewrite_cgroup(&real, &self.cgroups),
             "cgroup" => real,
             "stat" => rewrite_stat(&real, self.kernel.clock_shift(), self.may_trace(ctx, base)),
+            "status" => {
+                // ids as the process's user namespace numbers them (the
+                // Sentry reads host ids)
+                let map = |name: &str| {
+                    let text = self.read_real(&format!("{base}/{name}")).unwrap_or_default();
+                    crate::vfs::remote::IdMap::parse(&String::from_utf8_lossy(&text))
+                };
+                rewrite_status(&real, &map("uid_map"), &map("gid_map"))
+            }
             "mountinfo" => {
                 // under a cgroup namespace, a cgroup mount's root is shown from the container's cgroup
                 let cg_root = self.cgroups.first().map(|(_, p)| p.as_str()).filter(|_| self.kernel.cgroupns);

@@ -3,6 +3,8 @@
 //! host layer paths, cgroup paths from the container's cgroup, start times
 //! from the sandbox's boot, address fields hidden from who may not trace.
 
+use crate::vfs::remote::IdMap;
+
 /// USER_HZ: the clock-tick unit of /proc/PID/stat's times
 const TICKS: u128 = 100;
 
@@ -26,6 +28,28 @@ pub(super) fn rewrite_cgroup(real: &str, own: &[(String, String)]) -> String {
 /// /proc/PID/stat with the start time counted from the sandbox's boot.
 /// `traceable`: whether the reader passes procfs's ptrace check; if not,
 /// the address-layout fields read 0, as procfs shows them to such a reader.
+/// /proc/PID/status with its Uid, Gid and Groups lines numbered as the
+/// process's user namespace numbers them (`uids`, `gids`: its maps).
+pub(super) fn rewrite_status(real: &str, uids: &IdMap, gids: &IdMap) -> String {
+    real.lines()
+        .map(|l| {
+            let (map, key) = match l.split_once(':') {
+                Some((k @ "Uid", _)) => (uids, k),
+                Some((k @ ("Gid" | "Groups"), _)) => (gids, k),
+                _ => return format!("{l}\n"),
+            };
+            let ids: Vec<String> = l[key.len() + 1..]
+                .split_whitespace()
+                .map(|v| v.parse::<u32>().map(|id| map.inside(id).to_string()).unwrap_or_else(|_| v.to_string()))
+                .collect();
+            match key {
+                "Groups" => format!("{key}:\t{}{}\n", ids.join(" "), if ids.is_empty() { "" } else { " " }),
+                _ => format!("{key}:\t{}\n", ids.join("\t")),
+            }
+        })
+        .collect()
+}
+
 pub(super) fn rewrite_stat(real: &str, boot: std::time::Duration, traceable: bool) -> String {
     let Some(close) = real.rfind(')') else { return real.to_string() };
     let (head, tail) = real.split_at(close + 1);
@@ -212,6 +236,18 @@ mod tests {
             rewrite_mounts_line("sysfs /sys fuse ro,nosuid 0 0", &|_| false),
             "sysfs /sys sysfs ro,nosuid,nodev,noexec 0 0\n"
         );
+    }
+
+    #[test]
+    fn status_ids_are_the_namespaces() {
+        let real = "Name:\tsh\nUid:\t1073741824\t1073741824\t1073741824\t1073742824\nGid:\t1073741824\t0\t1073741824\t1073741824\nGroups:\t1073741834 \nNSpid:\t7\n";
+        let m = IdMap::parse("0 1073741824 65536");
+        assert_eq!(
+            rewrite_status(real, &m, &m),
+            "Name:\tsh\nUid:\t0\t0\t0\t1000\nGid:\t0\t65534\t0\t0\nGroups:\t10 \nNSpid:\t7\n"
+        );
+        let host = IdMap::parse("0 0 4294967295");
+        assert_eq!(rewrite_status("Groups:\t\n", &host, &host), "Groups:\t\n");
     }
 
     #[test]
