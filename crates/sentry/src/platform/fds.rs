@@ -289,6 +289,15 @@ impl Fds for StubFds<'_> {
     fn path_of(&self, ours: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
         Ok(nix::fcntl::readlinkat(self.proc, own_link(ours).as_str())?.into_encoded_bytes())
     }
+
+    fn readlink_as_caller(&self, start: &str, rel: &[u8]) -> Result<std::ffi::OsString, Errno> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut p = format!("{}/{start}/", self.tid).into_bytes();
+        p.extend_from_slice(rel);
+        let target = nix::fcntl::readlinkat(self.proc, std::ffi::OsStr::from_bytes(&p))?;
+        libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
+        Ok(target)
+    }
 }
 
 /// The name of the Sentry's magic link to its fd `ours`, in its procfs.

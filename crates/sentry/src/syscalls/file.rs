@@ -19,12 +19,48 @@ use super::{Call, Reply};
 
 /// open(path, flags, mode)
 pub fn open(c: &Call<'_>) -> Reply {
-    reopen(c, c.args[0], c.args[1]).unwrap_or_else(|| super::path::open(c))
+    reopen(c, c.args[0], c.args[1])
+        .unwrap_or_else(|| through_symlink(c, None, c.args[0], c.args[1], super::path::open(c)))
 }
 
 /// openat(dirfd, path, flags, mode): an absolute path ignores dirfd.
 pub fn openat(c: &Call<'_>) -> Reply {
-    reopen(c, c.args[1], c.args[2]).unwrap_or_else(|| super::path::openat(c))
+    reopen(c, c.args[1], c.args[2])
+        .unwrap_or_else(|| through_symlink(c, Some(c.args[0]), c.args[1], c.args[2], super::path::openat(c)))
+}
+
+/// A served open that found nothing may have followed a symlink to one of
+/// the caller's own fds (`ln -s /dev/stdout access.log`, as the nginx
+/// image ships its logs): on Linux the walk ends in a magic link, which the
+/// sandbox's /proc lacks. The symlink chain of the path's last component is
+/// read through the caller's own root, cwd or dirfd (its magic links in the
+/// Sentry's procfs of the sandbox), and if it ends at an alias, that fd is
+/// reopened.
+fn through_symlink(c: &Call<'_>, dirfd: Option<u64>, path: u64, flags: u64, served: Reply) -> Reply {
+    const HOPS: usize = 8;
+    if served != Reply::Error(Errno::ENOENT) || flags & libc::O_NOFOLLOW as u64 != 0 {
+        return served;
+    }
+    let Ok(Some(mut p)) = c.mem.read_cstr(path, 4096) else { return served };
+    for _ in 0..HOPS {
+        let start = match (p.first(), dirfd.filter(|d| *d as i32 != libc::AT_FDCWD)) {
+            (Some(b'/'), _) => "root".to_string(),
+            (_, Some(fd)) => format!("fd/{}", fd as i32),
+            _ => "cwd".to_string(),
+        };
+        let rel = p.strip_prefix(b"/").unwrap_or(&p);
+        let Ok(target) = c.fds.readlink_as_caller(&start, rel) else { return served };
+        let target = target.into_encoded_bytes();
+        if let Some(fd) = alias(&target) {
+            return reopen_fd(c, fd, flags).unwrap_or_else(Reply::Error);
+        }
+        // a relative target is relative to the link's directory
+        p = match (target.first(), p.iter().rposition(|&b| b == b'/')) {
+            (Some(b'/'), _) | (_, None) => target,
+            (_, Some(cut)) => [&p[..=cut], &target[..]].concat(),
+        };
+    }
+    served
 }
 
 /// stat(path, buf)

@@ -98,6 +98,9 @@ pub trait Fds {
     fn install(&self, file: OwnedFd, cloexec: bool) -> Result<Reply, Errno>;
     /// The path of one of the Sentry's own fds (as its mount namespace names it).
     fn path_of(&self, ours: std::os::fd::BorrowedFd<'_>) -> Result<Vec<u8>, Errno>;
+    /// The target of the symlink at `rel`, from the caller's `start` (its
+    /// "root", "cwd" or "fd/N"), through the caller's own magic links.
+    fn readlink_as_caller(&self, start: &str, rel: &[u8]) -> Result<std::ffi::OsString, Errno>;
 }
 
 /// One served call, decoded.
