@@ -300,7 +300,12 @@ pub fn spawn(
                 tracing::error!("sentry: RLIMIT_MSGQUEUE: {e}");
                 return 1;
             }
-            if let Err(e) = confine(&root) {
+            // ptrace access to stub memory, and DAC override to open the
+            // /proc/TID/mem of a stub that switched to another uid; and
+            // what acting as a caller in the tree takes
+            let keep: Vec<caps::Capability> =
+                [caps::Capability::CAP_SYS_PTRACE].iter().chain(ACTING_CAPS).copied().collect();
+            if let Err(e) = confine(&root, &keep, false) {
                 tracing::error!("sentry: {e}");
                 return 1;
             }
@@ -409,31 +414,33 @@ fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path
     i32::from(abnormal.is_some())
 }
 
-fn confine(root: &std::path::Path) -> moat_jail::Result<()> {
+/// What acting as a caller in the tree takes: the ids, the root to enter,
+/// and the file capabilities a caller may hold (lent only as far as it
+/// holds them).
+const ACTING_CAPS: &[caps::Capability] = &[
+    caps::Capability::CAP_SYS_CHROOT,
+    caps::Capability::CAP_SETUID,
+    caps::Capability::CAP_SETGID,
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_DAC_READ_SEARCH,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_MKNOD,
+    caps::Capability::CAP_LINUX_IMMUTABLE,
+    caps::Capability::CAP_SETFCAP,
+];
+
+/// Confines the Sentry, or (`become_root`) its replayer inside the
+/// sandbox's user namespace, to the empty `root` with the Sentry's allowlist.
+fn confine(root: &std::path::Path, keep_caps: &[caps::Capability], become_root: bool) -> moat_jail::Result<()> {
     let policy = moat_jail::policy::sentry::policy();
     moat_jail::confine::confine(&moat_jail::confine::Confinement {
         tree: root,
         read_only: true,
-        // ptrace access to stub memory, and DAC override to open the
-        // /proc/TID/mem of a stub that switched to another uid; to enter
-        // the container's tree and act as a caller there, the ids and the
-        // file capabilities a caller may hold (lent only as far as it holds them)
-        keep_caps: &[
-            caps::Capability::CAP_SYS_PTRACE,
-            caps::Capability::CAP_DAC_OVERRIDE,
-            caps::Capability::CAP_SYS_CHROOT,
-            caps::Capability::CAP_SETUID,
-            caps::Capability::CAP_SETGID,
-            caps::Capability::CAP_CHOWN,
-            caps::Capability::CAP_DAC_READ_SEARCH,
-            caps::Capability::CAP_FOWNER,
-            caps::Capability::CAP_FSETID,
-            caps::Capability::CAP_MKNOD,
-            caps::Capability::CAP_LINUX_IMMUTABLE,
-            caps::Capability::CAP_SETFCAP,
-        ],
+        keep_caps,
         policy: Some(&policy),
-        become_root: false,
+        become_root,
     })
 }
 
@@ -492,26 +499,7 @@ fn replayer_main(sock: OwnedFd, userns: std::fs::File, root: &std::path::Path) -
         Ok(moat_sentry::vfs::remote::IdMap::parse(&text))
     };
     let (uids, gids) = (map("uid_map")?, map("gid_map")?);
-    let policy = moat_jail::policy::sentry::policy();
-    moat_jail::confine::confine(&moat_jail::confine::Confinement {
-        tree: root,
-        read_only: true,
-        keep_caps: &[
-            caps::Capability::CAP_SYS_CHROOT,
-            caps::Capability::CAP_SETUID,
-            caps::Capability::CAP_SETGID,
-            caps::Capability::CAP_CHOWN,
-            caps::Capability::CAP_DAC_OVERRIDE,
-            caps::Capability::CAP_DAC_READ_SEARCH,
-            caps::Capability::CAP_FOWNER,
-            caps::Capability::CAP_FSETID,
-            caps::Capability::CAP_MKNOD,
-            caps::Capability::CAP_LINUX_IMMUTABLE,
-            caps::Capability::CAP_SETFCAP,
-        ],
-        policy: Some(&policy),
-        become_root: true,
-    })?;
+    confine(root, ACTING_CAPS, true)?;
     // none effective between calls: each is raised for its step
     caps::clear(None, caps::CapSet::Effective).map_err(|e| Error::Init(format!("lower its capabilities: {e}")))?;
     moat_sentry::vfs::remote::serve(sock, proc, uids, gids).map_err(|e| Error::io("serve", e))

@@ -266,3 +266,32 @@ pub fn recv_with_fds(sock: std::os::fd::BorrowedFd<'_>) -> (Vec<u8>, Vec<std::os
     let fds = raw.into_iter().map(|f| unsafe { std::os::fd::FromRawFd::from_raw_fd(f) }).collect();
     (buf, fds)
 }
+
+/// containerd's default capabilities.
+pub const CONTAINERD_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Gives a spec's process exactly `caps` (bounding, effective, permitted;
+/// none inheritable or ambient).
+pub fn set_caps(s: &mut Value, caps: &[&str]) {
+    for set in ["bounding", "effective", "permitted"] {
+        s["process"]["capabilities"][set] = serde_json::json!(caps);
+    }
+    for set in ["inheritable", "ambient"] {
+        s["process"]["capabilities"][set] = serde_json::json!([]);
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
+use moat_e2e::{assert_no_leaks, run_fg, set_caps, unique_id, Bundle, Moat, CONTAINERD_CAPS};
 use serde_json::json;
 
 /// The host uid that is the container's root.
@@ -36,25 +36,7 @@ fn container_root_is_an_unprivileged_host_uid_and_files_keep_their_ids() {
     b.edit(|s| {
         s["root"]["readonly"] = false.into();
         // containerd's defaults: CAP_CHOWN among them
-        let caps = json!([
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE"
-        ]);
-        for set in ["bounding", "effective", "permitted"] {
-            s["process"]["capabilities"][set] = caps.clone();
-        }
+        set_caps(s, CONTAINERD_CAPS);
     });
     b.mount(json!({"destination": "/data", "type": "bind", "source": data.path(), "options": ["rbind", "rw"]}));
     let moat = Moat::new();
@@ -128,29 +110,6 @@ fn an_escaped_container_root_is_nobody_on_the_host() {
     assert_no_leaks(&moat, &id, b.path());
 }
 
-/// containerd's default capabilities.
-fn containerd_caps(s: &mut serde_json::Value) {
-    let caps = json!([
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE"
-    ]);
-    for set in ["bounding", "effective", "permitted"] {
-        s["process"]["capabilities"][set] = caps.clone();
-    }
-}
-
 /// The replayer runs as container root's uid, yet no process of the
 /// sandbox can name it; and it acts as each caller would: its
 /// capabilities (access as root), its working directory whatever the
@@ -172,7 +131,7 @@ fn the_replayer_is_out_of_reach_and_acts_as_the_caller() {
     let mut b = Bundle::busybox(&["sh", "-c", script]);
     b.edit(|s| {
         s["root"]["readonly"] = false.into();
-        containerd_caps(s);
+        set_caps(s, CONTAINERD_CAPS);
     });
     let moat = Moat::new();
     let id = unique_id("replayer");

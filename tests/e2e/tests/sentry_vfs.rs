@@ -7,7 +7,7 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
-use moat_e2e::{assert_no_leaks, run_fg, unique_id, Bundle, Moat};
+use moat_e2e::{assert_no_leaks, run_fg, set_caps, unique_id, Bundle, Moat, CONTAINERD_CAPS};
 use serde_json::json;
 
 fn sentry() -> Moat {
@@ -16,37 +16,13 @@ fn sentry() -> Moat {
     m
 }
 
-/// containerd's default capabilities.
-const CONTAINERD_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// A busybox bundle running `script` with a writable rootfs and `data`
 /// bound read-write on /data.
 fn bundle(script: &str, data: &std::path::Path, caps: &[&str]) -> Bundle {
     let mut b = Bundle::busybox(&["sh", "-c", script]);
-    let caps: Vec<&str> = caps.to_vec();
     b.edit(|s| {
         s["root"]["readonly"] = false.into();
-        for set in ["bounding", "effective", "permitted"] {
-            s["process"]["capabilities"][set] = json!(caps);
-        }
-        for set in ["inheritable", "ambient"] {
-            s["process"]["capabilities"][set] = json!([]);
-        }
+        set_caps(s, caps);
     });
     b.mount(json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}));
     b
