@@ -172,6 +172,18 @@ fn sandboxes_that_cannot_have_one_keep_the_hosts() {
     ));
     // the host's network namespace: the namespace's root could not configure it
     assert!(!own(&|s| s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network"), &moat));
+    // cgroups mounted without a cgroup namespace: the container's own are bound in
+    assert!(own(
+        &|s| {
+            s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+            s["process"]["args"] = json!([
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/pids/pids.max >/dev/null && cat /proc/self/uid_map | tr -s ' '"
+            ]);
+        },
+        &moat
+    ));
     // --userns off, and the native platform
     let mut off = Moat::new();
     off.global = vec!["--userns".into(), "off".into()];

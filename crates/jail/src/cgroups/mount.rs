@@ -26,16 +26,50 @@ pub fn mount_cgroupfs(rootfs: &Path, dest: &Path, opts: &Options) -> Result<()> 
     // the hierarchies go into the new tmpfs, held open like its mount point
     let top = crate::mount::pin(rootfs, &target.real)?;
     let dest = top.path.as_path();
-    for (_, key) in v1::hierarchies() {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for (host_mount, key) in v1::hierarchies() {
         let name = key.strip_prefix("name=").unwrap_or(&key);
         let sub = dest.join(name);
         std::fs::create_dir_all(&sub).map_err(|e| Error::path("mkdir", &sub, e))?;
         let f = flags | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
-        mount(Some("cgroup"), &sub, Some("cgroup"), f, Some(key.as_str()))
-            .map_err(|e| Error::path("mount cgroup", &sub, e))?;
+        match mount(Some("cgroup"), &sub, Some("cgroup"), f, Some(key.as_str())) {
+            // inside a user namespace, without a cgroup namespace it owns, no
+            // cgroup filesystem may be mounted: the container's own cgroup
+            // is bound in instead, as runc does
+            Err(nix::errno::Errno::EPERM) => {
+                let path =
+                    own_cgroup(&own, &key).ok_or_else(|| Error::Config(format!("no cgroup of ours in {key}")))?;
+                let src = host_mount.join(path.trim_start_matches('/'));
+                mount(Some(&src), &sub, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                    .map_err(|e| Error::path("bind cgroup", &src, e))?;
+                crate::mount::remount_bind(&sub, f)?;
+            }
+            r => r.map_err(|e| Error::path("mount cgroup", &sub, e))?,
+        }
     }
     if ro {
         crate::mount::remount_bind(dest, MsFlags::MS_RDONLY | flags)?;
     }
     Ok(())
+}
+
+/// Our cgroup in the v1 hierarchy `key` (its /proc/self/cgroup line's path).
+fn own_cgroup<'a>(proc_cgroup: &'a str, key: &str) -> Option<&'a str> {
+    proc_cgroup.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, k, path) = (f.next()?, f.next()?, f.next()?);
+        (k == key).then_some(path)
+    })
+}
+
+#[cfg(test)]
+mod own_cgroup_tests {
+    #[test]
+    fn finds_the_hierarchys_line() {
+        let p = "9:name=systemd:/\n4:memory:/moat/c1\n1:cpu,cpuacct:/moat/c1\n0::/\n";
+        assert_eq!(super::own_cgroup(p, "memory"), Some("/moat/c1"));
+        assert_eq!(super::own_cgroup(p, "cpu,cpuacct"), Some("/moat/c1"));
+        assert_eq!(super::own_cgroup(p, "name=systemd"), Some("/"));
+        assert_eq!(super::own_cgroup(p, "pids"), None);
+    }
 }
