@@ -41,18 +41,13 @@ pub fn submounts(path: &Path) -> Vec<PathBuf> {
 }
 
 /// A detached copy of the mount at `path` (and, when `recursive`, of those
-/// below it), every one idmapped with `userns`.
+/// below it, which must all allow it), every one idmapped with `userns`.
 pub fn clone(path: &Path, recursive: bool, userns: BorrowedFd<'_>) -> Result<OwnedFd> {
     let tree = sys::clone_mount(path, recursive).map_err(|e| Error::path("clone the mount at", path, e))?;
-    sys::mount_setattr_idmap(tree.as_fd(), Path::new(""), userns)
+    // one call for the whole copy: the kernel refuses a submount of a
+    // detached tree on its own
+    sys::mount_setattr_idmap(tree.as_fd(), recursive, userns)
         .map_err(|e| Error::path("idmap the mount at", path, e))?;
-    if recursive {
-        for sub in submounts(path) {
-            let rel = sub.strip_prefix(path).unwrap_or(&sub);
-            sys::mount_setattr_idmap(tree.as_fd(), rel, userns)
-                .map_err(|e| Error::path("idmap the mount at", &sub, e))?;
-        }
-    }
     Ok(tree)
 }
 

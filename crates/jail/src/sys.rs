@@ -67,14 +67,14 @@ fn mount_setattr(path: &Path, recursive: bool, attr: MountAttr) -> io::Result<()
 /// MOUNT_ATTR_IDMAP
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-/// Idmaps the mount at `path` below the detached mount `tree` (the empty
-/// path: `tree` itself) with the user namespace `userns`: its files show
-/// that namespace's numbers for their ids (Linux 5.12; the filesystem must
-/// allow it, and the mount must be detached and not idmapped yet).
-pub fn mount_setattr_idmap(tree: BorrowedFd<'_>, path: &Path, userns: BorrowedFd<'_>) -> io::Result<()> {
+/// Idmaps the detached mount `tree` (with every mount below it when
+/// `recursive`) with the user namespace `userns`: its files show that
+/// namespace's numbers for their ids (Linux 5.12; the filesystems must
+/// allow it, and the mounts must be detached and not idmapped yet).
+pub fn mount_setattr_idmap(tree: BorrowedFd<'_>, recursive: bool, userns: BorrowedFd<'_>) -> io::Result<()> {
     let attr =
         MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: userns.as_raw_fd() as u64 };
-    mount_setattr_at(Some(tree), path, false, attr)
+    mount_setattr_at(Some(tree), Path::new(""), recursive, attr)
 }
 
 fn mount_setattr_at(dir: Option<BorrowedFd<'_>>, path: &Path, recursive: bool, attr: MountAttr) -> io::Result<()> {
@@ -392,7 +392,9 @@ pub fn close_inherited_fds(keep: &[RawFd]) -> io::Result<()> {
         if unsafe { libc::fstat(fd, &mut st) } != 0 {
             continue;
         }
-        if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        // (a log file, not a namespace, a cgroup or a /proc file: those
+        // look like regular files too)
+        if st.st_mode & libc::S_IFMT == libc::S_IFREG && !on_kernel_fs(fd) {
             continue;
         }
         // SAFETY: nothing in this process uses `fd` after this point (it is
@@ -400,4 +402,15 @@ pub fn close_inherited_fds(keep: &[RawFd]) -> io::Result<()> {
         unsafe { libc::close(fd) };
     }
     Ok(())
+}
+
+/// Whether `fd` lies on one of the kernel's own filesystems (nsfs, procfs,
+/// sysfs, cgroupfs), whose files are not a log a helper may keep.
+fn on_kernel_fs(fd: RawFd) -> bool {
+    const KERNEL_FS: &[i64] = &[0x6e73_6673, 0x9fa0, 0x6265_6572, 0x0027_e0eb, 0x6367_7270];
+    // SAFETY: fstatfs writes into a local struct; a stale fd fails with EBADF.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    let r = unsafe { libc::fstatfs(fd, &mut st) };
+    r == 0 && KERNEL_FS.contains(&st.f_type)
 }

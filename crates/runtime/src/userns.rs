@@ -88,6 +88,13 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
             sources.push((m.source().clone().unwrap_or_default(), recursive));
         }
     }
+    // an idmapped copy is a mount of its own, in no peer group: mounts made
+    // on the host below a source would not show inside
+    let propagation = ["shared", "rshared", "slave", "rslave"];
+    let asks = |opts: &[String]| opts.iter().any(|o| propagation.contains(&o.as_str()));
+    if spec.mounts().iter().flatten().any(|m| asks(m.options().as_deref().unwrap_or(&[]))) {
+        return Some("a bind mount asks for mount propagation".into());
+    }
     for (source, recursive) in &sources {
         if !idmapped::supported(source) {
             return Some(format!("{} is on a filesystem without idmapped mounts", source.display()));

@@ -184,6 +184,14 @@ fn sandboxes_that_cannot_have_one_keep_the_hosts() {
         },
         &moat
     ));
+    // mount propagation asked for: an idmapped copy is in no peer group
+    let data = tempfile::tempdir().unwrap();
+    assert!(!own(
+        &|s| s["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/data", "type": "bind", "source": data.path(), "options": ["rbind", "rslave"]})
+        ),
+        &moat
+    ));
     // --userns off, and the native platform
     let mut off = Moat::new();
     off.global = vec!["--userns".into(), "off".into()];
@@ -191,4 +199,25 @@ fn sandboxes_that_cannot_have_one_keep_the_hosts() {
     let mut native = Moat::new();
     native.global = vec!["--platform".into(), "native".into()];
     assert!(!own(&|_| {}, &native));
+}
+
+/// An rbind source with a mount below it comes along, idmapped too.
+#[test]
+fn an_rbind_source_brings_its_submounts() {
+    let data = tempfile::tempdir().unwrap();
+    let sub = data.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let status = std::process::Command::new("mount").args(["-t", "tmpfs", "moat-test"]).arg(&sub).status().unwrap();
+    assert!(status.success());
+    std::fs::write(sub.join("f"), "below\n").unwrap();
+    let mut b =
+        Bundle::busybox(&["sh", "-c", "cat /data/sub/f; stat -c %u /data/sub/f; cat /proc/self/uid_map | tr -s ' '"]);
+    b.mount(json!({"destination": "/data", "type": "bind", "source": data.path(), "options": ["rbind", "rw"]}));
+    let moat = Moat::new();
+    let id = unique_id("rbindsub");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    let _ = std::process::Command::new("umount").arg(&sub).status();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, format!("below\n0\n 0 {BASE} 65536\n"));
+    assert_no_leaks(&moat, &id, b.path());
 }
