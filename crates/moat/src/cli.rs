@@ -33,8 +33,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub strace: bool,
     /// sentry platform, for a spec without a user namespace: auto gives the
-    /// sandbox one of its own (container root is host uid 1073741824) where
-    /// its files allow idmapped mounts; off keeps the host's
+    /// sandbox one of its own (container root is an unprivileged host uid,
+    /// from 2^30 up, in a range of its own) where its files allow idmapped
+    /// mounts; off keeps the host's
     #[arg(long, global = true, default_value = "auto")]
     pub userns: String,
     /// accepted for runc compatibility (rootless mode is detected)

@@ -2,7 +2,8 @@
 //! for a spec that brings none, the container's root becomes an
 //! unprivileged host uid, as in runsc and Kata, not host root.
 //!
-//! Container ids [0, [`SIZE`]) map to host ids from [`BASE`]. The
+//! Container ids [0, [`SIZE`]) map to a range of host ids from [`BASE`]
+//! up that no other container of the same `--root` uses. The
 //! container's files keep their ids on disk: the rootfs and every bind
 //! mount are seen through idmapped copies made with that same namespace
 //! ([`moat_jail::idmapped`]), so disk uid k shows as uid k inside, and what
@@ -25,10 +26,28 @@ use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNames
 
 use crate::{Error, Result};
 
-/// The host uid (and gid) that is the container's root.
+/// Where the host ids of sandboxes' user namespaces start.
 pub const BASE: u32 = 1 << 30;
-/// How many ids the namespace maps.
+/// How many ids a namespace maps.
 pub const SIZE: u32 = 65536;
+/// How many ranges of [`SIZE`] ids there are from [`BASE`] up (to 2^31).
+const SLOTS: u32 = (1 << 30) / SIZE;
+
+/// The first host id of a range no other container of `root` uses, so that
+/// no two sandboxes share a host uid (per-user kernel counters and limits
+/// stay each one's own): from a hash of `id`, the next free one.
+fn free_range(root: &Path, id: &str) -> u32 {
+    let used: std::collections::HashSet<u32> = crate::state::list_ids(root)
+        .iter()
+        .filter(|other| other.as_str() != id)
+        .filter_map(|other| std::fs::read_to_string(root.join(other).join(crate::state::SPEC_FILE)).ok())
+        .filter_map(|text| crate::spec::parse(&text).ok())
+        .filter_map(|s| s.linux().as_ref()?.uid_mappings().as_ref()?.first().map(|m| m.host_id()))
+        .collect();
+    // FNV-1a: stable across runs, spread over the slots
+    let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    (0..SLOTS).map(|i| BASE + ((hash.wrapping_add(i)) % SLOTS) * SIZE).find(|base| !used.contains(base)).unwrap_or(BASE)
+}
 
 /// A mount the container's tree is built from, seen through an idmapped
 /// copy placed at `staged`.
@@ -116,7 +135,12 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         tracing::info!("no user namespace of the sandbox's own: {why}");
         return Ok(None);
     }
-    let ns = idmapped::new_userns(BASE, SIZE)?;
+    let (states, id) = match (state_dir.parent(), state_dir.file_name()) {
+        (Some(states), Some(id)) => (states, id.to_string_lossy()),
+        _ => return Err(Error::Init(format!("state dir {}", state_dir.display()))),
+    };
+    let base = free_range(states, &id);
+    let ns = idmapped::new_userns(base, SIZE)?;
     let mut saved = spec.clone();
     let mut linux = saved.linux().clone().unwrap_or_default();
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
@@ -129,7 +153,7 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
     linux.set_namespaces(Some(namespaces));
     let map = LinuxIdMappingBuilder::default()
         .container_id(0u32)
-        .host_id(BASE)
+        .host_id(base)
         .size(SIZE)
         .build()
         .map_err(|e| Error::Init(e.to_string()))?;
