@@ -54,7 +54,7 @@ impl Remote {
             b"ok" => Ok(()),
             [] => Err(Errno::ECONNRESET),
             _ => Err(Errno::from_raw(i32::from_le_bytes(
-                answer.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0, 0, 0, 5]),
+                answer.get(..4).and_then(|b| b.try_into().ok()).unwrap_or((libc::EIO).to_le_bytes()),
             ))),
         }
     }
