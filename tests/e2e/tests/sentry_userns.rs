@@ -18,7 +18,7 @@ fn host_base(pid: i64) -> u32 {
     let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
     let f: Vec<u64> = map.split_whitespace().map(|v| v.parse().unwrap()).collect();
     assert_eq!((f.len(), f[0], f[2]), (3, 0, 65536), "{map}");
-    assert!(f[1] >= u64::from(BASE) && f[1] + 65536 <= 1 << 31 && f[1] % 65536 == 0, "{map}");
+    assert!(f[1] >= u64::from(BASE) && f[1] + 65536 <= 1 << 31 && f[1].is_multiple_of(65536), "{map}");
     f[1] as u32
 }
 
