@@ -31,6 +31,20 @@ fn do_runs_on_the_host_root_read_only() {
     }
 }
 
+/// The README demo's dmesg (util-linux's, the host's own program) shows
+/// the sandbox's boot log one record a line.
+#[test]
+fn dmesg_shows_the_sandboxs_boot_log() {
+    let moat = Moat::new();
+    let out = moat.run(&["do", "--", "dmesg"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("[    0.000000] Starting moat"), "{text}");
+    assert!(lines.iter().all(|l| l.starts_with('[')), "{text}");
+}
+
 #[test]
 fn do_with_the_host_network_and_exit_status() {
     let moat = Moat::new();

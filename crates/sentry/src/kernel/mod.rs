@@ -40,16 +40,19 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// A kernel with the spec's hostname and its boot log written.
+    /// A kernel with the spec's hostname and its boot log written (as
+    /// syslog(2) hands the kernel's out: each record with its priority,
+    /// `<6>` for info, which dmesg reads and strips).
     pub fn new(hostname: &str) -> Kernel {
-        let boot_log = [
+        let boot_log: String = [
             format!("[    0.000000] Starting moat {} (application kernel)...", env!("CARGO_PKG_VERSION")),
             "[    0.000000] moat: system calls served by the Sentry, not the host kernel".to_string(),
             "[    0.000100] moat: mounting the container's file tree".to_string(),
             "[    0.000200] moat: ready".to_string(),
         ]
-        .join("\n")
-            + "\n";
+        .iter()
+        .map(|l| format!("<6>{l}\n"))
+        .collect();
         Kernel {
             booted: boottime(),
             booted_wall: std::time::SystemTime::now()
