@@ -199,6 +199,13 @@ impl Task for StubFds<'_> {
         let text = self.status()?;
         let creds = crate::vfs::creds::Creds::parse(&text).ok_or(Errno::EIO)?;
         let tgid = tgid_in(&text).ok_or(Errno::EIO)?;
+        // the leader of a process with other threads is not remembered: an
+        // exec by one of them takes over the leader's tid (and pidfd) with
+        // new credentials
+        let threads = crate::fs::proxy::field(&text, "Threads:").and_then(|v| v.trim().parse::<u32>().ok());
+        if self.tid == tgid && threads != Some(1) {
+            return Ok(creds);
+        }
         // pinned while the caller waits on us: its credentials cannot change meanwhile
         let pidfd = pidfd_of_thread(self.tid)?;
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
