@@ -110,6 +110,13 @@ pub fn hand_tree(c: &Container, init: nix::unistd::Pid) -> Result<()> {
     }
 }
 
+/// The watchdog's way out when it cannot start the Sentry: the container's
+/// init is killed (with it, the sandbox), and the exit code is 1.
+fn end_init(init: &OwnedFd) -> i32 {
+    let _ = sys::pidfd_kill(init.as_fd(), nix::sys::signal::Signal::SIGKILL);
+    1
+}
+
 /// Where the watchdog records how the Sentry ended, if not normally.
 pub const EXIT_FILE: &str = "sentry.exit";
 
@@ -236,8 +243,7 @@ pub fn spawn(
         let _ = nix::unistd::close(lock_fd);
         let _ = nix::unistd::setsid();
         if cgroup.add(nix::unistd::getpid()).is_err() {
-            let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
-            return 1;
+            return end_init(&init_fd);
         }
         quiet_stdio();
         // the replayer stays out of the sandbox's pid namespace: no process
@@ -247,23 +253,14 @@ pub fn spawn(
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("sentry: start its replayer: {e}");
-                let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
-                return 1;
-            }
-        };
-        let replayer_for_sentry = match replayer.as_ref().map(|r| r.try_clone()).transpose() {
-            Ok(r) => r,
-            Err(_) => {
-                let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
-                return 1;
+                return end_init(&init_fd);
             }
         };
         // the Sentry (our child) goes into the sandbox's pid namespace; we stay out
         let joined = nix::sched::setns(&pidns, nix::sched::CloneFlags::CLONE_NEWPID);
         let Ok(init_for_sentry) = init_fd.try_clone().map_err(|_| ()).and_then(|f| joined.map(|_| f).map_err(|_| ()))
         else {
-            let _ = sys::pidfd_kill(std::os::fd::AsFd::as_fd(&init_fd), nix::sys::signal::Signal::SIGKILL);
-            return 1;
+            return end_init(&init_fd);
         };
         drop(pidns);
         let sentry = sys::fork_with(move || {
@@ -284,7 +281,7 @@ pub fn spawn(
             drop(mounts_to);
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
             let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
-            keep.extend(replayer_for_sentry.as_ref().map(|r| r.as_raw_fd()));
+            keep.extend(replayer.as_ref().map(|r| r.as_raw_fd()));
             for m in &s.mounts {
                 keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
@@ -325,7 +322,7 @@ pub fn spawn(
             kernel.mount_order = s.mount_order;
             kernel.boottime_offset = s.boottime_offset;
             kernel.cgroupns = s.cgroupns;
-            kernel.replayer = std::sync::Mutex::new(replayer_for_sentry);
+            kernel.replayer = std::sync::Mutex::new(replayer);
             if !s.domainname.is_empty() {
                 kernel.set_domainname(s.domainname);
             }
@@ -339,8 +336,8 @@ pub fn spawn(
                 }
             }
         });
-        // the Sentry alone holds the replayer's other end: it sees it close when the Sentry ends
-        drop(replayer);
+        // (the replayer's other end went with the Sentry's closure: the
+        // Sentry alone holds it, and the replayer sees it close when it ends)
         watch(sentry.ok(), &init_fd, &exit_file)
     })
     .map_err(|e| Error::io("fork the sentry", e))?;

@@ -29,13 +29,9 @@ pub fn hierarchies() -> Vec<(PathBuf, String)> {
                     && !o.starts_with("release_agent=")
             })
             .collect();
-        out.push((PathBuf::from(unescape(mnt)), key.join(",")));
+        out.push((PathBuf::from(crate::mount::unescape(mnt)), key.join(",")));
     }
     out
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
 }
 
 /// Picks the first directory that belongs to one of `controllers`.

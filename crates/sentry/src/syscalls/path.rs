@@ -55,6 +55,33 @@ enum A {
 
 use A::{Fp, How, Sun, B, D, F, L, O, P, S, V};
 
+impl A {
+    /// The index of the dirfd a path argument is relative to, if any.
+    fn dir(self) -> Option<usize> {
+        match self {
+            P(d) => d,
+            _ => None,
+        }
+    }
+}
+
+/// Starts the path at `i` in `start` (a directory of the tree): as its
+/// dirfd argument, or as the directory the call is made in (`here`), which
+/// one call can have only once.
+fn start_at(
+    carried: &mut [Carried],
+    here: &mut Option<OwnedFd>,
+    dir: Option<usize>,
+    start: OwnedFd,
+) -> Result<(), Errno> {
+    match dir {
+        Some(d) => carried[d] = Carried::Fd(start),
+        None if here.is_none() => *here = Some(start),
+        None => return Err(Errno::EINVAL),
+    }
+    Ok(())
+}
+
 /// What becomes of the result.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Post {
@@ -192,10 +219,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             continue;
         }
         let Carried::Magic(link, rest, whole) = std::mem::replace(&mut carried[i], Carried::Raw(0)) else { continue };
-        let dir = match shape[i] {
-            P(d) => d,
-            _ => None,
-        };
+        let dir = shape[i].dir();
         // a caller in a chroot of its own resolves /proc there (if at all)
         if root != b"/" {
             carried[i] = Carried::Str(whole);
@@ -230,17 +254,10 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             carried[i] = Carried::Str(c_string(rest)?);
             continue;
         }
-        let start = tree.twin(ours, &path)?;
-        match dir {
-            Some(d) => carried[d] = Carried::Fd(start),
-            None if here.is_none() => here = Some(start),
-            None => return Err(Errno::EINVAL),
-        }
+        start_at(&mut carried, &mut here, dir, tree.twin(ours, &path)?)?;
         carried[i] = Carried::Str(c_string(rest)?);
         based[i] = Some(path);
     }
-    // linkat's flags
-    let follows = nr == libc::SYS_linkat && c.args[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0;
     for i in 0..shape.len() {
         if let (Some(base), Carried::Str(p)) = (&based[i], &carried[i]) {
             if vfs::pseudo(&vfs::absolute(base, p.as_bytes())) {
@@ -252,14 +269,11 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             (P(dir), Carried::Str(p)) => (dir, p.as_bytes().to_vec()),
             (Sun(_), Carried::Buf(b)) => (None, sun_path(b).ok_or(Errno::EINVAL)?.to_vec()),
             (P(_) | Fp, Carried::Alias(ours)) => {
-                let dir = match shape[i] {
-                    P(d) => d,
-                    _ => None,
-                };
+                let dir = shape[i].dir();
                 // linkat(…, AT_SYMLINK_FOLLOW) of a file opened in the tree
                 // follows the Sentry's own magic link to it, as the caller's
                 // own would: a file with no name yet (O_TMPFILE) gets one
-                if nr == libc::SYS_linkat && i == 1 && follows && !vfs::read_only(ours) {
+                if nr == libc::SYS_linkat && follows_last(nr, i, &c.args) && !vfs::read_only(ours) {
                     if let Carried::Alias(ours) = std::mem::replace(&mut carried[i], Carried::Raw(0)) {
                         carried[i] = Carried::Link(ours);
                     }
@@ -270,11 +284,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                     return Ok(Reply::Continue);
                 }
                 let (parent, name) = tree.parent_of(ours, &path)?;
-                match dir {
-                    Some(d) => carried[d] = Carried::Fd(parent),
-                    None if here.is_none() => here = Some(parent),
-                    None => return Err(Errno::EINVAL),
-                }
+                start_at(&mut carried, &mut here, dir, parent)?;
                 carried[i] = Carried::Str(name);
                 continue;
             }
@@ -345,10 +355,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
         // devices, FIFOs and sockets: the host opens them
         special = shape.iter().position(|a| matches!(a, P(_))).map(|path| Special {
             path,
-            dir: match shape[path] {
-                P(d) => d,
-                _ => None,
-            },
+            dir: shape[path].dir(),
             nofollow: caller_flags & libc::O_NOFOLLOW as u64 != 0,
         });
     }
