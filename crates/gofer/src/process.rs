@@ -77,7 +77,7 @@ pub fn run(o: GoferOpts, ep: Endpoint) -> Result<(), GoferError> {
             read_only: o.read_only,
             keep_caps: KEEP_CAPS,
             policy: Some(&p),
-            become_root: false,
+            join_userns: None,
         })?;
         PathBuf::from("/")
     };

@@ -2,6 +2,7 @@
 //! later): a private mount namespace whose root is the one tree it serves,
 //! a short capability list, no_new_privs and a seccomp policy.
 
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use caps::{CapSet, Capability, CapsHashSet};
@@ -22,11 +23,13 @@ pub struct Confinement<'a> {
     pub keep_caps: &'a [Capability],
     /// seccomp policy, loaded last
     pub policy: Option<&'a Policy>,
-    /// after the pivot, become root of the user namespace the process has
-    /// joined (uid and gid 0 there, no groups): a helper that acts inside a
-    /// sandbox's user namespace. Before it, paths resolve with the ids the
-    /// process came with.
-    pub become_root: bool,
+    /// after the pivot, join this user namespace and become its root (uid
+    /// and gid 0 there, no groups): a helper that acts inside a sandbox's
+    /// user namespace. The tree is reached and made the root first, with
+    /// the ids and capabilities the process came with (the namespace's
+    /// root may not search the directories above it); the mount namespace
+    /// stays the host's user namespace's, so none is mounted inside it.
+    pub join_userns: Option<BorrowedFd<'a>>,
 }
 
 /// Confines the calling (single-threaded) process. Afterwards `/` is the tree.
@@ -40,7 +43,8 @@ pub fn confine(c: &Confinement<'_>) -> Result<()> {
         m::remount_bind(c.tree, MsFlags::MS_RDONLY)?;
     }
     rootfs::pivot(c.tree)?;
-    if c.become_root {
+    if let Some(ns) = c.join_userns {
+        nix::sched::setns(ns, CloneFlags::CLONE_NEWUSER).map_err(|e| Error::sys("join the user namespace", e))?;
         become_root()?;
     }
     drop_caps(c.keep_caps)?;

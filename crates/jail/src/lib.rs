@@ -1,7 +1,8 @@
 //! The jail: everything that confines a process on the host kernel.
 //!
 //! Each module turns one part of an OCI `config.json` into kernel state:
-//! [`ns`] namespaces, [`idmap`] user-namespace maps, [`mount`] and [`rootfs`]
+//! [`ns`] namespaces, [`idmap`] user-namespace maps, [`idmapped`] and [`overlay`] the
+//! container's files seen from a user namespace of its own, [`mount`] and [`rootfs`]
 //! the container's file tree, [`devices`] device nodes, [`caps`] capability
 //! sets, [`rlimit`] resource limits, [`identity`] uid/gid/groups/umask,
 //! [`seccomp`] the OCI seccomp profile, [`cgroups`] resource control, and
@@ -20,6 +21,7 @@ pub mod idmap;
 pub mod idmapped;
 pub mod mount;
 pub mod ns;
+pub mod overlay;
 pub mod policy;
 pub mod pseudofs;
 pub mod rlimit;

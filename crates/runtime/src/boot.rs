@@ -302,7 +302,7 @@ pub fn spawn(
             // what acting as a caller in the tree takes
             let keep: Vec<caps::Capability> =
                 [caps::Capability::CAP_SYS_PTRACE].iter().chain(ACTING_CAPS).copied().collect();
-            if let Err(e) = confine(&root, &keep, false) {
+            if let Err(e) = confine(&root, &keep, None) {
                 tracing::error!("sentry: {e}");
                 return 1;
             }
@@ -428,16 +428,20 @@ const ACTING_CAPS: &[caps::Capability] = &[
     caps::Capability::CAP_SETFCAP,
 ];
 
-/// Confines the Sentry, or (`become_root`) its replayer inside the
-/// sandbox's user namespace, to the empty `root` with the Sentry's allowlist.
-fn confine(root: &std::path::Path, keep_caps: &[caps::Capability], become_root: bool) -> moat_jail::Result<()> {
+/// Confines the Sentry, or (`userns`) its replayer inside the sandbox's
+/// user namespace, to the empty `root` with the Sentry's allowlist.
+fn confine(
+    root: &std::path::Path,
+    keep_caps: &[caps::Capability],
+    userns: Option<std::os::fd::BorrowedFd<'_>>,
+) -> moat_jail::Result<()> {
     let policy = moat_jail::policy::sentry::policy();
     moat_jail::confine::confine(&moat_jail::confine::Confinement {
         tree: root,
         read_only: true,
         keep_caps,
         policy: Some(&policy),
-        become_root,
+        join_userns: userns,
     })
 }
 
@@ -479,8 +483,9 @@ fn replayer_main(sock: OwnedFd, userns: std::fs::File, root: &std::path::Path) -
     // as the Sentry: it may make no message queue (the host does, as the caller)
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 0, 0)
         .map_err(|e| Error::io("RLIMIT_MSGQUEUE", e))?;
-    nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
-        .map_err(|e| Error::io("join the sandbox's user namespace", e))?;
+    // the namespace is joined once the empty root is ours (its root may not
+    // search the directories above the state dir)
+    confine(root, ACTING_CAPS, Some(std::os::fd::AsFd::as_fd(&userns)))?;
     drop(userns);
     let me = std::process::id();
     let map = |name: &str| -> Result<moat_sentry::vfs::remote::IdMap> {
@@ -491,12 +496,18 @@ fn replayer_main(sock: OwnedFd, userns: std::fs::File, root: &std::path::Path) -
             Mode::empty(),
         )
         .map_err(|e| Error::io(format!("open its {name}"), e))?;
-        let text =
-            std::io::read_to_string(std::fs::File::from(fd)).map_err(|e| Error::io(format!("read its {name}"), e))?;
-        Ok(moat_sentry::vfs::remote::IdMap::parse(&text))
+        // plain reads: std's would statx first, which the allowlist refuses
+        let mut text = Vec::new();
+        let mut buf = [0u8; 512];
+        loop {
+            match nix::unistd::read(&fd, &mut buf).map_err(|e| Error::io(format!("read its {name}"), e))? {
+                0 => break,
+                n => text.extend_from_slice(&buf[..n]),
+            }
+        }
+        Ok(moat_sentry::vfs::remote::IdMap::parse(&String::from_utf8_lossy(&text)))
     };
     let (uids, gids) = (map("uid_map")?, map("gid_map")?);
-    confine(root, ACTING_CAPS, true)?;
     // none effective between calls: each is raised for its step
     caps::clear(None, caps::CapSet::Effective).map_err(|e| Error::Init(format!("lower its capabilities: {e}")))?;
     moat_sentry::vfs::remote::serve(sock, proc, uids, gids).map_err(|e| Error::io("serve", e))

@@ -12,16 +12,26 @@
 //! own, so none reaches the host), places them where the spec it hands init
 //! says the rootfs and the sources are, and joins the namespace.
 //!
+//! An overlayfs rootfs (containerd's and podman's) cannot be idmapped
+//! itself: the sandbox gets an overlayfs of its own instead, made by stage
+//! 1 from idmapped copies of the same layers ([`moat_jail::overlay`]). It
+//! works in a work dir of its own next to the upper layer's ([`WORK`]), so
+//! the host's mount of the rootfs keeps its own; the two share the upper
+//! layer, and what the container changes may show late, or not at all,
+//! through the host's mount (the kernel logs that the upper dir is in use
+//! twice). Callers read the container's changes from the upper layer
+//! itself, as `ctr snapshot diff` and `podman commit` do.
+//!
 //! Only where every one of those filesystems allows idmapped mounts
-//! (ext4, xfs, btrfs, tmpfs; not overlayfs, which containerd and podman
-//! use: on this kernel such a sandbox keeps the host's user namespace), the
-//! rootfs is not the host's own root, and the spec joins no namespace.
+//! (ext4, xfs, btrfs, tmpfs), the rootfs is not the host's own root, and
+//! the spec joins no namespace.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use moat_jail::idmapped;
 use moat_jail::ns::Plan;
+use moat_jail::overlay::{self, Layers};
 use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
 use crate::{Error, Result};
@@ -32,6 +42,15 @@ pub const BASE: u32 = 1 << 30;
 pub const SIZE: u32 = 65536;
 /// How many ranges of [`SIZE`] ids there are from [`BASE`] up (to 2^31).
 const SLOTS: u32 = (1 << 30) / SIZE;
+/// The work dir of a sandbox's own overlayfs, next to the upper layer (it
+/// must be on the same mount; the snapshot's owner removes it with the rest).
+pub const WORK: &str = "work.moat";
+/// Where stage 1 places the copies, in its private mount namespace: on a
+/// tmpfs of its own over this directory, which every uid may search (the
+/// namespace's root must reach them; a caller's state dir may lie below a
+/// directory only host root may search, as containerd's shim makes
+/// /run/containerd).
+pub const STAGE: &str = "/tmp";
 
 /// The first host id of a range no other container of `root` uses, so that
 /// no two sandboxes share a host uid (per-user kernel counters and limits
@@ -59,6 +78,8 @@ pub struct Staged {
     pub staged: PathBuf,
     /// with the mounts below it (rbind)
     pub recursive: bool,
+    /// a directory (else a file)
+    pub dir: bool,
 }
 
 /// The namespace, and what stage 1 must place.
@@ -66,8 +87,45 @@ pub struct Staged {
 pub struct Auto {
     /// the user namespace (no process in it yet)
     pub ns: OwnedFd,
-    /// the copies to make: the rootfs first
+    /// the namespace's root, as a host uid and gid
+    pub base: u32,
+    /// the copies to make (the rootfs, or an overlayfs rootfs's layers, first)
     pub mounts: Vec<Staged>,
+    /// an overlayfs rootfs: made again from the copies of its layers
+    pub overlay: Option<Remount>,
+}
+
+/// An overlayfs for the sandbox, over idmapped copies of its layers.
+#[derive(Debug)]
+pub struct Remount {
+    /// the layers, at their staged copies
+    pub layers: Layers,
+    /// where it goes (the staged rootfs)
+    pub target: PathBuf,
+}
+
+/// Why an overlayfs rootfs cannot be made again over idmapped layers, if
+/// it cannot.
+fn overlay_unsuited(layers: &Layers) -> Option<String> {
+    if layers.options.iter().any(|(k, v)| k == "index" && v.as_deref() == Some("on")) {
+        // a second mount with the same upper layer would be refused
+        return Some("the overlayfs rootfs has index=on".into());
+    }
+    if let (Some(upper), Some(work)) = (&layers.upper, &layers.work) {
+        if upper.parent() != work.parent() || upper.parent().is_none() {
+            return Some("the overlayfs rootfs has its upper and work dirs in different directories".into());
+        }
+    }
+    let upper = layers.upper.as_ref().and_then(|u| u.parent());
+    for dir in layers.lowers.iter().map(PathBuf::as_path).chain(upper) {
+        if !idmapped::supported(dir) {
+            return Some(format!("overlayfs layer {} is on a filesystem without idmapped mounts", dir.display()));
+        }
+        if let Some(sub) = idmapped::submounts(dir).first() {
+            return Some(format!("overlayfs layer {} has a mount below it ({})", dir.display(), sub.display()));
+        }
+    }
+    None
 }
 
 /// Why `spec` keeps the host's user namespace, if it does.
@@ -99,7 +157,22 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
     if root == Path::new("/") {
         return Some("the rootfs is the host's root".into());
     }
-    let mut sources = vec![(root.to_path_buf(), false)];
+    if !Path::new(STAGE).is_dir() {
+        return Some(format!("{STAGE} is not a directory"));
+    }
+    let mut sources = Vec::new();
+    match overlay::at(root) {
+        Ok(Some(layers)) => {
+            if let Some(why) = overlay_unsuited(&layers) {
+                return Some(why);
+            }
+            if let Some(sub) = idmapped::submounts(root).first() {
+                return Some(format!("{} has a mount below it ({})", root.display(), sub.display()));
+            }
+        }
+        Ok(None) => sources.push((root.to_path_buf(), false)),
+        Err(e) => return Some(e.to_string()),
+    }
     for m in spec.mounts().iter().flatten() {
         let opts = moat_jail::mount::parse_options(m.options().as_deref().unwrap_or(&[]));
         if opts.is_bind() || m.typ().as_deref() == Some("bind") {
@@ -161,12 +234,15 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
     linux.set_gid_mappings(Some(vec![map]));
     saved.set_linux(Some(linux));
 
-    let dir = state_dir.join("idmapped");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let stage = Path::new(STAGE);
     let mut for_init = saved.clone();
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs).map_err(|e| Error::io(format!("create {}", rootfs.display()), e))?;
-    let mut mounts = vec![Staged { source: root.to_path_buf(), staged: rootfs.clone(), recursive: false }];
+    let rootfs = stage.join("rootfs");
+    let (mut mounts, overlay) = match overlay::at(root)? {
+        Some(layers) => stage_layers(&layers, stage, &rootfs)?,
+        None => {
+            (vec![Staged { source: root.to_path_buf(), staged: rootfs.clone(), recursive: false, dir: true }], None)
+        }
+    };
     let mut spec_mounts = for_init.mounts().clone().unwrap_or_default();
     for (i, m) in spec_mounts.iter_mut().enumerate() {
         let opts = moat_jail::mount::parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -174,17 +250,13 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
             continue;
         }
         let source = m.source().clone().unwrap_or_default();
-        let staged = dir.join(i.to_string());
-        let made = match std::fs::metadata(&source) {
-            Ok(meta) if meta.is_dir() => std::fs::create_dir(&staged),
-            Ok(_) => std::fs::File::create(&staged).map(|_| ()),
-            Err(e) => Err(e),
-        };
-        made.map_err(|e| Error::io(format!("stage {}", source.display()), e))?;
+        let staged = stage.join(format!("mount-{i}"));
+        let meta = std::fs::metadata(&source).map_err(|e| Error::io(format!("stage {}", source.display()), e))?;
         mounts.push(Staged {
             source,
             staged: staged.clone(),
             recursive: opts.flags.contains(nix::mount::MsFlags::MS_REC),
+            dir: meta.is_dir(),
         });
         m.set_source(Some(staged));
     }
@@ -194,28 +266,67 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         r.set_path(rootfs);
         for_init.set_root(Some(r));
     }
-    Ok(Some((Auto { ns, mounts }, saved, for_init)))
+    Ok(Some((Auto { ns, base, mounts, overlay }, saved, for_init)))
+}
+
+/// The copies an overlayfs rootfs's layers need in `stage` (each lower
+/// layer, and the directory of the upper layer and of [`WORK`], made here
+/// if missing), and the overlayfs to make of them at `rootfs`.
+fn stage_layers(layers: &Layers, stage: &Path, rootfs: &Path) -> Result<(Vec<Staged>, Option<Remount>)> {
+    let mut mounts = Vec::new();
+    let mut staged = layers.clone();
+    for (i, lower) in layers.lowers.iter().enumerate() {
+        let at = stage.join(format!("lower-{i}"));
+        mounts.push(Staged { source: lower.clone(), staged: at.clone(), recursive: false, dir: true });
+        staged.lowers[i] = at;
+    }
+    if let Some((upper, parent)) = layers.upper.as_ref().and_then(|u| Some((u, u.parent()?))) {
+        let work = parent.join(WORK);
+        match std::fs::create_dir(&work) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::io(format!("create {}", work.display()), e));
+            }
+            _ => {}
+        }
+        let at = stage.join("upper");
+        mounts.push(Staged { source: parent.to_path_buf(), staged: at.clone(), recursive: false, dir: true });
+        staged.upper = upper.file_name().map(|n| at.join(n));
+        staged.work = Some(at.join(WORK));
+    }
+    Ok((mounts, Some(Remount { layers: staged, target: rootfs.to_path_buf() })))
 }
 
 /// Stage 1's part (host root still, before it joins the namespace): a
-/// private mount namespace, where each idmapped copy is placed. Nothing of
-/// it reaches the host's; the container's own mount namespace, made after,
-/// starts as a copy of this one.
+/// private mount namespace, where each idmapped copy is placed on a fresh
+/// tmpfs over [`STAGE`]. Nothing of it reaches the host's; the container's
+/// own mount namespace, made after, starts as a copy of this one.
 pub fn place(auto: &Auto) -> Result<()> {
+    use nix::mount::MsFlags;
     use std::os::fd::AsFd;
     moat_jail::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| Error::io("make stage 1's mounts private", e))?;
-    for m in &auto.mounts {
-        let copy = idmapped::clone(&m.source, m.recursive, auto.ns.as_fd())?;
+    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| Error::io("make stage 1's mounts private", e))?;
+    // the copies first: a source may lie under STAGE
+    let copies = auto
+        .mounts
+        .iter()
+        .map(|m| idmapped::clone(&m.source, m.recursive, auto.ns.as_fd()))
+        .collect::<moat_jail::Result<Vec<_>>>()?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("tmpfs"), STAGE, Some("tmpfs"), flags, Some("mode=0755,size=64k"))
+        .map_err(|e| Error::io(format!("mount a tmpfs at {STAGE}"), e))?;
+    for (m, copy) in auto.mounts.iter().zip(copies) {
+        let made = match m.dir {
+            true => std::fs::create_dir(&m.staged),
+            false => std::fs::File::create(&m.staged).map(|_| ()),
+        };
+        made.map_err(|e| Error::io(format!("create {}", m.staged.display()), e))?;
         moat_jail::sys::move_mount_to(copy.as_fd(), &m.staged)
             .map_err(|e| Error::io(format!("place the idmapped copy of {}", m.source.display()), e))?;
+    }
+    if let Some(o) = &auto.overlay {
+        std::fs::create_dir(&o.target).map_err(|e| Error::io(format!("create {}", o.target.display()), e))?;
+        overlay::mount(&o.layers, &o.target, auto.base)?;
     }
     nix::sched::setns(&auto.ns, nix::sched::CloneFlags::CLONE_NEWUSER)
         .map_err(|e| Error::io("join the sandbox's user namespace", e))

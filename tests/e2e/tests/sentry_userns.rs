@@ -28,6 +28,15 @@ fn status_ids(pid: i64, key: &str) -> Vec<u32> {
     line.split_whitespace().skip(1).map(|v| v.parse().unwrap()).collect()
 }
 
+/// Nothing of the idmapped copies (made in stage 1's private mount
+/// namespace) shows in the host's mount table.
+fn assert_no_idmapped_mount_on_the_host() {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let idmapped: Vec<&str> =
+        mounts.lines().filter(|l| l.split(' ').nth(5).is_some_and(|o| o.split(',').any(|f| f == "idmapped"))).collect();
+    assert!(idmapped.is_empty(), "{idmapped:?}");
+}
+
 fn host_userns() -> std::path::PathBuf {
     std::fs::read_link("/proc/self/ns/user").unwrap()
 }
@@ -85,9 +94,7 @@ fn container_root_is_an_unprivileged_host_uid_and_files_keep_their_ids() {
     assert_eq!(owner(b.rootfs().join("made")), (0, 0));
     assert_eq!(owner(b.rootfs().join("d")), (1000, 1000));
     assert_eq!(owner(data.path().join("by-root")), (0, 0));
-    // nothing of the idmapped copies is left in the host's mount table
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains("idmapped"), "{mounts}");
+    assert_no_idmapped_mount_on_the_host();
     moat.ok(&["delete", "--force", &id]);
     assert_no_leaks(&moat, &id, b.path());
 }
@@ -235,4 +242,62 @@ fn an_rbind_source_brings_its_submounts() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "below\n0\n1\n");
     assert_no_leaks(&moat, &id, b.path());
+}
+
+/// containerd's overlayfs rootfs: the sandbox gets an overlayfs of its own
+/// over idmapped copies of the snapshot's layers. Container root is an
+/// unprivileged host uid; what it writes lands in the snapshot's upper
+/// layer with the container's ids, a changed image file keeps its owner,
+/// and a removed one becomes a whiteout, as without a user namespace.
+#[test]
+fn containerd_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
+    use moat_e2e::containerd::{mount_points, Containerd};
+    let ctrd = Containerd::start().expect("starting a private containerd");
+    let archive = ctrd.dir().join("busybox.oci.tar");
+    moat_e2e::image::busybox_oci_archive(&archive, "localhost/moat-busybox:latest").unwrap();
+    ctrd.import(&archive, "localhost/moat-busybox");
+    let rt = std::path::absolute(moat_e2e::moat_bin()).unwrap();
+    let id = unique_id("ctr-userns");
+    let script = format!(
+        "cat /proc/self/uid_map; id -u; stat -c '%u %g' /bin/busybox; \
+         echo made > /made-{id}; mkdir /d-{id}; chown 1000:1000 /d-{id}; \
+         echo more >> /etc/passwd; rm /bin/vi; stat -c '%u %g' /etc/passwd"
+    );
+    let out = ctrd.ctr_ok(&[
+        "run",
+        "--fifo-dir",
+        &ctrd.fifo_dir(),
+        "--runc-binary",
+        rt.to_str().unwrap(),
+        "localhost/moat-busybox:latest",
+        &id,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let map: Vec<u64> = lines[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert!(map.len() == 3 && map[0] == 0 && map[1] >= u64::from(BASE) && map[2] == 65536, "uid_map {out:?}");
+    assert_eq!(lines[1..], ["0", "0 0", "0 0"], "{out:?}");
+    // the snapshot's upper layer, found by the file the container made
+    let snapshots = ctrd.dir().join("root/io.containerd.snapshotter.v1.overlayfs/snapshots");
+    let upper = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("fs"))
+        .find(|fs| fs.join(format!("made-{id}")).exists())
+        .unwrap_or_else(|| panic!("no upper layer under {} has made-{id}", snapshots.display()));
+    let owner = |p: std::path::PathBuf| {
+        let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        (m.uid(), m.gid(), m.rdev())
+    };
+    assert_eq!(owner(upper.join(format!("made-{id}"))), (0, 0, 0));
+    assert_eq!(owner(upper.join(format!("d-{id}"))), (1000, 1000, 0));
+    assert_eq!(owner(upper.join("etc/passwd")), (0, 0, 0));
+    // a whiteout: a character device 0:0
+    let vi = std::fs::symlink_metadata(upper.join("bin/vi")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&vi.file_type()) && vi.rdev() == 0, "{vi:?}");
+    assert_no_idmapped_mount_on_the_host();
+    ctrd.ctr_ok(&["containers", "rm", &id]);
+    assert!(!mount_points().iter().any(|m| m.contains(&id)), "a mount names {id}");
+    assert!(!ctrd.runtime_root().join(&id).exists(), "the runtime's state dir is left");
 }
