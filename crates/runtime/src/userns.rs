@@ -116,8 +116,10 @@ fn overlay_unsuited(layers: &Layers) -> Option<String> {
             return Some("the overlayfs rootfs has its upper and work dirs in different directories".into());
         }
     }
-    let upper = layers.upper.as_ref().and_then(|u| u.parent());
-    for dir in layers.lowers.iter().map(PathBuf::as_path).chain(upper) {
+    // each copied without the mounts below it: those in a layer would be
+    // missing (the upper layer's directory may hold others, as podman's
+    // holds the rootfs mount itself: only the layer counts)
+    for dir in layers.lowers.iter().chain(layers.upper.as_ref()) {
         if !idmapped::supported(dir) {
             return Some(format!("overlayfs layer {} is on a filesystem without idmapped mounts", dir.display()));
         }

@@ -301,3 +301,38 @@ fn containerd_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
     assert!(!mount_points().iter().any(|m| m.contains(&id)), "a mount names {id}");
     assert!(!ctrd.runtime_root().join(&id).exists(), "the runtime's state dir is left");
 }
+
+/// podman's overlayfs rootfs (its network namespace is a new one here, as
+/// with `--network none`): the same, through conmon, with the upper layer
+/// podman names.
+#[test]
+fn podman_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
+    use moat_e2e::containerd::mount_points;
+    let podman = moat_e2e::podman::Podman::new(&std::path::absolute(moat_e2e::moat_bin()).unwrap()).unwrap();
+    let archive = podman.dir().join("busybox.oci.tar");
+    moat_e2e::image::busybox_oci_archive(&archive, "localhost/moat-busybox:latest").unwrap();
+    podman.load(&archive);
+    let name = unique_id("podman-userns");
+    let script = "cat /proc/self/uid_map; id -u; echo made > /made; mkdir /d; chown 1000:1000 /d; \
+                  echo more >> /etc/passwd; stat -c '%u %g' /etc/passwd";
+    let out =
+        podman.run_ok(&["run", "--pull=never", "--name", &name, "localhost/moat-busybox:latest", "sh", "-c", script]);
+    let lines: Vec<&str> = out.lines().collect();
+    let map: Vec<u64> = lines[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert!(map.len() == 3 && map[0] == 0 && map[1] >= u64::from(BASE) && map[2] == 65536, "uid_map {out:?}");
+    assert_eq!(lines[1..], ["0", "0 0"], "{out:?}");
+    let upper = podman.run_ok(&["container", "inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", &name]);
+    let upper = std::path::PathBuf::from(upper.trim());
+    let owner = |p: std::path::PathBuf| {
+        let m = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner(upper.join("made")), (0, 0));
+    assert_eq!(owner(upper.join("d")), (1000, 1000));
+    assert_eq!(owner(upper.join("etc/passwd")), (0, 0));
+    assert_no_idmapped_mount_on_the_host();
+    let id = podman.run_ok(&["container", "inspect", "--format", "{{.Id}}", &name]).trim().to_string();
+    podman.run_ok(&["rm", &name]);
+    assert!(!mount_points().iter().any(|m| m.contains(&id)), "a mount names {id}");
+    assert!(!podman.runtime_root().join(&id).exists(), "the runtime's state dir is left");
+}
