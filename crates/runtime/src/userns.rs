@@ -80,6 +80,9 @@ pub struct Staged {
     pub recursive: bool,
     /// a directory (else a file)
     pub dir: bool,
+    /// a mount point inside an earlier copy (the host's root's own mounts):
+    /// never made there (the copy is the host's tree), left out if missing
+    pub inside: bool,
 }
 
 /// The namespace, and what stage 1 must place.
@@ -93,6 +96,9 @@ pub struct Auto {
     pub mounts: Vec<Staged>,
     /// an overlayfs rootfs: made again from the copies of its layers
     pub overlay: Option<Remount>,
+    /// make the staged rootfs read-only, with every mount below it (the
+    /// host's root, whose own mounts come along)
+    pub read_only: bool,
 }
 
 /// An overlayfs for the sandbox, over idmapped copies of its layers.
@@ -156,14 +162,16 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
     {
         return Some("the spec has hooks that run in the container's namespaces".into());
     }
-    if root == Path::new("/") {
-        return Some("the rootfs is the host's root".into());
+    if root == Path::new("/") && !idmapped::supported(root) {
+        return Some("the host's root is on a filesystem without idmapped mounts".into());
     }
     if !Path::new(STAGE).is_dir() {
         return Some(format!("{STAGE} is not a directory"));
     }
     let mut sources = Vec::new();
     match overlay::at(root) {
+        // the host's own: its mounts are copied one by one (host_root_mounts)
+        _ if root == Path::new("/") => {}
         Ok(Some(layers)) => {
             if let Some(why) = overlay_unsuited(&layers) {
                 return Some(why);
@@ -239,11 +247,18 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
     let stage = Path::new(STAGE);
     let mut for_init = saved.clone();
     let rootfs = stage.join("rootfs");
+    let whole = |source: &Path| Staged {
+        source: source.to_path_buf(),
+        staged: rootfs.clone(),
+        recursive: false,
+        dir: true,
+        inside: false,
+    };
+    let host_root = root == Path::new("/");
     let (mut mounts, overlay) = match overlay::at(root)? {
+        _ if host_root => (std::iter::once(whole(root)).chain(host_root_mounts(spec, &rootfs)).collect(), None),
         Some(layers) => stage_layers(&layers, stage, &rootfs)?,
-        None => {
-            (vec![Staged { source: root.to_path_buf(), staged: rootfs.clone(), recursive: false, dir: true }], None)
-        }
+        None => (vec![whole(root)], None),
     };
     let mut spec_mounts = for_init.mounts().clone().unwrap_or_default();
     for (i, m) in spec_mounts.iter_mut().enumerate() {
@@ -259,6 +274,7 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
             staged: staged.clone(),
             recursive: opts.flags.contains(nix::mount::MsFlags::MS_REC),
             dir: meta.is_dir(),
+            inside: false,
         });
         m.set_source(Some(staged));
     }
@@ -268,7 +284,33 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         r.set_path(rootfs);
         for_init.set_root(Some(r));
     }
-    Ok(Some((Auto { ns, base, mounts, overlay }, saved, for_init)))
+    let read_only = host_root && spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    Ok(Some((Auto { ns, base, mounts, overlay, read_only }, saved, for_init)))
+}
+
+/// The host's own mounts below its root (`moat do`), each to be copied on
+/// its own into the staged `rootfs`: a recursive copy cannot be idmapped
+/// where one of them does not allow it (proc, sysfs, devtmpfs, cgroup…).
+/// Those under the spec's own mounts are left out (covered: /proc, /dev,
+/// /sys, /tmp), and so, logged, are those on filesystems without idmapped
+/// mounts: their mount points show as the empty directories below them.
+fn host_root_mounts(spec: &Spec, rootfs: &Path) -> Vec<Staged> {
+    let covered: Vec<PathBuf> = spec.mounts().iter().flatten().map(|m| m.destination().clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for point in idmapped::submounts(Path::new("/")) {
+        if covered.iter().any(|c| point.starts_with(c)) || !seen.insert(point.clone()) {
+            continue;
+        }
+        if !idmapped::supported(&point) {
+            tracing::info!("{} is on a filesystem without idmapped mounts: empty in the sandbox", point.display());
+            continue;
+        }
+        let Ok(rel) = point.strip_prefix("/") else { continue };
+        let dir = std::fs::metadata(&point).map(|m| m.is_dir()).unwrap_or(true);
+        out.push(Staged { source: point.clone(), staged: rootfs.join(rel), recursive: false, dir, inside: true });
+    }
+    out
 }
 
 /// The copies an overlayfs rootfs's layers need in `stage` (each lower
@@ -279,7 +321,7 @@ fn stage_layers(layers: &Layers, stage: &Path, rootfs: &Path) -> Result<(Vec<Sta
     let mut staged = layers.clone();
     for (i, lower) in layers.lowers.iter().enumerate() {
         let at = stage.join(format!("lower-{i}"));
-        mounts.push(Staged { source: lower.clone(), staged: at.clone(), recursive: false, dir: true });
+        mounts.push(Staged { source: lower.clone(), staged: at.clone(), recursive: false, dir: true, inside: false });
         staged.lowers[i] = at;
     }
     if let Some((upper, parent)) = layers.upper.as_ref().and_then(|u| Some((u, u.parent()?))) {
@@ -291,7 +333,13 @@ fn stage_layers(layers: &Layers, stage: &Path, rootfs: &Path) -> Result<(Vec<Sta
             _ => {}
         }
         let at = stage.join("upper");
-        mounts.push(Staged { source: parent.to_path_buf(), staged: at.clone(), recursive: false, dir: true });
+        mounts.push(Staged {
+            source: parent.to_path_buf(),
+            staged: at.clone(),
+            recursive: false,
+            dir: true,
+            inside: false,
+        });
         staged.upper = upper.file_name().map(|n| at.join(n));
         staged.work = Some(at.join(WORK));
     }
@@ -318,13 +366,23 @@ pub fn place(auto: &Auto) -> Result<()> {
     nix::mount::mount(Some("tmpfs"), STAGE, Some("tmpfs"), flags, Some("mode=0755,size=64k"))
         .map_err(|e| Error::io(format!("mount a tmpfs at {STAGE}"), e))?;
     for (m, copy) in auto.mounts.iter().zip(copies) {
-        let made = match m.dir {
-            true => std::fs::create_dir(&m.staged),
-            false => std::fs::File::create(&m.staged).map(|_| ()),
+        let made = match (m.inside, m.dir) {
+            // below a mount left out, or changed since create
+            (true, _) if !m.staged.exists() => {
+                tracing::info!("{} is missing in the sandbox's tree: left out", m.source.display());
+                continue;
+            }
+            (true, _) => Ok(()),
+            (false, true) => std::fs::create_dir(&m.staged),
+            (false, false) => std::fs::File::create(&m.staged).map(|_| ()),
         };
         made.map_err(|e| Error::io(format!("create {}", m.staged.display()), e))?;
         moat_jail::sys::move_mount_to(copy.as_fd(), &m.staged)
             .map_err(|e| Error::io(format!("place the idmapped copy of {}", m.source.display()), e))?;
+    }
+    if let Some(whole) = auto.mounts.first().filter(|_| auto.read_only) {
+        moat_jail::sys::mount_setattr_rdonly(&whole.staged, true)
+            .map_err(|e| Error::io(format!("make {} read-only", whole.staged.display()), e))?;
     }
     if let Some(o) = &auto.overlay {
         std::fs::create_dir(&o.target).map_err(|e| Error::io(format!("create {}", o.target.display()), e))?;

@@ -54,3 +54,43 @@ fn do_with_the_host_network_and_exit_status() {
     assert!(n >= 1, "the host's interfaces are visible with --network host");
     assert!(moat.fails(&["do", "--network", "bogus", "--", "true"]).contains("--network"));
 }
+
+/// On sentry, `moat do`'s root is root of a user namespace of its own (an
+/// unprivileged host uid), over idmapped copies of the host's root and of
+/// each mount below it that allows them, all read-only: a tmpfs mounted
+/// below the root shows inside with its owners, and cannot be written; one
+/// that cannot be idmapped (ramfs) shows as its empty mount point.
+#[test]
+fn do_on_sentry_runs_as_an_unprivileged_host_uid_over_read_only_copies() {
+    use std::process::Command;
+    let dir = std::path::PathBuf::from(format!("/run/moat-e2e-do-{}", std::process::id()));
+    let (tmpfs, ramfs) = (dir.join("tmpfs"), dir.join("ramfs"));
+    for (point, fstype) in [(&tmpfs, "tmpfs"), (&ramfs, "ramfs")] {
+        std::fs::create_dir_all(point).unwrap();
+        let st = Command::new("mount").args(["-t", fstype, fstype]).arg(point).status().unwrap();
+        assert!(st.success(), "mount {fstype}");
+        std::fs::write(point.join("file"), "on the host\n").unwrap();
+        std::os::unix::fs::chown(point.join("file"), Some(1000), Some(1000)).unwrap();
+    }
+    let script = format!(
+        "cat /proc/self/uid_map; id -u; stat -c '%u %g' {t}/file; cat {t}/file; \
+         (echo x > {t}/file) 2>&1 | grep -c Read-only; ls -A {r} | wc -l",
+        t = tmpfs.display(),
+        r = ramfs.display()
+    );
+    let moat = Moat::new();
+    let out = moat.run(&["do", "--", "sh", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let kept = std::fs::read_to_string(tmpfs.join("file")).unwrap();
+    for point in [&tmpfs, &ramfs] {
+        let _ = Command::new("umount").arg(point).status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    let map: Vec<u64> = lines[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert!(map.len() == 3 && map[0] == 0 && map[1] >= 1 << 30 && map[2] == 65536, "uid_map {text:?}");
+    assert_eq!(lines[1..], ["0", "1000 1000", "on the host", "1", "0"], "{text}");
+    assert_eq!(kept, "on the host\n");
+    assert_eq!(std::fs::read_dir(moat.root()).map(|d| d.count()).unwrap_or(0), 0, "state left behind");
+}
