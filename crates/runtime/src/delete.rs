@@ -66,6 +66,7 @@ pub fn destroy(c: Container) -> Result<()> {
         cg.destroy()?;
     }
     c.remove()?;
+    crate::userns::forget(&s.rootfs);
     if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()).and_then(|h| h.poststop().clone()) {
         // the spec: a failing poststop hook is logged and delete goes on
         hooks::run_all_warn("poststop", &h, &state);

@@ -22,9 +22,12 @@
 //! twice). Callers read the container's changes from the upper layer
 //! itself, as `ctr snapshot diff` and `podman commit` do.
 //!
+//! The host's own root (`moat do`) is copied mount by mount
+//! (`host_root_mounts`), read-only.
+//!
 //! Only where every one of those filesystems allows idmapped mounts
-//! (ext4, xfs, btrfs, tmpfs), the rootfs is not the host's own root, and
-//! the spec joins no namespace.
+//! (ext4, xfs, btrfs, tmpfs), and the spec joins no namespace and shares
+//! none of those only their owner's root may mount in.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -113,9 +116,17 @@ pub struct Remount {
 /// Why an overlayfs rootfs cannot be made again over idmapped layers, if
 /// it cannot.
 fn overlay_unsuited(layers: &Layers) -> Option<String> {
-    if layers.options.iter().any(|(k, v)| k == "index" && v.as_deref() == Some("on")) {
-        // a second mount with the same upper layer would be refused
-        return Some("the overlayfs rootfs has index=on".into());
+    // mountinfo names these only where they differ from the module's default
+    let on = |name: &str| match layers.options.iter().find(|(k, _)| k == name) {
+        Some((_, v)) => v.as_deref() == Some("on"),
+        None => {
+            std::fs::read_to_string(format!("/sys/module/overlay/parameters/{name}")).is_ok_and(|v| v.trim() == "Y")
+        }
+    };
+    if let Some(name) = ["index", "nfs_export"].into_iter().find(|n| on(n)) {
+        // (nfs_export needs the index) a second mount with the same upper
+        // layer would be refused
+        return Some(format!("the overlayfs rootfs has {name}=on"));
     }
     if let (Some(upper), Some(work)) = (&layers.upper, &layers.work) {
         if upper.parent() != work.parent() || upper.parent().is_none() {
@@ -344,6 +355,20 @@ fn stage_layers(layers: &Layers, stage: &Path, rootfs: &Path) -> Result<(Vec<Sta
         staged.work = Some(at.join(WORK));
     }
     Ok((mounts, Some(Remount { layers: staged, target: rootfs.to_path_buf() })))
+}
+
+/// Once the sandbox is gone: the work dir its own overlayfs used, next to
+/// the upper layer of the overlayfs still mounted at `rootfs`, if any (the
+/// snapshot's owner would remove it with the snapshot; a bundle made by
+/// hand has none).
+pub fn forget(rootfs: &Path) {
+    if let Ok(Some(layers)) = overlay::at(rootfs) {
+        if let Some(work) = layers.upper.as_ref().and_then(|u| u.parent()).map(|p| p.join(WORK)) {
+            if work.is_dir() {
+                let _ = std::fs::remove_dir_all(work);
+            }
+        }
+    }
 }
 
 /// Stage 1's part (host root still, before it joins the namespace): a

@@ -290,6 +290,8 @@ fn containerd_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
         let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         (m.uid(), m.gid(), m.rdev())
     };
+    // the task is deleted: the sandbox's own overlayfs work dir went with it
+    assert!(!upper.parent().unwrap().join("work.moat").exists(), "work.moat left next to {}", upper.display());
     assert_eq!(owner(upper.join(format!("made-{id}"))), (0, 0, 0));
     assert_eq!(owner(upper.join(format!("d-{id}"))), (1000, 1000, 0));
     assert_eq!(owner(upper.join("etc/passwd")), (0, 0, 0));
