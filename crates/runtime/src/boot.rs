@@ -297,6 +297,12 @@ pub fn spawn(
                 tracing::error!("sentry: RLIMIT_MSGQUEUE: {e}");
                 return 1;
             }
+            // a pidfd per remembered thread, the callers' fds it takes a
+            // copy of: not within a caller's soft limit of 1024
+            use nix::sys::resource::{getrlimit, setrlimit, Resource::RLIMIT_NOFILE};
+            if let Err(e) = getrlimit(RLIMIT_NOFILE).and_then(|(_, hard)| setrlimit(RLIMIT_NOFILE, hard, hard)) {
+                tracing::warn!("sentry: RLIMIT_NOFILE: {e}");
+            }
             // ptrace access to stub memory, and DAC override to open the
             // /proc/TID/mem of a stub that switched to another uid; and
             // what acting as a caller in the tree takes

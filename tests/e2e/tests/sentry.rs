@@ -336,3 +336,33 @@ fn a_broken_fuse_device_is_a_clear_error_and_leaves_nothing() {
         assert_no_leaks(&moat, &id, b.path());
     }
 }
+
+#[test]
+fn a_long_shell_loop_does_not_run_the_sentry_out_of_fds() {
+    // the Sentry keeps a pidfd per thread it remembers; started by a caller
+    // with the usual soft limit of 1024 fds, 1500 short-lived processes that
+    // each change the tree must not leave it unable to open anything
+    let moat = sentry();
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 1500 ]; do touch /f; i=$((i+1)); done; touch /g && echo ok",
+    ]);
+    b.edit(|s| s["root"]["readonly"] = false.into());
+    let id = unique_id("fds");
+    let out = std::process::Command::new("prlimit")
+        .arg("--nofile=1024:")
+        .arg(moat_e2e::moat_bin())
+        .arg("--root")
+        .arg(moat.root())
+        .args(["--platform", "sentry", "run", "--bundle"])
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!((out.status.code(), stdout.as_ref()), (Some(0), "ok\n"), "{stderr}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+    assert_no_leaks(&moat, &id, b.path());
+}

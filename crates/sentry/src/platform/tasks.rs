@@ -32,8 +32,11 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::vfs::creds::Creds;
 
-/// Entries kept before the dead ones are swept.
-const SWEEP_AT: usize = 4096;
+/// Entries kept before the dead ones are first swept. Each entry holds a
+/// pidfd until then: the next sweep comes at twice the entries left alive
+/// (never below this), so dead threads hold at most about as many fds as
+/// live ones, and sweeping costs O(1) per remembered thread, amortized.
+const SWEEP_AT: usize = 64;
 
 struct Known {
     pidfd: OwnedFd,
@@ -50,6 +53,8 @@ pub struct Tasks {
     /// processes with an exec under way in a thread other than the leader:
     /// not remembered while that thread (this pidfd) lives
     exec_pending: RefCell<HashMap<u32, OwnedFd>>,
+    /// how many entries trigger the next sweep (0: [`SWEEP_AT`])
+    sweep_at: std::cell::Cell<usize>,
 }
 
 /// What to forget.
@@ -101,8 +106,9 @@ impl Tasks {
             }
         }
         let mut known = self.known.borrow_mut();
-        if known.len() >= SWEEP_AT {
+        if known.len() >= self.sweep_at.get().max(SWEEP_AT) {
             known.retain(|_, k| alive(&k.pidfd));
+            self.sweep_at.set(known.len() * 2);
             // a process id may come back for another process: then it is
             // merely not remembered, never remembered wrongly
             self.volatile.borrow_mut().clear();
@@ -190,5 +196,34 @@ mod tests {
         t.forget(me, 7, Forget::ForGood);
         t.remember(me, 7, live, creds(0));
         assert_eq!(t.creds(me), None, "a process that changed its umask is not remembered again");
+    }
+
+    #[test]
+    fn dead_threads_hold_no_more_fds_than_live_ones() {
+        let t = Tasks::new();
+        let me = nix::unistd::gettid().as_raw() as u32;
+        // SAFETY: pidfd_open takes a pid and flags; returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
+        // SAFETY: the kernel just returned this fd.
+        let live = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        t.remember(me, me, live, creds(0));
+        // a shell loop's worth of processes, each gone before the next
+        for i in 0..3000u32 {
+            // SAFETY: the child only calls _exit, which is async-signal-safe.
+            let child = match unsafe { nix::unistd::fork() }.unwrap() {
+                // SAFETY: ends the child at once, running nothing of the parent's.
+                nix::unistd::ForkResult::Child => unsafe { libc::_exit(0) },
+                nix::unistd::ForkResult::Parent { child } => child,
+            };
+            // SAFETY: as above.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+            assert!(fd >= 0);
+            // SAFETY: the kernel just returned this fd.
+            let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+            let _ = nix::sys::wait::waitpid(child, None);
+            t.remember(1_000_000 + i, 1_000_000 + i, pidfd, creds(0));
+            assert!(t.len() <= SWEEP_AT, "{} entries after {i} dead processes", t.len());
+        }
+        assert_eq!(t.creds(me), Some(creds(0)), "the live thread stays remembered");
     }
 }
