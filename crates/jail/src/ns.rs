@@ -2,7 +2,7 @@
 //! and the order in which to enter them.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, unshare, CloneFlags};
@@ -107,6 +107,31 @@ pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
 /// Joins the namespace open as `f` (checking it is of type `t`).
 pub fn join_file(t: LinuxNamespaceType, f: &File) -> Result<()> {
     setns(f.as_fd(), flag(t)).map_err(|e| Error::sys(format!("setns {}", proc_name(t)), e))
+}
+
+/// A namespace, named by its filesystem identity (nsfs device and inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Id(pub u64, pub u64);
+
+impl Id {
+    /// The namespace open as `f`.
+    pub fn of(f: BorrowedFd<'_>) -> Result<Id> {
+        let st = nix::sys::stat::fstat(f).map_err(|e| Error::sys("fstat a namespace", e))?;
+        Ok(Id(st.st_dev, st.st_ino))
+    }
+
+    /// The namespace at `path` (/proc/PID/ns/TYPE, a bind of one).
+    pub fn at(path: &Path) -> Result<Id> {
+        let f = File::open(path).map_err(|e| Error::path("open namespace", path, e))?;
+        Id::of(f.as_fd())
+    }
+}
+
+/// The user namespace that owns the namespace at `path`.
+pub fn owner(path: &Path) -> Result<Id> {
+    let f = File::open(path).map_err(|e| Error::path("open namespace", path, e))?;
+    let owner = crate::sys::ns_owner(f.as_fd()).map_err(|e| Error::path("find the owner of", path, e))?;
+    Id::of(owner.as_fd())
 }
 
 /// Creates the namespaces in `flags` for the calling process.

@@ -150,9 +150,9 @@ pub struct Backing {
 
 /// Checks the spec's procfs and sysfs mounts (each only at its own place:
 /// anywhere else it would give the stubs the host kernel's) and makes the
-/// Sentry's instances of the ones mounted. A sysfs the sandbox may not
-/// mount (a network namespace owned by another user namespace) stays as
-/// the spec made it.
+/// Sentry's instances of the ones mounted. Where the sandbox may mount no
+/// sysfs (a network namespace owned by another user namespace), the
+/// instance is a copy of the spec's /sys mount.
 pub fn backing() -> Result<Backing> {
     let info =
         std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::path("read", "/proc/self/mountinfo", e))?;
@@ -175,9 +175,14 @@ pub fn backing() -> Result<Backing> {
             Kind::Proc => sys::procfs_instance(false),
             // inside a user namespace a new sysfs may be no more permissive
             // than the one already visible: the spec's, often read-only
-            Kind::Sys => sys::new_mount(c"sysfs", &[], 0).or_else(|_| {
-                sys::new_mount(c"sysfs", &[], sys::MOUNT_ATTR_RDONLY_FLAG | sys::MOUNT_ATTR_NOSUID_NODEV_NOEXEC)
-            }),
+            Kind::Sys => sys::new_mount(c"sysfs", &[], 0)
+                .or_else(|_| {
+                    sys::new_mount(c"sysfs", &[], sys::MOUNT_ATTR_RDONLY_FLAG | sys::MOUNT_ATTR_NOSUID_NODEV_NOEXEC)
+                })
+                // none at all (a network namespace the sandbox's user
+                // namespace does not own): a copy of the spec's, which
+                // stage 1 made of that network namespace as host root
+                .or_else(|_| sys::clone_mount(Path::new(here), false)),
         };
         match instance {
             Ok(fd) => instances.push((kind, fd)),

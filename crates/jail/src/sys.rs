@@ -238,6 +238,19 @@ pub fn pidfd_open(pid: nix::unistd::Pid) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The user namespace that owns the namespace open as `ns`
+/// (ioctl NS_GET_USERNS).
+pub fn ns_owner(ns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    const NS_GET_USERNS: libc::c_ulong = 0xb701; // _IO(0xb7, 0x1)
+                                                 // SAFETY: this ioctl takes no argument and returns a new fd we own.
+    let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS as libc::Ioctl) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this new fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
 /// Sends `sig` through a pidfd (pidfd_send_signal(2)).
 pub fn pidfd_kill(pidfd: BorrowedFd<'_>, sig: nix::sys::signal::Signal) -> io::Result<()> {
     // SAFETY: no pointers besides a null siginfo, which the call allows.

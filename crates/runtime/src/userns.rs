@@ -102,6 +102,8 @@ pub struct Auto {
     /// make the staged rootfs read-only, with every mount below it (the
     /// host's root, whose own mounts come along)
     pub read_only: bool,
+    /// a joined network namespace
+    pub network: Option<Network>,
 }
 
 /// An overlayfs for the sandbox, over idmapped copies of its layers.
@@ -147,13 +149,92 @@ fn overlay_unsuited(layers: &Layers) -> Option<String> {
     None
 }
 
+/// Whether the spec joins a network namespace (one a caller made, as
+/// podman for its default network and containerd's CRI for a pod do);
+/// Err (why the sandbox keeps the host's user namespace) if it joins
+/// another kind, or the host's own network namespace, or one of another
+/// user namespace.
+fn joins_network(plan: &Plan) -> std::result::Result<bool, String> {
+    use moat_jail::ns::{owner, Id};
+    let host = |kind: &str| Id::at(&Path::new("/proc/self/ns").join(kind)).map_err(|e| e.to_string());
+    let mut joins = false;
+    for (t, path) in &plan.join {
+        if *t != LinuxNamespaceType::Network {
+            return Err(format!("the spec joins a {t:?} namespace"));
+        }
+        let id = Id::at(path).map_err(|e| e.to_string())?;
+        if id == host("net")? || Id::at(Path::new("/proc/1/ns/net")).is_ok_and(|init| init == id) {
+            return Err("the spec joins the host's network namespace".into());
+        }
+        if owner(path).map_err(|e| e.to_string())? != host("user")? {
+            return Err(format!("the spec joins the network namespace of another user namespace ({})", path.display()));
+        }
+        joins = true;
+    }
+    Ok(joins)
+}
+
+/// For a joined network namespace, which the sandbox's user namespace does
+/// not own: what stage 1 does in it as host root, which the container's
+/// root could not.
+#[derive(Debug, Default)]
+pub struct Network {
+    /// the spec's net.* sysctls (group ids of ping_group_range already
+    /// the host's), and ip_unprivileged_port_start=0 unless it names one:
+    /// the container's root has no CAP_NET_BIND_SERVICE there
+    pub sysctls: Vec<(String, String)>,
+    /// mount a sysfs of it (read-only) at [`STAGE`]/sysfs, which the spec's
+    /// sysfs mount binds
+    pub sysfs: bool,
+}
+
+/// What a joined network namespace needs of stage 1, and `for_init`
+/// without it (its sysfs mounts a bind of stage 1's, no net.* sysctls).
+fn network(for_init: &mut Spec, base: u32) -> Network {
+    let mut net = Network::default();
+    let mut linux = for_init.linux().clone().unwrap_or_default();
+    let mut sysctls = linux.sysctl().clone().unwrap_or_default();
+    let theirs: Vec<String> = sysctls.keys().filter(|k| k.starts_with("net.")).cloned().collect();
+    for k in theirs {
+        let v = sysctls.remove(&k).unwrap_or_default();
+        let v = match k.as_str() {
+            // group ids of the writer's user namespace: the container's, as the host numbers them
+            "net.ipv4.ping_group_range" => v
+                .split_whitespace()
+                .map(|g| {
+                    g.parse::<u32>().map(|g| (base + g.min(SIZE - 1)).to_string()).unwrap_or_else(|_| g.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => v,
+        };
+        net.sysctls.push((k, v));
+    }
+    if !net.sysctls.iter().any(|(k, _)| k == "net.ipv4.ip_unprivileged_port_start") {
+        net.sysctls.push(("net.ipv4.ip_unprivileged_port_start".into(), "0".into()));
+    }
+    linux.set_sysctl(Some(sysctls));
+    for_init.set_linux(Some(linux));
+    let mut mounts = for_init.mounts().clone().unwrap_or_default();
+    for m in mounts.iter_mut().filter(|m| m.typ().as_deref() == Some("sysfs")) {
+        net.sysfs = true;
+        let mut opts = vec!["rbind".to_string()];
+        opts.extend(m.options().clone().unwrap_or_default());
+        m.set_typ(Some("bind".into()));
+        m.set_source(Some(Path::new(STAGE).join("sysfs")));
+        m.set_options(Some(opts));
+    }
+    for_init.set_mounts(Some(mounts));
+    net
+}
+
 /// Why `spec` keeps the host's user namespace, if it does.
 fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
     if plan.has(LinuxNamespaceType::User) {
         return Some("the spec brings its own user namespace".into());
     }
-    if !plan.join.is_empty() {
-        return Some("the spec joins namespaces".into());
+    if let Err(why) = joins_network(plan) {
+        return Some(why);
     }
     // those the kernel lets only their owner's root mount in (procfs,
     // mqueue, sysfs) or configure must be the sandbox's own
@@ -295,8 +376,9 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         r.set_path(rootfs);
         for_init.set_root(Some(r));
     }
+    let network = joins_network(plan).unwrap_or(false).then(|| network(&mut for_init, base));
     let read_only = host_root && spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
-    Ok(Some((Auto { ns, base, mounts, overlay, read_only }, saved, for_init)))
+    Ok(Some((Auto { ns, base, mounts, overlay, read_only, network }, saved, for_init)))
 }
 
 /// The host's own mounts below its root (`moat do`), each to be copied on
@@ -408,6 +490,19 @@ pub fn place(auto: &Auto) -> Result<()> {
     if let Some(whole) = auto.mounts.first().filter(|_| auto.read_only) {
         moat_jail::sys::mount_setattr_rdonly(&whole.staged, true)
             .map_err(|e| Error::io(format!("make {} read-only", whole.staged.display()), e))?;
+    }
+    if let Some(net) = &auto.network {
+        // stage 1 is in the joined network namespace already
+        for (k, v) in &net.sysctls {
+            moat_jail::sysctl::write(k, v)?;
+        }
+        if net.sysfs {
+            let at = Path::new(STAGE).join("sysfs");
+            std::fs::create_dir(&at).map_err(|e| Error::io(format!("create {}", at.display()), e))?;
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            nix::mount::mount(Some("sysfs"), &at, Some("sysfs"), flags, None::<&str>)
+                .map_err(|e| Error::io("mount a sysfs of the joined network namespace", e))?;
+        }
     }
     if let Some(o) = &auto.overlay {
         std::fs::create_dir(&o.target).map_err(|e| Error::io(format!("create {}", o.target.display()), e))?;

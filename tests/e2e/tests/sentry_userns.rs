@@ -194,6 +194,15 @@ fn sandboxes_that_cannot_have_one_keep_the_hosts() {
     ));
     // the host's network namespace: the namespace's root could not configure it
     assert!(!own(&|s| s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network"), &moat));
+    // ... nor when joined by path (a sysctl written there would be the host's)
+    let join_host = |s: &mut serde_json::Value| {
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = format!("/proc/{}/ns/net", std::process::id()).into();
+            }
+        }
+    };
+    assert!(!own(&join_host, &moat));
     // cgroups mounted without a cgroup namespace: the container's own are bound in
     assert!(own(
         &|s| {
@@ -337,4 +346,53 @@ fn podman_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
     podman.run_ok(&["rm", &name]);
     assert!(!mount_points().iter().any(|m| m.contains(&id)), "a mount names {id}");
     assert!(!podman.runtime_root().join(&id).exists(), "the runtime's state dir is left");
+}
+
+/// A network namespace the caller made (podman's default network, a
+/// Kubernetes pod's): joined as host root, it stays the host user
+/// namespace's, and the sandbox still gets one of its own. Stage 1 does
+/// there what its root could not: ip_unprivileged_port_start=0 (root binds
+/// port 80, as in runsc), the spec's net.* sysctls (ping_group_range in
+/// host ids), a sysfs of it for the Sentry's /sys.
+#[test]
+fn a_joined_network_namespace_keeps_the_sandboxs_own_user_namespace() {
+    let netns = format!("moat-e2e-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &netns]);
+    ip(&["-n", &netns, "link", "set", "lo", "up"]);
+    let script = "cat /proc/self/uid_map; (nc -l -p 80 &); sleep 0.3; netstat -ltn | grep -c ':80 '; \
+                  ls /sys/class/net; echo made > /made && cat /made";
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    let path = format!("/run/netns/{netns}");
+    b.edit(|s| {
+        s["root"]["readonly"] = false.into();
+        set_caps(s, CONTAINERD_CAPS);
+        s["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0"});
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = path.clone().into();
+            }
+        }
+    });
+    let moat = Moat::new();
+    let id = unique_id("joinednet");
+    let (code, out, err) = run_fg(&moat, &b, &id);
+    let sysctl = |k: &str| {
+        let out = std::process::Command::new("ip").args(["netns", "exec", &netns, "sysctl", "-n", k]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let (port_start, ping) = (sysctl("net.ipv4.ip_unprivileged_port_start"), sysctl("net.ipv4.ping_group_range"));
+    ip(&["netns", "delete", &netns]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let map: Vec<u64> = lines[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert!(map.len() == 3 && map[0] == 0 && map[1] >= u64::from(BASE) && map[2] == 65536, "uid_map {out:?}");
+    // root binds port 80; /sys shows the pod's interfaces (lo), not the host's
+    assert_eq!(lines[1..], ["1", "lo", "made"], "{out}");
+    assert_eq!(port_start, "0");
+    assert_eq!(ping, format!("{} {}", map[1], map[1]));
+    assert_no_leaks(&moat, &id, b.path());
 }
