@@ -149,29 +149,76 @@ fn overlay_unsuited(layers: &Layers) -> Option<String> {
     None
 }
 
-/// Whether the spec joins a network namespace (one a caller made, as
-/// podman for its default network and containerd's CRI for a pod do);
-/// Err (why the sandbox keeps the host's user namespace) if it joins
-/// another kind, or the host's own network namespace, or one of another
-/// user namespace.
-fn joins_network(plan: &Plan) -> std::result::Result<bool, String> {
+/// What the spec's joined namespaces ask of the sandbox's user namespace.
+#[derive(Debug, Default)]
+struct Joined {
+    /// a network namespace of the host's user namespace (one a caller
+    /// made, as podman for its default network and containerd's CRI for a
+    /// pod do; not the host's own)
+    network: bool,
+    /// namespaces of another sandbox's user namespace (a pod's containers
+    /// join the first one's ipc, uts, network…): that namespace, to join
+    /// too, and the host id of its root
+    adopt: Option<(OwnedFd, u32)>,
+}
+
+/// What the spec's joined namespaces (`plan.join`) ask; Err, why the
+/// sandbox keeps the host's user namespace, if they do not allow one.
+/// Another namespace than a network one must belong to the user namespace
+/// of a container of the same `--root` (`states`).
+fn joined(plan: &Plan, states: &Path) -> std::result::Result<Joined, String> {
     use moat_jail::ns::{owner, Id};
     let host = |kind: &str| Id::at(&Path::new("/proc/self/ns").join(kind)).map_err(|e| e.to_string());
-    let mut joins = false;
+    let mut j = Joined::default();
+    let mut owners = std::collections::HashSet::new();
     for (t, path) in &plan.join {
+        if *t == LinuxNamespaceType::Mount {
+            return Err("the spec joins a mount namespace".into());
+        }
+        let by = owner(path).map_err(|e| e.to_string())?;
+        if by != host("user")? {
+            owners.insert(by);
+            continue;
+        }
         if *t != LinuxNamespaceType::Network {
-            return Err(format!("the spec joins a {t:?} namespace"));
+            return Err(format!("the spec joins a {t:?} namespace of the host's user namespace"));
         }
         let id = Id::at(path).map_err(|e| e.to_string())?;
         if id == host("net")? || Id::at(Path::new("/proc/1/ns/net")).is_ok_and(|init| init == id) {
             return Err("the spec joins the host's network namespace".into());
         }
-        if owner(path).map_err(|e| e.to_string())? != host("user")? {
-            return Err(format!("the spec joins the network namespace of another user namespace ({})", path.display()));
-        }
-        joins = true;
+        j.network = true;
     }
-    Ok(joins)
+    match owners.len() {
+        0 => {}
+        1 => {
+            let by = owners.into_iter().next().unwrap_or(Id(0, 0));
+            j.adopt = Some(
+                sandbox_userns(states, by).ok_or("the spec joins namespaces of a user namespace moat did not make")?,
+            );
+        }
+        _ => return Err("the spec joins namespaces of several user namespaces".into()),
+    }
+    Ok(j)
+}
+
+/// The user namespace `id`, if a container of `states` has it as its own
+/// (the single range [`SIZE`] ids map to): open, with its root's host id.
+fn sandbox_userns(states: &Path, id: moat_jail::ns::Id) -> Option<(OwnedFd, u32)> {
+    crate::state::list_ids(states).iter().find_map(|other| {
+        let pid = crate::state::Container::open(states, other).ok()?.saved().ok()?.pid;
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/user")).ok()?;
+        if moat_jail::ns::Id::of(std::os::fd::AsFd::as_fd(&ns)).ok()? != id {
+            return None;
+        }
+        let range = |file: &str| -> Option<u32> {
+            let map = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+            let f: Vec<u32> = map.split_whitespace().map(|v| v.parse().ok()).collect::<Option<_>>()?;
+            (f.len() == 3 && f[0] == 0 && f[2] == SIZE).then_some(f[1])
+        };
+        let base = range("uid_map")?;
+        (range("gid_map")? == base).then(|| (OwnedFd::from(ns), base))
+    })
 }
 
 /// For a joined network namespace, which the sandbox's user namespace does
@@ -232,9 +279,6 @@ fn network(for_init: &mut Spec, base: u32) -> Network {
 fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
     if plan.has(LinuxNamespaceType::User) {
         return Some("the spec brings its own user namespace".into());
-    }
-    if let Err(why) = joins_network(plan) {
-        return Some(why);
     }
     // those the kernel lets only their owner's root mount in (procfs,
     // mqueue, sysfs) or configure must be the sandbox's own
@@ -306,16 +350,27 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
 /// sources at their staged copies); None if the sandbox keeps the host's
 /// user namespace (logged, with why).
 pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<Option<(Auto, Spec, Spec)>> {
-    if let Some(why) = unsuited(spec, root, plan) {
-        tracing::info!("no user namespace of the sandbox's own: {why}");
-        return Ok(None);
-    }
     let (states, id) = match (state_dir.parent(), state_dir.file_name()) {
         (Some(states), Some(id)) => (states, id.to_string_lossy()),
         _ => return Err(Error::Init(format!("state dir {}", state_dir.display()))),
     };
-    let base = free_range(states, &id);
-    let ns = idmapped::new_userns(base, SIZE)?;
+    // (what its joined namespaces allow: [`joined`])
+    let why = unsuited(spec, root, plan);
+    let joined = match (why, joined(plan, states)) {
+        (None, Ok(j)) => j,
+        (Some(why), _) | (None, Err(why)) => {
+            tracing::info!("no user namespace of the sandbox's own: {why}");
+            return Ok(None);
+        }
+    };
+    // the pod's, if it joins namespaces of one; else a range of its own
+    let (ns, base) = match joined.adopt {
+        Some(adopted) => adopted,
+        None => {
+            let base = free_range(states, &id);
+            (idmapped::new_userns(base, SIZE)?, base)
+        }
+    };
     let mut saved = spec.clone();
     let mut linux = saved.linux().clone().unwrap_or_default();
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
@@ -376,7 +431,7 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         r.set_path(rootfs);
         for_init.set_root(Some(r));
     }
-    let network = joins_network(plan).unwrap_or(false).then(|| network(&mut for_init, base));
+    let network = joined.network.then(|| network(&mut for_init, base));
     let read_only = host_root && spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
     Ok(Some((Auto { ns, base, mounts, overlay, read_only, network }, saved, for_init)))
 }

@@ -396,3 +396,46 @@ fn a_joined_network_namespace_keeps_the_sandboxs_own_user_namespace() {
     assert_eq!(ping, format!("{} {}", map[1], map[1]));
     assert_no_leaks(&moat, &id, b.path());
 }
+
+/// A pod: a second sandbox joins the first one's ipc, uts and network
+/// namespaces, which belong to the first one's user namespace. It joins
+/// that user namespace too (with its range of host ids), and its own
+/// changes to its tree still work.
+#[test]
+fn a_sandbox_joining_another_ones_namespaces_shares_its_user_namespace() {
+    let moat = Moat::new();
+    let pause = Bundle::busybox(&["sleep", "1000"]);
+    let pause_id = unique_id("pod-pause");
+    moat.ok(&["run", "-d", "--bundle", pause.path().to_str().unwrap(), &pause_id]);
+    let pid_of = |id: &str| {
+        let state: serde_json::Value = serde_json::from_str(&moat.ok(&["state", id])).unwrap();
+        state["pid"].as_i64().unwrap()
+    };
+    let pause_pid = pid_of(&pause_id);
+    let mut app = Bundle::busybox(&["sleep", "1000"]);
+    app.edit(|s| {
+        s["root"]["readonly"] = false.into();
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            let t = n["type"].as_str().unwrap().to_string();
+            if ["ipc", "uts", "network"].contains(&t.as_str()) {
+                let kind = if t == "network" { "net".to_string() } else { t };
+                n["path"] = format!("/proc/{pause_pid}/ns/{kind}").into();
+            }
+        }
+    });
+    let app_id = unique_id("pod-app");
+    moat.ok(&["run", "-d", "--bundle", app.path().to_str().unwrap(), &app_id]);
+    let app_pid = pid_of(&app_id);
+    let userns = |pid: i64| std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    assert_eq!(userns(app_pid), userns(pause_pid));
+    assert_ne!(userns(app_pid), host_userns());
+    assert_eq!(host_base(app_pid), host_base(pause_pid));
+    let out = moat.ok(&["exec", &app_id, "sh", "-c", "id -u; echo made > /made; stat -c '%u' /made"]);
+    assert_eq!(out, "0\n0\n");
+    assert_eq!(std::fs::metadata(app.rootfs().join("made")).unwrap().uid(), 0);
+    for id in [&app_id, &pause_id] {
+        moat.ok(&["delete", "--force", id]);
+    }
+    assert_no_leaks(&moat, &app_id, app.path());
+    assert_no_leaks(&moat, &pause_id, pause.path());
+}
