@@ -105,8 +105,6 @@ pub fn mount(layers: &Layers, target: &Path, owner: u32) -> Result<()> {
     // a path's own ':' and '\' escaped, as the kernel reads lowerdir
     let escape = |p: &Path| p.display().to_string().replace('\\', "\\\\").replace(':', "\\:");
     let mut params: Vec<(CString, Option<CString>)> = Vec::new();
-    let lowers: Vec<String> = layers.lowers.iter().map(|p| escape(p)).collect();
-    params.push((cstr("lowerdir")?, Some(cstr(&lowers.join(":"))?)));
     if let (Some(upper), Some(work)) = (&layers.upper, &layers.work) {
         params.push((cstr("upperdir")?, Some(cstr(&upper.display().to_string())?)));
         params.push((cstr("workdir")?, Some(cstr(&work.display().to_string())?)));
@@ -114,6 +112,15 @@ pub fn mount(layers: &Layers, target: &Path, owner: u32) -> Result<()> {
     for (k, v) in &layers.options {
         params.push((cstr(k)?, v.as_deref().map(cstr).transpose()?));
     }
+    // a value of fsconfig(2) is at most 256 bytes: one layer a value
+    // (lowerdir+, Linux 6.8), top first; before 6.8, all in one
+    let each = layers
+        .lowers
+        .iter()
+        .map(|p| Ok((cstr("lowerdir+")?, Some(cstr(&p.display().to_string())?))))
+        .collect::<Result<Vec<_>>>()?;
+    let lowers: Vec<String> = layers.lowers.iter().map(|p| escape(p)).collect();
+    let joined = vec![(cstr("lowerdir")?, Some(cstr(&lowers.join(":"))?))];
     let child = sys::fork_with(|| {
         let made = (|| -> std::io::Result<()> {
             nix::unistd::setfsgid(Gid::from_raw(owner));
@@ -121,8 +128,14 @@ pub fn mount(layers: &Layers, target: &Path, owner: u32) -> Result<()> {
             // leaving fsuid 0 dropped the file capabilities from the effective set
             let permitted = caps::read(None, caps::CapSet::Permitted).map_err(std::io::Error::other)?;
             caps::set(None, caps::CapSet::Effective, &permitted).map_err(std::io::Error::other)?;
-            let refs: Vec<_> = params.iter().map(|(k, v)| (k.as_c_str(), v.as_deref())).collect();
-            let mnt = sys::new_mount(c"overlay", &refs, 0)?;
+            let with = |lowers: &[(CString, Option<CString>)]| {
+                let refs: Vec<_> = lowers.iter().chain(&params).map(|(k, v)| (k.as_c_str(), v.as_deref())).collect();
+                sys::new_mount(c"overlay", &refs, 0)
+            };
+            let mnt = match with(&each) {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => with(&joined)?,
+                made => made?,
+            };
             sys::move_mount_to(std::os::fd::AsFd::as_fd(&mnt), target)
         })();
         match made {
@@ -172,6 +185,10 @@ mod tests {
         for sub in ["lower", "up/fs", "up/work", "ilower", "iup", "merged"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
+        let empty: Vec<PathBuf> = (0..40).map(|i| d.join(format!("empty/{i}"))).collect();
+        for e in &empty {
+            std::fs::create_dir_all(e).unwrap();
+        }
         std::fs::write(d.join("lower/f"), "x").unwrap();
         std::fs::set_permissions(d.join("up/fs"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
         std::os::unix::fs::chown(d.join("lower/f"), Some(1000), Some(1000)).unwrap();
@@ -192,8 +209,10 @@ mod tests {
                     sys::move_mount_to(std::os::fd::AsFd::as_fd(&t), &d.join(dst))
                         .map_err(|e| Error::sys("move", e))?;
                 }
+                // as many layers as big images have: more than one
+                // fsconfig value of 256 bytes could name
                 let layers = Layers {
-                    lowers: vec![d.join("ilower")],
+                    lowers: std::iter::once(d.join("ilower")).chain(empty.iter().cloned()).collect(),
                     upper: Some(d.join("iup/fs")),
                     work: Some(d.join("iup/work")),
                     options: Vec::new(),
