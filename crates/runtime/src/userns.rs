@@ -154,8 +154,8 @@ fn overlay_unsuited(layers: &Layers) -> Option<String> {
 struct Joined {
     /// a network namespace of the host's user namespace (one a caller
     /// made, as podman for its default network and containerd's CRI for a
-    /// pod do; not the host's own)
-    network: bool,
+    /// pod do; not the host's own): the one checked
+    network: Option<moat_jail::ns::Id>,
     /// namespaces of another sandbox's user namespace (a pod's containers
     /// join the first one's ipc, uts, network…): that namespace, to join
     /// too, and the host id of its root
@@ -187,7 +187,7 @@ fn joined(plan: &Plan, states: &Path) -> std::result::Result<Joined, String> {
         if id == host("net")? || Id::at(Path::new("/proc/1/ns/net")).is_ok_and(|init| init == id) {
             return Err("the spec joins the host's network namespace".into());
         }
-        j.network = true;
+        j.network = Some(id);
     }
     match owners.len() {
         0 => {}
@@ -226,6 +226,9 @@ fn sandbox_userns(states: &Path, id: moat_jail::ns::Id) -> Option<(OwnedFd, u32)
 /// root could not.
 #[derive(Debug, Default)]
 pub struct Network {
+    /// the namespace `create` checked: stage 1 makes nothing in another
+    /// (a path bound anew in between)
+    pub checked: Option<moat_jail::ns::Id>,
     /// the spec's net.* sysctls (group ids of ping_group_range already
     /// the host's), and ip_unprivileged_port_start=0 unless it names one:
     /// the container's root has no CAP_NET_BIND_SERVICE there
@@ -431,7 +434,7 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         r.set_path(rootfs);
         for_init.set_root(Some(r));
     }
-    let network = joined.network.then(|| network(&mut for_init, base));
+    let network = joined.network.map(|id| Network { checked: Some(id), ..network(&mut for_init, base) });
     let read_only = host_root && spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
     Ok(Some((Auto { ns, base, mounts, overlay, read_only, network }, saved, for_init)))
 }
@@ -548,6 +551,10 @@ pub fn place(auto: &Auto) -> Result<()> {
     }
     if let Some(net) = &auto.network {
         // stage 1 is in the joined network namespace already
+        let here = moat_jail::ns::Id::at(Path::new("/proc/self/ns/net"))?;
+        if net.checked != Some(here) {
+            return Err(Error::Init("the network namespace to join changed since create checked it".into()));
+        }
         for (k, v) in &net.sysctls {
             moat_jail::sysctl::write(k, v)?;
         }
