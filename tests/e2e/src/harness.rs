@@ -295,3 +295,14 @@ pub fn set_caps(s: &mut Value, caps: &[&str]) {
         s["process"]["capabilities"][set] = serde_json::json!([]);
     }
 }
+
+/// The first host id a sandbox's own user namespace maps container uid 0
+/// to, from the text of its uid_map: one line, container ids 0..65536 to a
+/// whole range of 65536 host ids from 2^30 up (moat's `--userns auto`).
+/// Panics, showing the map, otherwise.
+pub fn own_range(uid_map: &str) -> u32 {
+    let f: Vec<u64> = uid_map.split_whitespace().map(|v| v.parse().unwrap_or(u64::MAX)).collect();
+    let ok = f.len() == 3 && f[0] == 0 && f[2] == 65536 && f[1] >= 1 << 30 && f[1] + 65536 <= 1 << 31;
+    assert!(ok && f[1].is_multiple_of(65536), "not a range of the sandbox's own: {uid_map:?}");
+    f[1] as u32
+}

@@ -6,20 +6,12 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use moat_e2e::{assert_no_leaks, run_fg, set_caps, unique_id, Bundle, Moat, CONTAINERD_CAPS};
+use moat_e2e::{assert_no_leaks, own_range, run_fg, set_caps, unique_id, Bundle, Moat, CONTAINERD_CAPS};
 use serde_json::json;
 
-/// Where sandboxes' ranges of host ids start.
-const BASE: u32 = 1 << 30;
-
-/// The first host id of the range container `pid`'s user namespace maps,
-/// checked to be a whole range of 65536 from [`BASE`] up.
+/// The first host id of the range container `pid`'s user namespace maps.
 fn host_base(pid: i64) -> u32 {
-    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
-    let f: Vec<u64> = map.split_whitespace().map(|v| v.parse().unwrap()).collect();
-    assert_eq!((f.len(), f[0], f[2]), (3, 0, 65536), "{map}");
-    assert!(f[1] >= u64::from(BASE) && f[1] + 65536 <= 1 << 31 && f[1].is_multiple_of(65536), "{map}");
-    f[1] as u32
+    own_range(&std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap())
 }
 
 fn status_ids(pid: i64, key: &str) -> Vec<u32> {
@@ -285,8 +277,7 @@ fn containerd_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
         &script,
     ]);
     let lines: Vec<&str> = out.lines().collect();
-    let map: Vec<u64> = lines[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
-    assert!(map.len() == 3 && map[0] == 0 && map[1] >= u64::from(BASE) && map[2] == 65536, "uid_map {out:?}");
+    own_range(lines[0]);
     assert_eq!(lines[1..], ["0", "0 0", "0 0"], "{out:?}");
     // the snapshot's upper layer, found by the file the container made
     let snapshots = ctrd.dir().join("root/io.containerd.snapshotter.v1.overlayfs/snapshots");
@@ -329,8 +320,7 @@ fn podman_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
     let out =
         podman.run_ok(&["run", "--pull=never", "--name", &name, "localhost/moat-busybox:latest", "sh", "-c", script]);
     let lines: Vec<&str> = out.lines().collect();
-    let map: Vec<u64> = lines[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
-    assert!(map.len() == 3 && map[0] == 0 && map[1] >= u64::from(BASE) && map[2] == 65536, "uid_map {out:?}");
+    own_range(lines[0]);
     assert_eq!(lines[1..], ["0", "0 0"], "{out:?}");
     let upper = podman.run_ok(&["container", "inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", &name]);
     let upper = std::path::PathBuf::from(upper.trim());
@@ -388,12 +378,11 @@ fn a_joined_network_namespace_keeps_the_sandboxs_own_user_namespace() {
     ip(&["netns", "delete", &netns]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    let map: Vec<u64> = lines[0].split_whitespace().map(|v| v.parse().unwrap()).collect();
-    assert!(map.len() == 3 && map[0] == 0 && map[1] >= u64::from(BASE) && map[2] == 65536, "uid_map {out:?}");
+    let base = own_range(lines[0]);
     // root binds port 80; /sys shows the pod's interfaces (lo), not the host's
     assert_eq!(lines[1..], ["1", "lo", "made"], "{out}");
     assert_eq!(port_start, "0");
-    assert_eq!(ping, format!("{} {}", map[1], map[1]));
+    assert_eq!(ping, format!("{base} {base}"));
     assert_no_leaks(&moat, &id, b.path());
 }
 
