@@ -301,8 +301,16 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
     {
         return Some("the spec has hooks that run in the container's namespaces".into());
     }
-    if root == Path::new("/") && !idmapped::supported(root) {
-        return Some("the host's root is on a filesystem without idmapped mounts".into());
+    if root == Path::new("/") {
+        if !idmapped::supported(root) {
+            return Some("the host's root is on a filesystem without idmapped mounts".into());
+        }
+        // the process starts there: it must be in the copies (`moat do`
+        // from a directory on such a mount)
+        let cwd = spec.process().as_ref().map(|p| p.cwd().clone()).unwrap_or_default();
+        if let Some(out) = host_submounts(spec).1.into_iter().find(|p| cwd.starts_with(p)) {
+            return Some(format!("the process's cwd is on {}, which cannot be idmapped", out.display()));
+        }
     }
     if !Path::new(STAGE).is_dir() {
         return Some(format!("{STAGE} is not a directory"));
@@ -446,22 +454,29 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
 /// /sys, /tmp), and so, logged, are those on filesystems without idmapped
 /// mounts: their mount points show as the empty directories below them.
 fn host_root_mounts(spec: &Spec, rootfs: &Path) -> Vec<Staged> {
+    let (copied, left_out) = host_submounts(spec);
+    for point in left_out {
+        tracing::info!("{} is on a filesystem without idmapped mounts: empty in the sandbox", point.display());
+    }
+    copied
+        .into_iter()
+        .filter_map(|point| {
+            let staged = rootfs.join(point.strip_prefix("/").ok()?);
+            let dir = std::fs::metadata(&point).map(|m| m.is_dir()).unwrap_or(true);
+            Some(Staged { source: point, staged, recursive: false, dir, inside: true })
+        })
+        .collect()
+}
+
+/// The host's mounts below its root that the spec's own mounts do not
+/// cover: those that can be copied idmapped, and those that cannot.
+fn host_submounts(spec: &Spec) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let covered: Vec<PathBuf> = spec.mounts().iter().flatten().map(|m| m.destination().clone()).collect();
     let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for point in idmapped::submounts(Path::new("/")) {
-        if covered.iter().any(|c| point.starts_with(c)) || !seen.insert(point.clone()) {
-            continue;
-        }
-        if !idmapped::supported(&point) {
-            tracing::info!("{} is on a filesystem without idmapped mounts: empty in the sandbox", point.display());
-            continue;
-        }
-        let Ok(rel) = point.strip_prefix("/") else { continue };
-        let dir = std::fs::metadata(&point).map(|m| m.is_dir()).unwrap_or(true);
-        out.push(Staged { source: point.clone(), staged: rootfs.join(rel), recursive: false, dir, inside: true });
-    }
-    out
+    idmapped::submounts(Path::new("/"))
+        .into_iter()
+        .filter(|point| !covered.iter().any(|c| point.starts_with(c)) && seen.insert(point.clone()))
+        .partition(|point| idmapped::supported(point))
 }
 
 /// The copies an overlayfs rootfs's layers need in `stage` (each lower

@@ -82,6 +82,14 @@ fn do_on_sentry_runs_as_an_unprivileged_host_uid_over_read_only_copies() {
     let out = moat.run(&["do", "--", "sh", "-c", &script]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let kept = std::fs::read_to_string(tmpfs.join("file")).unwrap();
+    // run from a directory on the mount that cannot be idmapped: it would
+    // be missing, so the sandbox keeps the host's user namespace there
+    std::fs::create_dir_all(ramfs.join("sub")).unwrap();
+    let from_ramfs = moat
+        .cmd(&["do", "--", "sh", "-c", "pwd; cat /proc/self/uid_map"])
+        .current_dir(ramfs.join("sub"))
+        .output()
+        .unwrap();
     for point in [&tmpfs, &ramfs] {
         let _ = Command::new("umount").arg(point).status();
     }
@@ -91,5 +99,7 @@ fn do_on_sentry_runs_as_an_unprivileged_host_uid_over_read_only_copies() {
     moat_e2e::own_range(lines[0]);
     assert_eq!(lines[1..], ["0", "1000 1000", "on the host", "1", "0"], "{text}");
     assert_eq!(kept, "on the host\n");
+    let from_ramfs = String::from_utf8_lossy(&from_ramfs.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(from_ramfs, format!("{} 0 0 4294967295", ramfs.join("sub").display()));
     assert_eq!(std::fs::read_dir(moat.root()).map(|d| d.count()).unwrap_or(0), 0, "state left behind");
 }
