@@ -86,6 +86,7 @@ impl Drop for Abort {
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
+            crate::idrange::release(std::path::Path::new(crate::idrange::REGISTRY), d);
         }
     }
 }

@@ -65,7 +65,9 @@ pub fn destroy(c: Container) -> Result<()> {
     if let Some(cg) = &cg {
         cg.destroy()?;
     }
+    let dir = c.dir().to_path_buf();
     c.remove()?;
+    crate::idrange::release(std::path::Path::new(crate::idrange::REGISTRY), &dir);
     crate::userns::forget(&s.rootfs);
     if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()).and_then(|h| h.poststop().clone()) {
         // the spec: a failing poststop hook is logged and delete goes on

@@ -22,6 +22,7 @@ pub mod features;
 pub mod freeze;
 pub mod hooks;
 pub mod id;
+pub mod idrange;
 pub mod init;
 mod process;
 mod procs;

@@ -2,8 +2,9 @@
 //! for a spec that brings none, the container's root becomes an
 //! unprivileged host uid, as in runsc and Kata, not host root.
 //!
-//! Container ids [0, [`SIZE`]) map to a range of host ids from [`BASE`]
-//! up that no other container of the same `--root` uses. The
+//! Container ids [0, [`SIZE`]) map to a range of host ids from
+//! [`crate::idrange::BASE`] up that no other sandbox on the machine uses
+//! ([`crate::idrange`]). The
 //! container's files keep their ids on disk: the rootfs and every bind
 //! mount are seen through idmapped copies made with that same namespace
 //! ([`moat_jail::idmapped`]), so disk uid k shows as uid k inside, and what
@@ -37,14 +38,9 @@ use moat_jail::ns::Plan;
 use moat_jail::overlay::{self, Layers};
 use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Spec};
 
+use crate::idrange::SIZE;
 use crate::{Error, Result};
 
-/// Where the host ids of sandboxes' user namespaces start.
-pub const BASE: u32 = 1 << 30;
-/// How many ids a namespace maps.
-pub const SIZE: u32 = 65536;
-/// How many ranges of [`SIZE`] ids there are from [`BASE`] up (to 2^31).
-const SLOTS: u32 = (1 << 30) / SIZE;
 /// The work dir of a sandbox's own overlayfs, next to the upper layer (it
 /// must be on the same mount; the snapshot's owner removes it with the rest).
 pub const WORK: &str = "work.moat";
@@ -54,22 +50,6 @@ pub const WORK: &str = "work.moat";
 /// directory only host root may search, as containerd's shim makes
 /// /run/containerd).
 pub const STAGE: &str = "/tmp";
-
-/// The first host id of a range no other container of `root` uses, so that
-/// no two sandboxes share a host uid (per-user kernel counters and limits
-/// stay each one's own): from a hash of `id`, the next free one.
-fn free_range(root: &Path, id: &str) -> u32 {
-    let used: std::collections::HashSet<u32> = crate::state::list_ids(root)
-        .iter()
-        .filter(|other| other.as_str() != id)
-        .filter_map(|other| std::fs::read_to_string(root.join(other).join(crate::state::SPEC_FILE)).ok())
-        .filter_map(|text| crate::spec::parse(&text).ok())
-        .filter_map(|s| s.linux().as_ref()?.uid_mappings().as_ref()?.first().map(|m| m.host_id()))
-        .collect();
-    // FNV-1a: stable across runs, spread over the slots
-    let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    (0..SLOTS).map(|i| BASE + ((hash.wrapping_add(i)) % SLOTS) * SIZE).find(|base| !used.contains(base)).unwrap_or(BASE)
-}
 
 /// A mount the container's tree is built from, seen through an idmapped
 /// copy placed at `staged`.
@@ -361,10 +341,7 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
 /// sources at their staged copies); None if the sandbox keeps the host's
 /// user namespace (logged, with why).
 pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<Option<(Auto, Spec, Spec)>> {
-    let (states, id) = match (state_dir.parent(), state_dir.file_name()) {
-        (Some(states), Some(id)) => (states, id.to_string_lossy()),
-        _ => return Err(Error::Init(format!("state dir {}", state_dir.display()))),
-    };
+    let states = state_dir.parent().ok_or_else(|| Error::Init(format!("state dir {}", state_dir.display())))?;
     // (what its joined namespaces allow: [`joined`])
     let why = unsuited(spec, root, plan);
     let joined = match (why, joined(plan, states)) {
@@ -378,7 +355,7 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
     let (ns, base) = match joined.adopt {
         Some(adopted) => adopted,
         None => {
-            let base = free_range(states, &id);
+            let base = crate::idrange::claim(Path::new(crate::idrange::REGISTRY), state_dir)?;
             (idmapped::new_userns(base, SIZE)?, base)
         }
     };

@@ -223,6 +223,12 @@ pub fn sh(script: &str, edit: impl FnOnce(&mut Value)) -> String {
 /// processes in its cgroup, mounts under its bundle.
 pub fn assert_no_leaks(moat: &Moat, id: &str, bundle: &Path) {
     assert!(!moat.root().join(id).exists(), "state dir of {id} left behind");
+    // its claim on a range of host ids for its user namespace
+    let state_dir = moat.root().join(id);
+    for e in std::fs::read_dir("/run/moat-userns").into_iter().flatten().flatten() {
+        let owner = std::fs::read_link(e.path()).unwrap_or_default();
+        assert!(owner != state_dir, "range {:?} of {id} still claimed", e.file_name());
+    }
     for h in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
         let p = h.path().join("moat").join(id);
         assert!(!p.exists(), "cgroup {} left behind", p.display());

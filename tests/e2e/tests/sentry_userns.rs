@@ -69,6 +69,21 @@ fn container_root_is_an_unprivileged_host_uid_and_files_keep_their_ids() {
     assert_ne!(host_base(state2["pid"].as_i64().unwrap()), base);
     moat.ok(&["delete", "--force", &other_id]);
     assert_no_leaks(&moat, &other_id, other.path());
+    // so does one of the same name under another --root (as containerd's
+    // namespaces have), whose cgroup is elsewhere
+    let elsewhere = Moat::new();
+    let mut same_name = Bundle::busybox(&["sleep", "1000"]);
+    same_name.edit(|s| s["linux"]["cgroupsPath"] = format!("/moat/{id}-elsewhere").into());
+    elsewhere.ok(&["run", "-d", "--bundle", same_name.path().to_str().unwrap(), &id]);
+    let state3: serde_json::Value = serde_json::from_str(&elsewhere.ok(&["state", &id])).unwrap();
+    assert_ne!(host_base(state3["pid"].as_i64().unwrap()), base);
+    elsewhere.ok(&["delete", "--force", &id]);
+    assert_no_leaks(&elsewhere, &format!("{id}-elsewhere"), same_name.path());
+    let gone = elsewhere.root().join(&id);
+    assert!(!gone.exists());
+    let claims: Vec<_> =
+        std::fs::read_dir("/run/moat-userns").unwrap().flatten().map(|e| std::fs::read_link(e.path())).collect();
+    assert!(!claims.iter().any(|c| c.as_ref().is_ok_and(|o| *o == gone)), "{claims:?}");
     // inside: root, owning its files (disk uid 0 reads as 0, host files as theirs)
     let out = moat.ok(&[
         "exec",
