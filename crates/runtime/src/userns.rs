@@ -26,9 +26,14 @@
 //! The host's own root (`moat do`) is copied mount by mount
 //! (`host_root_mounts`), read-only.
 //!
+//! A spec may join a network namespace its caller made (stage 1 does
+//! there, as host root, what the namespace's root could not: [`Network`]),
+//! and namespaces of another sandbox, whose user namespace it then joins
+//! too (a pod): see `joined`.
+//!
 //! Only where every one of those filesystems allows idmapped mounts
-//! (ext4, xfs, btrfs, tmpfs), and the spec joins no namespace and shares
-//! none of those only their owner's root may mount in.
+//! (ext4, xfs, btrfs, tmpfs), and the spec shares none of the namespaces
+//! only their owner's root may mount in or configure.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -42,7 +47,7 @@ use crate::idrange::SIZE;
 use crate::{Error, Result};
 
 /// The work dir of a sandbox's own overlayfs, next to the upper layer (it
-/// must be on the same mount; the snapshot's owner removes it with the rest).
+/// must be on the same mount); delete removes it ([`forget`]).
 pub const WORK: &str = "work.moat";
 /// Where stage 1 places the copies, in its private mount namespace: on a
 /// tmpfs of its own over this directory, which every uid may search (the
