@@ -127,10 +127,9 @@ impl Id {
     }
 }
 
-/// The user namespace that owns the namespace at `path`.
-pub fn owner(path: &Path) -> Result<Id> {
-    let f = File::open(path).map_err(|e| Error::path("open namespace", path, e))?;
-    let owner = crate::sys::ns_owner(f.as_fd()).map_err(|e| Error::path("find the owner of", path, e))?;
+/// The user namespace that owns the namespace open as `f`.
+pub fn owner(f: BorrowedFd<'_>) -> Result<Id> {
+    let owner = crate::sys::ns_owner(f).map_err(|e| Error::sys("find the owner of a namespace", e))?;
     Id::of(owner.as_fd())
 }
 

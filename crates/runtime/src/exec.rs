@@ -101,6 +101,13 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
     if !crate::procs::alive(init, init_start) {
         return Err(Error::BadState("container not running".into()));
     }
+    // a namespace the container's user namespace does not own (a network
+    // namespace its caller made) is joined first, while we are host root
+    let user = joins.iter().find(|(t, _)| *t == LinuxNamespaceType::User).map(|(_, f)| ns::Id::of(f.as_fd()));
+    if let Some(Ok(user)) = user {
+        let foreign = |f: &fs::File| ns::owner(f.as_fd()).is_ok_and(|o| o != user);
+        joins.sort_by_key(|(t, f)| *t == LinuxNamespaceType::User || !foreign(f));
+    }
     let (parent, child) = Channel::pair()?;
     let stage = Stage {
         spec,

@@ -73,8 +73,18 @@ fn stage1_steps(a: &InitArgs) -> Result<()> {
     // a foreground `run` blocks signals to forward them; the container must not inherit that
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
     a.channel.expect(&Msg::Go)?;
-    for (t, p) in &a.plan.join {
-        ns::join(*t, p)?;
+    match &a.userns {
+        // as create checked them
+        Some(auto) => {
+            for (t, f) in &auto.joins {
+                ns::join_file(*t, f)?;
+            }
+        }
+        None => {
+            for (t, p) in &a.plan.join {
+                ns::join(*t, p)?;
+            }
+        }
     }
     if let Some(auto) = &a.userns {
         crate::userns::place(auto)?;

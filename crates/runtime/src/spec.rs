@@ -117,12 +117,23 @@ fn validate_linux(spec: &Spec) -> Result<()> {
         return Err(bad("linux.uidMappings", "mappings are given but there is no user namespace"));
     }
     if let Some(sysctl) = linux.sysctl() {
+        // a namespace of its own: a new one, or a joined one that is not
+        // the host's (a path to the host's own, as runc refuses too)
+        let own = |t: LinuxNamespaceType| {
+            let kind = moat_jail::ns::proc_name(t);
+            let host = |pid: &str| moat_jail::ns::Id::at(&Path::new("/proc").join(pid).join("ns").join(kind)).ok();
+            plan.has(t)
+                && !plan.join.iter().any(|(j, path)| {
+                    *j == t
+                        && moat_jail::ns::Id::at(path).is_ok_and(|id| Some(id) == host("self") || Some(id) == host("1"))
+                })
+        };
         for k in sysctl.keys() {
             let ok = moat_jail::sysctl::allowed(
                 k,
-                plan.has(LinuxNamespaceType::Ipc),
-                plan.has(LinuxNamespaceType::Network),
-                plan.has(LinuxNamespaceType::Uts),
+                own(LinuxNamespaceType::Ipc),
+                own(LinuxNamespaceType::Network),
+                own(LinuxNamespaceType::Uts),
             );
             if !ok {
                 return Err(bad(

@@ -89,6 +89,13 @@ pub struct Auto {
     pub read_only: bool,
     /// a joined network namespace
     pub network: Option<Network>,
+    /// the namespaces the spec joins, open (stage 1 joins these, not the
+    /// paths again)
+    pub joins: Vec<(LinuxNamespaceType, std::fs::File)>,
+    /// mount points of the host's root left out (they cannot be idmapped),
+    /// staged: covered with something empty, or what the mount hides on the
+    /// host would show
+    pub cover: Vec<PathBuf>,
 }
 
 /// An overlayfs for the sandbox, over idmapped copies of its layers.
@@ -137,6 +144,9 @@ fn overlay_unsuited(layers: &Layers) -> Option<String> {
 /// What the spec's joined namespaces ask of the sandbox's user namespace.
 #[derive(Debug, Default)]
 struct Joined {
+    /// each, open: what was checked is what stage 1 joins (a path bound
+    /// anew in between is not followed again)
+    files: Vec<(LinuxNamespaceType, std::fs::File)>,
     /// a network namespace of the host's user namespace (one a caller
     /// made, as podman for its default network and containerd's CRI for a
     /// pod do; not the host's own): the one checked
@@ -150,9 +160,10 @@ struct Joined {
 /// What the spec's joined namespaces (`plan.join`) ask; Err, why the
 /// sandbox keeps the host's user namespace, if they do not allow one.
 /// Another namespace than a network one must belong to the user namespace
-/// of a container of the same `--root` (`states`).
+/// of a running container of the same `--root` (`states`).
 fn joined(plan: &Plan, states: &Path) -> std::result::Result<Joined, String> {
     use moat_jail::ns::{owner, Id};
+    use std::os::fd::AsFd;
     let host = |kind: &str| Id::at(&Path::new("/proc/self/ns").join(kind)).map_err(|e| e.to_string());
     let mut j = Joined::default();
     let mut owners = std::collections::HashSet::new();
@@ -160,19 +171,20 @@ fn joined(plan: &Plan, states: &Path) -> std::result::Result<Joined, String> {
         if *t == LinuxNamespaceType::Mount {
             return Err("the spec joins a mount namespace".into());
         }
-        let by = owner(path).map_err(|e| e.to_string())?;
+        let f = std::fs::File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+        let by = owner(f.as_fd()).map_err(|e| e.to_string())?;
         if by != host("user")? {
             owners.insert(by);
-            continue;
-        }
-        if *t != LinuxNamespaceType::Network {
+        } else if *t != LinuxNamespaceType::Network {
             return Err(format!("the spec joins a {t:?} namespace of the host's user namespace"));
+        } else {
+            let id = Id::of(f.as_fd()).map_err(|e| e.to_string())?;
+            if id == host("net")? || Id::at(Path::new("/proc/1/ns/net")).is_ok_and(|init| init == id) {
+                return Err("the spec joins the host's network namespace".into());
+            }
+            j.network = Some(id);
         }
-        let id = Id::at(path).map_err(|e| e.to_string())?;
-        if id == host("net")? || Id::at(Path::new("/proc/1/ns/net")).is_ok_and(|init| init == id) {
-            return Err("the spec joins the host's network namespace".into());
-        }
-        j.network = Some(id);
+        j.files.push((*t, f));
     }
     match owners.len() {
         0 => {}
@@ -187,22 +199,48 @@ fn joined(plan: &Plan, states: &Path) -> std::result::Result<Joined, String> {
     Ok(j)
 }
 
-/// The user namespace `id`, if a container of `states` has it as its own
-/// (the single range [`SIZE`] ids map to): open, with its root's host id.
+/// The user namespace `id`, if a running container of `states` has it as
+/// its own (`--userns auto`: the single range of [`SIZE`] ids from
+/// [`crate::idrange::BASE`] up its saved spec names): open, with its
+/// root's host id. Its init is checked alive (start time) before and after
+/// the namespace and maps are read, so a pid reused meanwhile by another
+/// process is never taken for it.
 fn sandbox_userns(states: &Path, id: moat_jail::ns::Id) -> Option<(OwnedFd, u32)> {
+    use crate::idrange::BASE;
     crate::state::list_ids(states).iter().find_map(|other| {
-        let pid = crate::state::Container::open(states, other).ok()?.saved().ok()?.pid;
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/user")).ok()?;
-        if moat_jail::ns::Id::of(std::os::fd::AsFd::as_fd(&ns)).ok()? != id {
+        let c = crate::state::Container::open(states, other).ok()?;
+        let saved = c.saved().ok()?;
+        let spec = c.spec().ok()?;
+        let linux = spec.linux().as_ref()?;
+        let one = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Option<u32> {
+            match maps.as_deref()? {
+                [m] if m.container_id() == 0 && m.size() == SIZE => Some(m.host_id()),
+                _ => None,
+            }
+        };
+        let base = one(linux.uid_mappings())?;
+        if one(linux.gid_mappings())? != base || base < BASE || u64::from(base) + u64::from(SIZE) > 1 << 31 {
             return None;
         }
-        let range = |file: &str| -> Option<u32> {
-            let map = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-            let f: Vec<u32> = map.split_whitespace().map(|v| v.parse().ok()).collect::<Option<_>>()?;
-            (f.len() == 3 && f[0] == 0 && f[2] == SIZE).then_some(f[1])
+        let pid = nix::unistd::Pid::from_raw(saved.pid);
+        if !crate::procs::alive(pid, saved.pid_start) {
+            return None;
+        }
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/user")).ok()?;
+        let maps: Vec<String> = ["uid_map", "gid_map"]
+            .iter()
+            .map(|f| std::fs::read_to_string(format!("/proc/{pid}/{f}")))
+            .collect::<std::io::Result<_>>()
+            .ok()?;
+        if !crate::procs::alive(pid, saved.pid_start) {
+            return None;
+        }
+        let ours = |map: &str| {
+            map.split_whitespace().map(|v| v.parse::<u64>().ok()).collect::<Option<Vec<_>>>()
+                == Some(vec![0, u64::from(base), u64::from(SIZE)])
         };
-        let base = range("uid_map")?;
-        (range("gid_map")? == base).then(|| (OwnedFd::from(ns), base))
+        (moat_jail::ns::Id::of(std::os::fd::AsFd::as_fd(&ns)).ok()? == id && maps.iter().all(|m| ours(m)))
+            .then(|| (OwnedFd::from(ns), base))
     })
 }
 
@@ -421,12 +459,17 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
     for_init.set_mounts(Some(spec_mounts));
     if let Some(r) = for_init.root().clone() {
         let mut r = r;
-        r.set_path(rootfs);
+        r.set_path(rootfs.clone());
         for_init.set_root(Some(r));
     }
     let network = joined.network.map(|id| Network { checked: Some(id), ..network(&mut for_init, base) });
     let read_only = host_root && spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
-    Ok(Some((Auto { ns, base, mounts, overlay, read_only, network }, saved, for_init)))
+    let joins = joined.files;
+    let cover = match host_root {
+        true => host_submounts(spec).1.iter().filter_map(|p| Some(rootfs.join(p.strip_prefix("/").ok()?))).collect(),
+        false => Vec::new(),
+    };
+    Ok(Some((Auto { ns, base, mounts, overlay, read_only, network, joins, cover }, saved, for_init)))
 }
 
 /// The host's own mounts below its root (`moat do`), each to be copied on
@@ -541,6 +584,18 @@ pub fn place(auto: &Auto) -> Result<()> {
         made.map_err(|e| Error::io(format!("create {}", m.staged.display()), e))?;
         moat_jail::sys::move_mount_to(copy.as_fd(), &m.staged)
             .map_err(|e| Error::io(format!("place the idmapped copy of {}", m.source.display()), e))?;
+    }
+    if !auto.cover.is_empty() {
+        let (dir, file) = (Path::new(STAGE).join(".empty"), Path::new(STAGE).join(".empty-file"));
+        std::fs::create_dir(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        std::fs::File::create(&file).map_err(|e| Error::io(format!("create {}", file.display()), e))?;
+        for point in &auto.cover {
+            // below another mount left out: already hidden
+            let Ok(meta) = std::fs::symlink_metadata(point) else { continue };
+            let empty = if meta.is_dir() { &dir } else { &file };
+            nix::mount::mount(Some(empty.as_path()), point, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(|e| Error::io(format!("cover {}", point.display()), e))?;
+        }
     }
     if let Some(whole) = auto.mounts.first().filter(|_| auto.read_only) {
         moat_jail::sys::mount_setattr_rdonly(&whole.staged, true)

@@ -33,6 +33,18 @@ fn invalid_values_name_the_field() {
     create_fails(|s| s["process"]["cwd"] = json!("relative"), "process.cwd");
     create_fails(|s| s["root"]["path"] = json!("/nonexistent/rootfs"), "root.path");
     create_fails(|s| s["linux"]["sysctl"] = json!({"kernel.panic": "1"}), "linux.sysctl.kernel.panic");
+    // the host's own network namespace, joined by path: its sysctls are the host's
+    create_fails(
+        |s| {
+            for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "network" {
+                    n["path"] = format!("/proc/{}/ns/net", std::process::id()).into();
+                }
+            }
+            s["linux"]["sysctl"] = json!({"net.ipv4.ip_unprivileged_port_start": "77"});
+        },
+        "linux.sysctl.net.ipv4.ip_unprivileged_port_start",
+    );
     create_fails(|s| s["mounts"][0]["destination"] = json!("proc"), "mounts[0].destination");
     create_fails(|s| s["hooks"] = json!({"prestart": [{"path": "relative"}]}), "hooks.prestart[0].path");
     create_fails(|s| s["linux"]["cgroupsPath"] = json!("/../../escape"), "cgroupsPath");

@@ -67,6 +67,8 @@ fn do_on_sentry_runs_as_an_unprivileged_host_uid_over_read_only_copies() {
     let (tmpfs, ramfs) = (dir.join("tmpfs"), dir.join("ramfs"));
     for (point, fstype) in [(&tmpfs, "tmpfs"), (&ramfs, "ramfs")] {
         std::fs::create_dir_all(point).unwrap();
+        // what the mount hides on the host stays hidden inside
+        std::fs::write(point.join("under-the-mount"), "hidden\n").unwrap();
         let st = Command::new("mount").args(["-t", fstype, fstype]).arg(point).status().unwrap();
         assert!(st.success(), "mount {fstype}");
         std::fs::write(point.join("file"), "on the host\n").unwrap();

@@ -210,6 +210,22 @@ fn sandboxes_that_cannot_have_one_keep_the_hosts() {
         }
     };
     assert!(!own(&join_host, &moat));
+    // namespaces of a user namespace moat did not make
+    let mut foreign = std::process::Command::new("unshare").args(["--user", "--uts", "sleep", "100"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let uts = format!("/proc/{}/ns/uts", foreign.id());
+    let join_foreign = |s: &mut serde_json::Value| {
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "uts" {
+                n["path"] = uts.clone().into();
+            }
+        }
+        s.as_object_mut().unwrap().remove("hostname");
+    };
+    let kept = !own(&join_foreign, &moat);
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+    assert!(kept, "a foreign user namespace's uts namespace");
     // cgroups mounted without a cgroup namespace: the container's own are bound in
     assert!(own(
         &|s| {
@@ -385,6 +401,21 @@ fn a_joined_network_namespace_keeps_the_sandboxs_own_user_namespace() {
     let moat = Moat::new();
     let id = unique_id("joinednet");
     let (code, out, err) = run_fg(&moat, &b, &id);
+    // `moat exec` joins that network namespace before the user namespace,
+    // which does not own it
+    let mut d = Bundle::busybox(&["sleep", "1000"]);
+    d.edit(|s| {
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = path.clone().into();
+            }
+        }
+    });
+    let detached = unique_id("joinednet-exec");
+    moat.ok(&["run", "-d", "--bundle", d.path().to_str().unwrap(), &detached]);
+    let exec_out = moat.ok(&["exec", &detached, "sh", "-c", "cat /proc/self/uid_map; ls /sys/class/net"]);
+    moat.ok(&["delete", "--force", &detached]);
+    assert_no_leaks(&moat, &detached, d.path());
     let sysctl = |k: &str| {
         let out = std::process::Command::new("ip").args(["netns", "exec", &netns, "sysctl", "-n", k]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
@@ -396,9 +427,13 @@ fn a_joined_network_namespace_keeps_the_sandboxs_own_user_namespace() {
     let base = own_range(lines[0]);
     // root binds port 80; /sys shows the pod's interfaces (lo), not the host's
     assert_eq!(lines[1..], ["1", "lo", "made"], "{out}");
+    let exec_lines: Vec<&str> = exec_out.lines().collect();
+    own_range(exec_lines[0]);
+    assert_eq!(exec_lines[1..], ["lo"], "{exec_out}");
     assert_eq!(port_start, "0");
     assert_eq!(ping, format!("{base} {base}"));
     assert_no_leaks(&moat, &id, b.path());
+    assert!(err.is_empty() || !err.contains("error"), "{err}");
 }
 
 /// A pod: a second sandbox joins the first one's ipc, uts and network
