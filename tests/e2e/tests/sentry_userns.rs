@@ -478,3 +478,49 @@ fn a_sandbox_joining_another_ones_namespaces_shares_its_user_namespace() {
     assert_no_leaks(&moat, &app_id, app.path());
     assert_no_leaks(&moat, &pause_id, pause.path());
 }
+
+/// podman with a network namespace it joins (`--network ns:PATH`, what its
+/// default network does with one it made): the sandbox keeps a user
+/// namespace of its own, its root binds port 80, and `podman exec` works.
+#[test]
+fn podman_joining_a_network_namespace_keeps_the_sandboxs_own_user_namespace() {
+    let netns = format!("moat-e2e-podman-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let st = std::process::Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &netns]);
+    ip(&["-n", &netns, "link", "set", "lo", "up"]);
+    let podman = moat_e2e::podman::Podman::new(&std::path::absolute(moat_e2e::moat_bin()).unwrap()).unwrap();
+    let archive = podman.dir().join("busybox.oci.tar");
+    moat_e2e::image::busybox_oci_archive(&archive, "localhost/moat-busybox:latest").unwrap();
+    podman.load(&archive);
+    let name = unique_id("podman-netns");
+    let network = format!("--network=ns:/run/netns/{netns}");
+    let run = podman.run(&[
+        "run",
+        "-d",
+        "--pull=never",
+        &network,
+        "--name",
+        &name,
+        "localhost/moat-busybox:latest",
+        "sleep",
+        "1000",
+    ]);
+    let exec = podman.run(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; (nc -l -p 80 &); sleep 0.3; netstat -ltn | grep -c ':80 '",
+    ]);
+    let _ = podman.run(&["rm", "--force", "--time=0", &name]);
+    ip(&["netns", "delete", &netns]);
+    assert!(run.status.success(), "podman run: {}", String::from_utf8_lossy(&run.stderr));
+    let out = String::from_utf8_lossy(&exec.stdout).into_owned();
+    assert!(exec.status.success(), "podman exec: {out}{}", String::from_utf8_lossy(&exec.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    own_range(lines[0]);
+    assert_eq!(lines[1..], ["1"], "{out}");
+}
