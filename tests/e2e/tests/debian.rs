@@ -190,6 +190,10 @@ with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, name), "w") as f:
             f.write(name)
     print("ls", subprocess.run(["ls", d], capture_output=True, text=True, check=True).stdout.split())
+    # a file opened for reading: /tmp is writable, the root is not, whichever fd asks
+    with open(os.path.join(d, "a.txt")) as f, open("/etc/hostname") as g:
+        ro = lambda s: bool(s.f_flag & os.ST_RDONLY)
+        print("read-only", ro(os.fstatvfs(f.fileno())), ro(os.statvfs(d)), ro(os.fstatvfs(g.fileno())), ro(os.statvfs("/")))
     db = sqlite3.connect(os.path.join(d, "t.db"))
     db.execute("create table kv (k text primary key, v integer)")
     db.executemany("insert into kv values (?, ?)", [("x", 1), ("y", 2), ("z", 3)])
@@ -214,7 +218,7 @@ fn python3_stdlib(platform: &str) {
     let rest = check_release(platform, &out);
     assert_eq!(
         rest,
-        "counter 16000 threads 8\nfrom echo\nshell exit 5\ntempdir in /tmp True\nls ['a.txt', 'b.txt']\n\
+        "counter 16000 threads 8\nfrom echo\nshell exit 5\ntempdir in /tmp True\nls ['a.txt', 'b.txt']\nread-only False False True True\n\
          rows [('y', 2), ('z', 3)] sum 6\n\
          abs [1, 2, 3]\nping moat\n{\"nested\": {\"n\": null, \"ok\": true}, \"rows\": [[\"y\", 2], [\"z\", 3]]}\n",
         "{platform}"

@@ -584,6 +584,22 @@ pub fn link(c: &Call<'_>) -> Reply {
     replay(&Call { args, ..*c }, libc::SYS_linkat, &[D, P(Some(0)), D, P(Some(2)), V], Post::Value)
 }
 
+/// fstatfs(fd, buf): a file opened in the read-only replica reports the
+/// tree's mount (whose flags say whether it is writable), as statfs of its
+/// path there; any other fd, an O_PATH one among them, and a file whose
+/// path is gone, the host (the replica's flags then)
+pub fn fstatfs(c: &Call<'_>) -> Reply {
+    let o_path = i32::try_from(c.args[0])
+        .map_err(|_| Errno::EBADF)
+        .and_then(|fd| c.fds.get(fd))
+        .and_then(|f| nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETFL))
+        .map(|fl| fl & libc::O_PATH != 0);
+    if o_path != Ok(false) {
+        return Reply::Continue;
+    }
+    try_replay(c, libc::SYS_statfs, &[Fp, O(120)], Post::Value).unwrap_or(Reply::Continue)
+}
+
 /// truncate(path, length), within the caller's RLIMIT_FSIZE (the Sentry's
 /// own is not the caller's). Linux also sends SIGXFSZ; the Sentry does not.
 pub fn truncate(c: &Call<'_>) -> Reply {

@@ -184,7 +184,7 @@ pub static TABLE: &[Entry] = &[
     s!(personality, Passthrough(Rule::OneOf(0, &[0, 0xffff_ffff, 0x0040_0000])), "query, PER_LINUX, ADDR_NO_RANDOMIZE"),
     s!(ustat, Denied(libc::ENOSYS), "obsolete or not offered"),
     s!(statfs, Served(path::statfs), "performed by the Sentry in the real tree, as the caller (the replica's mounts are read-only)"),
-    s!(fstatfs, Passthrough(Rule::Any), "on fds the app holds"),
+    s!(fstatfs, Served(path::fstatfs), "a file opened in the read-only replica: statfs of its path in the real tree, by the Sentry as the caller (the replica's mounts are read-only); other fds: the host"),
     s!(sysfs, Denied(libc::ENOSYS), "obsolete or not offered"),
     s!(getpriority, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
     s!(setpriority, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
