@@ -469,7 +469,15 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         true => host_submounts(spec).1.iter().filter_map(|p| Some(rootfs.join(p.strip_prefix("/").ok()?))).collect(),
         false => Vec::new(),
     };
-    Ok(Some((Auto { ns, base, mounts, overlay, read_only, network, joins, cover }, saved, for_init)))
+    let auto = Auto { ns, base, mounts, overlay, read_only, network, joins, cover };
+    if auto.overlay.is_some() {
+        if let Err(why) = trial(&auto) {
+            tracing::info!("no user namespace of the sandbox's own: its overlayfs rootfs cannot be made again: {why}");
+            crate::idrange::release(Path::new(crate::idrange::REGISTRY), state_dir);
+            return Ok(None);
+        }
+    }
+    Ok(Some((auto, saved, for_init)))
 }
 
 /// The host's own mounts below its root (`moat do`), each to be copied on
@@ -557,6 +565,32 @@ pub fn forget(rootfs: &Path) {
 /// own mount namespace, made after, starts as a copy of this one.
 pub fn place(auto: &Auto) -> Result<()> {
     use nix::mount::MsFlags;
+    place_tree(auto)?;
+    if let Some(net) = &auto.network {
+        // stage 1 is in the joined network namespace already
+        let here = moat_jail::ns::Id::at(Path::new("/proc/self/ns/net"))?;
+        if net.checked != Some(here) {
+            return Err(Error::Init("the network namespace to join changed since create checked it".into()));
+        }
+        for (k, v) in &net.sysctls {
+            moat_jail::sysctl::write(k, v)?;
+        }
+        if net.sysfs {
+            let at = Path::new(STAGE).join("sysfs");
+            std::fs::create_dir(&at).map_err(|e| Error::io(format!("create {}", at.display()), e))?;
+            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            nix::mount::mount(Some("sysfs"), &at, Some("sysfs"), flags, None::<&str>)
+                .map_err(|e| Error::io("mount a sysfs of the joined network namespace", e))?;
+        }
+    }
+    nix::sched::setns(&auto.ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| Error::io("join the sandbox's user namespace", e))
+}
+
+/// The tree part of [`place`]: the private mount namespace, the copies on
+/// the staging tmpfs, the covers, read-only, the overlayfs.
+fn place_tree(auto: &Auto) -> Result<()> {
+    use nix::mount::MsFlags;
     use std::os::fd::AsFd;
     moat_jail::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
     nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
@@ -601,27 +635,33 @@ pub fn place(auto: &Auto) -> Result<()> {
         moat_jail::sys::mount_setattr_rdonly(&whole.staged, true)
             .map_err(|e| Error::io(format!("make {} read-only", whole.staged.display()), e))?;
     }
-    if let Some(net) = &auto.network {
-        // stage 1 is in the joined network namespace already
-        let here = moat_jail::ns::Id::at(Path::new("/proc/self/ns/net"))?;
-        if net.checked != Some(here) {
-            return Err(Error::Init("the network namespace to join changed since create checked it".into()));
-        }
-        for (k, v) in &net.sysctls {
-            moat_jail::sysctl::write(k, v)?;
-        }
-        if net.sysfs {
-            let at = Path::new(STAGE).join("sysfs");
-            std::fs::create_dir(&at).map_err(|e| Error::io(format!("create {}", at.display()), e))?;
-            let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            nix::mount::mount(Some("sysfs"), &at, Some("sysfs"), flags, None::<&str>)
-                .map_err(|e| Error::io("mount a sysfs of the joined network namespace", e))?;
-        }
-    }
     if let Some(o) = &auto.overlay {
         std::fs::create_dir(&o.target).map_err(|e| Error::io(format!("create {}", o.target.display()), e))?;
         overlay::mount(&o.layers, &o.target, auto.base)?;
     }
-    nix::sched::setns(&auto.ns, nix::sched::CloneFlags::CLONE_NEWUSER)
-        .map_err(|e| Error::io("join the sandbox's user namespace", e))
+    Ok(())
+}
+
+/// Makes the tree of [`place`] once in a child of ours, which then ends
+/// (its mount namespace with it): whether stage 1 will be able to, before
+/// the sandbox is committed to a user namespace. For an overlayfs rootfs,
+/// whose options the kernel may take from mountinfo and refuse back.
+fn trial(auto: &Auto) -> std::result::Result<(), String> {
+    let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
+    let report = &w;
+    let child = moat_jail::sys::fork_with(|| match place_tree(auto) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = nix::unistd::write(report, e.to_string().as_bytes());
+            1
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    drop(w);
+    let mut why = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut why);
+    match nix::sys::wait::waitpid(child, None) {
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+        _ => Err(String::from_utf8_lossy(&why).into_owned()),
+    }
 }

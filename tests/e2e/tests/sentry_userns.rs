@@ -524,3 +524,37 @@ fn podman_joining_a_network_namespace_keeps_the_sandboxs_own_user_namespace() {
     own_range(lines[0]);
     assert_eq!(lines[1..], ["1"], "{out}");
 }
+
+/// An overlayfs rootfs that cannot be made again over idmapped layers (here
+/// a file where its own work dir would go) is found out at create, before
+/// the sandbox is committed to a user namespace: it keeps the host's, and
+/// runs.
+#[test]
+fn an_overlayfs_that_cannot_be_made_again_keeps_the_hosts() {
+    let b = Bundle::busybox(&["sh", "-c", "cat /proc/self/uid_map | tr -s ' '; echo ran"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (upper, work) = (dir.path().join("snap/fs"), dir.path().join("snap/work"));
+    for d in [&upper, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(dir.path().join("snap").join("work.moat"), "not a directory").unwrap();
+    let lower = b.rootfs();
+    let merged = dir.path().join("merged");
+    std::fs::create_dir(&merged).unwrap();
+    let opts = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
+    let st = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut ov = Bundle::busybox(&["sh", "-c", "cat /proc/self/uid_map | tr -s ' '; echo ran"]);
+    ov.edit(|s| s["root"]["path"] = merged.display().to_string().into());
+    let moat = Moat::new();
+    let id = unique_id("ovfallback");
+    let (code, out, err) = run_fg(&moat, &ov, &id);
+    let _ = std::process::Command::new("umount").arg(&merged).status();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "0 0 4294967295\nran", "{err}");
+    assert_no_leaks(&moat, &id, ov.path());
+}
