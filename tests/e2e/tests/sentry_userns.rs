@@ -29,6 +29,58 @@ fn assert_no_idmapped_mount_on_the_host() {
     assert!(idmapped.is_empty(), "{idmapped:?}");
 }
 
+/// Makes the spec join the namespace of type `t` (as the spec names it) at `path`.
+fn join(s: &mut serde_json::Value, t: &str, path: &str) {
+    for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == t {
+            n["path"] = path.into();
+        }
+    }
+}
+
+/// A network namespace of the test's own (`ip netns`), lo up; deleted when dropped.
+struct NetNs(String);
+
+impl NetNs {
+    fn new(tag: &str) -> NetNs {
+        let ns = NetNs(format!("moat-e2e-{tag}-{}", std::process::id()));
+        ns.ip(&["netns", "add", &ns.0]);
+        ns.ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let st = std::process::Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+
+    /// A sysctl of it, as `sysctl -n` prints it (whitespace folded).
+    fn sysctl(&self, key: &str) -> String {
+        let out =
+            std::process::Command::new("ip").args(["netns", "exec", &self.0, "sysctl", "-n", key]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "delete", &self.0]).status();
+    }
+}
+
+/// A podman of the test's own with the busybox image, driving moat.
+fn podman_with_busybox() -> moat_e2e::podman::Podman {
+    let podman = moat_e2e::podman::Podman::new(&std::path::absolute(moat_e2e::moat_bin()).unwrap()).unwrap();
+    let archive = podman.dir().join("busybox.oci.tar");
+    moat_e2e::image::busybox_oci_archive(&archive, "localhost/moat-busybox:latest").unwrap();
+    podman.load(&archive);
+    podman
+}
+
 fn host_userns() -> std::path::PathBuf {
     std::fs::read_link("/proc/self/ns/user").unwrap()
 }
@@ -202,24 +254,14 @@ fn sandboxes_that_cannot_have_one_keep_the_hosts() {
     // the host's network namespace: the namespace's root could not configure it
     assert!(!own(&|s| s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network"), &moat));
     // ... nor when joined by path (a sysctl written there would be the host's)
-    let join_host = |s: &mut serde_json::Value| {
-        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = format!("/proc/{}/ns/net", std::process::id()).into();
-            }
-        }
-    };
+    let join_host = |s: &mut serde_json::Value| join(s, "network", &format!("/proc/{}/ns/net", std::process::id()));
     assert!(!own(&join_host, &moat));
     // namespaces of a user namespace moat did not make
     let mut foreign = std::process::Command::new("unshare").args(["--user", "--uts", "sleep", "100"]).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let uts = format!("/proc/{}/ns/uts", foreign.id());
     let join_foreign = |s: &mut serde_json::Value| {
-        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "uts" {
-                n["path"] = uts.clone().into();
-            }
-        }
+        join(s, "uts", &uts);
         s.as_object_mut().unwrap().remove("hostname");
     };
     let kept = !own(&join_foreign, &moat);
@@ -341,10 +383,7 @@ fn containerd_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
 #[test]
 fn podman_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
     use moat_e2e::containerd::mount_points;
-    let podman = moat_e2e::podman::Podman::new(&std::path::absolute(moat_e2e::moat_bin()).unwrap()).unwrap();
-    let archive = podman.dir().join("busybox.oci.tar");
-    moat_e2e::image::busybox_oci_archive(&archive, "localhost/moat-busybox:latest").unwrap();
-    podman.load(&archive);
+    let podman = podman_with_busybox();
     let name = unique_id("podman-userns");
     let script = "cat /proc/self/uid_map; id -u; echo made > /made; mkdir /d; chown 1000:1000 /d; \
                   echo more >> /etc/passwd; stat -c '%u %g' /etc/passwd";
@@ -377,26 +416,15 @@ fn podman_overlay_rootfs_gets_a_user_namespace_and_keeps_disk_ids() {
 /// host ids), a sysfs of it for the Sentry's /sys.
 #[test]
 fn a_joined_network_namespace_keeps_the_sandboxs_own_user_namespace() {
-    let netns = format!("moat-e2e-{}", std::process::id());
-    let ip = |args: &[&str]| {
-        let st = std::process::Command::new("ip").args(args).status().unwrap();
-        assert!(st.success(), "ip {args:?}");
-    };
-    ip(&["netns", "add", &netns]);
-    ip(&["-n", &netns, "link", "set", "lo", "up"]);
+    let netns = NetNs::new("joined");
     let script = "cat /proc/self/uid_map; (nc -l -p 80 &); sleep 0.3; netstat -ltn | grep -c ':80 '; \
                   ls /sys/class/net; echo made > /made && cat /made";
     let mut b = Bundle::busybox(&["sh", "-c", script]);
-    let path = format!("/run/netns/{netns}");
     b.edit(|s| {
         s["root"]["readonly"] = false.into();
         set_caps(s, CONTAINERD_CAPS);
         s["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0"});
-        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = path.clone().into();
-            }
-        }
+        join(s, "network", &netns.path());
     });
     let moat = Moat::new();
     let id = unique_id("joinednet");
@@ -404,24 +432,14 @@ fn a_joined_network_namespace_keeps_the_sandboxs_own_user_namespace() {
     // `moat exec` joins that network namespace before the user namespace,
     // which does not own it
     let mut d = Bundle::busybox(&["sleep", "1000"]);
-    d.edit(|s| {
-        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = path.clone().into();
-            }
-        }
-    });
+    d.edit(|s| join(s, "network", &netns.path()));
     let detached = unique_id("joinednet-exec");
     moat.ok(&["run", "-d", "--bundle", d.path().to_str().unwrap(), &detached]);
     let exec_out = moat.ok(&["exec", &detached, "sh", "-c", "cat /proc/self/uid_map; ls /sys/class/net"]);
     moat.ok(&["delete", "--force", &detached]);
     assert_no_leaks(&moat, &detached, d.path());
-    let sysctl = |k: &str| {
-        let out = std::process::Command::new("ip").args(["netns", "exec", &netns, "sysctl", "-n", k]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
-    };
-    let (port_start, ping) = (sysctl("net.ipv4.ip_unprivileged_port_start"), sysctl("net.ipv4.ping_group_range"));
-    ip(&["netns", "delete", &netns]);
+    let (port_start, ping) =
+        (netns.sysctl("net.ipv4.ip_unprivileged_port_start"), netns.sysctl("net.ipv4.ping_group_range"));
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     let base = own_range(lines[0]);
@@ -454,12 +472,8 @@ fn a_sandbox_joining_another_ones_namespaces_shares_its_user_namespace() {
     let mut app = Bundle::busybox(&["sleep", "1000"]);
     app.edit(|s| {
         s["root"]["readonly"] = false.into();
-        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
-            let t = n["type"].as_str().unwrap().to_string();
-            if ["ipc", "uts", "network"].contains(&t.as_str()) {
-                let kind = if t == "network" { "net".to_string() } else { t };
-                n["path"] = format!("/proc/{pause_pid}/ns/{kind}").into();
-            }
+        for (t, kind) in [("ipc", "ipc"), ("uts", "uts"), ("network", "net")] {
+            join(s, t, &format!("/proc/{pause_pid}/ns/{kind}"));
         }
     });
     let app_id = unique_id("pod-app");
@@ -484,19 +498,10 @@ fn a_sandbox_joining_another_ones_namespaces_shares_its_user_namespace() {
 /// namespace of its own, its root binds port 80, and `podman exec` works.
 #[test]
 fn podman_joining_a_network_namespace_keeps_the_sandboxs_own_user_namespace() {
-    let netns = format!("moat-e2e-podman-{}", std::process::id());
-    let ip = |args: &[&str]| {
-        let st = std::process::Command::new("ip").args(args).status().unwrap();
-        assert!(st.success(), "ip {args:?}");
-    };
-    ip(&["netns", "add", &netns]);
-    ip(&["-n", &netns, "link", "set", "lo", "up"]);
-    let podman = moat_e2e::podman::Podman::new(&std::path::absolute(moat_e2e::moat_bin()).unwrap()).unwrap();
-    let archive = podman.dir().join("busybox.oci.tar");
-    moat_e2e::image::busybox_oci_archive(&archive, "localhost/moat-busybox:latest").unwrap();
-    podman.load(&archive);
+    let netns = NetNs::new("podman");
+    let podman = podman_with_busybox();
     let name = unique_id("podman-netns");
-    let network = format!("--network=ns:/run/netns/{netns}");
+    let network = format!("--network=ns:{}", netns.path());
     let run = podman.run(&[
         "run",
         "-d",
@@ -516,7 +521,6 @@ fn podman_joining_a_network_namespace_keeps_the_sandboxs_own_user_namespace() {
         "cat /proc/self/uid_map; (nc -l -p 80 &); sleep 0.3; netstat -ltn | grep -c ':80 '",
     ]);
     let _ = podman.run(&["rm", "--force", "--time=0", &name]);
-    ip(&["netns", "delete", &netns]);
     assert!(run.status.success(), "podman run: {}", String::from_utf8_lossy(&run.stderr));
     let out = String::from_utf8_lossy(&exec.stdout).into_owned();
     assert!(exec.status.success(), "podman exec: {out}{}", String::from_utf8_lossy(&exec.stderr));
