@@ -523,13 +523,22 @@ fn stage_layers(layers: &Layers, stage: &Path, rootfs: &Path) -> Result<(Vec<Sta
         mounts.push(Staged { source: lower.clone(), staged: at.clone(), recursive: false, dir: true, inside: false });
         staged.lowers[i] = at;
     }
+    // volatile (podman mounts so; mountinfo says fsync=volatile) leaves a
+    // mark in the work dir that refuses the next mount until removed: the
+    // trial's would refuse stage 1's
+    staged.options.retain(|(k, v)| k != "volatile" && !(k == "fsync" && v.as_deref() == Some("volatile")));
     if let Some((upper, parent)) = layers.upper.as_ref().and_then(|u| Some((u, u.parent()?))) {
         let work = parent.join(WORK);
         match std::fs::create_dir(&work) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::io(format!("create {}", work.display()), e));
             }
-            _ => {}
+            // an earlier sandbox's (overlayfs empties it at mount, but not
+            // past such a mark): ours alone, so gone
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(work.join("work"));
+            }
+            Ok(()) => {}
         }
         let at = stage.join("upper");
         mounts.push(Staged {

@@ -562,3 +562,45 @@ fn an_overlayfs_that_cannot_be_made_again_keeps_the_hosts() {
     assert_eq!(out.trim(), "0 0 4294967295\nran", "{err}");
     assert_no_leaks(&moat, &id, ov.path());
 }
+
+/// A volatile overlayfs (podman mounts its rootfs so), with the mark an
+/// earlier volatile mount left in the sandbox's own work dir: the sandbox's
+/// overlayfs is not volatile, and the stale mark is cleared, so it still
+/// gets a user namespace of its own.
+#[test]
+fn a_volatile_overlayfs_with_a_stale_mark_gets_a_user_namespace() {
+    let lower = Bundle::busybox(&["true"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (upper, work) = (dir.path().join("snap/fs"), dir.path().join("snap/work"));
+    let stale = dir.path().join("snap/work.moat/work/incompat/volatile");
+    for d in [&upper, &work, &stale] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let merged = dir.path().join("merged");
+    std::fs::create_dir(&merged).unwrap();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},volatile",
+        lower.rootfs().display(),
+        upper.display(),
+        work.display()
+    );
+    let st = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut ov = Bundle::busybox(&["sh", "-c", "cat /proc/self/uid_map; echo made > /made"]);
+    ov.edit(|s| {
+        s["root"]["path"] = merged.display().to_string().into();
+        s["root"]["readonly"] = false.into();
+    });
+    let moat = Moat::new();
+    let id = unique_id("ovvolatile");
+    let (code, out, err) = run_fg(&moat, &ov, &id);
+    let _ = std::process::Command::new("umount").arg(&merged).status();
+    assert_eq!(code, 0, "{err}");
+    own_range(out.lines().next().unwrap_or_default());
+    assert_eq!(std::fs::read_to_string(upper.join("made")).unwrap(), "made\n");
+    assert_no_leaks(&moat, &id, ov.path());
+}
