@@ -25,19 +25,54 @@ const FILESYSTEMS: &[i64] = &[
     0x0102_1994, // tmpfs
 ];
 
-/// Whether the filesystem holding `path` allows idmapped mounts.
-pub fn supported(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| FILESYSTEMS.contains(&s.filesystem_type().0))
+/// The same filesystems by their names in mountinfo.
+const FILESYSTEM_NAMES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs"];
+
+/// A mount, as /proc/self/mountinfo lists it.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// its mount point
+    pub point: PathBuf,
+    /// whether it allows an idmapped copy: a filesystem that does, and not
+    /// idmapped already (the kernel refuses a copy of one)
+    pub idmappable: bool,
 }
 
-/// The mount points strictly below `path`, as /proc/self/mountinfo lists them.
-pub fn submounts(path: &Path) -> Vec<PathBuf> {
+fn mounts() -> Vec<Mount> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(crate::mount::unescape(p)))
-        .filter(|p| p != path && p.starts_with(path))
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let (_, tail) = l.split_once(" - ")?;
+            let fstype = tail.split(' ').next()?;
+            let idmapped = fields.get(5)?.split(',').any(|o| o == "idmapped");
+            Some(Mount {
+                point: PathBuf::from(crate::mount::unescape(fields.get(4)?)),
+                idmappable: FILESYSTEM_NAMES.contains(&fstype) && !idmapped,
+            })
+        })
         .collect()
+}
+
+/// Whether the filesystem holding `path` allows idmapped mounts, and the
+/// mount holding it is not idmapped already.
+pub fn supported(path: &Path) -> bool {
+    let fs_ok = nix::sys::statfs::statfs(path).is_ok_and(|s| FILESYSTEMS.contains(&s.filesystem_type().0));
+    let holder = std::fs::canonicalize(path).ok().and_then(|real| {
+        mounts().into_iter().filter(|m| real.starts_with(&m.point)).max_by_key(|m| m.point.as_os_str().len())
+    });
+    fs_ok && holder.is_some_and(|m| m.idmappable)
+}
+
+/// The mounts strictly below `path`, as /proc/self/mountinfo lists them
+/// (nothing is asked of their filesystems: an autofs point stays unmounted).
+pub fn mounts_below(path: &Path) -> Vec<Mount> {
+    mounts().into_iter().filter(|m| m.point != path && m.point.starts_with(path)).collect()
+}
+
+/// The mount points strictly below `path`.
+pub fn submounts(path: &Path) -> Vec<PathBuf> {
+    mounts_below(path).into_iter().map(|m| m.point).collect()
 }
 
 /// A detached copy of the mount at `path` (and, when `recursive`, of those

@@ -66,8 +66,9 @@ pub fn destroy(c: Container) -> Result<()> {
         cg.destroy()?;
     }
     let dir = c.dir().to_path_buf();
-    c.remove()?;
+    let removed = c.remove();
     crate::idrange::release(std::path::Path::new(crate::idrange::REGISTRY), &dir);
+    removed?;
     crate::userns::forget(&s.rootfs);
     if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()).and_then(|h| h.poststop().clone()) {
         // the spec: a failing poststop hook is logged and delete goes on

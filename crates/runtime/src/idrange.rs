@@ -7,12 +7,12 @@
 //! in a directory of the machine's ([`REGISTRY`], whatever `--root` it
 //! has): an entry named after the range's first id, a symlink to the
 //! sandbox's state dir. Claims are made under an exclusive lock of that
-//! directory; an entry whose state dir is gone (deleted, or never written
-//! by a create that died) is free again. Delete removes its own.
+//! directory; an entry whose state dir is gone (deleted, or removed by a
+//! create that failed) is free again. Delete removes its own. A sandbox
+//! that joins another one's user namespace (a pod) adds a share of that
+//! range, so it stays taken while either lives.
 
-use std::path::Path;
-#[cfg(test)]
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
@@ -25,48 +25,86 @@ const SLOTS: u32 = (1 << 30) / SIZE;
 /// The machine's claims, shared by every `--root`.
 pub const REGISTRY: &str = "/run/moat-userns";
 
+/// Runs `f` with the registry at `registry` locked (made if missing).
+fn locked<T>(registry: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", registry.display()), e);
+    std::fs::create_dir_all(registry).map_err(|e| io("create", e))?;
+    let dir = std::fs::File::open(registry).map_err(|e| io("open", e))?;
+    // every claim on the machine, one at a time; released when it drops
+    let _lock =
+        nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io("lock", e.into()))?;
+    f()
+}
+
+/// The state dir as the registry names it: absolute (a relative `--root`
+/// would point a link at the registry's own directory).
+fn absolute(state_dir: &Path) -> Result<PathBuf> {
+    std::path::absolute(state_dir).map_err(|e| Error::io(format!("resolve {}", state_dir.display()), e))
+}
+
+/// Whether a live sandbox other than `state_dir` holds the range from `base`
+/// (its own claim, or a share of it: a pod's other containers).
+fn taken(registry: &Path, base: u32, state_dir: &Path) -> bool {
+    let name = base.to_string();
+    std::fs::read_dir(registry).into_iter().flatten().flatten().any(|e| {
+        let entry = e.file_name().to_string_lossy().into_owned();
+        let of_range = entry == name || entry.strip_prefix(&name).is_some_and(|rest| rest.starts_with('+'));
+        of_range && std::fs::read_link(e.path()).is_ok_and(|owner| owner != state_dir && owner.is_dir())
+    })
+}
+
 /// Claims a free range for the sandbox whose state dir is `state_dir`, in
 /// the registry at `registry`: the first slot from a hash of its id on
 /// that no live claim holds, nor (from before the registry) a container of
 /// its own `--root` names in its saved spec. Returns the range's first id.
 pub fn claim(registry: &Path, state_dir: &Path) -> Result<u32> {
-    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", registry.display()), e);
-    std::fs::create_dir_all(registry).map_err(|e| io("create", e))?;
-    let dir = std::fs::File::open(registry).map_err(|e| io("open", e))?;
-    // every claim on the machine, one at a time; released when `dir` closes
-    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io("lock", e.into())).and_then(
-        |locked| {
-            let id = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let legacy = state_dir.parent().map(|root| saved_ranges(root, &id)).unwrap_or_default();
-            let taken = |base: u32| -> bool {
-                match std::fs::read_link(registry.join(base.to_string())) {
-                    Ok(owner) => owner != state_dir && owner.is_dir(),
-                    Err(_) => false,
-                }
-            };
-            // FNV-1a: stable across runs, spread over the slots
-            let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-            let base = (0..SLOTS)
-                .map(|i| BASE + hash.wrapping_add(i) % SLOTS * SIZE)
-                .find(|b| !legacy.contains(b) && !taken(*b))
-                .ok_or_else(|| Error::Init("no free range of host ids for a user namespace".into()))?;
-            let entry = registry.join(base.to_string());
-            let _ = std::fs::remove_file(&entry);
-            std::os::unix::fs::symlink(state_dir, &entry).map_err(|e| io("claim a range in", e))?;
-            drop(locked);
-            Ok(base)
-        },
-    )
+    let state_dir = &absolute(state_dir)?;
+    locked(registry, || {
+        let id = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let legacy = state_dir.parent().map(|root| saved_ranges(root, &id)).unwrap_or_default();
+        // FNV-1a: stable across runs, spread over the slots
+        let hash = id.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let base = (0..SLOTS)
+            .map(|i| BASE + hash.wrapping_add(i) % SLOTS * SIZE)
+            .find(|b| !legacy.contains(b) && !taken(registry, *b, state_dir))
+            .ok_or_else(|| Error::Init("no free range of host ids for a user namespace".into()))?;
+        let entry = registry.join(base.to_string());
+        let _ = std::fs::remove_file(&entry);
+        std::os::unix::fs::symlink(state_dir, &entry)
+            .map_err(|e| Error::io(format!("claim a range in {}", registry.display()), e))?;
+        Ok(base)
+    })
 }
 
-/// Gives back the range the sandbox at `state_dir` claimed, if any.
+/// Notes that the sandbox at `state_dir` uses the range from `base` too (it
+/// joined the user namespace of the one that claimed it: a pod), so the
+/// range stays taken while either lives.
+pub fn share(registry: &Path, state_dir: &Path, base: u32) -> Result<()> {
+    let state_dir = &absolute(state_dir)?;
+    locked(registry, || {
+        let tag = state_dir
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193));
+        let entry = registry.join(format!("{base}+{tag:08x}"));
+        let _ = std::fs::remove_file(&entry);
+        std::os::unix::fs::symlink(state_dir, &entry)
+            .map_err(|e| Error::io(format!("share a range in {}", registry.display()), e))
+    })
+}
+
+/// Gives back the range (or share) the sandbox at `state_dir` holds, if any.
 pub fn release(registry: &Path, state_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(registry) else { return };
-    for e in entries.flatten() {
-        if std::fs::read_link(e.path()).is_ok_and(|owner| owner == state_dir) {
-            let _ = std::fs::remove_file(e.path());
+    let Ok(state_dir) = absolute(state_dir) else { return };
+    let _ = locked(registry, || {
+        for e in std::fs::read_dir(registry).into_iter().flatten().flatten() {
+            if std::fs::read_link(e.path()).is_ok_and(|owner| owner == state_dir) {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
-    }
+        Ok(())
+    });
 }
 
 /// The ranges the other containers of `root` name in their saved specs.
@@ -115,5 +153,17 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("root-c/same")).unwrap();
         let rc = claim(&registry, &tmp.path().join("root-c/same")).unwrap();
         assert!(rc == ra || rc == rb, "a free range is taken again: {rc} (had {ra}, {rb})");
+        // a share keeps a range taken once its claimer is gone
+        let (owner, pod) = (tmp.path().join("root-d/pause"), tmp.path().join("root-d/app"));
+        for d in [&owner, &pod] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let rd = claim(&registry, &owner).unwrap();
+        share(&registry, &pod, rd).unwrap();
+        release(&registry, &owner);
+        std::fs::remove_dir(&owner).unwrap();
+        assert!(taken(&registry, rd, &tmp.path().join("root-e/other")));
+        release(&registry, &pod);
+        assert!(!taken(&registry, rd, &tmp.path().join("root-e/other")));
     }
 }

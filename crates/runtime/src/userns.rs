@@ -24,7 +24,7 @@
 //! itself, as `ctr snapshot diff` and `podman commit` do.
 //!
 //! The host's own root (`moat do`) is copied mount by mount
-//! (`host_root_mounts`), read-only.
+//! (`host_root_mounts`), all read-only when the spec's root is.
 //!
 //! A spec may join a network namespace its caller made (stage 1 does
 //! there, as host root, what the namespace's root could not: [`Network`]),
@@ -62,7 +62,7 @@ pub const STAGE: &str = "/tmp";
 pub struct Staged {
     /// the host path (the rootfs, a bind mount's source)
     pub source: PathBuf,
-    /// where stage 1 places the copy (in the state dir)
+    /// where stage 1 places the copy (under [`STAGE`], in its private mount namespace)
     pub staged: PathBuf,
     /// with the mounts below it (rbind)
     pub recursive: bool,
@@ -385,22 +385,27 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
 /// user namespace (logged, with why).
 pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<Option<(Auto, Spec, Spec)>> {
     let states = state_dir.parent().ok_or_else(|| Error::Init(format!("state dir {}", state_dir.display())))?;
-    // (what its joined namespaces allow: [`joined`])
-    let why = unsuited(spec, root, plan);
-    let joined = match (why, joined(plan, states)) {
-        (None, Ok(j)) => j,
-        (Some(why), _) | (None, Err(why)) => {
-            tracing::info!("no user namespace of the sandbox's own: {why}");
-            return Ok(None);
-        }
+    let keep = |why: &str| {
+        tracing::info!("no user namespace of the sandbox's own: {why}");
+        Ok(None)
     };
-    // the pod's, if it joins namespaces of one; else a range of its own
+    // (and what its joined namespaces allow: [`joined`])
+    let joined = match unsuited(spec, root, plan).map_or_else(|| joined(plan, states), Err) {
+        Ok(j) => j,
+        Err(why) => return keep(&why),
+    };
+    // the pod's, if it joins namespaces of one (its range shared); else a
+    // range of its own
+    let registry = Path::new(crate::idrange::REGISTRY);
     let (ns, base) = match joined.adopt {
-        Some(adopted) => adopted,
-        None => {
-            let base = crate::idrange::claim(Path::new(crate::idrange::REGISTRY), state_dir)?;
-            (idmapped::new_userns(base, SIZE)?, base)
-        }
+        Some((ns, base)) => match crate::idrange::share(registry, state_dir, base) {
+            Ok(()) => (ns, base),
+            Err(e) => return keep(&e.to_string()),
+        },
+        None => match crate::idrange::claim(registry, state_dir) {
+            Ok(base) => (idmapped::new_userns(base, SIZE)?, base),
+            Err(e) => return keep(&e.to_string()),
+        },
     };
     let mut saved = spec.clone();
     let mut linux = saved.linux().clone().unwrap_or_default();
@@ -505,11 +510,20 @@ fn host_root_mounts(spec: &Spec, rootfs: &Path) -> Vec<Staged> {
 /// cover: those that can be copied idmapped, and those that cannot.
 fn host_submounts(spec: &Spec) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let covered: Vec<PathBuf> = spec.mounts().iter().flatten().map(|m| m.destination().clone()).collect();
-    let mut seen = std::collections::HashSet::new();
-    idmapped::submounts(Path::new("/"))
+    let all: Vec<_> = idmapped::mounts_below(Path::new("/"))
         .into_iter()
-        .filter(|point| !covered.iter().any(|c| point.starts_with(c)) && seen.insert(point.clone()))
-        .partition(|point| idmapped::supported(point))
+        .filter(|m| !covered.iter().any(|c| m.point.starts_with(c)))
+        .collect();
+    // a point mounted on twice shows the later mount
+    let last: std::collections::HashMap<PathBuf, usize> =
+        all.iter().enumerate().map(|(i, m)| (m.point.clone(), i)).collect();
+    let (copied, left_out): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, m)| last.get(&m.point) == Some(i))
+        .map(|(_, m)| m)
+        .partition(|m| m.idmappable);
+    (copied.into_iter().map(|m| m.point).collect(), left_out.into_iter().map(|m| m.point).collect())
 }
 
 /// The copies an overlayfs rootfs's layers need in `stage` (each lower
@@ -519,7 +533,8 @@ fn stage_layers(layers: &Layers, stage: &Path, rootfs: &Path) -> Result<(Vec<Sta
     let mut mounts = Vec::new();
     let mut staged = layers.clone();
     for (i, lower) in layers.lowers.iter().enumerate() {
-        let at = stage.join(format!("lower-{i}"));
+        // short: before Linux 6.8 all of them go in one fsconfig value of 256 bytes
+        let at = stage.join(format!("l{i}"));
         mounts.push(Staged { source: lower.clone(), staged: at.clone(), recursive: false, dir: true, inside: false });
         staged.lowers[i] = at;
     }

@@ -486,11 +486,19 @@ fn a_sandbox_joining_another_ones_namespaces_shares_its_user_namespace() {
     let out = moat.ok(&["exec", &app_id, "sh", "-c", "id -u; echo made > /made; stat -c '%u' /made"]);
     assert_eq!(out, "0\n0\n");
     assert_eq!(std::fs::metadata(app.rootfs().join("made")).unwrap().uid(), 0);
-    for id in [&app_id, &pause_id] {
-        moat.ok(&["delete", "--force", id]);
-    }
-    assert_no_leaks(&moat, &app_id, app.path());
+    // the pause sandbox goes first: the app still holds a share of the range
+    let base = host_base(app_pid);
+    moat.ok(&["delete", "--force", &pause_id]);
     assert_no_leaks(&moat, &pause_id, pause.path());
+    let shares: Vec<_> = std::fs::read_dir("/run/moat-userns")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("{base}+")))
+        .map(|e| std::fs::read_link(e.path()).unwrap())
+        .collect();
+    assert_eq!(shares, [moat.root().join(&app_id)], "the app's share of range {base}");
+    moat.ok(&["delete", "--force", &app_id]);
+    assert_no_leaks(&moat, &app_id, app.path());
 }
 
 /// podman with a network namespace it joins (`--network ns:PATH`, what its

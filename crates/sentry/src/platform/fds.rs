@@ -69,9 +69,19 @@ fn check(r: libc::c_long) -> Result<RawFd, Errno> {
 
 /// pidfd_open(2) of a thread.
 fn pidfd_of_thread(tid: u32) -> Result<OwnedFd, Errno> {
-    let tid = libc::pid_t::try_from(tid).map_err(|_| Errno::ESRCH)?;
+    pidfd_open(tid, PIDFD_THREAD)
+}
+
+/// pidfd_open(2) of a process: it polls readable once every thread of it
+/// has ended.
+fn pidfd_of_process(tgid: u32) -> Result<OwnedFd, Errno> {
+    pidfd_open(tgid, 0)
+}
+
+fn pidfd_open(pid: u32, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| Errno::ESRCH)?;
     // SAFETY: pidfd_open takes a pid and flags, no memory; returns a new fd.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) })?;
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) })?;
     // SAFETY: the kernel just returned this new fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -257,6 +267,11 @@ impl Task for StubFds<'_> {
             }
         }
         match tgid {
+            Some(g) if what == Forget::ForGood => {
+                self.loop_.tasks.forget(self.tid, g, what);
+                // kept until the process ends (a pid may come back for another)
+                self.loop_.tasks.volatile_until(g, pidfd_of_process(g).ok());
+            }
             Some(g) => self.loop_.tasks.forget(self.tid, g, what),
             // unknown: forget everything rather than too little
             None if what != Forget::Thread => self.loop_.tasks.forget_all(),

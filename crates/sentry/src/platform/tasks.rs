@@ -49,7 +49,9 @@ struct Known {
 pub struct Tasks {
     known: RefCell<HashMap<u32, Known>>,
     /// processes never remembered (they changed their umask)
-    volatile: RefCell<std::collections::HashSet<u32>>,
+    /// with a pidfd of the process when it could be had: dropped once it
+    /// ends (a pid may come back for another process)
+    volatile: RefCell<HashMap<u32, Option<OwnedFd>>>,
     /// processes with an exec under way in a thread other than the leader:
     /// not remembered while that thread (this pidfd) lives
     exec_pending: RefCell<HashMap<u32, OwnedFd>>,
@@ -93,7 +95,7 @@ impl Tasks {
 
     /// Remembers `creds` of `tid` (of process `tgid`), pinned by `pidfd`.
     pub fn remember(&self, tid: u32, tgid: u32, pidfd: OwnedFd, creds: Creds) {
-        if self.volatile.borrow().contains(&tgid) {
+        if self.volatile.borrow().contains_key(&tgid) {
             return;
         }
         {
@@ -109,9 +111,7 @@ impl Tasks {
         if known.len() >= self.sweep_at.get().max(SWEEP_AT) {
             known.retain(|_, k| alive(&k.pidfd));
             self.sweep_at.set(known.len() * 2);
-            // a process id may come back for another process: then it is
-            // merely not remembered, never remembered wrongly
-            self.volatile.borrow_mut().clear();
+            self.volatile.borrow_mut().retain(|_, p| p.as_ref().is_none_or(alive));
         }
         known.insert(tid, Known { pidfd, tgid, creds });
     }
@@ -124,8 +124,14 @@ impl Tasks {
             known.retain(|_, k| k.tgid != tgid);
         }
         if what == Forget::ForGood {
-            self.volatile.borrow_mut().insert(tgid);
+            self.volatile.borrow_mut().entry(tgid).or_insert(None);
         }
+    }
+
+    /// Pins the mark that process `tgid` is never remembered again to
+    /// `process` (a pidfd of it): the mark goes when the process ends.
+    pub fn volatile_until(&self, tgid: u32, process: Option<OwnedFd>) {
+        self.volatile.borrow_mut().insert(tgid, process);
     }
 
     /// Notes an exec by `thread` (a pidfd of it), not the leader of `tgid`.
@@ -206,7 +212,10 @@ mod tests {
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
         // SAFETY: the kernel just returned this fd.
         let live = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-        t.remember(me, me, live, creds(0));
+        t.remember(me, me, live.try_clone().unwrap(), creds(0));
+        // a process that changed its umask, still alive (here: ours)
+        t.forget(4242, 4242, Forget::ForGood);
+        t.volatile_until(4242, Some(live.try_clone().unwrap()));
         // a shell loop's worth of processes, each gone before the next
         for i in 0..3000u32 {
             // SAFETY: the child only calls _exit, which is async-signal-safe.
@@ -225,5 +234,8 @@ mod tests {
             assert!(t.len() <= SWEEP_AT, "{} entries after {i} dead processes", t.len());
         }
         assert_eq!(t.creds(me), Some(creds(0)), "the live thread stays remembered");
+        // the sweeps kept the mark of the live process that changed its umask
+        t.remember(4242, 4242, live, creds(0));
+        assert_eq!(t.creds(4242), None, "remembered again after a sweep");
     }
 }
