@@ -157,6 +157,18 @@ impl Container {
         Ok(Container { dir, _lock: lock, saved: Some(saved) })
     }
 
+    /// The saved state and spec of an existing container, read without its
+    /// lock (which its own create or delete may hold for long): a snapshot,
+    /// for a caller that checks what it relies on (the state file is
+    /// replaced whole, never written in place). None if either is missing.
+    pub fn peek(root: &Path, cid: &str) -> Option<(Saved, Spec)> {
+        id::validate(cid).ok()?;
+        let dir = root.join(cid);
+        let saved = serde_json::from_str(&fs::read_to_string(dir.join(STATE_FILE)).ok()?).ok()?;
+        let spec = crate::spec::parse(&fs::read_to_string(dir.join(SPEC_FILE)).ok()?).ok()?;
+        Some((saved, spec))
+    }
+
     /// The fd holding the container's lock. A forked child that outlives
     /// this command closes its copy, so a killed moat never leaves the
     /// container locked forever.

@@ -208,9 +208,9 @@ fn joined(plan: &Plan, states: &Path) -> std::result::Result<Joined, String> {
 fn sandbox_userns(states: &Path, id: moat_jail::ns::Id) -> Option<(OwnedFd, u32)> {
     use crate::idrange::BASE;
     crate::state::list_ids(states).iter().find_map(|other| {
-        let c = crate::state::Container::open(states, other).ok()?;
-        let saved = c.saved().ok()?;
-        let spec = c.spec().ok()?;
+        // not opened: its lock may be held by its own create (ours among
+        // them), or by another create looking at ours
+        let (saved, spec) = crate::state::Container::peek(states, other)?;
         let linux = spec.linux().as_ref()?;
         let one = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Option<u32> {
             match maps.as_deref()? {
