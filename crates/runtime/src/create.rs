@@ -56,6 +56,8 @@ struct Abort {
     dir: Option<PathBuf>,
     cgroup: Option<Manager>,
     pids: Vec<Pid>,
+    /// a rootfs whose overlayfs got a work dir of the sandbox's own
+    rootfs: Option<PathBuf>,
 }
 
 impl Drop for Abort {
@@ -88,6 +90,9 @@ impl Drop for Abort {
             let _ = std::fs::remove_dir_all(d);
             crate::idrange::release(std::path::Path::new(crate::idrange::REGISTRY), d);
         }
+        if let Some(r) = &self.rootfs {
+            crate::userns::forget(r);
+        }
     }
 }
 
@@ -118,6 +123,7 @@ impl Abort {
         self.dir = None;
         self.cgroup = None;
         self.pids.clear();
+        self.rootfs = None;
     }
 }
 
@@ -171,7 +177,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     };
 
     let mut c = Container::create(&g.root, &o.id)?;
-    let mut abort = Abort { dir: Some(c.dir().to_path_buf()), cgroup: None, pids: Vec::new() };
+    let mut abort = Abort { dir: Some(c.dir().to_path_buf()), cgroup: None, pids: Vec::new(), rootfs: None };
     // the sandbox's own user namespace (sentry, --userns auto): the spec
     // saved has it; init builds from idmapped copies of the rootfs and the
     // bind sources, which stage 1 places
@@ -186,6 +192,9 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         None => (spec.clone(), spec, None),
     };
     let auto_userns = auto.is_some();
+    if auto.as_ref().is_some_and(|a| a.overlay.is_some()) {
+        abort.rootfs = Some(spec::rootfs(&spec, &bundle)?);
+    }
     let plan = Plan::from_spec(spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
     c.save_spec(&spec)?;
     cgroup.create()?;

@@ -479,6 +479,7 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         if let Err(why) = trial(&auto) {
             tracing::info!("no user namespace of the sandbox's own: its overlayfs rootfs cannot be made again: {why}");
             crate::idrange::release(Path::new(crate::idrange::REGISTRY), state_dir);
+            forget(root);
             return Ok(None);
         }
     }
