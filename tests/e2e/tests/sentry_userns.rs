@@ -537,35 +537,72 @@ fn podman_joining_a_network_namespace_keeps_the_sandboxs_own_user_namespace() {
     assert_eq!(lines[1..], ["1"], "{out}");
 }
 
+/// An overlayfs of the test's own, as a snapshotter mounts one: `lower` as
+/// its only lower layer, `snap/fs` and `snap/work` its upper and work dirs
+/// (`prepare` runs on `snap` first), mounted at `merged` with `options`
+/// added; unmounted when dropped, also on a failed assertion.
+struct HandOverlay {
+    dir: tempfile::TempDir,
+}
+
+impl HandOverlay {
+    fn mount(lower: &std::path::Path, options: &str, prepare: impl FnOnce(&std::path::Path)) -> HandOverlay {
+        let o = HandOverlay { dir: tempfile::tempdir().unwrap() };
+        for d in [o.upper(), o.snap().join("work"), o.merged()] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        prepare(&o.snap());
+        let mut opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            o.upper().display(),
+            o.snap().join("work").display()
+        );
+        if !options.is_empty() {
+            opts = format!("{opts},{options}");
+        }
+        let st = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(o.merged())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount overlay {opts}");
+        o
+    }
+
+    fn snap(&self) -> std::path::PathBuf {
+        self.dir.path().join("snap")
+    }
+
+    fn upper(&self) -> std::path::PathBuf {
+        self.snap().join("fs")
+    }
+
+    fn merged(&self) -> std::path::PathBuf {
+        self.dir.path().join("merged")
+    }
+}
+
+impl Drop for HandOverlay {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.merged()).status();
+    }
+}
+
 /// An overlayfs rootfs that cannot be made again over idmapped layers (here
 /// a file where its own work dir would go) is found out at create, before
 /// the sandbox is committed to a user namespace: it keeps the host's, and
 /// runs.
 #[test]
 fn an_overlayfs_that_cannot_be_made_again_keeps_the_hosts() {
-    let b = Bundle::busybox(&["sh", "-c", "cat /proc/self/uid_map | tr -s ' '; echo ran"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (upper, work) = (dir.path().join("snap/fs"), dir.path().join("snap/work"));
-    for d in [&upper, &work] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    std::fs::write(dir.path().join("snap").join("work.moat"), "not a directory").unwrap();
-    let lower = b.rootfs();
-    let merged = dir.path().join("merged");
-    std::fs::create_dir(&merged).unwrap();
-    let opts = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
-    let st = std::process::Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let b = Bundle::busybox(&["true"]);
+    let o =
+        HandOverlay::mount(&b.rootfs(), "", |snap| std::fs::write(snap.join("work.moat"), "not a directory").unwrap());
     let mut ov = Bundle::busybox(&["sh", "-c", "cat /proc/self/uid_map | tr -s ' '; echo ran"]);
-    ov.edit(|s| s["root"]["path"] = merged.display().to_string().into());
+    ov.edit(|s| s["root"]["path"] = o.merged().display().to_string().into());
     let moat = Moat::new();
     let id = unique_id("ovfallback");
     let (code, out, err) = run_fg(&moat, &ov, &id);
-    let _ = std::process::Command::new("umount").arg(&merged).status();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "0 0 4294967295\nran", "{err}");
     assert_no_leaks(&moat, &id, ov.path());
@@ -578,37 +615,19 @@ fn an_overlayfs_that_cannot_be_made_again_keeps_the_hosts() {
 #[test]
 fn a_volatile_overlayfs_with_a_stale_mark_gets_a_user_namespace() {
     let lower = Bundle::busybox(&["true"]);
-    let dir = tempfile::tempdir().unwrap();
-    let (upper, work) = (dir.path().join("snap/fs"), dir.path().join("snap/work"));
-    let stale = dir.path().join("snap/work.moat/work/incompat/volatile");
-    for d in [&upper, &work, &stale] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let merged = dir.path().join("merged");
-    std::fs::create_dir(&merged).unwrap();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={},volatile",
-        lower.rootfs().display(),
-        upper.display(),
-        work.display()
-    );
-    let st = std::process::Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(&merged)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let o = HandOverlay::mount(&lower.rootfs(), "volatile", |snap| {
+        std::fs::create_dir_all(snap.join("work.moat/work/incompat/volatile")).unwrap();
+    });
     let mut ov = Bundle::busybox(&["sh", "-c", "cat /proc/self/uid_map; echo made > /made"]);
     ov.edit(|s| {
-        s["root"]["path"] = merged.display().to_string().into();
+        s["root"]["path"] = o.merged().display().to_string().into();
         s["root"]["readonly"] = false.into();
     });
     let moat = Moat::new();
     let id = unique_id("ovvolatile");
     let (code, out, err) = run_fg(&moat, &ov, &id);
-    let _ = std::process::Command::new("umount").arg(&merged).status();
     assert_eq!(code, 0, "{err}");
     own_range(out.lines().next().unwrap_or_default());
-    assert_eq!(std::fs::read_to_string(upper.join("made")).unwrap(), "made\n");
+    assert_eq!(std::fs::read_to_string(o.upper().join("made")).unwrap(), "made\n");
     assert_no_leaks(&moat, &id, ov.path());
 }
