@@ -17,16 +17,8 @@ use nix::unistd::{pipe, read, write};
 
 use crate::{sys, Error, Result};
 
-/// Filesystems whose mounts may be idmapped here, by statfs magic.
-const FILESYSTEMS: &[i64] = &[
-    0xEF53,      // ext2, ext3, ext4
-    0x5846_5342, // xfs
-    0x9123_683E, // btrfs
-    0x0102_1994, // tmpfs
-];
-
-/// The same filesystems by their names in mountinfo.
-const FILESYSTEM_NAMES: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs"];
+/// Filesystems whose mounts may be idmapped here, by their mountinfo names.
+const FILESYSTEMS: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs"];
 
 /// A mount, as /proc/self/mountinfo lists it.
 #[derive(Debug, Clone)]
@@ -39,29 +31,25 @@ pub struct Mount {
 }
 
 fn mounts() -> Vec<Mount> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|l| {
-            let fields: Vec<&str> = l.split(' ').collect();
-            let (_, tail) = l.split_once(" - ")?;
-            let fstype = tail.split(' ').next()?;
-            let idmapped = fields.get(5)?.split(',').any(|o| o == "idmapped");
-            Some(Mount {
-                point: PathBuf::from(crate::mount::unescape(fields.get(4)?)),
-                idmappable: FILESYSTEM_NAMES.contains(&fstype) && !idmapped,
-            })
+    crate::mount::mountinfo()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| Mount {
+            idmappable: FILESYSTEMS.contains(&m.fstype.as_str()) && !m.options.split(',').any(|o| o == "idmapped"),
+            point: PathBuf::from(m.point),
         })
         .collect()
 }
 
-/// Whether the filesystem holding `path` allows idmapped mounts, and the
-/// mount holding it is not idmapped already.
+/// Whether `path` lies on a mount that allows an idmapped copy (the mount
+/// holding it: the one at the longest mount point above it).
 pub fn supported(path: &Path) -> bool {
-    let fs_ok = nix::sys::statfs::statfs(path).is_ok_and(|s| FILESYSTEMS.contains(&s.filesystem_type().0));
-    let holder = std::fs::canonicalize(path).ok().and_then(|real| {
-        mounts().into_iter().filter(|m| real.starts_with(&m.point)).max_by_key(|m| m.point.as_os_str().len())
-    });
-    fs_ok && holder.is_some_and(|m| m.idmappable)
+    let Ok(real) = std::fs::canonicalize(path) else { return false };
+    mounts()
+        .into_iter()
+        .filter(|m| real.starts_with(&m.point))
+        .max_by_key(|m| m.point.as_os_str().len())
+        .is_some_and(|m| m.idmappable)
 }
 
 /// The mounts strictly below `path`, as /proc/self/mountinfo lists them

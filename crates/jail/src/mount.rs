@@ -275,6 +275,51 @@ mod tests {
     }
 }
 
+/// One line of /proc/PID/mountinfo (see proc_pid_mountinfo(5)).
+#[derive(Debug, Clone)]
+pub struct MountInfo {
+    /// the mount's id
+    pub id: u32,
+    /// its parent's id
+    pub parent: u32,
+    /// its mount point, escapes undone
+    pub point: String,
+    /// its per-mount options (rw, nosuid, idmapped…)
+    pub options: String,
+    /// the filesystem's type
+    pub fstype: String,
+    /// the filesystem's own options
+    pub super_options: String,
+}
+
+/// Every mount in `text` (mountinfo's format), in its order: a mount
+/// stacked on another comes after it.
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines()
+        .filter_map(|l| {
+            // the optional fields end at " - "
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(MountInfo {
+                id: f.first()?.parse().ok()?,
+                parent: f.get(1)?.parse().ok()?,
+                point: unescape(f.get(4)?),
+                options: f.get(5)?.to_string(),
+                fstype: r.first()?.to_string(),
+                super_options: r.get(2).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// This process's mounts.
+pub fn mountinfo() -> Result<Vec<MountInfo>> {
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::path("read", "/proc/self/mountinfo", e))?;
+    Ok(parse_mountinfo(&text))
+}
+
 /// A mount point as /proc/PID/mountinfo writes it, with its octal escapes
 /// (`\040` for a space, and tab, newline, backslash) undone.
 pub fn unescape(field: &str) -> String {

@@ -127,6 +127,14 @@ impl Id {
     }
 }
 
+/// Whether `id`, a namespace of type `t`, is the host's: ours, or that of
+/// the host's first process where we may see it.
+pub fn is_hosts(t: LinuxNamespaceType, id: Id) -> bool {
+    ["self", "1"]
+        .iter()
+        .any(|pid| Id::at(&Path::new("/proc").join(pid).join("ns").join(proc_name(t))).is_ok_and(|h| h == id))
+}
+
 /// The user namespace that owns the namespace open as `f`.
 pub fn owner(f: BorrowedFd<'_>) -> Result<Id> {
     let owner = crate::sys::ns_owner(f).map_err(|e| Error::sys("find the owner of a namespace", e))?;

@@ -43,22 +43,10 @@ pub struct Layers {
 /// mount point. Err if its options name a layer this cannot use again: a
 /// relative path, or data-only lower layers.
 pub fn at(path: &Path) -> Result<Option<Layers>> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::path("read", "/proc/self/mountinfo", e))?;
-    let Some(line) = info
-        .lines()
-        .rev()
-        .find(|l| l.split(' ').nth(4).map(crate::mount::unescape).is_some_and(|p| Path::new(&p) == path))
-    else {
-        return Ok(None);
-    };
-    // after the optional fields: " - fstype source super-options"
-    let Some((_, tail)) = line.split_once(" - ") else { return Ok(None) };
-    let mut fields = tail.split(' ');
-    if fields.next() != Some("overlay") {
-        return Ok(None);
+    match crate::mount::mountinfo()?.into_iter().rev().find(|m| Path::new(&m.point) == path) {
+        Some(m) if m.fstype == "overlay" => parse(&m.super_options).map(Some),
+        _ => Ok(None),
     }
-    parse(fields.nth(1).unwrap_or_default()).map(Some)
 }
 
 /// Layers from an overlayfs mount's super options, as mountinfo shows

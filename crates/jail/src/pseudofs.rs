@@ -28,6 +28,7 @@ use nix::fcntl::{open, OFlag};
 use nix::mount::{umount2, MntFlags};
 use nix::sys::stat::Mode;
 
+use crate::mount::MountInfo;
 use crate::{sys, Error, Result};
 
 /// The pseudo filesystems the Sentry serves.
@@ -107,35 +108,9 @@ pub fn mount(dev: &OwnedFd, kind: Kind) -> Result<OwnedFd> {
         .map_err(|e| Error::path("make the sandbox's pseudo filesystem", kind.path(), e))
 }
 
-/// One line of mountinfo.
-struct Mount {
-    id: u32,
-    parent: u32,
-    point: String,
-    fstype: String,
-}
-
-/// Every mount in `mountinfo`, in its order (a mount stacked on another
-/// comes after it).
-fn mounts(mountinfo: &str) -> Vec<Mount> {
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let f: Vec<&str> = left.split(' ').collect();
-            Some(Mount {
-                id: f.first()?.parse().ok()?,
-                parent: f.get(1)?.parse().ok()?,
-                point: f.get(4)?.to_string(),
-                fstype: right.split(' ').next()?.to_string(),
-            })
-        })
-        .collect()
-}
-
 /// Whether something is mounted on /sys/fs/cgroup of the visible /sys
 /// (the last mount there), not just on one it covers.
-fn cgroup_on_top(all: &[Mount]) -> bool {
+fn cgroup_on_top(all: &[MountInfo]) -> bool {
     let Some(sys) = all.iter().rev().find(|m| m.point == "/sys") else { return false };
     all.iter().any(|m| m.point == "/sys/fs/cgroup" && m.parent == sys.id)
 }
@@ -154,9 +129,7 @@ pub struct Backing {
 /// sysfs (a network namespace owned by another user namespace), the
 /// instance is a copy of the spec's /sys mount.
 pub fn backing() -> Result<Backing> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::path("read", "/proc/self/mountinfo", e))?;
-    let all = mounts(&info);
+    let all = crate::mount::mountinfo()?;
     let mut instances = Vec::new();
     for kind in Kind::ALL {
         let here = kind.path();
@@ -254,6 +227,7 @@ pub fn replica() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mount::parse_mountinfo;
 
     #[test]
     fn lists_every_mount() {
@@ -261,7 +235,7 @@ mod tests {
                     23 22 0:6 / /proc rw,nosuid - proc proc rw\n\
                     24 23 0:6 /sys /proc/sys ro - proc proc rw\n\
                     25 22 0:7 / /sys rw - sysfs sysfs rw\n";
-        let m = mounts(info);
+        let m = parse_mountinfo(info);
         assert_eq!((m[1].point.as_str(), m[1].fstype.as_str()), ("/proc", "proc"));
         assert_eq!((m[3].id, m[3].parent, m[3].point.as_str()), (25, 22, "/sys"));
         assert_eq!(m.len(), 4);
@@ -269,13 +243,14 @@ mod tests {
 
     #[test]
     fn only_a_cgroup_mount_on_the_visible_sys_counts() {
-        let covered = mounts(
+        let covered = parse_mountinfo(
             "30 1 0:5 / /sys ro - sysfs sysfs rw\n31 30 0:6 / /sys/fs/cgroup ro - tmpfs tmpfs rw\n\
              40 1 0:7 / /sys rw - sysfs sysfs rw\n",
         );
         assert!(!cgroup_on_top(&covered));
-        let on_top =
-            mounts("40 1 0:7 / /sys rw - sysfs sysfs rw\n41 40 0:8 / /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n");
+        let on_top = parse_mountinfo(
+            "40 1 0:7 / /sys rw - sysfs sysfs rw\n41 40 0:8 / /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n",
+        );
         assert!(cgroup_on_top(&on_top));
     }
 }

@@ -241,8 +241,9 @@ pub fn pidfd_open(pid: nix::unistd::Pid) -> io::Result<OwnedFd> {
 /// The user namespace that owns the namespace open as `ns`
 /// (ioctl NS_GET_USERNS).
 pub fn ns_owner(ns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    const NS_GET_USERNS: libc::c_ulong = 0xb701; // _IO(0xb7, 0x1)
-                                                 // SAFETY: this ioctl takes no argument and returns a new fd we own.
+    // _IO(0xb7, 0x1)
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    // SAFETY: this ioctl takes no argument and returns a new fd we own.
     let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS as libc::Ioctl) };
     if r < 0 {
         return Err(io::Error::last_os_error());

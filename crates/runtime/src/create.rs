@@ -181,10 +181,9 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     // the sandbox's own user namespace (sentry, --userns auto): the spec
     // saved has it; init builds from idmapped copies of the rootfs and the
     // bind sources, which stage 1 places
+    let rootfs = spec::rootfs(&spec, &bundle)?;
     let auto = match (g.platform, g.userns) {
-        (crate::Platform::Sentry, crate::Userns::Auto) => {
-            crate::userns::plan(&spec, &spec::rootfs(&spec, &bundle)?, &plan, c.dir())?
-        }
+        (crate::Platform::Sentry, crate::Userns::Auto) => crate::userns::plan(&spec, &rootfs, &plan, c.dir())?,
         _ => None,
     };
     let (spec, init_spec, auto) = match auto {
@@ -193,7 +192,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     };
     let auto_userns = auto.is_some();
     if auto.as_ref().is_some_and(|a| a.overlay.is_some()) {
-        abort.rootfs = Some(spec::rootfs(&spec, &bundle)?);
+        abort.rootfs = Some(rootfs.clone());
     }
     let plan = Plan::from_spec(spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or(&[]))?;
     c.save_spec(&spec)?;
@@ -295,7 +294,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         pid: init_pid.as_raw(),
         pid_start,
         bundle: bundle.clone(),
-        rootfs: spec::rootfs(&spec, &bundle)?,
+        rootfs: rootfs.clone(),
         created: crate::time::now_rfc3339(),
         owner: owner_name(),
         annotations: spec.annotations().clone().unwrap_or_default(),

@@ -120,12 +120,9 @@ fn validate_linux(spec: &Spec) -> Result<()> {
         // a namespace of its own: a new one, or a joined one that is not
         // the host's (a path to the host's own, as runc refuses too)
         let own = |t: LinuxNamespaceType| {
-            let kind = moat_jail::ns::proc_name(t);
-            let host = |pid: &str| moat_jail::ns::Id::at(&Path::new("/proc").join(pid).join("ns").join(kind)).ok();
             plan.has(t)
                 && !plan.join.iter().any(|(j, path)| {
-                    *j == t
-                        && moat_jail::ns::Id::at(path).is_ok_and(|id| Some(id) == host("self") || Some(id) == host("1"))
+                    *j == t && moat_jail::ns::Id::at(path).is_ok_and(|id| moat_jail::ns::is_hosts(t, id))
                 })
         };
         for k in sysctl.keys() {

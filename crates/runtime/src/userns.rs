@@ -179,7 +179,7 @@ fn joined(plan: &Plan, states: &Path) -> std::result::Result<Joined, String> {
             return Err(format!("the spec joins a {t:?} namespace of the host's user namespace"));
         } else {
             let id = Id::of(f.as_fd()).map_err(|e| e.to_string())?;
-            if id == host("net")? || Id::at(Path::new("/proc/1/ns/net")).is_ok_and(|init| init == id) {
+            if moat_jail::ns::is_hosts(LinuxNamespaceType::Network, id) {
                 return Err("the spec joins the host's network namespace".into());
             }
             j.network = Some(id);
@@ -247,11 +247,11 @@ fn sandbox_userns(states: &Path, id: moat_jail::ns::Id) -> Option<(OwnedFd, u32)
 /// For a joined network namespace, which the sandbox's user namespace does
 /// not own: what stage 1 does in it as host root, which the container's
 /// root could not.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Network {
     /// the namespace `create` checked: stage 1 makes nothing in another
     /// (a path bound anew in between)
-    pub checked: Option<moat_jail::ns::Id>,
+    pub checked: moat_jail::ns::Id,
     /// the spec's net.* sysctls (group ids of ping_group_range already
     /// the host's), and ip_unprivileged_port_start=0 unless it names one:
     /// the container's root has no CAP_NET_BIND_SERVICE there
@@ -261,10 +261,11 @@ pub struct Network {
     pub sysfs: bool,
 }
 
-/// What a joined network namespace needs of stage 1, and `for_init`
-/// without it (its sysfs mounts a bind of stage 1's, no net.* sysctls).
-fn network(for_init: &mut Spec, base: u32) -> Network {
-    let mut net = Network::default();
+/// What the joined network namespace `checked` needs of stage 1, and
+/// `for_init` without it (its sysfs mounts a bind of stage 1's, no net.*
+/// sysctls).
+fn network(for_init: &mut Spec, base: u32, checked: moat_jail::ns::Id) -> Network {
+    let mut net = Network { checked, sysctls: Vec::new(), sysfs: false };
     let mut linux = for_init.linux().clone().unwrap_or_default();
     let mut sysctls = linux.sysctl().clone().unwrap_or_default();
     let theirs: Vec<String> = sysctls.keys().filter(|k| k.starts_with("net.")).cloned().collect();
@@ -299,6 +300,15 @@ fn network(for_init: &mut Spec, base: u32) -> Network {
     }
     for_init.set_mounts(Some(mounts));
     net
+}
+
+/// The spec's bind mounts: their index, source, and whether recursive.
+fn binds(spec: &Spec) -> impl Iterator<Item = (usize, PathBuf, bool)> + '_ {
+    spec.mounts().iter().flatten().enumerate().filter_map(|(i, m)| {
+        let opts = moat_jail::mount::parse_options(m.options().as_deref().unwrap_or(&[]));
+        (opts.is_bind() || m.typ().as_deref() == Some("bind"))
+            .then(|| (i, m.source().clone().unwrap_or_default(), opts.flags.contains(nix::mount::MsFlags::MS_REC)))
+    })
 }
 
 /// Why `spec` keeps the host's user namespace, if it does.
@@ -353,13 +363,7 @@ fn unsuited(spec: &Spec, root: &Path, plan: &Plan) -> Option<String> {
         Ok(None) => sources.push((root.to_path_buf(), false)),
         Err(e) => return Some(e.to_string()),
     }
-    for m in spec.mounts().iter().flatten() {
-        let opts = moat_jail::mount::parse_options(m.options().as_deref().unwrap_or(&[]));
-        if opts.is_bind() || m.typ().as_deref() == Some("bind") {
-            let recursive = opts.flags.contains(nix::mount::MsFlags::MS_REC);
-            sources.push((m.source().clone().unwrap_or_default(), recursive));
-        }
-    }
+    sources.extend(binds(spec).map(|(_, source, recursive)| (source, recursive)));
     // an idmapped copy is a mount of its own, in no peer group: mounts made
     // on the host below a source would not show inside
     let propagation = ["shared", "rshared", "slave", "rslave"];
@@ -438,28 +442,21 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         inside: false,
     };
     let host_root = root == Path::new("/");
+    let (host_copies, cover) = match host_root {
+        true => host_root_mounts(spec, &rootfs),
+        false => (Vec::new(), Vec::new()),
+    };
     let (mut mounts, overlay) = match overlay::at(root)? {
-        _ if host_root => (std::iter::once(whole(root)).chain(host_root_mounts(spec, &rootfs)).collect(), None),
+        _ if host_root => (std::iter::once(whole(root)).chain(host_copies).collect(), None),
         Some(layers) => stage_layers(&layers, stage, &rootfs)?,
         None => (vec![whole(root)], None),
     };
     let mut spec_mounts = for_init.mounts().clone().unwrap_or_default();
-    for (i, m) in spec_mounts.iter_mut().enumerate() {
-        let opts = moat_jail::mount::parse_options(m.options().as_deref().unwrap_or(&[]));
-        if !(opts.is_bind() || m.typ().as_deref() == Some("bind")) {
-            continue;
-        }
-        let source = m.source().clone().unwrap_or_default();
+    for (i, source, recursive) in binds(spec) {
         let staged = stage.join(format!("mount-{i}"));
         let meta = std::fs::metadata(&source).map_err(|e| Error::io(format!("stage {}", source.display()), e))?;
-        mounts.push(Staged {
-            source,
-            staged: staged.clone(),
-            recursive: opts.flags.contains(nix::mount::MsFlags::MS_REC),
-            dir: meta.is_dir(),
-            inside: false,
-        });
-        m.set_source(Some(staged));
+        mounts.push(Staged { source, staged: staged.clone(), recursive, dir: meta.is_dir(), inside: false });
+        spec_mounts[i].set_source(Some(staged));
     }
     for_init.set_mounts(Some(spec_mounts));
     if let Some(r) = for_init.root().clone() {
@@ -467,13 +464,9 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
         r.set_path(rootfs.clone());
         for_init.set_root(Some(r));
     }
-    let network = joined.network.map(|id| Network { checked: Some(id), ..network(&mut for_init, base) });
+    let network = joined.network.map(|id| network(&mut for_init, base, id));
     let read_only = host_root && spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
     let joins = joined.files;
-    let cover = match host_root {
-        true => host_submounts(spec).1.iter().filter_map(|p| Some(rootfs.join(p.strip_prefix("/").ok()?))).collect(),
-        false => Vec::new(),
-    };
     let auto = Auto { ns, base, mounts, overlay, read_only, network, joins, cover };
     if auto.overlay.is_some() {
         if let Err(why) = trial(&auto) {
@@ -491,20 +484,23 @@ pub fn plan(spec: &Spec, root: &Path, plan: &Plan, state_dir: &Path) -> Result<O
 /// where one of them does not allow it (proc, sysfs, devtmpfs, cgroup…).
 /// Those under the spec's own mounts are left out (covered: /proc, /dev,
 /// /sys, /tmp), and so, logged, are those on filesystems without idmapped
-/// mounts: their mount points show as the empty directories below them.
-fn host_root_mounts(spec: &Spec, rootfs: &Path) -> Vec<Staged> {
+/// mounts: their mount points, staged, are returned to be covered.
+fn host_root_mounts(spec: &Spec, rootfs: &Path) -> (Vec<Staged>, Vec<PathBuf>) {
     let (copied, left_out) = host_submounts(spec);
-    for point in left_out {
-        tracing::info!("{} is on a filesystem without idmapped mounts: empty in the sandbox", point.display());
-    }
-    copied
-        .into_iter()
+    let staged = |point: &Path| point.strip_prefix("/").ok().map(|rel| rootfs.join(rel));
+    let copies = copied
+        .iter()
         .filter_map(|point| {
-            let staged = rootfs.join(point.strip_prefix("/").ok()?);
-            let dir = std::fs::metadata(&point).map(|m| m.is_dir()).unwrap_or(true);
-            Some(Staged { source: point, staged, recursive: false, dir, inside: true })
+            let dir = std::fs::metadata(point).map(|m| m.is_dir()).unwrap_or(true);
+            Some(Staged { source: point.clone(), staged: staged(point)?, recursive: false, dir, inside: true })
         })
-        .collect()
+        .collect();
+    let cover = left_out
+        .iter()
+        .inspect(|p| tracing::info!("{} is on a filesystem without idmapped mounts: empty in the sandbox", p.display()))
+        .filter_map(|p| staged(p))
+        .collect();
+    (copies, cover)
 }
 
 /// The host's mounts below its root that the spec's own mounts do not
@@ -594,7 +590,7 @@ pub fn place(auto: &Auto) -> Result<()> {
     if let Some(net) = &auto.network {
         // stage 1 is in the joined network namespace already
         let here = moat_jail::ns::Id::at(Path::new("/proc/self/ns/net"))?;
-        if net.checked != Some(here) {
+        if net.checked != here {
             return Err(Error::Init("the network namespace to join changed since create checked it".into()));
         }
         for (k, v) in &net.sysctls {

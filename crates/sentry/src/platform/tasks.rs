@@ -159,6 +159,28 @@ impl Tasks {
 mod tests {
     use super::*;
 
+    /// A pidfd of process `pid`.
+    fn pidfd(pid: i32) -> OwnedFd {
+        // SAFETY: pidfd_open takes a pid and flags, no memory; returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        assert!(fd >= 0, "pidfd_open {pid}");
+        // SAFETY: the kernel just returned this fd; nothing else owns it.
+        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) }
+    }
+
+    /// A process that has ended (reaped), and a pidfd of it.
+    fn ended() -> OwnedFd {
+        // SAFETY: the child only calls _exit, which is async-signal-safe.
+        let child = match unsafe { nix::unistd::fork() }.unwrap() {
+            // SAFETY: ends the child at once, running nothing of the parent's.
+            nix::unistd::ForkResult::Child => unsafe { libc::_exit(0) },
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        let fd = pidfd(child.as_raw());
+        let _ = nix::sys::wait::waitpid(child, None);
+        fd
+    }
+
     fn creds(uid: u32) -> Creds {
         Creds { fsuid: uid, fsgid: 0, groups: vec![], cap_eff: 0, umask: 0o22, real: (uid, 0), cap_prm: 0 }
     }
@@ -168,26 +190,11 @@ mod tests {
         let t = Tasks::new();
         let me = nix::unistd::gettid().as_raw() as u32;
         // a pidfd of a process that has ended polls readable
-        // SAFETY: the child only calls _exit, which is async-signal-safe.
-        let child = match unsafe { nix::unistd::fork() }.unwrap() {
-            // SAFETY: ends the child at once, running nothing of the parent's.
-            nix::unistd::ForkResult::Child => unsafe { libc::_exit(0) },
-            nix::unistd::ForkResult::Parent { child } => child,
-        };
-        // SAFETY: pidfd_open takes a pid and flags; returns a new fd.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
-        assert!(fd >= 0);
-        // SAFETY: the kernel just returned this fd.
-        let dead = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-        let _ = nix::sys::wait::waitpid(child, None);
-        t.remember(42, 42, dead, creds(1000));
+        t.remember(42, 42, ended(), creds(1000));
         assert_eq!(t.creds(42), None);
         assert!(t.is_empty());
         // a live one is kept, until its process changes
-        // SAFETY: as above, for ourselves.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
-        // SAFETY: the kernel just returned this fd.
-        let live = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let live = pidfd(std::process::id() as i32);
         t.remember(me, 7, live.try_clone().unwrap(), creds(0));
         assert_eq!(t.creds(me), Some(creds(0)));
         // another thread's exec forgets the whole process
@@ -208,29 +215,14 @@ mod tests {
     fn dead_threads_hold_no_more_fds_than_live_ones() {
         let t = Tasks::new();
         let me = nix::unistd::gettid().as_raw() as u32;
-        // SAFETY: pidfd_open takes a pid and flags; returns a new fd.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id(), 0) };
-        // SAFETY: the kernel just returned this fd.
-        let live = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+        let live = pidfd(std::process::id() as i32);
         t.remember(me, me, live.try_clone().unwrap(), creds(0));
         // a process that changed its umask, still alive (here: ours)
         t.forget(4242, 4242, Forget::ForGood);
         t.volatile_until(4242, Some(live.try_clone().unwrap()));
         // a shell loop's worth of processes, each gone before the next
         for i in 0..3000u32 {
-            // SAFETY: the child only calls _exit, which is async-signal-safe.
-            let child = match unsafe { nix::unistd::fork() }.unwrap() {
-                // SAFETY: ends the child at once, running nothing of the parent's.
-                nix::unistd::ForkResult::Child => unsafe { libc::_exit(0) },
-                nix::unistd::ForkResult::Parent { child } => child,
-            };
-            // SAFETY: as above.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
-            assert!(fd >= 0);
-            // SAFETY: the kernel just returned this fd.
-            let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
-            let _ = nix::sys::wait::waitpid(child, None);
-            t.remember(1_000_000 + i, 1_000_000 + i, pidfd, creds(0));
+            t.remember(1_000_000 + i, 1_000_000 + i, ended(), creds(0));
             assert!(t.len() <= SWEEP_AT, "{} entries after {i} dead processes", t.len());
         }
         assert_eq!(t.creds(me), Some(creds(0)), "the live thread stays remembered");
