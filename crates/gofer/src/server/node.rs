@@ -85,6 +85,8 @@ pub(crate) struct Node {
     pub ino: u64,
     /// `st_mode` when it was walked to (the type cannot change for one inode).
     pub mode: u32,
+    /// The device of the served root (its files' qid paths are their inode numbers).
+    pub root_dev: u64,
 }
 
 impl Node {
@@ -94,7 +96,15 @@ impl Node {
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
-        Ok(Arc::new(Node { fd, parent: None, name: Box::new([]), dev: st.st_dev, ino: st.st_ino, mode: st.st_mode }))
+        Ok(Arc::new(Node {
+            fd,
+            parent: None,
+            name: Box::new([]),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mode: st.st_mode,
+            root_dev: st.st_dev,
+        }))
     }
 
     fn from_fd(fd: OwnedFd, parent: &Arc<Node>, name: &[u8]) -> Result<Arc<Node>, Errno> {
@@ -106,6 +116,7 @@ impl Node {
             dev: st.st_dev,
             ino: st.st_ino,
             mode: st.st_mode,
+            root_dev: parent.root_dev,
         }))
     }
 
@@ -119,6 +130,7 @@ impl Node {
             dev: self.dev,
             ino: self.ino,
             mode: self.mode,
+            root_dev: self.root_dev,
         }))
     }
 
@@ -134,7 +146,7 @@ impl Node {
 
     /// The qid of this node.
     pub fn qid(&self) -> Qid {
-        qid_of(self.mode, self.dev, self.ino)
+        qid_of(self.mode, self.dev, self.ino, self.root_dev)
     }
 
     /// Walks one name. `..` is lexical and stops at the root.
@@ -200,16 +212,17 @@ impl Node {
     }
 }
 
-/// The qid of a file from its `stat`. Files on other devices than the common case (bind mounts
-/// inside the tree) get the device folded into the high bits so paths stay distinct.
-pub(crate) fn qid_of(mode: u32, dev: u64, ino: u64) -> Qid {
+/// The qid of a file from its `stat`: on the served root's device (`root_dev`), its path is the
+/// inode number, as `stat` shows it; files on other devices (mounts inside the tree) get the
+/// device folded into the high bits so paths stay distinct.
+pub(crate) fn qid_of(mode: u32, dev: u64, ino: u64, root_dev: u64) -> Qid {
     let kind = SFlag::from_bits_truncate(mode) & SFlag::S_IFMT;
     let ty = match kind {
         SFlag::S_IFDIR => QTDIR,
         SFlag::S_IFLNK => QTSYMLINK,
         _ => QTFILE,
     };
-    Qid { ty, version: 0, path: ino ^ (dev.rotate_left(48)) }
+    Qid { ty, version: 0, path: ino ^ (dev ^ root_dev).rotate_left(48) }
 }
 
 /// An `io::Error` from a host call as an errno.

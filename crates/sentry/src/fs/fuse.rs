@@ -137,36 +137,36 @@ pub struct DirEntry {
 }
 
 // opcodes (include/uapi/linux/fuse.h)
-const LOOKUP: u32 = 1;
-const SETATTR: u32 = 4;
-const WRITE: u32 = 16;
-const FORGET: u32 = 2;
-const GETATTR: u32 = 3;
-const READLINK: u32 = 5;
-const OPEN: u32 = 14;
-const READ: u32 = 15;
-const STATFS: u32 = 17;
-const RELEASE: u32 = 18;
-const FLUSH: u32 = 25;
-const INIT: u32 = 26;
-const OPENDIR: u32 = 27;
-const READDIR: u32 = 28;
-const RELEASEDIR: u32 = 29;
-const INTERRUPT: u32 = 36;
-const DESTROY: u32 = 38;
-const BATCH_FORGET: u32 = 42;
+pub(crate) const LOOKUP: u32 = 1;
+pub(crate) const SETATTR: u32 = 4;
+pub(crate) const WRITE: u32 = 16;
+pub(crate) const FORGET: u32 = 2;
+pub(crate) const GETATTR: u32 = 3;
+pub(crate) const READLINK: u32 = 5;
+pub(crate) const OPEN: u32 = 14;
+pub(crate) const READ: u32 = 15;
+pub(crate) const STATFS: u32 = 17;
+pub(crate) const RELEASE: u32 = 18;
+pub(crate) const FLUSH: u32 = 25;
+pub(crate) const INIT: u32 = 26;
+pub(crate) const OPENDIR: u32 = 27;
+pub(crate) const READDIR: u32 = 28;
+pub(crate) const RELEASEDIR: u32 = 29;
+pub(crate) const INTERRUPT: u32 = 36;
+pub(crate) const DESTROY: u32 = 38;
+pub(crate) const BATCH_FORGET: u32 = 42;
 /// operations that would change something: the mount is read-only
-const WRITES: &[u32] = &[6, 8, 9, 10, 11, 12, 13, 21, 24, 35, 43, 45, 47, 51];
+pub(crate) const WRITES: &[u32] = &[6, 8, 9, 10, 11, 12, 13, 21, 24, 35, 43, 45, 47, 51];
 
-const IN_HEADER: usize = 40;
-const OUT_HEADER: usize = 16;
-const ROOT_ID: u64 = 1;
+pub(crate) const IN_HEADER: usize = 40;
+pub(crate) const OUT_HEADER: usize = 16;
+pub(crate) const ROOT_ID: u64 = 1;
 /// the protocol version we speak (7.31: Linux 5.10 and later)
 const MINOR: u32 = 31;
 /// direct I/O: reads go to the server whatever the file's size (0)
 const FOPEN_DIRECT_IO: u32 = 1;
 /// no FLUSH on close: a close never waits on us (not even while we exit)
-const FOPEN_NOFLUSH: u32 = 1 << 5;
+pub(crate) const FOPEN_NOFLUSH: u32 = 1 << 5;
 /// at most this many open files and directories per mount
 const MAX_HANDLES: usize = 4096;
 /// and at most this many bytes of generated contents held for them
@@ -176,7 +176,7 @@ pub const BUFFER: usize = 64 * 1024 + 4096;
 /// every this many requests, entries gone for good are dropped
 const SWEEP_EVERY: u64 = 1024;
 /// FUSE_NOTIFY_INVAL_ENTRY
-const NOTIFY_INVAL_ENTRY: i32 = 3;
+pub(crate) const NOTIFY_INVAL_ENTRY: i32 = 3;
 /// contents generated for a size are used by an open this soon after
 const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// at most this many generated contents wait for their open
@@ -274,13 +274,13 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// Little-endian field readers over a request body.
-struct In<'a>(&'a [u8]);
+pub(crate) struct In<'a>(pub(crate) &'a [u8]);
 
 impl In<'_> {
-    fn u32(&self, at: usize) -> u32 {
+    pub(crate) fn u32(&self, at: usize) -> u32 {
         self.0.get(at..at + 4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn u64(&self, at: usize) -> u64 {
+    pub(crate) fn u64(&self, at: usize) -> u64 {
         self.0.get(at..at + 8).map_or(0, |b| {
             let mut a = [0u8; 8];
             a.copy_from_slice(b);
@@ -288,7 +288,7 @@ impl In<'_> {
         })
     }
     /// A NUL-terminated name.
-    fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         let end = self.0.iter().position(|&b| b == 0)?;
         std::str::from_utf8(&self.0[..end]).ok()
     }
@@ -296,18 +296,18 @@ impl In<'_> {
 
 /// A reply body under construction.
 #[derive(Default)]
-struct Out(Vec<u8>);
+pub(crate) struct Out(pub(crate) Vec<u8>);
 
 impl Out {
-    fn u32(mut self, v: u32) -> Out {
+    pub(crate) fn u32(mut self, v: u32) -> Out {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
-    fn u64(mut self, v: u64) -> Out {
+    pub(crate) fn u64(mut self, v: u64) -> Out {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
-    fn u16(mut self, v: u16) -> Out {
+    pub(crate) fn u16(mut self, v: u16) -> Out {
         self.0.extend_from_slice(&v.to_le_bytes());
         self
     }
@@ -361,16 +361,11 @@ impl<F: Filesystem> Session<F> {
 
     /// Reads and answers one request. `Ok(false)` once the mount is gone.
     pub fn handle_one(&mut self) -> std::io::Result<bool> {
-        let n = match nix::unistd::read(&self.dev, &mut self.buf) {
-            Ok(n) => n,
-            // the request was interrupted before we read it, or nothing yet
-            Err(Errno::ENOENT | Errno::EINTR | Errno::EAGAIN) => return Ok(true),
-            Err(Errno::ENODEV) => return Ok(false),
-            Err(e) => return Err(e.into()),
+        let n = match read_request(&self.dev, &mut self.buf)? {
+            Got::Request(n) => n,
+            Got::Nothing => return Ok(true),
+            Got::Gone => return Ok(false),
         };
-        if n < IN_HEADER {
-            return Ok(true);
-        }
         self.served += 1;
         if self.served.is_multiple_of(SWEEP_EVERY) {
             self.sweep();
@@ -383,20 +378,10 @@ impl<F: Filesystem> Session<F> {
         if opcode == DESTROY {
             return Ok(false);
         }
-        let answer = self.answer(opcode, node, &body, &ctx);
-        let (error, data) = match answer {
-            Answer::None => return Ok(true),
-            Answer::Data(d) => (0i32, d),
-            Answer::Error(e) => (-(e as i32), Vec::new()),
-        };
-        let len = u32::try_from(OUT_HEADER + data.len()).unwrap_or(u32::MAX);
-        let mut out = Out::default().u32(len).u32(error as u32).u64(unique).0;
-        out.extend_from_slice(&data);
-        match nix::unistd::write(&self.dev, &out) {
-            // ENOENT: the request was interrupted meanwhile
-            Ok(_) | Err(Errno::ENOENT) => Ok(true),
-            Err(Errno::ENODEV) => Ok(false),
-            Err(e) => Err(e.into()),
+        match self.answer(opcode, node, &body, &ctx) {
+            Answer::None => Ok(true),
+            Answer::Data(d) => send(&self.dev, unique, Ok(d)),
+            Answer::Error(e) => send(&self.dev, unique, Err(e)),
         }
     }
 
@@ -594,8 +579,60 @@ impl<F: Filesystem> Session<F> {
     }
 }
 
+/// What one read of /dev/fuse brought.
+pub(crate) enum Got {
+    /// a request of this many bytes (at least a header)
+    Request(usize),
+    /// nothing to answer (interrupted before we read it, or short)
+    Nothing,
+    /// the mount is gone
+    Gone,
+}
+
+/// Reads one request into `buf`.
+pub(crate) fn read_request(dev: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Got> {
+    match nix::unistd::read(dev, buf) {
+        Ok(n) if n >= IN_HEADER => Ok(Got::Request(n)),
+        Ok(_) | Err(Errno::ENOENT | Errno::EINTR | Errno::EAGAIN) => Ok(Got::Nothing),
+        Err(Errno::ENODEV) => Ok(Got::Gone),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Answers request `unique`. `Ok(false)` once the mount is gone.
+pub(crate) fn send(dev: &OwnedFd, unique: u64, answer: Result<Vec<u8>, Errno>) -> std::io::Result<bool> {
+    let (error, data) = match answer {
+        Ok(d) => (0i32, d),
+        Err(e) => (-(e as i32), Vec::new()),
+    };
+    let len = u32::try_from(OUT_HEADER + data.len()).unwrap_or(u32::MAX);
+    let mut out = Out::default().u32(len).u32(error as u32).u64(unique).0;
+    out.extend_from_slice(&data);
+    match nix::unistd::write(dev, &out) {
+        // ENOENT: the request was interrupted meanwhile
+        Ok(_) | Err(Errno::ENOENT) => Ok(true),
+        Err(Errno::ENODEV) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One fuse_dirent record (aligned to 8 bytes) appended to `out` if it fits in
+/// `size` bytes in all; whether it did.
+pub(crate) fn push_dirent(out: &mut Vec<u8>, size: usize, ino: u64, off: u64, ty: u32, name: &[u8]) -> bool {
+    let rec = (24 + name.len()).div_ceil(8) * 8;
+    if out.len() + rec > size {
+        return false;
+    }
+    let start = out.len();
+    let o = Out(std::mem::take(out)).u64(ino).u64(off).u32(name.len() as u32).u32(ty);
+    *out = o.0;
+    out.extend_from_slice(name);
+    out.resize(start + rec, 0);
+    true
+}
+
 /// A FUSE_NOTIFY_INVAL_ENTRY message: drop `name` in directory `parent`.
-fn inval_entry(parent: u64, name: &str) -> Vec<u8> {
+pub(crate) fn inval_entry(parent: u64, name: &str) -> Vec<u8> {
     let body_len = 16 + name.len() + 1;
     let len = u32::try_from(OUT_HEADER + body_len).unwrap_or(u32::MAX);
     let mut o = Out::default().u32(len).u32(NOTIFY_INVAL_ENTRY as u32).u64(0);
@@ -631,16 +668,10 @@ fn dirents(dir: u64, entries: &[(u64, DirEntry)], off: u64, size: usize) -> Vec<
         dots.iter().map(|&(id, n, k)| (id, n, k)).chain(entries.iter().map(|(id, e)| (*id, e.name.as_str(), e.kind)));
     let mut out = Vec::new();
     for (i, (id, name, kind)) in all.enumerate().skip(usize::try_from(off).unwrap_or(usize::MAX)) {
-        let rec = (24 + name.len()).div_ceil(8) * 8;
-        if out.len() + rec > size {
+        let ino = if id == 0 { u64::MAX - i as u64 } else { id };
+        if !push_dirent(&mut out, size, ino, i as u64 + 1, kind.mode_bits() >> 12, name.as_bytes()) {
             break;
         }
-        let ino = if id == 0 { u64::MAX - i as u64 } else { id };
-        let mut o =
-            Out(std::mem::take(&mut out)).u64(ino).u64(i as u64 + 1).u32(name.len() as u32).u32(kind.mode_bits() >> 12);
-        o.0.extend_from_slice(name.as_bytes());
-        o.0.resize(o.0.len() + rec - 24 - name.len(), 0);
-        out = o.0;
     }
     out
 }

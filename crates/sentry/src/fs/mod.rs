@@ -7,6 +7,7 @@
 //! Sentry answers for every node.
 
 pub mod fuse;
+pub mod gofer;
 pub mod proc;
 pub mod proxy;
 pub mod sys;

@@ -1,0 +1,481 @@
+//! The container's own files as the stubs see them when the Sentry reaches
+//! them through the gofer (`--directfs=false`).
+//!
+//! A FUSE mount whose every name, attribute, directory listing, symlink
+//! target and extended attribute comes from the container's gofer over 9P:
+//! the host kernel still walks paths (symlinks, `..`, mounts stacked on
+//! top), and checks permissions from the attributes we give
+//! (`default_permissions`), but what exists is what the gofer says.
+//!
+//! An opened regular file is the gofer's own: the fd it donates with
+//! Rlopen is registered as the FUSE file's backing file
+//! (FUSE_DEV_IOC_BACKING_OPEN, Linux 6.9 and later, the Sentry's
+//! CAP_SYS_ADMIN), so reads and mmap, exec's included, run in the host
+//! kernel at native speed and never reach us. Where the kernel refuses
+//! that (no passthrough, a backing file stacked too deep) the file is read
+//! through the gofer, one Tread per FUSE read.
+//!
+//! Read-only (the Sentry makes every change in the real tree itself), and
+//! uncached for now: entry and attribute timeouts of zero, so a change made
+//! beside us (a write through a file the Sentry opened for writing, a host
+//! process writing into a bind mount) shows at the next call.
+//!
+//! Node ids are ours, one per file the kernel holds (found again by the
+//! qid's path, so hard links and repeated lookups share one); each holds a
+//! fid, clunked when the kernel forgets the node. A file's inode number is
+//! its qid path: the real inode number for files on the root's device.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use moat_gofer::client::{ClientError, Fid};
+use moat_p9::consts::GETATTR_ALL;
+use moat_p9::Attr;
+use nix::errno::Errno;
+
+use super::fuse::{
+    read_request, send, Got, In, Out, BATCH_FORGET, BUFFER, DESTROY, FLUSH, FOPEN_NOFLUSH, FORGET, GETATTR, INIT,
+    INTERRUPT, IN_HEADER, LOOKUP, OPEN, OPENDIR, READ, READDIR, READLINK, RELEASE, RELEASEDIR, ROOT_ID, STATFS, WRITES,
+};
+
+const GETXATTR: u32 = 22;
+const LISTXATTR: u32 = 23;
+/// the protocol version we speak: 7.40 has passthrough
+const MINOR: u32 = 40;
+/// fuse_init flags: flags2 is meaningful
+const INIT_EXT: u64 = 1 << 30;
+/// fuse_init flags: readlink results may be kept (a symlink's target never changes)
+const CACHE_SYMLINKS: u64 = 1 << 23;
+/// fuse_init flags: files may be backed by a file of ours
+const PASSTHROUGH: u64 = 1 << 37;
+/// what a backing file may stack on: 2 lets an overlayfs rootfs back files
+/// (a FUSE mount with passthrough can itself be stacked on by nothing)
+const MAX_STACK_DEPTH: u32 = 2;
+/// fuse_open_out: the file's I/O goes to its backing file
+const FOPEN_PASSTHROUGH: u32 = 1 << 7;
+/// fuse_open_out: reads come to us whatever the cached size
+const FOPEN_DIRECT_IO: u32 = 1;
+/// FUSE_DEV_IOC_BACKING_OPEN: _IOW(229, 1, struct fuse_backing_map)
+const IOC_BACKING_OPEN: u64 = 0x4010_e501;
+/// FUSE_DEV_IOC_BACKING_CLOSE: _IOW(229, 2, uint32_t)
+const IOC_BACKING_CLOSE: u64 = 0x4004_e502;
+/// at most this many open files and directories per mount
+const MAX_HANDLES: usize = 4096;
+
+/// A file the kernel holds a node of.
+struct Node {
+    fid: Fid,
+    /// the kernel's lookup count
+    lookups: u64,
+    /// the backing file registered for it while it is open (one per inode:
+    /// the kernel refuses a second), with its open count
+    backing: Option<(u32, u32)>,
+}
+
+enum Handle {
+    /// an open regular file of node `.0`: its I/O passes through to the backing file
+    Backed(u64),
+    /// an open regular file without a backing file: read through the gofer
+    Read(Fid),
+    /// an open directory
+    Dir(Fid),
+}
+
+/// Counts of what the session served, for tests and `--strace`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// opens answered with a backing file
+    pub passthrough_opens: u64,
+    /// FUSE reads served through the gofer
+    pub reads: u64,
+}
+
+/// One FUSE connection over one gofer tree.
+pub struct Session {
+    dev: OwnedFd,
+    nodes: HashMap<u64, Node>,
+    /// node ids by qid path
+    by_qid: HashMap<u64, u64>,
+    handles: HashMap<u64, Handle>,
+    next_node: u64,
+    next_fh: u64,
+    buf: Vec<u8>,
+    /// whether the kernel agreed to passthrough
+    passthrough: bool,
+    stats: Stats,
+}
+
+impl Session {
+    /// A session on `dev` (an fd of /dev/fuse a mount was made with) whose
+    /// root is `root`, a fid of the tree's root.
+    pub fn new(dev: OwnedFd, root: Fid) -> Session {
+        let mut nodes = HashMap::new();
+        let mut by_qid = HashMap::new();
+        by_qid.insert(root.qid().path, ROOT_ID);
+        nodes.insert(ROOT_ID, Node { fid: root, lookups: 1, backing: None });
+        Session {
+            dev,
+            nodes,
+            by_qid,
+            handles: HashMap::new(),
+            next_node: ROOT_ID + 1,
+            next_fh: 1,
+            buf: vec![0; BUFFER],
+            passthrough: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// What it served so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Serves requests until the mount is gone.
+    pub fn run(&mut self) -> std::io::Result<()> {
+        while self.handle_one()? {}
+        Ok(())
+    }
+
+    /// Reads and answers one request. `Ok(false)` once the mount is gone.
+    pub fn handle_one(&mut self) -> std::io::Result<bool> {
+        let n = match read_request(&self.dev, &mut self.buf)? {
+            Got::Request(n) => n,
+            Got::Nothing => return Ok(true),
+            Got::Gone => return Ok(false),
+        };
+        let req = self.buf[..n].to_vec();
+        let h = In(&req[..IN_HEADER]);
+        let (opcode, unique, node) = (h.u32(4), h.u64(8), h.u64(16));
+        let body = In(&req[IN_HEADER..]);
+        match opcode {
+            DESTROY => Ok(false),
+            FORGET => {
+                self.forget(node, body.u64(0));
+                Ok(true)
+            }
+            BATCH_FORGET => {
+                let count = body.u32(0) as usize;
+                for i in 0..count {
+                    let at = 8 + i * 16;
+                    self.forget(body.u64(at), body.u64(at + 8));
+                }
+                Ok(true)
+            }
+            INTERRUPT => Ok(true),
+            INIT => {
+                let reply = self.init(&body);
+                send(&self.dev, unique, Ok(reply))
+            }
+            _ if WRITES.contains(&opcode) => send(&self.dev, unique, Err(Errno::EROFS)),
+            _ => {
+                let answer = self.answer(opcode, node, &body);
+                send(&self.dev, unique, answer)
+            }
+        }
+    }
+
+    fn init(&mut self, body: &In<'_>) -> Vec<u8> {
+        let (major, minor, readahead) = (body.u32(0), body.u32(4), body.u32(8));
+        let offered = u64::from(body.u32(12)) | (u64::from(body.u32(16)) << 32);
+        let minor = if major > 7 { MINOR } else { minor.min(MINOR) };
+        let mut flags = offered & CACHE_SYMLINKS;
+        // flags2 is only read from kernels that set INIT_EXT themselves
+        if minor >= MINOR && offered & INIT_EXT != 0 && offered & PASSTHROUGH != 0 {
+            flags |= INIT_EXT | PASSTHROUGH;
+            self.passthrough = true;
+        }
+        // major, minor, max_readahead, flags, max_background, congestion_threshold,
+        // max_write, time_gran, max_pages, map_alignment, flags2, max_stack_depth, unused[6]
+        let mut o = Out::default().u32(7).u32(minor).u32(readahead).u32(flags as u32).u16(16).u16(12).u32(4096).u32(1);
+        let depth = if self.passthrough { MAX_STACK_DEPTH } else { 0 };
+        o = o.u16(0).u16(0).u32((flags >> 32) as u32).u32(depth);
+        for _ in 0..6 {
+            o = o.u32(0);
+        }
+        o.0
+    }
+
+    fn answer(&mut self, opcode: u32, node: u64, body: &In<'_>) -> Result<Vec<u8>, Errno> {
+        match opcode {
+            LOOKUP => self.lookup(node, body),
+            GETATTR => {
+                let attr = self.fid(node)?.getattr(GETATTR_ALL).map_err(errno)?;
+                Ok(attr_out(Out::default().u64(0).u32(0).u32(0), &attr).0)
+            }
+            READLINK => self.fid(node)?.readlink().map_err(errno),
+            OPEN => self.open(node, body.u32(0)),
+            READ => {
+                let (fh, off, size) = (body.u64(0), body.u64(8), body.u32(16) as usize);
+                let Some(Handle::Read(fid)) = self.handles.get(&fh) else { return Err(Errno::EBADF) };
+                let mut data = vec![0; size];
+                let n = fid.read(off, &mut data).map_err(errno)?;
+                data.truncate(n);
+                self.stats.reads += 1;
+                Ok(data)
+            }
+            RELEASE | RELEASEDIR => {
+                self.release(body.u64(0));
+                Ok(Vec::new())
+            }
+            OPENDIR => {
+                let fid = self.fid(node)?.clone_fid().map_err(errno)?;
+                fid.open(libc::O_RDONLY as u32).map_err(errno)?;
+                let fh = self.add(Handle::Dir(fid))?;
+                Ok(Out::default().u64(fh).u32(0).u32(0).0)
+            }
+            READDIR => {
+                let (fh, off, size) = (body.u64(0), body.u64(8), body.u32(16) as usize);
+                let Some(Handle::Dir(fid)) = self.handles.get(&fh) else { return Err(Errno::EBADF) };
+                let count = u32::try_from(size).unwrap_or(u32::MAX);
+                let mut out = Vec::new();
+                for e in fid.readdir(off, count).map_err(errno)? {
+                    if !super::fuse::push_dirent(&mut out, size, e.qid.path, e.offset, u32::from(e.ty), &e.name) {
+                        break;
+                    }
+                }
+                Ok(out)
+            }
+            // ENOSYS: the kernel stops sending FLUSH for this connection
+            FLUSH => Err(Errno::ENOSYS),
+            STATFS => {
+                let root = self.fid(ROOT_ID)?;
+                let s = root.statfs().map_err(errno)?;
+                // blocks, bfree, bavail, files, ffree; bsize, namelen, frsize, padding, spare[6]
+                let mut o = Out::default().u64(s.blocks).u64(s.bfree).u64(s.bavail).u64(s.files).u64(s.ffree);
+                o = o.u32(s.bsize).u32(s.namelen).u32(s.bsize).u32(0);
+                for _ in 0..6 {
+                    o = o.u32(0);
+                }
+                Ok(o.0)
+            }
+            GETXATTR | LISTXATTR => {
+                let size = body.u32(0) as usize;
+                let fid = self.fid(node)?;
+                let value = if opcode == GETXATTR {
+                    // fuse_getxattr_in: size, padding; then the name
+                    let name = body.0.get(8..).and_then(cstr).ok_or(Errno::EINVAL)?;
+                    fid.xattr_get(name).map_err(errno)?
+                } else {
+                    fid.xattr_list().map_err(errno)?
+                };
+                match size {
+                    0 => Ok(Out::default().u32(value.len() as u32).u32(0).0),
+                    _ if value.len() > size => Err(Errno::ERANGE),
+                    _ => Ok(value),
+                }
+            }
+            _ => Err(Errno::ENOSYS),
+        }
+    }
+
+    fn fid(&self, node: u64) -> Result<&Fid, Errno> {
+        self.nodes.get(&node).map(|n| &n.fid).ok_or(Errno::ESTALE)
+    }
+
+    fn lookup(&mut self, parent: u64, body: &In<'_>) -> Result<Vec<u8>, Errno> {
+        let name = cstr(body.0).ok_or(Errno::ENOENT)?;
+        // the kernel walks "." and ".." itself and never sends a "/"
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+            return Err(Errno::ENOENT);
+        }
+        let child = self.fid(parent)?.walk(&[name]).map_err(errno)?;
+        let attr = child.getattr(GETATTR_ALL).map_err(errno)?;
+        let key = attr.qid.path;
+        let id = match self.by_qid.get(&key).copied().filter(|id| self.nodes.contains_key(id)) {
+            Some(id) => {
+                if let Some(n) = self.nodes.get_mut(&id) {
+                    n.lookups += 1;
+                }
+                id
+            }
+            None => {
+                let id = self.next_node;
+                self.next_node += 1;
+                self.nodes.insert(id, Node { fid: child, lookups: 1, backing: None });
+                self.by_qid.insert(key, id);
+                id
+            }
+        };
+        // nodeid, generation, entry and attr timeouts of zero
+        Ok(attr_out(Out::default().u64(id).u64(0).u64(0).u64(0).u32(0).u32(0), &attr).0)
+    }
+
+    fn forget(&mut self, id: u64, n: u64) {
+        if id == ROOT_ID {
+            return;
+        }
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.lookups = node.lookups.saturating_sub(n);
+        }
+        self.drop_if_unused(id);
+    }
+
+    /// Drops a node the kernel neither holds nor has open (clunking its fid).
+    fn drop_if_unused(&mut self, id: u64) {
+        let unused = self.nodes.get(&id).is_some_and(|n| n.lookups == 0 && n.backing.is_none());
+        if unused {
+            if let Some(node) = self.nodes.remove(&id) {
+                let key = node.fid.qid().path;
+                if self.by_qid.get(&key) == Some(&id) {
+                    self.by_qid.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, node: u64, flags: u32) -> Result<Vec<u8>, Errno> {
+        if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
+            return Err(Errno::EROFS);
+        }
+        if self.handles.len() >= MAX_HANDLES {
+            return Err(Errno::ENFILE);
+        }
+        let fid = self.fid(node)?.clone_fid().map_err(errno)?;
+        let opened = fid.open(libc::O_RDONLY as u32).map_err(errno)?;
+        if self.passthrough {
+            if let Some(n) = self.nodes.get_mut(&node) {
+                let id = match (n.backing, opened.fd) {
+                    (Some((id, _)), _) => Some(id),
+                    (None, Some(fd)) => match backing_open(&self.dev, &fd) {
+                        Ok(id) => Some(id),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "no backing file for a gofer file; read through 9P");
+                            None
+                        }
+                    },
+                    (None, None) => None,
+                };
+                if let Some(id) = id {
+                    let opens = n.backing.map_or(0, |(_, c)| c);
+                    n.backing = Some((id, opens + 1));
+                    self.stats.passthrough_opens += 1;
+                    let fh = self.add(Handle::Backed(node))?;
+                    return Ok(Out::default().u64(fh).u32(FOPEN_PASSTHROUGH | FOPEN_NOFLUSH).u32(id).0);
+                }
+            }
+        }
+        let fh = self.add(Handle::Read(fid))?;
+        Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO | FOPEN_NOFLUSH).u32(0).0)
+    }
+
+    fn release(&mut self, fh: u64) {
+        let Some(Handle::Backed(node)) = self.handles.remove(&fh) else { return };
+        let Some(n) = self.nodes.get_mut(&node) else { return };
+        if let Some((id, opens)) = n.backing {
+            if opens > 1 {
+                n.backing = Some((id, opens - 1));
+            } else {
+                n.backing = None;
+                if let Err(e) = backing_close(&self.dev, id) {
+                    tracing::debug!(error = %e, "closing a backing file");
+                }
+            }
+        }
+        self.drop_if_unused(node);
+    }
+
+    fn add(&mut self, h: Handle) -> Result<u64, Errno> {
+        if self.handles.len() >= MAX_HANDLES {
+            return Err(Errno::ENFILE);
+        }
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        self.handles.insert(fh, h);
+        Ok(fh)
+    }
+}
+
+/// The errno a FUSE caller gets for a 9P failure.
+fn errno(e: ClientError) -> Errno {
+    e.errno()
+}
+
+/// The NUL-terminated name at the start of `b`.
+fn cstr(b: &[u8]) -> Option<&[u8]> {
+    b.iter().position(|&c| c == 0).map(|end| &b[..end])
+}
+
+/// `o` followed by a fuse_attr of `a`: the inode number is the qid path.
+fn attr_out(o: Out, a: &Attr) -> Out {
+    let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    o.u64(a.qid.path)
+        .u64(a.size)
+        .u64(a.blocks)
+        .u64(a.atime_sec)
+        .u64(a.mtime_sec)
+        .u64(a.ctime_sec)
+        .u32(u32_of(a.atime_nsec))
+        .u32(u32_of(a.mtime_nsec))
+        .u32(u32_of(a.ctime_nsec))
+        .u32(a.mode)
+        .u32(u32_of(a.nlink))
+        .u32(a.uid)
+        .u32(a.gid)
+        // the low 32 bits of glibc's dev_t are the kernel's new_encode_dev()
+        // for every major below 4096
+        .u32(a.rdev as u32)
+        .u32(u32_of(a.blksize))
+        .u32(0)
+}
+
+/// struct fuse_backing_map
+#[repr(C)]
+struct BackingMap {
+    fd: i32,
+    flags: u32,
+    padding: u64,
+}
+
+/// Registers `file` as a backing file of the connection; its id.
+fn backing_open(dev: &OwnedFd, file: &OwnedFd) -> Result<u32, Errno> {
+    let map = BackingMap { fd: file.as_raw_fd(), flags: 0, padding: 0 };
+    // SAFETY: the ioctl reads one fuse_backing_map (the size its number
+    // encodes) from a live local and keeps no pointer to it.
+    let r = unsafe { libc::ioctl(dev.as_raw_fd(), IOC_BACKING_OPEN as libc::Ioctl, &map as *const BackingMap) };
+    Errno::result(r).map(|id| id as u32)
+}
+
+/// Drops backing file `id` (open files keep theirs).
+fn backing_close(dev: &OwnedFd, id: u32) -> Result<(), Errno> {
+    // SAFETY: the ioctl reads one u32 from a live local and keeps no pointer to it.
+    let r = unsafe { libc::ioctl(dev.as_raw_fd(), IOC_BACKING_CLOSE as libc::Ioctl, &id as *const u32) };
+    Errno::result(r).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_asks_for_passthrough_only_where_offered() {
+        let (dev, _) = nix::unistd::pipe().unwrap();
+        // 7.41 with INIT_EXT and PASSTHROUGH in flags2
+        let body = Out::default().u32(7).u32(41).u32(131072).u32((INIT_EXT | CACHE_SYMLINKS) as u32).u32(1 << 5).0;
+        let mut s = Session {
+            dev,
+            nodes: HashMap::new(),
+            by_qid: HashMap::new(),
+            handles: HashMap::new(),
+            next_node: 2,
+            next_fh: 1,
+            buf: Vec::new(),
+            passthrough: false,
+            stats: Stats::default(),
+        };
+        let r = s.init(&In(&body));
+        assert_eq!(r.len(), 64);
+        assert_eq!(In(&r).u32(4), MINOR);
+        assert_eq!(u64::from(In(&r).u32(12)), INIT_EXT | CACHE_SYMLINKS);
+        assert_eq!(In(&r).u32(32), 1 << 5, "flags2: passthrough");
+        assert_eq!(In(&r).u32(36), MAX_STACK_DEPTH);
+        assert!(s.passthrough);
+        // an older kernel: no passthrough, no stack depth
+        let old = Out::default().u32(7).u32(31).u32(131072).u32(0).0;
+        s.passthrough = false;
+        let r = s.init(&In(&old));
+        assert_eq!(In(&r).u32(4), 31);
+        assert_eq!(In(&r).u32(36), 0);
+        assert!(!s.passthrough);
+    }
+}
