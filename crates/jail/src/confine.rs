@@ -37,12 +37,20 @@ pub fn confine(c: &Confinement<'_>) -> Result<()> {
     ns::create(CloneFlags::CLONE_NEWNS)?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|e| Error::path("make private", "/", e))?;
-    mount(Some(c.tree), c.tree, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| Error::path("bind", c.tree, e))?;
-    if c.read_only {
-        m::remount_bind(c.tree, MsFlags::MS_RDONLY)?;
+    if c.tree == Path::new("/") {
+        // the root is the tree already (a helper that joined a container's
+        // mount namespace): this private copy of it is all it sees
+        if c.read_only {
+            crate::sys::mount_setattr_rdonly(c.tree, true).map_err(|e| Error::path("make read-only", c.tree, e))?;
+        }
+    } else {
+        mount(Some(c.tree), c.tree, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| Error::path("bind", c.tree, e))?;
+        if c.read_only {
+            m::remount_bind(c.tree, MsFlags::MS_RDONLY)?;
+        }
+        rootfs::pivot(c.tree)?;
     }
-    rootfs::pivot(c.tree)?;
     if let Some(ns) = c.join_userns {
         nix::sched::setns(ns, CloneFlags::CLONE_NEWUSER).map_err(|e| Error::sys("join the user namespace", e))?;
         become_root()?;

@@ -24,6 +24,7 @@ pub mod ns;
 pub mod overlay;
 pub mod policy;
 pub mod pseudofs;
+pub mod replica;
 pub mod rlimit;
 pub mod rootfs;
 pub mod seccomp;

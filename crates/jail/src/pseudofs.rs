@@ -191,39 +191,6 @@ pub fn attach(b: &Backing, prepared: &[(Kind, OwnedFd)]) -> Result<()> {
     Ok(())
 }
 
-/// Turns the calling process's file tree into the stubs' read-only
-/// replica (the sentry platform, once the Sentry holds the real tree): a
-/// new mount namespace, whose copies of every mount are read-only, except
-/// the Sentry's /proc and /sys where they were writable (their writes are
-/// the Sentry's to refuse), and /dev/mqueue. Writes reach the real tree only through the
-/// Sentry. Processes that join the container later join this namespace.
-pub fn replica() -> Result<()> {
-    // and /dev/mqueue: a queue is charged to its creator's real uid, so the
-    // host makes those calls for the stubs (the Sentry would be host root)
-    // only where they are mounted (a spec may mount neither /sys nor
-    // /dev/mqueue; the directory is then the rootfs's, which stays read-only)
-    const FUSE: i64 = 0x6573_5546;
-    const MQUEUE: i64 = 0x1980_0202;
-    let writable: Vec<&Path> = Kind::ALL
-        .iter()
-        .map(|k| (Path::new(k.path()), FUSE))
-        .chain([(Path::new("/dev/mqueue"), MQUEUE)])
-        .filter(|(p, kind)| {
-            nix::sys::statfs::statfs(*p).is_ok_and(|s| s.filesystem_type().0 == *kind)
-                && nix::sys::statvfs::statvfs(*p)
-                    .is_ok_and(|s| !s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-        })
-        .map(|(p, _)| p)
-        .collect();
-    crate::ns::create(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    let root = Path::new("/");
-    sys::mount_setattr_rdonly(root, true).map_err(|e| Error::path("make the stubs' view read-only", root, e))?;
-    for p in writable {
-        sys::mount_setattr_rw(p).map_err(|e| Error::path("keep writable", p, e))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

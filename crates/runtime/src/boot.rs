@@ -90,7 +90,11 @@ pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
 /// Hands the Sentry the container's real file tree: the root of `init`
 /// and the mount namespace that holds it (init then leaves it for the
 /// read-only replica). Waits until the Sentry has entered it.
-pub fn hand_tree(c: &Container, init: nix::unistd::Pid) -> Result<()> {
+///
+/// With a `gofer` (`--directfs=false`: the container's cgroup), starts the
+/// container's gofer on that tree too, and makes the FUSE mount the Sentry
+/// serves from it: the root of the stubs' view, returned for init.
+pub fn hand_tree(c: &Container, init: nix::unistd::Pid, gofer: Option<&Manager>) -> Result<Option<OwnedFd>> {
     let open = |what: &str, flags: OFlag| {
         nix::fcntl::open(format!("/proc/{init}/{what}").as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::io(format!("open the container's {what}"), e))
@@ -98,16 +102,68 @@ pub fn hand_tree(c: &Container, init: nix::unistd::Pid) -> Result<()> {
     let root = open("root", OFlag::O_PATH | OFlag::O_DIRECTORY)?;
     let ns = open("ns/mnt", OFlag::O_RDONLY)?;
     let sock = connect(c)?;
-    crate::fdpass::send_many(sock.as_fd(), b"tree", &[root.as_fd(), ns.as_fd()])
-        .map_err(|e| Error::io("hand the file tree to the sentry", e))?;
+    let mut view = None;
+    match gofer {
+        None => crate::fdpass::send_many(sock.as_fd(), b"tree", &[root.as_fd(), ns.as_fd()]),
+        Some(cgroup) => {
+            let to_gofer = start_gofer(c, cgroup, &ns)?;
+            let dev = nix::fcntl::open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| Error::io("open /dev/fuse for the gofer's tree", e))?;
+            view = Some(moat_jail::replica::mount_gofer(&dev)?);
+            let fds = [root.as_fd(), ns.as_fd(), to_gofer.as_fd(), dev.as_fd()];
+            crate::fdpass::send_many(sock.as_fd(), b"tree+gofer", &fds)
+        }
+    }
+    .map_err(|e| Error::io("hand the file tree to the sentry", e))?;
     sock.set_read_timeout(Some(std::time::Duration::from_secs(30))).map_err(|e| Error::io("wait for the sentry", e))?;
     let mut answer = String::new();
     std::io::Read::read_to_string(&mut &sock, &mut answer).map_err(|e| Error::io("wait for the sentry", e))?;
     match answer.as_str() {
-        "ok" => Ok(()),
+        "ok" => Ok(view),
         "" => Err(Error::Init("the sentry ended before it took the file tree".into())),
         why => Err(Error::Init(format!("the sentry: {why}"))),
     }
+}
+
+/// Starts the container's gofer: a daemon in the container's cgroup that
+/// joins the mount namespace `ns` (whose root is the container's), makes
+/// a private read-only copy of it, confines itself there
+/// ([`moat_gofer::process`]) and serves it over 9P on a socket whose
+/// other end is returned (for the Sentry). It ends when that end closes.
+fn start_gofer(c: &Container, cgroup: &Manager, ns: &OwnedFd) -> Result<OwnedFd> {
+    let (ours, theirs) = UnixStream::pair().map_err(|e| Error::io("socketpair for the gofer", e))?;
+    let theirs = OwnedFd::from(theirs);
+    let ns = ns.try_clone().map_err(|e| Error::io("dup", e))?;
+    let lock_fd = c.lock_fd();
+    let cgroup = cgroup.clone();
+    sys::fork_with(move || {
+        let _ = nix::unistd::close(lock_fd);
+        let _ = nix::unistd::setsid();
+        if let Err(e) = cgroup.add(nix::unistd::getpid()) {
+            tracing::error!("gofer: join the container's cgroup: {e}");
+            return 1;
+        }
+        quiet_stdio();
+        if let Err(e) = sys::close_inherited_fds(&[theirs.as_raw_fd(), ns.as_raw_fd()]) {
+            tracing::error!("gofer: close inherited fds: {e}");
+            return 1;
+        }
+        if let Err(e) = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
+            tracing::error!("gofer: join the container's mount namespace: {e}");
+            return 1;
+        }
+        drop(ns);
+        let opts = moat_gofer::process::GoferOpts { dir: "/".into(), read_only: true, no_confine: false };
+        match moat_gofer::process::run(opts, moat_gofer::process::Endpoint::Conn(theirs)) {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("gofer: {e}");
+                1
+            }
+        }
+    })
+    .map_err(|e| Error::io("fork the gofer", e))?;
+    Ok(OwnedFd::from(ours))
 }
 
 /// The watchdog's way out when it cannot start the Sentry: the container's
@@ -145,6 +201,10 @@ pub struct Sentry {
     /// whether the sandbox has a user namespace of its own (the Sentry's
     /// changes to the tree are then made by its replayer, inside it)
     pub userns: bool,
+    /// `--directfs`: false serves the stubs' view from the gofer (the
+    /// Sentry then keeps CAP_SYS_ADMIN permitted, raised only to register
+    /// a gofer's file as the backing file of an open FUSE file)
+    pub directfs: bool,
 }
 
 impl Sentry {
@@ -172,6 +232,7 @@ impl Sentry {
             },
             cgroupns: plan.has(LinuxNamespaceType::Cgroup),
             userns: plan.new_user(),
+            directfs: true,
         }
     }
 }
@@ -306,8 +367,11 @@ pub fn spawn(
             // ptrace access to stub memory, and DAC override to open the
             // /proc/TID/mem of a stub that switched to another uid; and
             // what acting as a caller in the tree takes
-            let keep: Vec<caps::Capability> =
+            let mut keep: Vec<caps::Capability> =
                 [caps::Capability::CAP_SYS_PTRACE].iter().chain(ACTING_CAPS).copied().collect();
+            if !s.directfs {
+                keep.push(caps::Capability::CAP_SYS_ADMIN);
+            }
             if let Err(e) = confine(&root, &keep, None) {
                 tracing::error!("sentry: {e}");
                 return 1;

@@ -36,6 +36,9 @@ pub enum Msg {
     /// init → parent (sentry): the file tree is complete; hand it to the
     /// Sentry (then Go, back, and init turns its own view into the replica)
     TreeReady,
+    /// parent → init (sentry, `--directfs=false`): the root of the replica,
+    /// a FUSE mount the Sentry serves from the gofer (with the fd; before Go)
+    ReplicaRoot,
     /// init → parent: everything is ready; waiting for start
     Ready,
     /// any → parent: a step failed

@@ -331,7 +331,8 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 }
                 // the ones the spec does not mount: nobody will serve them
                 pseudo.clear();
-                let sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
+                let mut sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
+                sentry.directfs = g.directfs;
                 let n = sentry.mounts.len();
                 let (to_us, from_sentry) =
                     std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
@@ -343,7 +344,9 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 parent.send(&Msg::Go)?;
             }
             (Msg::TreeReady, _) if sentry_up => {
-                crate::boot::hand_tree(&c, init_pid)?;
+                if let Some(root) = crate::boot::hand_tree(&c, init_pid, (!g.directfs).then_some(&cgroup))? {
+                    parent.send_with_fd(&Msg::ReplicaRoot, Some(root.as_fd()))?;
+                }
                 parent.send(&Msg::Go)?;
             }
             (Msg::SeccompFd, Some(fd)) if sentry_up => crate::boot::hand_over(&crate::boot::connect(&c)?, fd)?,

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use moat_jail::ns::{self, Plan};
-use moat_jail::{pseudofs, rootfs, sys};
+use moat_jail::{pseudofs, replica, rootfs, sys};
 use nix::sched::CloneFlags;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
@@ -219,8 +219,15 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
         let joins = |t| a.plan.join.iter().any(|(j, _)| *j == t);
         if !joins(LinuxNamespaceType::Mount) && !joins(LinuxNamespaceType::User) {
             ch.send(&Msg::TreeReady)?;
-            ch.expect(&Msg::Go)?;
-            pseudofs::replica()?;
+            match ch.recv_with_fd()? {
+                (Msg::Go, _) => replica::make()?,
+                (Msg::ReplicaRoot, Some(root)) => {
+                    ch.expect(&Msg::Go)?;
+                    replica::over(root)?;
+                }
+                (Msg::Error(e), _) => return Err(Error::Init(e)),
+                (m, _) => return Err(Error::Init(format!("unexpected {m:?}"))),
+            }
         }
         Ok(())
     };

@@ -102,4 +102,6 @@ pub struct Global {
     pub strace: bool,
     /// `--userns`
     pub userns: Userns,
+    /// `--directfs`: false serves the container's files to the stubs from the gofer
+    pub directfs: bool,
 }

@@ -10,6 +10,10 @@
 
 use super::{Arg, Policy, Rule, THREAD_FLAGS};
 
+/// FUSE_DEV_IOC_BACKING_OPEN: _IOW(229, 1, struct fuse_backing_map)
+const FUSE_BACKING_OPEN: u64 = 0x4010_e501;
+/// FUSE_DEV_IOC_BACKING_CLOSE: _IOW(229, 2, uint32_t)
+const FUSE_BACKING_CLOSE: u64 = 0x4004_e502;
 /// SECCOMP_IOCTL_NOTIF_RECV: _IOWR('!', 0, struct seccomp_notif)
 pub const NOTIF_RECV: u64 = 0xc050_2100;
 /// SECCOMP_IOCTL_NOTIF_SEND: _IOWR('!', 1, struct seccomp_notif_resp)
@@ -37,6 +41,12 @@ pub fn policy() -> Policy {
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_ADDFD)], "notify: install an fd in the caller"),
         Rule::with("ioctl", &[Arg::Eq(1, NOTIF_SET_FLAGS)], "notify: synchronous wake-up"),
         Rule::with("ioctl", &[Arg::Eq(1, PIDFD_GET_INFO)], "a caller's process id, from its pidfd (exec forgets it)"),
+        Rule::with(
+            "ioctl",
+            &[Arg::Eq(1, FUSE_BACKING_OPEN)],
+            "--directfs=false: a gofer's file backs an open FUSE file",
+        ),
+        Rule::with("ioctl", &[Arg::Eq(1, FUSE_BACKING_CLOSE)], "--directfs=false: the last open of it ended"),
         Rule::with("seccomp", &[Arg::Eq(0, SECCOMP_GET_NOTIF_SIZES)], "libseccomp: notification sizes"),
         Rule::any("poll", "notify: wait on every notify fd and the control socket"),
         Rule::any("ppoll", "notify: the same, newer libc"),
@@ -112,6 +122,7 @@ pub fn policy() -> Policy {
         Rule::any("accept", "control socket"),
         Rule::any("recvmsg", "control socket: the fd itself; the replayer's jobs and answers"),
         Rule::any("sendmsg", "the replayer (a sandbox with a user namespace): jobs and answers, with their fds"),
+        Rule::any("getsockname", "--directfs=false: the 9P client asks whether its socket can carry fds"),
         Rule::any("close", "hung-up notify fds"),
         Rule::any("write", "log lines; FUSE replies"),
         Rule::any("fcntl", "std: fd flags"),

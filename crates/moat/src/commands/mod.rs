@@ -25,7 +25,14 @@ use crate::cli::{Cli, Cmd};
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let platform: Platform = cli.platform.parse()?;
     let userns = cli.userns.parse()?;
-    let g = Global { root: cli.root, systemd_cgroup: cli.systemd_cgroup, platform, strace: cli.strace, userns };
+    let g = Global {
+        root: cli.root,
+        systemd_cgroup: cli.systemd_cgroup,
+        platform,
+        strace: cli.strace,
+        userns,
+        directfs: cli.directfs,
+    };
     match cli.cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start { id } => start::run(&g, &id),

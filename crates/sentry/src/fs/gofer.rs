@@ -59,6 +59,9 @@ const FOPEN_DIRECT_IO: u32 = 1;
 const IOC_BACKING_OPEN: u64 = 0x4010_e501;
 /// FUSE_DEV_IOC_BACKING_CLOSE: _IOW(229, 2, uint32_t)
 const IOC_BACKING_CLOSE: u64 = 0x4004_e502;
+/// FUSE_DEV_IOC_BACKING_OPEN wants it (of the initial user namespace),
+/// raised for the call alone
+const CAP_SYS_ADMIN: u64 = 1 << 21;
 /// at most this many open files and directories per mount
 const MAX_HANDLES: usize = 4096;
 
@@ -337,7 +340,9 @@ impl Session {
             if let Some(n) = self.nodes.get_mut(&node) {
                 let id = match (n.backing, opened.fd) {
                     (Some((id, _)), _) => Some(id),
-                    (None, Some(fd)) => match backing_open(&self.dev, &fd) {
+                    (None, Some(fd)) => match crate::vfs::creds::raised(CAP_SYS_ADMIN, || backing_open(&self.dev, &fd))
+                        .and_then(|r| r)
+                    {
                         Ok(id) => Some(id),
                         Err(e) => {
                             tracing::debug!(error = %e, "no backing file for a gofer file; read through 9P");
@@ -384,6 +389,21 @@ impl Session {
         self.handles.insert(fh, h);
         Ok(fh)
     }
+}
+
+/// Serves the stubs' view on FUSE connection `dev` from the gofer at the
+/// other end of `sock`, on a thread of its own (a request may wait for the
+/// gofer; nothing else must wait for it).
+pub fn spawn(sock: OwnedFd, dev: OwnedFd) -> std::io::Result<()> {
+    let client = moat_gofer::Client::connect(sock, &moat_gofer::ClientOptions::default())
+        .map_err(|e| std::io::Error::other(format!("connect to the gofer: {e}")))?;
+    let root = client.attach("root", "", 0).map_err(|e| std::io::Error::other(format!("attach to the gofer: {e}")))?;
+    std::thread::Builder::new().spawn(move || {
+        if let Err(e) = Session::new(dev, root).run() {
+            tracing::error!("sentry: serving the container's files from the gofer: {e}");
+        }
+    })?;
+    Ok(())
 }
 
 /// The errno a FUSE caller gets for a 9P failure.

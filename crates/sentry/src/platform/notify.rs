@@ -174,7 +174,7 @@ pub fn serve(
                         // entered on this thread, which serves every call
                         // the sender waits for the answer: the stubs' view
                         // turns read-only only once the Sentry is in the tree
-                        Some(Control::Tree(root, ns)) => {
+                        Some(Control::Tree(root, ns, gofer)) => {
                             let remote = kernel.replayer.lock().ok().and_then(|mut r| r.take());
                             let entered = proc
                                 .try_clone()
@@ -183,7 +183,11 @@ pub fn serve(
                                     crate::vfs::Tree::enter(root, ns, p, remote.map(crate::vfs::remote::Remote::new))
                                 })
                                 .map_err(|e| e.to_string())
-                                .and_then(|t| kernel.tree.set(t).map_err(|_| "a second tree".to_string()));
+                                .and_then(|t| kernel.tree.set(t).map_err(|_| "a second tree".to_string()))
+                                .and_then(|()| match gofer {
+                                    Some((sock, dev)) => crate::fs::gofer::spawn(sock, dev).map_err(|e| e.to_string()),
+                                    None => Ok(()),
+                                });
                             let answer = match entered {
                                 Ok(()) => "ok".to_string(),
                                 Err(e) => format!("cannot enter the container's tree: {e}"),
@@ -203,7 +207,7 @@ pub fn serve(
 fn recv_msg(sock: RawFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     let mut buf = [0u8; 64];
     let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let mut space = nix::cmsg_space!([RawFd; 4]);
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
     let mut fds = Vec::new();
     for c in msg.cmsgs().ok()? {
@@ -219,8 +223,10 @@ fn recv_msg(sock: RawFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
 enum Control {
     /// a notify fd (init's, or an exec'd process's)
     Notify(OwnedFd),
-    /// the container's real tree: its root, and the mount namespace holding it
-    Tree(OwnedFd, OwnedFd),
+    /// the container's real tree: its root, and the mount namespace holding
+    /// it; with `--directfs=false`, the gofer's socket and the FUSE
+    /// connection of the stubs' view to serve from it
+    Tree(OwnedFd, OwnedFd, Option<(OwnedFd, OwnedFd)>),
 }
 
 fn recv_control(sock: RawFd) -> Option<Control> {
@@ -230,7 +236,14 @@ fn recv_control(sock: RawFd) -> Option<Control> {
         (b"tree", 2) => {
             let ns = fds.pop()?;
             let root = fds.pop()?;
-            Some(Control::Tree(root, ns))
+            Some(Control::Tree(root, ns, None))
+        }
+        (b"tree+gofer", 4) => {
+            let dev = fds.pop()?;
+            let gofer = fds.pop()?;
+            let ns = fds.pop()?;
+            let root = fds.pop()?;
+            Some(Control::Tree(root, ns, Some((gofer, dev))))
         }
         _ => None,
     }
