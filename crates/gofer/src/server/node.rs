@@ -222,7 +222,13 @@ pub(crate) fn qid_of(mode: u32, dev: u64, ino: u64, root_dev: u64) -> Qid {
         SFlag::S_IFLNK => QTSYMLINK,
         _ => QTFILE,
     };
-    Qid { ty, version: 0, path: ino ^ (dev ^ root_dev).rotate_left(48) }
+    Qid { ty, version: 0, path: qid_path(dev, ino, root_dev) }
+}
+
+/// The qid path of the file `ino` on device `dev` of a tree whose root lies
+/// on `root_dev` (a client finding a served file again by its qid uses it).
+pub fn qid_path(dev: u64, ino: u64, root_dev: u64) -> u64 {
+    ino ^ (dev ^ root_dev).rotate_left(48)
 }
 
 /// An `io::Error` from a host call as an errno.

@@ -180,7 +180,16 @@ pub fn serve(
                                 .try_clone()
                                 .map_err(|_| Errno::EMFILE)
                                 .and_then(|p| {
-                                    crate::vfs::Tree::enter(root, ns, p, remote.map(crate::vfs::remote::Remote::new))
+                                    let mut t = crate::vfs::Tree::enter(
+                                        root,
+                                        ns,
+                                        p,
+                                        remote.map(crate::vfs::remote::Remote::new),
+                                    )?;
+                                    if gofer.is_some() {
+                                        t.viewed_through_gofer()?;
+                                    }
+                                    Ok(t)
                                 })
                                 .map_err(|e| e.to_string())
                                 .and_then(|t| kernel.tree.set(t).map_err(|_| "a second tree".to_string()))

@@ -57,6 +57,9 @@ pub struct Tree {
     thread: libc::pid_t,
     /// the replayer, for a sandbox with a user namespace
     remote: Option<remote::Remote>,
+    /// with `--directfs=false`, the device of the tree's root: the stubs'
+    /// files are then the gofer's view, whose inode numbers are qid paths
+    gofer_root_dev: Option<u64>,
 }
 
 impl Tree {
@@ -69,7 +72,28 @@ impl Tree {
         if let Some(r) = &remote {
             r.enter(seat.root())?;
         }
-        Ok(Tree { seat, _ns: ns, thread: nix::unistd::gettid().as_raw(), remote })
+        Ok(Tree { seat, _ns: ns, thread: nix::unistd::gettid().as_raw(), remote, gofer_root_dev: None })
+    }
+
+    /// The stubs' view is the gofer's (`--directfs=false`): their files
+    /// are found again in the tree by qid path.
+    pub fn viewed_through_gofer(&mut self) -> Result<(), Errno> {
+        self.gofer_root_dev = Some(nix::sys::stat::fstat(self.seat.root())?.st_dev);
+        Ok(())
+    }
+
+    /// Whether a caller's file `theirs` (`st` its fstat) is the tree's file
+    /// whose fstat is `mine`: the same device and inode, or in the gofer's
+    /// view (a FUSE file) an inode number that is `mine`'s qid path.
+    fn same(&self, theirs: &OwnedFd, st: &libc::stat, mine: &libc::stat) -> bool {
+        if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino) {
+            return true;
+        }
+        const FUSE: i64 = 0x6573_5546;
+        self.gofer_root_dev.is_some_and(|root_dev| {
+            st.st_ino == moat_gofer::server::qid_path(mine.st_dev, mine.st_ino, root_dev)
+                && nix::sys::statfs::fstatfs(theirs).is_ok_and(|s| s.filesystem_type().0 == FUSE)
+        })
     }
 
     /// Whether the calling thread is the one in the tree.
@@ -102,7 +126,7 @@ impl Tree {
     /// any symlink; with `want`, only if it is that very file (device and
     /// inode). A name is never trusted: a directory that was removed reads
     /// "`<path> (deleted)`", a name its owner may have made.
-    pub fn find(&self, path: &[u8], want: Option<&libc::stat>) -> Result<OwnedFd, Errno> {
+    pub fn find(&self, path: &[u8], want: Option<(&OwnedFd, &libc::stat)>) -> Result<OwnedFd, Errno> {
         if path.first() != Some(&b'/') || path.ends_with(b" (deleted)") {
             return Err(Errno::ENOENT);
         }
@@ -116,9 +140,9 @@ impl Tree {
         let rel = std::ffi::OsStr::from_bytes(&path[1..]);
         let rel = if rel.is_empty() { std::ffi::OsStr::new(".") } else { rel };
         let fd = nix::fcntl::openat2(self.seat.root(), rel, how)?;
-        if let Some(w) = want {
+        if let Some((theirs, w)) = want {
             let st = nix::sys::stat::fstat(&fd)?;
-            if (st.st_dev, st.st_ino) != (w.st_dev, w.st_ino) {
+            if !self.same(theirs, w, &st) {
                 return Err(Errno::ENOENT);
             }
         }
@@ -133,7 +157,7 @@ impl Tree {
             return Ok(theirs);
         }
         let st = nix::sys::stat::fstat(&theirs)?;
-        self.find(path, Some(&st))
+        self.find(path, Some((&theirs, &st)))
     }
 
     /// The directory holding the file of `theirs` (`path` its readlink),
@@ -148,7 +172,7 @@ impl Tree {
         let parent = self.find(dir, None)?;
         let name = std::ffi::CString::new(name).map_err(|_| Errno::ENOENT)?;
         let there = nix::sys::stat::fstatat(&parent, name.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)?;
-        if (there.st_dev, there.st_ino) != (st.st_dev, st.st_ino) {
+        if !self.same(theirs, &st, &there) {
             return Err(Errno::ENOENT);
         }
         Ok((parent, name))
