@@ -45,9 +45,8 @@ fn the_gofer_serves_the_view_and_changes_still_land_in_the_bundle() {
     let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let fstype = |point: &str| {
         info.lines()
-            .filter(|l| l.split(' ').nth(4) == Some(point))
+            .rfind(|l| l.split(' ').nth(4) == Some(point))
             .map(|l| l.split(" - ").nth(1).unwrap_or("").split(' ').take(2).collect::<Vec<_>>().join(" "))
-            .last()
             .unwrap_or_default()
     };
     assert_eq!(fstype("/"), "fuse moat-gofer", "{info}");
