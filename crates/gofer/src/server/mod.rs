@@ -20,7 +20,7 @@ mod ops_dir;
 mod ops_file;
 pub(crate) mod session;
 
-pub use node::qid_path;
+pub use node::ino_of;
 use node::Node;
 
 /// What to serve and how.

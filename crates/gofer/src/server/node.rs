@@ -226,9 +226,16 @@ pub(crate) fn qid_of(mode: u32, dev: u64, ino: u64, root_dev: u64) -> Qid {
 }
 
 /// The qid path of the file `ino` on device `dev` of a tree whose root lies
-/// on `root_dev` (a client finding a served file again by its qid uses it).
-pub fn qid_path(dev: u64, ino: u64, root_dev: u64) -> u64 {
+/// on `root_dev`.
+pub(crate) fn qid_path(dev: u64, ino: u64, root_dev: u64) -> u64 {
     ino ^ (dev ^ root_dev).rotate_left(48)
+}
+
+/// The inode number of the file whose qid path is `path`: the fold of the
+/// device only touches the top 16 bits, so this is exact for inode numbers
+/// below 2^48 (every one ext4, xfs, btrfs and tmpfs hand out in practice).
+pub fn ino_of(path: u64) -> u64 {
+    path & ((1 << 48) - 1)
 }
 
 /// An `io::Error` from a host call as an errno.

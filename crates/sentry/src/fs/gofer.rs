@@ -22,13 +22,15 @@
 //!
 //! Node ids are ours, one per file the kernel holds (found again by the
 //! qid's path, so hard links and repeated lookups share one); each holds a
-//! fid, clunked when the kernel forgets the node. A file's inode number is
-//! its qid path: the real inode number for files on the root's device.
+//! fid, clunked when the kernel forgets the node. A file shows its own
+//! inode number (two files on different mounts may show the same one); the
+//! device is the FUSE mount's, for every file.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use moat_gofer::client::{ClientError, Fid};
+use moat_gofer::server::ino_of;
 use moat_p9::consts::GETATTR_ALL;
 use moat_p9::Attr;
 use nix::errno::Errno;
@@ -233,7 +235,8 @@ impl Session {
                 let count = u32::try_from(size).unwrap_or(u32::MAX);
                 let mut out = Vec::new();
                 for e in fid.readdir(off, count).map_err(errno)? {
-                    if !super::fuse::push_dirent(&mut out, size, e.qid.path, e.offset, u32::from(e.ty), &e.name) {
+                    if !super::fuse::push_dirent(&mut out, size, ino_of(e.qid.path), e.offset, u32::from(e.ty), &e.name)
+                    {
                         break;
                     }
                 }
@@ -416,10 +419,11 @@ fn cstr(b: &[u8]) -> Option<&[u8]> {
     b.iter().position(|&c| c == 0).map(|end| &b[..end])
 }
 
-/// `o` followed by a fuse_attr of `a`: the inode number is the qid path.
+/// `o` followed by a fuse_attr of `a`: the file's own inode number (as
+/// fstat of a file the Sentry opened in the tree gives it; sqlite checks).
 fn attr_out(o: Out, a: &Attr) -> Out {
     let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    o.u64(a.qid.path)
+    o.u64(ino_of(a.qid.path))
         .u64(a.size)
         .u64(a.blocks)
         .u64(a.atime_sec)

@@ -187,7 +187,7 @@ pub fn serve(
                                         remote.map(crate::vfs::remote::Remote::new),
                                     )?;
                                     if gofer.is_some() {
-                                        t.viewed_through_gofer()?;
+                                        t.viewed_through_gofer();
                                     }
                                     Ok(t)
                                 })

@@ -57,9 +57,9 @@ pub struct Tree {
     thread: libc::pid_t,
     /// the replayer, for a sandbox with a user namespace
     remote: Option<remote::Remote>,
-    /// with `--directfs=false`, the device of the tree's root: the stubs'
-    /// files are then the gofer's view, whose inode numbers are qid paths
-    gofer_root_dev: Option<u64>,
+    /// with `--directfs=false`: the stubs' files are the gofer's view, of
+    /// one FUSE device whatever the file's own
+    gofer_view: bool,
 }
 
 impl Tree {
@@ -72,28 +72,24 @@ impl Tree {
         if let Some(r) = &remote {
             r.enter(seat.root())?;
         }
-        Ok(Tree { seat, _ns: ns, thread: nix::unistd::gettid().as_raw(), remote, gofer_root_dev: None })
+        Ok(Tree { seat, _ns: ns, thread: nix::unistd::gettid().as_raw(), remote, gofer_view: false })
     }
 
     /// The stubs' view is the gofer's (`--directfs=false`): their files
-    /// are found again in the tree by qid path.
-    pub fn viewed_through_gofer(&mut self) -> Result<(), Errno> {
-        self.gofer_root_dev = Some(nix::sys::stat::fstat(self.seat.root())?.st_dev);
-        Ok(())
+    /// are found again in the tree by inode number alone.
+    pub fn viewed_through_gofer(&mut self) {
+        self.gofer_view = true;
     }
 
     /// Whether a caller's file `theirs` (`st` its fstat) is the tree's file
     /// whose fstat is `mine`: the same device and inode, or in the gofer's
-    /// view (a FUSE file) an inode number that is `mine`'s qid path.
+    /// view (a FUSE file) the same inode number.
     fn same(&self, theirs: &OwnedFd, st: &libc::stat, mine: &libc::stat) -> bool {
-        if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino) {
-            return true;
-        }
         const FUSE: i64 = 0x6573_5546;
-        self.gofer_root_dev.is_some_and(|root_dev| {
-            st.st_ino == moat_gofer::server::qid_path(mine.st_dev, mine.st_ino, root_dev)
-                && nix::sys::statfs::fstatfs(theirs).is_ok_and(|s| s.filesystem_type().0 == FUSE)
-        })
+        (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+            || (self.gofer_view
+                && st.st_ino == mine.st_ino
+                && nix::sys::statfs::fstatfs(theirs).is_ok_and(|s| s.filesystem_type().0 == FUSE))
     }
 
     /// Whether the calling thread is the one in the tree.
