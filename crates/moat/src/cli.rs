@@ -41,8 +41,8 @@ pub struct Cli {
     /// sentry platform: true (the default) lets the host kernel read the
     /// container's files in the stubs' read-only view; false serves them
     /// from the container's gofer over 9P (as runsc's --directfs=false)
-    #[arg(long, global = true, default_value_t = true, action = clap::ArgAction::Set)]
-    pub directfs: bool,
+    #[arg(long, global = true, default_value = "true")]
+    pub directfs: String,
     /// accepted for runc compatibility (rootless mode is detected)
     #[arg(long = "rootless", hide = true)]
     pub rootless_mode: Option<String>,

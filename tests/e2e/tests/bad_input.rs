@@ -82,6 +82,7 @@ fn bad_ids_signals_and_flags() {
     assert!(moat.fails(&["kill", "nope", "KILL"]).contains("does not exist"));
     assert!(moat.fails(&["start", "nope"]).contains("does not exist"));
     assert!(moat.fails(&["--platform", "vm", "state", "x"]).contains("platform"));
+    assert!(moat.fails(&["--directfs=maybe", "state", "x"]).contains("--directfs"));
     assert!(moat.fails(&["--systemd-cgroup", "run", "--bundle", b.path().to_str().unwrap(), "sd"]).contains("systemd"));
     let id = unique_id("sig");
     let sleeper = Bundle::busybox(&["sleep", "100"]);

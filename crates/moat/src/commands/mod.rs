@@ -25,14 +25,13 @@ use crate::cli::{Cli, Cmd};
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let platform: Platform = cli.platform.parse()?;
     let userns = cli.userns.parse()?;
-    let g = Global {
-        root: cli.root,
-        systemd_cgroup: cli.systemd_cgroup,
-        platform,
-        strace: cli.strace,
-        userns,
-        directfs: cli.directfs,
+    let directfs = match cli.directfs.as_str() {
+        "true" => true,
+        "false" => false,
+        other => anyhow::bail!("--directfs: {other:?} is neither true nor false"),
     };
+    let g =
+        Global { root: cli.root, systemd_cgroup: cli.systemd_cgroup, platform, strace: cli.strace, userns, directfs };
     match cli.cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start { id } => start::run(&g, &id),
