@@ -20,7 +20,7 @@
 //! for it), [`attach`] unmounts the real /proc and /sys, attaches the FUSE
 //! mounts and puts the cgroup mounts back on top.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
@@ -89,23 +89,31 @@ pub fn prepare(kind: Kind) -> Result<Prepared> {
 /// nodev, noexec; /sys read-only too). The caller's pid namespace numbers
 /// the callers in requests.
 pub fn mount(dev: &OwnedFd, kind: Kind) -> Result<OwnedFd> {
-    let fd = CString::new(dev.as_raw_fd().to_string()).map_err(|_| Error::Config("fd".into()))?;
     let source = CString::new(kind.fstype()).map_err(|_| Error::Config("fstype".into()))?;
+    let mut attrs = sys::MOUNT_ATTR_NOSUID_NODEV_NOEXEC;
+    if kind == Kind::Sys {
+        attrs |= sys::MOUNT_ATTR_RDONLY_FLAG;
+    }
+    fuse_mount(dev, &source, c"40555", attrs)
+        .map_err(|e| Error::path("make the sandbox's pseudo filesystem", kind.path(), e))
+}
+
+/// A detached FUSE mount on connection `dev` of the Sentry's: `source` as
+/// mountinfo names it, a root of `rootmode`, host root's, open to every
+/// user, permissions checked by the kernel from the Sentry's attributes.
+pub(crate) fn fuse_mount(dev: &OwnedFd, source: &CStr, rootmode: &CStr, attrs: u32) -> std::io::Result<OwnedFd> {
+    let fd = CString::new(dev.as_raw_fd().to_string())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let params = [
-        (c"source", Some(source.as_c_str())),
+        (c"source", Some(source)),
         (c"fd", Some(fd.as_c_str())),
-        (c"rootmode", Some(c"40555")),
+        (c"rootmode", Some(rootmode)),
         (c"user_id", Some(c"0")),
         (c"group_id", Some(c"0")),
         (c"allow_other", None),
         (c"default_permissions", None),
     ];
-    let mut attrs = sys::MOUNT_ATTR_NOSUID_NODEV_NOEXEC;
-    if kind == Kind::Sys {
-        attrs |= sys::MOUNT_ATTR_RDONLY_FLAG;
-    }
     sys::new_mount(c"fuse", &params, attrs)
-        .map_err(|e| Error::path("make the sandbox's pseudo filesystem", kind.path(), e))
 }
 
 /// Whether something is mounted on /sys/fs/cgroup of the visible /sys

@@ -11,8 +11,7 @@
 //! nodes and ptys must be the kernel's own), /proc and /sys (the Sentry's
 //! already), which are moved onto it.
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -67,17 +66,7 @@ pub fn over(root: OwnedFd) -> Result<()> {
 /// A detached FUSE mount on connection `dev` for [`over`], read-only. The
 /// kernel checks permissions from the attributes the Sentry answers.
 pub fn mount_gofer(dev: &OwnedFd) -> Result<OwnedFd> {
-    let fd = CString::new(dev.as_raw_fd().to_string()).map_err(|_| Error::Config("fd".into()))?;
-    let params = [
-        (c"source", Some(c"moat-gofer")),
-        (c"fd", Some(fd.as_c_str())),
-        (c"rootmode", Some(c"40000")),
-        (c"user_id", Some(c"0")),
-        (c"group_id", Some(c"0")),
-        (c"allow_other", None),
-        (c"default_permissions", None),
-    ];
-    sys::new_mount(c"fuse", &params, sys::MOUNT_ATTR_RDONLY_FLAG)
+    crate::pseudofs::fuse_mount(dev, c"moat-gofer", c"40000", sys::MOUNT_ATTR_RDONLY_FLAG)
         .map_err(|e| Error::path("make the gofer's mount of", "/", e))
 }
 
