@@ -86,7 +86,7 @@ enum Handle {
     Dir(Fid),
 }
 
-/// Counts of what the session served, for tests and `--strace`.
+/// Counts of what the session served (tests check that reads pass through).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
     /// opens answered with a backing file
@@ -334,37 +334,49 @@ impl Session {
         if flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32 {
             return Err(Errno::EROFS);
         }
+        // (so that add() below cannot fail once a backing file is counted)
         if self.handles.len() >= MAX_HANDLES {
             return Err(Errno::ENFILE);
         }
-        let fid = self.fid(node)?.clone_fid().map_err(errno)?;
-        let opened = fid.open(libc::O_RDONLY as u32).map_err(errno)?;
-        if self.passthrough {
-            if let Some(n) = self.nodes.get_mut(&node) {
-                let id = match (n.backing, opened.fd) {
-                    (Some((id, _)), _) => Some(id),
-                    (None, Some(fd)) => match crate::vfs::creds::raised(CAP_SYS_ADMIN, || backing_open(&self.dev, &fd))
-                        .and_then(|r| r)
-                    {
-                        Ok(id) => Some(id),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "no backing file for a gofer file; read through 9P");
-                            None
+        // an inode open already has its backing file: no 9P at all
+        let held = self.nodes.get(&node).ok_or(Errno::ESTALE)?.backing.map(|(id, _)| id);
+        let (id, fid) = match held {
+            Some(id) => (Some(id), None),
+            None => {
+                let fid = self.fid(node)?.clone_fid().map_err(errno)?;
+                let opened = fid.open(libc::O_RDONLY as u32).map_err(errno)?;
+                let id = match opened.fd {
+                    Some(fd) if self.passthrough => {
+                        match crate::vfs::creds::raised(CAP_SYS_ADMIN, || backing_open(&self.dev, &fd)).and_then(|r| r)
+                        {
+                            Ok(id) => Some(id),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "no backing file for a gofer file; read through 9P");
+                                None
+                            }
                         }
-                    },
-                    (None, None) => None,
+                    }
+                    _ => None,
                 };
-                if let Some(id) = id {
+                (id, Some(fid))
+            }
+        };
+        match (id, fid) {
+            (Some(id), _) => {
+                if let Some(n) = self.nodes.get_mut(&node) {
                     let opens = n.backing.map_or(0, |(_, c)| c);
                     n.backing = Some((id, opens + 1));
-                    self.stats.passthrough_opens += 1;
-                    let fh = self.add(Handle::Backed(node))?;
-                    return Ok(Out::default().u64(fh).u32(FOPEN_PASSTHROUGH | FOPEN_NOFLUSH).u32(id).0);
                 }
+                self.stats.passthrough_opens += 1;
+                let fh = self.add(Handle::Backed(node))?;
+                Ok(Out::default().u64(fh).u32(FOPEN_PASSTHROUGH | FOPEN_NOFLUSH).u32(id).0)
             }
+            (None, Some(fid)) => {
+                let fh = self.add(Handle::Read(fid))?;
+                Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO | FOPEN_NOFLUSH).u32(0).0)
+            }
+            (None, None) => Err(Errno::EIO),
         }
-        let fh = self.add(Handle::Read(fid))?;
-        Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO | FOPEN_NOFLUSH).u32(0).0)
     }
 
     fn release(&mut self, fh: u64) {
