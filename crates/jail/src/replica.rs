@@ -6,7 +6,7 @@
 //! Two kinds: [`make`], read-only copies of the real tree's mounts (the
 //! host kernel reads the container's files itself, `--directfs`, the
 //! default), and [`over`], the same with the container's files served by
-//! the Sentry from the gofer (`--directfs=false`): a FUSE mount ([`mount`])
+//! the Sentry from the gofer (`--directfs=false`): a FUSE mount ([`mount_gofer`])
 //! replaces the rootfs and everything mounted in it, but for /dev (device
 //! nodes and ptys must be the kernel's own), /proc and /sys (the Sentry's
 //! already), which are moved onto it.
@@ -32,7 +32,7 @@ pub fn make() -> Result<()> {
     finish(&writable)
 }
 
-/// Like [`make`], with `root` (a detached [`mount`]) in place of the
+/// Like [`make`], with `root` (a detached [`mount_gofer`]) in place of the
 /// rootfs and every mount in it but /dev, /proc and /sys and what lies
 /// below them.
 pub fn over(root: OwnedFd) -> Result<()> {

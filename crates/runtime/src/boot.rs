@@ -106,7 +106,7 @@ pub fn hand_tree(c: &Container, init: nix::unistd::Pid, gofer: Option<&Manager>)
     match gofer {
         None => crate::fdpass::send_many(sock.as_fd(), b"tree", &[root.as_fd(), ns.as_fd()]),
         Some(cgroup) => {
-            let to_gofer = start_gofer(c, cgroup, &ns)?;
+            let to_gofer = start_gofer(cgroup, &ns)?;
             let dev = nix::fcntl::open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(|e| Error::io("open /dev/fuse for the gofer's tree", e))?;
             view = Some(moat_jail::replica::mount_gofer(&dev)?);
@@ -130,14 +130,13 @@ pub fn hand_tree(c: &Container, init: nix::unistd::Pid, gofer: Option<&Manager>)
 /// a private read-only copy of it, confines itself there
 /// ([`moat_gofer::process`]) and serves it over 9P on a socket whose
 /// other end is returned (for the Sentry). It ends when that end closes.
-fn start_gofer(c: &Container, cgroup: &Manager, ns: &OwnedFd) -> Result<OwnedFd> {
+fn start_gofer(cgroup: &Manager, ns: &OwnedFd) -> Result<OwnedFd> {
     let (ours, theirs) = UnixStream::pair().map_err(|e| Error::io("socketpair for the gofer", e))?;
     let theirs = OwnedFd::from(theirs);
     let ns = ns.try_clone().map_err(|e| Error::io("dup", e))?;
-    let lock_fd = c.lock_fd();
     let cgroup = cgroup.clone();
+    // (create's lock goes with the other inherited fds)
     sys::fork_with(move || {
-        let _ = nix::unistd::close(lock_fd);
         let _ = nix::unistd::setsid();
         if let Err(e) = cgroup.add(nix::unistd::getpid()) {
             tracing::error!("gofer: join the container's cgroup: {e}");

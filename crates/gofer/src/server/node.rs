@@ -85,8 +85,6 @@ pub(crate) struct Node {
     pub ino: u64,
     /// `st_mode` when it was walked to (the type cannot change for one inode).
     pub mode: u32,
-    /// The device of the served root (its files' qid paths are their inode numbers).
-    pub root_dev: u64,
 }
 
 impl Node {
@@ -96,15 +94,7 @@ impl Node {
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
-        Ok(Arc::new(Node {
-            fd,
-            parent: None,
-            name: Box::new([]),
-            dev: st.st_dev,
-            ino: st.st_ino,
-            mode: st.st_mode,
-            root_dev: st.st_dev,
-        }))
+        Ok(Arc::new(Node { fd, parent: None, name: Box::new([]), dev: st.st_dev, ino: st.st_ino, mode: st.st_mode }))
     }
 
     fn from_fd(fd: OwnedFd, parent: &Arc<Node>, name: &[u8]) -> Result<Arc<Node>, Errno> {
@@ -116,7 +106,6 @@ impl Node {
             dev: st.st_dev,
             ino: st.st_ino,
             mode: st.st_mode,
-            root_dev: parent.root_dev,
         }))
     }
 
@@ -130,7 +119,6 @@ impl Node {
             dev: self.dev,
             ino: self.ino,
             mode: self.mode,
-            root_dev: self.root_dev,
         }))
     }
 
@@ -146,7 +134,7 @@ impl Node {
 
     /// The qid of this node.
     pub fn qid(&self) -> Qid {
-        qid_of(self.mode, self.dev, self.ino, self.root_dev)
+        qid_of(self.mode, self.dev, self.ino)
     }
 
     /// Walks one name. `..` is lexical and stops at the root.
@@ -212,28 +200,22 @@ impl Node {
     }
 }
 
-/// The qid of a file from its `stat`: on the served root's device (`root_dev`), its path is the
-/// inode number, as `stat` shows it; files on other devices (mounts inside the tree) get the
-/// device folded into the high bits so paths stay distinct.
-pub(crate) fn qid_of(mode: u32, dev: u64, ino: u64, root_dev: u64) -> Qid {
+/// The qid of a file from its `stat`. Files of different devices (mounts inside the tree) get
+/// the device folded into the top 16 bits so paths stay distinct; the low 48 are the inode
+/// number, as `stat` shows it ([`ino_of`]).
+pub(crate) fn qid_of(mode: u32, dev: u64, ino: u64) -> Qid {
     let kind = SFlag::from_bits_truncate(mode) & SFlag::S_IFMT;
     let ty = match kind {
         SFlag::S_IFDIR => QTDIR,
         SFlag::S_IFLNK => QTSYMLINK,
         _ => QTFILE,
     };
-    Qid { ty, version: 0, path: qid_path(dev, ino, root_dev) }
+    let fold = (dev ^ (dev >> 16) ^ (dev >> 32) ^ (dev >> 48)) & 0xffff;
+    Qid { ty, version: 0, path: ino ^ (fold << 48) }
 }
 
-/// The qid path of the file `ino` on device `dev` of a tree whose root lies
-/// on `root_dev`.
-pub(crate) fn qid_path(dev: u64, ino: u64, root_dev: u64) -> u64 {
-    ino ^ (dev ^ root_dev).rotate_left(48)
-}
-
-/// The inode number of the file whose qid path is `path`: the fold of the
-/// device only touches the top 16 bits, so this is exact for inode numbers
-/// below 2^48 (every one ext4, xfs, btrfs and tmpfs hand out in practice).
+/// The inode number of the file whose qid path is `path`: exact for inode numbers below 2^48
+/// (every one ext4, xfs, btrfs and tmpfs hand out in practice).
 pub fn ino_of(path: u64) -> u64 {
     path & ((1 << 48) - 1)
 }
@@ -241,4 +223,19 @@ pub fn ino_of(path: u64) -> u64 {
 /// An `io::Error` from a host call as an errno.
 pub(crate) fn io_errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qid_paths_keep_the_inode_number_in_their_low_bits() {
+        // a large anonymous device number (minor above 255) too
+        for dev in [0x801, 0x2a, (300 & 0xff) | ((300 & !0xff) << 12)] {
+            let q = qid_of(libc::S_IFREG, dev, 123_456);
+            assert_eq!(ino_of(q.path), 123_456);
+        }
+        assert_ne!(qid_of(libc::S_IFREG, 0x801, 7).path, qid_of(libc::S_IFREG, 0x2a, 7).path);
+    }
 }

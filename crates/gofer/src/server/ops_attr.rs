@@ -33,7 +33,7 @@ impl Session<'_> {
         Ok(Msg::Rgetattr {
             attr: Attr {
                 valid: GETATTR_BASIC,
-                qid: super::node::qid_of(st.st_mode, st.st_dev, st.st_ino, node.root_dev),
+                qid: super::node::qid_of(st.st_mode, st.st_dev, st.st_ino),
                 mode: st.st_mode,
                 uid: st.st_uid,
                 gid: st.st_gid,

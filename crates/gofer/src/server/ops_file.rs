@@ -270,7 +270,7 @@ impl Session<'_> {
         let count = count.min(self.iounit()) as usize;
         let f = self.fids.get(fid)?;
         let mut g = lock(&f);
-        let (dev, root_dev) = (g.node.dev, g.node.root_dev);
+        let dev = g.node.dev;
         if !g.node.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -288,12 +288,7 @@ impl Session<'_> {
                 DT_LNK => libc::S_IFLNK,
                 _ => libc::S_IFREG,
             };
-            let e = DirEntry {
-                qid: qid_of(ty, dev, ent.ino, root_dev),
-                offset: ent.off,
-                ty: ent.d_type,
-                name: Str(ent.name),
-            };
+            let e = DirEntry { qid: qid_of(ty, dev, ent.ino), offset: ent.off, ty: ent.d_type, name: Str(ent.name) };
             if scratch.len() + e.encoded_len() > count {
                 // The fd has read past what fits; the next Treaddir seeks back to its offset.
                 pos = None;

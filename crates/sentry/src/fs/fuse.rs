@@ -579,6 +579,14 @@ impl<F: Filesystem> Session<F> {
     }
 }
 
+/// FUSE_SUPER_MAGIC
+const FUSE_MAGIC: i64 = 0x6573_5546;
+
+/// Whether `fd` is on a FUSE mount: for a stub, one of the Sentry's.
+pub(crate) fn on_fuse(fd: &OwnedFd) -> bool {
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == FUSE_MAGIC)
+}
+
 /// What one read of /dev/fuse brought.
 pub(crate) enum Got {
     /// a request of this many bytes (at least a header)

@@ -307,7 +307,7 @@ fn reopen_fd(c: &Call<'_>, fd: i32, flags: u64) -> Result<Reply, Errno> {
     // a file of the Sentry's own /proc or /sys: its contents are made for
     // whoever opens it, and here that would be the Sentry. The host opens
     // it as the caller (there, fd/N is a plain link to the file's path)
-    if on_fuse(&theirs) {
+    if crate::fs::fuse::on_fuse(&theirs) {
         return Ok(Reply::Continue);
     }
     // never more access than the fd already gives: the Sentry opens with
@@ -331,14 +331,6 @@ fn reopen_fd(c: &Call<'_>, fd: i32, flags: u64) -> Result<Reply, Errno> {
     let keep = OFlag::O_ACCMODE | OFlag::O_APPEND | OFlag::O_NONBLOCK | OFlag::O_TRUNC | OFlag::O_SYNC;
     let open_flags = (flags & keep) | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     c.fds.reopen_into_caller(theirs, open_flags, flags.contains(OFlag::O_CLOEXEC))
-}
-
-/// FUSE_SUPER_MAGIC
-const FUSE_MAGIC: i64 = 0x6573_5546;
-
-/// Whether `fd` is on a FUSE mount: for a stub, one of the Sentry's.
-fn on_fuse(fd: &std::os::fd::OwnedFd) -> bool {
-    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == FUSE_MAGIC)
 }
 
 #[cfg(test)]

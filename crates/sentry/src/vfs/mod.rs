@@ -85,11 +85,8 @@ impl Tree {
     /// whose fstat is `mine`: the same device and inode, or in the gofer's
     /// view (a FUSE file) the same inode number.
     fn same(&self, theirs: &OwnedFd, st: &libc::stat, mine: &libc::stat) -> bool {
-        const FUSE: i64 = 0x6573_5546;
         (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
-            || (self.gofer_view
-                && st.st_ino == mine.st_ino
-                && nix::sys::statfs::fstatfs(theirs).is_ok_and(|s| s.filesystem_type().0 == FUSE))
+            || (self.gofer_view && st.st_ino == mine.st_ino && crate::fs::fuse::on_fuse(theirs))
     }
 
     /// Whether the calling thread is the one in the tree.
