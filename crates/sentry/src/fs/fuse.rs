@@ -388,15 +388,9 @@ impl<F: Filesystem> Session<F> {
     fn answer(&mut self, opcode: u32, node: u64, body: &In<'_>, ctx: &Ctx) -> Answer {
         match opcode {
             INIT => Answer::Data(init_reply(body)),
-            FORGET => {
-                self.nodes.forget(node, body.u64(0));
-                Answer::None
-            }
-            BATCH_FORGET => {
-                let count = body.u32(0) as usize;
-                for i in 0..count {
-                    let at = 8 + i * 16;
-                    self.nodes.forget(body.u64(at), body.u64(at + 8));
+            FORGET | BATCH_FORGET => {
+                for (id, n) in forgotten(opcode, node, body) {
+                    self.nodes.forget(id, n);
                 }
                 Answer::None
             }
@@ -498,14 +492,7 @@ impl<F: Filesystem> Session<F> {
             }
             // ENOSYS: the kernel stops sending FLUSH for this connection
             FLUSH => Err(Errno::ENOSYS),
-            STATFS => {
-                // blocks, bfree, bavail, files, ffree; bsize, namelen, frsize, padding, spare[6]
-                let mut o = Out::default().u64(0).u64(0).u64(0).u64(0).u64(0).u32(4096).u32(255).u32(4096).u32(0);
-                for _ in 0..6 {
-                    o = o.u32(0);
-                }
-                Ok(o.0)
-            }
+            STATFS => Ok(statfs_out(&moat_p9::StatFs { bsize: 4096, namelen: 255, ..Default::default() })),
             _ => Err(Errno::ENOSYS),
         }
     }
@@ -656,16 +643,51 @@ fn pending_key(ctx: &Ctx, path: &str) -> String {
 }
 
 fn init_reply(body: &In<'_>) -> Vec<u8> {
-    let (major, minor, readahead) = (body.u32(0), body.u32(4), body.u32(8));
-    let minor = if major > 7 { MINOR } else { minor.min(MINOR) };
+    init_out(agreed_minor(body, MINOR), body.u32(8), 0, 0)
+}
+
+/// The protocol minor version to answer a FUSE_INIT request `body` with,
+/// speaking `ours` at most.
+pub(crate) fn agreed_minor(body: &In<'_>, ours: u32) -> u32 {
+    let (major, minor) = (body.u32(0), body.u32(4));
+    if major > 7 {
+        ours
+    } else {
+        minor.min(ours)
+    }
+}
+
+/// A fuse_init_out: protocol 7.`minor`, the kernel's `readahead`, `flags`
+/// (the high half goes in flags2), and a backing file stack depth.
+pub(crate) fn init_out(minor: u32, readahead: u32, flags: u64, max_stack_depth: u32) -> Vec<u8> {
     // major, minor, max_readahead, flags, max_background, congestion_threshold,
     // max_write, time_gran, max_pages, map_alignment, flags2, max_stack_depth, unused[6]
-    let mut o = Out::default().u32(7).u32(minor).u32(readahead).u32(0).u16(16).u16(12).u32(4096).u32(1);
-    o = o.u16(0).u16(0).u32(0).u32(0);
+    let mut o = Out::default().u32(7).u32(minor).u32(readahead).u32(flags as u32).u16(16).u16(12).u32(4096).u32(1);
+    o = o.u16(0).u16(0).u32((flags >> 32) as u32).u32(max_stack_depth);
     for _ in 0..6 {
         o = o.u32(0);
     }
     o.0
+}
+
+/// A fuse_kstatfs of `s` (its block size as the fragment size too).
+pub(crate) fn statfs_out(s: &moat_p9::StatFs) -> Vec<u8> {
+    // blocks, bfree, bavail, files, ffree; bsize, namelen, frsize, padding, spare[6]
+    let mut o = Out::default().u64(s.blocks).u64(s.bfree).u64(s.bavail).u64(s.files).u64(s.ffree);
+    o = o.u32(s.bsize).u32(s.namelen).u32(s.bsize).u32(0);
+    for _ in 0..6 {
+        o = o.u32(0);
+    }
+    o.0
+}
+
+/// The (node id, count) pairs a FORGET or BATCH_FORGET request (`opcode`,
+/// on `node`) drops.
+pub(crate) fn forgotten(opcode: u32, node: u64, body: &In<'_>) -> Vec<(u64, u64)> {
+    if opcode == FORGET {
+        return vec![(node, body.u64(0))];
+    }
+    (0..body.u32(0) as usize).map(|i| 8 + i * 16).map(|at| (body.u64(at), body.u64(at + 8))).collect()
 }
 
 /// fuse_dirent records from `off` on, as many as fit in `size` bytes.

@@ -36,8 +36,9 @@ use moat_p9::Attr;
 use nix::errno::Errno;
 
 use super::fuse::{
-    read_request, send, Got, In, Out, BATCH_FORGET, BUFFER, DESTROY, FLUSH, FOPEN_NOFLUSH, FORGET, GETATTR, INIT,
-    INTERRUPT, IN_HEADER, LOOKUP, OPEN, OPENDIR, READ, READDIR, READLINK, RELEASE, RELEASEDIR, ROOT_ID, STATFS, WRITES,
+    agreed_minor, forgotten, init_out, read_request, send, statfs_out, Got, In, Out, BATCH_FORGET, BUFFER, DESTROY,
+    FLUSH, FOPEN_NOFLUSH, FORGET, GETATTR, INIT, INTERRUPT, IN_HEADER, LOOKUP, OPEN, OPENDIR, READ, READDIR, READLINK,
+    RELEASE, RELEASEDIR, ROOT_ID, STATFS, WRITES,
 };
 
 const GETXATTR: u32 = 22;
@@ -155,15 +156,9 @@ impl Session {
         let body = In(&req[IN_HEADER..]);
         match opcode {
             DESTROY => Ok(false),
-            FORGET => {
-                self.forget(node, body.u64(0));
-                Ok(true)
-            }
-            BATCH_FORGET => {
-                let count = body.u32(0) as usize;
-                for i in 0..count {
-                    let at = 8 + i * 16;
-                    self.forget(body.u64(at), body.u64(at + 8));
+            FORGET | BATCH_FORGET => {
+                for (id, n) in forgotten(opcode, node, &body) {
+                    self.forget(id, n);
                 }
                 Ok(true)
             }
@@ -181,24 +176,16 @@ impl Session {
     }
 
     fn init(&mut self, body: &In<'_>) -> Vec<u8> {
-        let (major, minor, readahead) = (body.u32(0), body.u32(4), body.u32(8));
+        let minor = agreed_minor(body, MINOR);
         let offered = u64::from(body.u32(12)) | (u64::from(body.u32(16)) << 32);
-        let minor = if major > 7 { MINOR } else { minor.min(MINOR) };
         let mut flags = offered & CACHE_SYMLINKS;
         // flags2 is only read from kernels that set INIT_EXT themselves
         if minor >= MINOR && offered & INIT_EXT != 0 && offered & PASSTHROUGH != 0 {
             flags |= INIT_EXT | PASSTHROUGH;
             self.passthrough = true;
         }
-        // major, minor, max_readahead, flags, max_background, congestion_threshold,
-        // max_write, time_gran, max_pages, map_alignment, flags2, max_stack_depth, unused[6]
-        let mut o = Out::default().u32(7).u32(minor).u32(readahead).u32(flags as u32).u16(16).u16(12).u32(4096).u32(1);
         let depth = if self.passthrough { MAX_STACK_DEPTH } else { 0 };
-        o = o.u16(0).u16(0).u32((flags >> 32) as u32).u32(depth);
-        for _ in 0..6 {
-            o = o.u32(0);
-        }
-        o.0
+        init_out(minor, body.u32(8), flags, depth)
     }
 
     fn answer(&mut self, opcode: u32, node: u64, body: &In<'_>) -> Result<Vec<u8>, Errno> {
@@ -244,17 +231,7 @@ impl Session {
             }
             // ENOSYS: the kernel stops sending FLUSH for this connection
             FLUSH => Err(Errno::ENOSYS),
-            STATFS => {
-                let root = self.fid(ROOT_ID)?;
-                let s = root.statfs().map_err(errno)?;
-                // blocks, bfree, bavail, files, ffree; bsize, namelen, frsize, padding, spare[6]
-                let mut o = Out::default().u64(s.blocks).u64(s.bfree).u64(s.bavail).u64(s.files).u64(s.ffree);
-                o = o.u32(s.bsize).u32(s.namelen).u32(s.bsize).u32(0);
-                for _ in 0..6 {
-                    o = o.u32(0);
-                }
-                Ok(o.0)
-            }
+            STATFS => Ok(statfs_out(&self.fid(ROOT_ID)?.statfs().map_err(errno)?)),
             GETXATTR | LISTXATTR => {
                 let size = body.u32(0) as usize;
                 let fid = self.fid(node)?;
