@@ -7,7 +7,8 @@
  * "<name> <value> <iterations>", which the bench parses from stdout.
  *
  *   micro syscalls <budget_ms> <scratch_dir>
- *       ns/op for getpid, stat, open+close, pread/pwrite 4 KiB, mmap+munmap
+ *       ns/op for getpid, stat and open+close (of a file it writes, and of
+ *       /etc/passwd, a file of the image), pread/pwrite 4 KiB, mmap+munmap
  *       of 4 KiB and of 64 KiB (one page touched), pipe ping-pong, fork+wait,
  *       fork+exec+wait of /bench/noop
  *   micro files <dir> <count> <size>     us/file to create+write, read, unlink
@@ -71,6 +72,19 @@ static void op_open_close(long i) {
     (void)i;
     int fd = open(g_file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) die("open");
+    close(fd);
+}
+
+static void op_stat_image(long i) {
+    struct stat st;
+    (void)i;
+    if (stat("/etc/passwd", &st) != 0) die("stat /etc/passwd");
+}
+
+static void op_open_close_image(long i) {
+    (void)i;
+    int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open /etc/passwd");
     close(fd);
 }
 
@@ -169,6 +183,8 @@ static int cmd_syscalls(double budget_ms, const char *scratch) {
     measure("getpid", op_getpid, budget);
     measure("stat", op_stat, budget);
     measure("open+close", op_open_close, budget);
+    measure("stat-image", op_stat_image, budget);
+    measure("open+close-image", op_open_close_image, budget);
     measure("pread-4k", op_pread, budget);
     measure("pwrite-4k", op_pwrite, budget);
     measure("mmap+munmap", op_mmap, budget);

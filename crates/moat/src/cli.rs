@@ -43,6 +43,12 @@ pub struct Cli {
     /// from the container's gofer over 9P (as runsc's --directfs=false)
     #[arg(long, global = true, default_value = "true")]
     pub directfs: String,
+    /// with --directfs=false: exclusive (the default) lets the stubs' kernel
+    /// keep what it learnt of the container's root until the Sentry changes
+    /// it; shared asks the gofer every time, for a root the host changes too
+    /// (as runsc's --file-access; the spec's mounts are always shared)
+    #[arg(long, global = true, default_value = "exclusive")]
+    pub file_access: String,
     /// accepted for runc compatibility (rootless mode is detected)
     #[arg(long = "rootless", hide = true)]
     pub rootless_mode: Option<String>,

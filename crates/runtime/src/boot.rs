@@ -91,10 +91,11 @@ pub fn hand_over(sock: &UnixStream, fd: OwnedFd) -> Result<()> {
 /// and the mount namespace that holds it (init then leaves it for the
 /// read-only replica). Waits until the Sentry has entered it.
 ///
-/// With a `gofer` (`--directfs=false`: the container's cgroup), starts the
-/// container's gofer on that tree too, and makes the FUSE mount the Sentry
-/// serves from it: the root of the stubs' view, returned for init.
-pub fn hand_tree(c: &Container, init: nix::unistd::Pid, gofer: Option<&Manager>) -> Result<Option<OwnedFd>> {
+/// With a `gofer` (`--directfs=false`: the container's cgroup, and whether
+/// its root may change beside the Sentry), starts the container's gofer on
+/// that tree too, and makes the FUSE mount the Sentry serves from it: the
+/// root of the stubs' view, returned for init.
+pub fn hand_tree(c: &Container, init: nix::unistd::Pid, gofer: Option<(&Manager, bool)>) -> Result<Option<OwnedFd>> {
     let open = |what: &str, flags: OFlag| {
         nix::fcntl::open(format!("/proc/{init}/{what}").as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::io(format!("open the container's {what}"), e))
@@ -105,13 +106,14 @@ pub fn hand_tree(c: &Container, init: nix::unistd::Pid, gofer: Option<&Manager>)
     let mut view = None;
     match gofer {
         None => crate::fdpass::send_many(sock.as_fd(), b"tree", &[root.as_fd(), ns.as_fd()]),
-        Some(cgroup) => {
+        Some((cgroup, shared_root)) => {
             let to_gofer = start_gofer(cgroup, &ns)?;
             let dev = nix::fcntl::open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(|e| Error::io("open /dev/fuse for the gofer's tree", e))?;
             view = Some(moat_jail::replica::mount_gofer(&dev)?);
             let fds = [root.as_fd(), ns.as_fd(), to_gofer.as_fd(), dev.as_fd()];
-            crate::fdpass::send_many(sock.as_fd(), b"tree+gofer", &fds)
+            let what: &[u8] = if shared_root { b"tree+gofer,shared" } else { b"tree+gofer" };
+            crate::fdpass::send_many(sock.as_fd(), what, &fds)
         }
     }
     .map_err(|e| Error::io("hand the file tree to the sentry", e))?;

@@ -344,7 +344,9 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 parent.send(&Msg::Go)?;
             }
             (Msg::TreeReady, _) if sentry_up => {
-                if let Some(root) = crate::boot::hand_tree(&c, init_pid, (!g.directfs).then_some(&cgroup))? {
+                if let Some(root) =
+                    crate::boot::hand_tree(&c, init_pid, (!g.directfs).then_some((&cgroup, g.shared_root)))?
+                {
                     parent.send_with_fd(&Msg::ReplicaRoot, Some(root.as_fd()))?;
                 }
                 parent.send(&Msg::Go)?;

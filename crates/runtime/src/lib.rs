@@ -104,4 +104,7 @@ pub struct Global {
     pub userns: Userns,
     /// `--directfs`: false serves the container's files to the stubs from the gofer
     pub directfs: bool,
+    /// `--file-access=shared`: the container's root may change beside the
+    /// Sentry (the gofer's view keeps nothing of it)
+    pub shared_root: bool,
 }

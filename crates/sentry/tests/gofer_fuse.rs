@@ -10,10 +10,11 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use moat_gofer::{Client, ClientOptions, Config, Server};
-use moat_sentry::fs::gofer::{Session, Stats};
+use moat_sentry::fs::gofer::{Cache, Session, Sharing, Stats};
 
 struct Mounted {
     point: PathBuf,
+    cache: Cache,
     stats: Arc<Mutex<Stats>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -28,7 +29,7 @@ impl Drop for Mounted {
 }
 
 /// Serves `tree` read-only through a gofer on a socketpair, and mounts it at `point`.
-fn mount(tree: &Path, point: &Path) -> Mounted {
+fn mount(tree: &Path, point: &Path, sharing: Sharing) -> Mounted {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let mut cfg = Config::new(tree);
     cfg.read_only = true;
@@ -45,13 +46,14 @@ fn mount(tree: &Path, point: &Path) -> Mounted {
         .unwrap();
     let stats = Arc::new(Mutex::new(Stats::default()));
     let shared = stats.clone();
+    let mut s = Session::new(dev, root, sharing).unwrap();
+    let cache = s.cache();
     let thread = std::thread::spawn(move || {
-        let mut s = Session::new(dev, root);
         while let Ok(true) = s.handle_one() {
             *shared.lock().unwrap() = s.stats();
         }
     });
-    Mounted { point: point.to_path_buf(), stats, thread: Some(thread) }
+    Mounted { point: point.to_path_buf(), cache, stats, thread: Some(thread) }
 }
 
 fn root() -> bool {
@@ -75,7 +77,7 @@ fn the_gofer_tree_reads_lists_links_and_runs_as_the_host_would() {
     std::fs::set_permissions(t.join("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::copy("/bin/busybox", t.join("busybox")).unwrap();
     let point = tempfile::tempdir().unwrap();
-    let m = mount(t, point.path());
+    let m = mount(t, point.path(), Sharing::default());
     let p = point.path();
 
     assert_eq!(std::fs::read_to_string(p.join("hello")).unwrap(), "hello, gofer\n");
@@ -103,13 +105,80 @@ fn the_gofer_tree_reads_lists_links_and_runs_as_the_host_would() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{out:?}");
     let out = Command::new(p.join("busybox")).args(["cat", "hello"]).current_dir(p).uid(65534).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, gofer\n");
-    // a change made in the tree beside the mount shows at once
+    // an open file reads what the tree holds now (its backing file is the gofer's)
     std::fs::write(t.join("hello"), "changed\n").unwrap();
     assert_eq!(std::fs::read_to_string(p.join("hello")).unwrap(), "changed\n");
+    // names and attributes are kept until the Sentry tells of a change
+    let qid = |path: &Path| {
+        let st = std::fs::symlink_metadata(path).unwrap();
+        moat_gofer::server::path_of(st.dev(), st.ino())
+    };
+    assert!(!p.join("later").exists());
+    std::fs::write(t.join("later"), "x").unwrap();
     std::fs::remove_file(t.join("again")).unwrap();
-    assert!(!p.join("again").exists());
+    std::fs::set_permissions(t.join("hello"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(!p.join("later").exists() && p.join("again").exists(), "kept");
+    m.cache.name_changed(qid(t), b"later");
+    m.cache.name_changed(qid(t), b"again");
+    assert!(p.join("later").exists() && !p.join("again").exists(), "told");
+    assert_eq!(std::fs::metadata(p.join("hello")).unwrap().mode() & 0o777, 0o644);
+    m.cache.inode_changed(qid(&t.join("hello")));
+    assert_eq!(std::fs::metadata(p.join("hello")).unwrap().mode() & 0o777, 0o640);
+    assert_eq!(std::fs::metadata(p.join("hello")).unwrap().nlink(), 1);
 
     let stats = *m.stats.lock().unwrap();
     assert!(stats.passthrough_opens > 0, "{stats:?}");
     assert_eq!(stats.reads, 0, "every read went to the backing file: {stats:?}");
+}
+
+#[test]
+fn a_shared_tree_shows_changes_beside_it_at_once() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    std::fs::create_dir(t.join("d")).unwrap();
+    std::fs::write(t.join("d/f"), "one\n").unwrap();
+    let point = tempfile::tempdir().unwrap();
+    let m = mount(t, point.path(), Sharing { all: true, ..Sharing::default() });
+    let p = point.path();
+    assert!(!p.join("d/new").exists());
+    std::fs::write(t.join("d/new"), "x").unwrap();
+    assert!(p.join("d/new").exists());
+    std::fs::write(t.join("d/f"), "longer\n").unwrap();
+    assert_eq!(std::fs::metadata(p.join("d/f")).unwrap().len(), 7);
+    std::fs::rename(t.join("d/f"), t.join("d/g")).unwrap();
+    assert!(!p.join("d/f").exists() && p.join("d/g").exists());
+    drop(m);
+}
+
+#[test]
+fn a_file_written_beside_the_view_shows_its_size_without_9p() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    std::fs::write(t.join("log"), "a").unwrap();
+    let point = tempfile::tempdir().unwrap();
+    let m = mount(t, point.path(), Sharing::default());
+    let p = point.path();
+    assert_eq!(std::fs::metadata(p.join("log")).unwrap().len(), 1);
+    let st = std::fs::metadata(t.join("log")).unwrap();
+    // as the Sentry does when it opens a file for writing in the tree
+    m.cache.opened_for_writing(moat_gofer::server::path_of(st.dev(), st.ino()));
+    // (the session notes its counts once it has answered)
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let before = m.stats.lock().unwrap().getattrs;
+    for n in 2..5u64 {
+        std::fs::write(t.join("log"), "a".repeat(n as usize)).unwrap();
+        assert_eq!(std::fs::metadata(p.join("log")).unwrap().len(), n);
+    }
+    let stats = m.stats.clone();
+    drop(m);
+    let stats = *stats.lock().unwrap();
+    assert_eq!(stats.getattrs, before, "each size came from an fstat of the gofer's fd: {stats:?}");
 }

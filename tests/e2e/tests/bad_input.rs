@@ -83,6 +83,7 @@ fn bad_ids_signals_and_flags() {
     assert!(moat.fails(&["start", "nope"]).contains("does not exist"));
     assert!(moat.fails(&["--platform", "vm", "state", "x"]).contains("platform"));
     assert!(moat.fails(&["--directfs=maybe", "state", "x"]).contains("--directfs"));
+    assert!(moat.fails(&["--file-access=open", "state", "x"]).contains("--file-access"));
     assert!(moat.fails(&["--systemd-cgroup", "run", "--bundle", b.path().to_str().unwrap(), "sd"]).contains("systemd"));
     let id = unique_id("sig");
     let sleeper = Bundle::busybox(&["sleep", "100"]);

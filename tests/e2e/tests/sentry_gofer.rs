@@ -68,9 +68,29 @@ fn the_gofer_serves_the_view_and_changes_still_land_in_the_bundle() {
     assert!(b.rootfs().join("tmp/deep/er/g").exists());
     assert!(!b.rootfs().join("tmp/rel").exists());
     assert_eq!(std::fs::read_to_string(data.path().join("from-host")).unwrap(), "changed\n");
-    // a change made beside the Sentry shows at once (no stale cache)
-    std::fs::write(b.rootfs().join("tmp/deep/er/g"), "from the host\n").unwrap();
-    assert_eq!(moat.ok(&["exec", &id, "cat", "/tmp/deep/er/g"]), "from the host\n");
+    // what the view keeps stays true through the Sentry's own changes: a
+    // missing name made, modes, sizes written through the real file, link
+    // counts, removals and renames
+    let script = r#"set -e
+        cd /tmp && [ ! -e new ] && ls new 2>/dev/null || true
+        echo x > new && [ -e new ] && echo made
+        chmod 600 new && stat -c %a new
+        echo more >> new && stat -c %s new
+        ln new hard && stat -c %h new && rm hard && stat -c %h new
+        mkdir d && touch d/f && ls d && rm d/f && ls d | wc -l && rmdir d && [ ! -e d ] && echo gone
+        mv new renamed && [ ! -e new ] && cat renamed
+        ln -s renamed sl && readlink sl && rm sl && ln -s other sl && readlink sl
+        chmod 644 /secret"#;
+    let out = moat.ok(&["exec", &id, "sh", "-c", script]);
+    assert_eq!(out, "made\n600\n7\n2\n1\nf\n0\ngone\nx\nmore\nrenamed\nother\n");
+    assert_eq!(moat.ok(&["exec", "--user", "1000:1000", &id, "cat", "/secret"]), "root only\n");
+    moat.ok(&["exec", &id, "chmod", "600", "/secret"]);
+    // below a mount of the spec, a change made on the host shows at once
+    assert!(!moat.run(&["exec", &id, "cat", "/data/later"]).status.success());
+    std::fs::write(data.path().join("later"), "from the host\n").unwrap();
+    assert_eq!(moat.ok(&["exec", &id, "cat", "/data/later"]), "from the host\n");
+    std::fs::write(data.path().join("later"), "longer, from the host\n").unwrap();
+    assert_eq!(moat.ok(&["exec", &id, "stat", "-c", "%s", "/data/later"]), "22\n");
     // the kernel checks permissions from the gofer's attributes
     let out = moat.run(&["exec", "--user", "1000:1000", &id, "cat", "/secret"]);
     assert!(!out.status.success());

@@ -20,8 +20,8 @@ mod ops_dir;
 mod ops_file;
 pub(crate) mod session;
 
-pub use node::ino_of;
 use node::Node;
+pub use node::{ino_of, path_of};
 
 /// What to serve and how.
 #[derive(Debug, Clone)]

@@ -210,8 +210,14 @@ pub(crate) fn qid_of(mode: u32, dev: u64, ino: u64) -> Qid {
         SFlag::S_IFLNK => QTSYMLINK,
         _ => QTFILE,
     };
+    Qid { ty, version: 0, path: path_of(dev, ino) }
+}
+
+/// The qid path of the file with inode number `ino` on device `dev` (a caller that reaches the
+/// same file by another way finds it again by this).
+pub fn path_of(dev: u64, ino: u64) -> u64 {
     let fold = (dev ^ (dev >> 16) ^ (dev >> 32) ^ (dev >> 48)) & 0xffff;
-    Qid { ty, version: 0, path: ino ^ (fold << 48) }
+    ino ^ (fold << 48)
 }
 
 /// The inode number of the file whose qid path is `path`: exact for inode numbers below 2^48

@@ -30,8 +30,20 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         "false" => false,
         other => anyhow::bail!("--directfs: {other:?} is neither true nor false"),
     };
-    let g =
-        Global { root: cli.root, systemd_cgroup: cli.systemd_cgroup, platform, strace: cli.strace, userns, directfs };
+    let shared_root = match cli.file_access.as_str() {
+        "exclusive" => false,
+        "shared" => true,
+        other => anyhow::bail!("--file-access: {other:?} is neither exclusive nor shared"),
+    };
+    let g = Global {
+        root: cli.root,
+        systemd_cgroup: cli.systemd_cgroup,
+        platform,
+        strace: cli.strace,
+        userns,
+        directfs,
+        shared_root,
+    };
     match cli.cmd {
         Cmd::Create(a) => create::run(&g, a),
         Cmd::Start { id } => start::run(&g, &id),

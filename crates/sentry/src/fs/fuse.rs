@@ -611,6 +611,15 @@ pub(crate) fn send(dev: &OwnedFd, unique: u64, answer: Result<Vec<u8>, Errno>) -
     }
 }
 
+/// Sends notification `code` with `payload` on connection `dev`, unasked
+/// (the kernel answers ENOENT where it holds nothing it names).
+pub(crate) fn notify(dev: &OwnedFd, code: u32, payload: &[u8]) -> Result<(), Errno> {
+    let len = u32::try_from(OUT_HEADER + payload.len()).map_err(|_| Errno::EINVAL)?;
+    let mut out = Out::default().u32(len).u32(code).u64(0).0;
+    out.extend_from_slice(payload);
+    nix::unistd::write(dev, &out).map(|_| ())
+}
+
 /// One fuse_dirent record (aligned to 8 bytes) appended to `out` if it fits in
 /// `size` bytes in all; whether it did.
 pub(crate) fn push_dirent(out: &mut Vec<u8>, size: usize, ino: u64, off: u64, ty: u32, name: &[u8]) -> bool {

@@ -15,10 +15,15 @@
 //! that (no passthrough, a backing file stacked too deep) the file is read
 //! through the gofer, one Tread per FUSE read.
 //!
-//! Read-only (the Sentry makes every change in the real tree itself), and
-//! uncached for now: entry and attribute timeouts of zero, so a change made
-//! beside us (a write through a file the Sentry opened for writing, a host
-//! process writing into a bind mount) shows at the next call.
+//! Read-only: the Sentry makes every change in the real tree itself, and
+//! tells the view what it changed ([`Cache`]). So the kernel may keep what
+//! we answered (names, missing names, attributes) for [`KEEP`] seconds, as
+//! runsc's `--file-access=exclusive`, except:
+//! - below a mount of the spec (a bind mount's files may change on the
+//!   host), or everywhere with `--file-access=shared`: nothing is kept,
+//!   every call asks the gofer, and a change made on the host shows at once;
+//! - a file the Sentry opened for writing: its attributes are asked for
+//!   every time (a stub writes through the real file it holds).
 //!
 //! Node ids are ours, one per file the kernel holds (found again by the
 //! qid's path, so hard links and repeated lookups share one); each holds a
@@ -26,12 +31,13 @@
 //! inode number (two files on different mounts may show the same one); the
 //! device is the FUSE mount's, for every file.
 
-use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use moat_gofer::client::{ClientError, Fid};
 use moat_gofer::server::ino_of;
-use moat_p9::consts::GETATTR_ALL;
+use moat_p9::consts::{GETATTR_ALL, QTDIR};
 use moat_p9::Attr;
 use nix::errno::Errno;
 
@@ -67,15 +73,36 @@ const IOC_BACKING_CLOSE: u64 = 0x4004_e502;
 const CAP_SYS_ADMIN: u64 = 1 << 21;
 /// at most this many open files and directories per mount
 const MAX_HANDLES: usize = 4096;
+/// how long (seconds) the kernel keeps what we answered for a file nothing
+/// but the Sentry changes (it tells us when it does)
+pub const KEEP: u64 = 3600;
+/// at most this many backing files are kept for files no longer open
+const MAX_IDLE: usize = 1024;
+/// at most this many files written beside us are watched through an fd
+const MAX_WATCHED: usize = 256;
+/// notification: forget a node's attributes (and cached pages)
+const NOTIFY_INVAL_INODE: u32 = 2;
+/// notification: forget a name in a directory
+const NOTIFY_INVAL_ENTRY: u32 = 3;
+/// the mounts stacked on the view's root (jail::replica): their names are
+/// never dropped, which would unmount them
+const STACKED: &[&[u8]] = &[b"dev", b"proc", b"sys"];
 
 /// A file the kernel holds a node of.
 struct Node {
     fid: Fid,
     /// the kernel's lookup count
     lookups: u64,
-    /// the backing file registered for it while it is open (one per inode:
-    /// the kernel refuses a second), with its open count
+    /// the backing file registered for it (one per inode: the kernel
+    /// refuses a second), with its open count; kept when that drops to 0
+    /// (up to [`MAX_IDLE`] of them), so the next open needs no 9P
     backing: Option<(u32, u32)>,
+    /// a file the Sentry opened for writing: the gofer's read-only fd of it,
+    /// whose fstat answers GETATTR (up to [`MAX_WATCHED`] of them)
+    watched: Option<OwnedFd>,
+    /// it (or a directory above it) may change beside the Sentry: nothing
+    /// about it is kept
+    shared: bool,
 }
 
 enum Handle {
@@ -94,41 +121,150 @@ pub struct Stats {
     pub passthrough_opens: u64,
     /// FUSE reads served through the gofer
     pub reads: u64,
+    /// GETATTRs answered by a 9P call (not from a watched fd)
+    pub getattrs: u64,
+}
+
+/// What may change beside the Sentry, and so is never kept.
+#[derive(Debug, Default, Clone)]
+pub struct Sharing {
+    /// everything (`--file-access=shared`)
+    pub all: bool,
+    /// the qid paths of directories whose whole subtree is (the roots of
+    /// the spec's mounts)
+    pub roots: HashSet<u64>,
+}
+
+/// The view's side the Sentry tells of every change it makes in the real
+/// tree, by the changed file's qid path ([`moat_gofer::server::path_of`]);
+/// any thread may. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// the connection (to send notifications on)
+    dev: OwnedFd,
+    index: Mutex<Index>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// node ids by qid path
+    by_qid: HashMap<u64, u64>,
+    /// qid paths of files the Sentry opened for writing
+    written: HashSet<u64>,
+}
+
+impl Cache {
+    fn index(&self) -> MutexGuard<'_, Index> {
+        self.inner.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn node(&self, qid: u64) -> Option<u64> {
+        self.index().by_qid.get(&qid).copied()
+    }
+
+    /// The name `name` in directory `dir` changed (made, removed, renamed,
+    /// replaced): the kernel forgets it, and the directory's attributes.
+    pub fn name_changed(&self, dir: u64, name: &[u8]) {
+        let Some(node) = self.node(dir) else { return };
+        if !(node == ROOT_ID && STACKED.contains(&name)) {
+            let payload = Out::default().u64(node).u32(name.len() as u32).u32(0).0;
+            let mut payload = payload;
+            payload.extend_from_slice(name);
+            payload.push(0);
+            self.send(NOTIFY_INVAL_ENTRY, &payload);
+        }
+        self.inode_changed(dir);
+    }
+
+    /// The attributes of the file whose qid path is `qid` changed.
+    pub fn inode_changed(&self, qid: u64) {
+        if let Some(node) = self.node(qid) {
+            self.send(NOTIFY_INVAL_INODE, &Out::default().u64(node).u64(0).u64(0).0);
+        }
+    }
+
+    /// The file whose qid path is `qid` was opened for writing: a stub may
+    /// change it through the real file, unseen, from now on.
+    pub fn opened_for_writing(&self, qid: u64) {
+        self.index().written.insert(qid);
+        self.inode_changed(qid);
+    }
+
+    fn send(&self, code: u32, payload: &[u8]) {
+        // (the index is not locked: the kernel may wait on a request of a
+        // stub's that we are answering meanwhile)
+        match super::fuse::notify(&self.inner.dev, code, payload) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => tracing::debug!(error = %e, code, "notifying the gofer's view"),
+        }
+    }
 }
 
 /// One FUSE connection over one gofer tree.
 pub struct Session {
     dev: OwnedFd,
     nodes: HashMap<u64, Node>,
-    /// node ids by qid path
-    by_qid: HashMap<u64, u64>,
+    cache: Cache,
+    sharing: Sharing,
     handles: HashMap<u64, Handle>,
     next_node: u64,
     next_fh: u64,
     buf: Vec<u8>,
     /// whether the kernel agreed to passthrough
     passthrough: bool,
+    /// nodes whose backing file is kept though no file is open
+    idle: usize,
+    /// nodes with a watched fd
+    watched: usize,
     stats: Stats,
 }
 
 impl Session {
     /// A session on `dev` (an fd of /dev/fuse a mount was made with) whose
-    /// root is `root`, a fid of the tree's root.
-    pub fn new(dev: OwnedFd, root: Fid) -> Session {
+    /// root is `root`, a fid of the tree's root; `sharing`: what may change
+    /// beside the Sentry.
+    pub fn new(dev: OwnedFd, root: Fid, sharing: Sharing) -> std::io::Result<Session> {
         let mut nodes = HashMap::new();
-        let mut by_qid = HashMap::new();
-        by_qid.insert(root.qid().path, ROOT_ID);
-        nodes.insert(ROOT_ID, Node { fid: root, lookups: 1, backing: None });
-        Session {
+        let mut index = Index::default();
+        index.by_qid.insert(root.qid().path, ROOT_ID);
+        let shared = sharing.all || sharing.roots.contains(&root.qid().path);
+        nodes.insert(ROOT_ID, Node { fid: root, lookups: 1, backing: None, watched: None, shared });
+        let cache = Cache { inner: Arc::new(Shared { dev: dev.try_clone()?, index: Mutex::new(index) }) };
+        Ok(Session {
             dev,
             nodes,
-            by_qid,
+            cache,
+            sharing,
             handles: HashMap::new(),
             next_node: ROOT_ID + 1,
             next_fh: 1,
             buf: vec![0; BUFFER],
             passthrough: false,
+            idle: 0,
+            watched: 0,
             stats: Stats::default(),
+        })
+    }
+
+    /// Where the Sentry tells the view of its changes.
+    pub fn cache(&self) -> Cache {
+        self.cache.clone()
+    }
+
+    /// What we answered about `node` may be kept this long (seconds): its
+    /// name, and its attributes.
+    fn keep(&self, node: u64) -> (u64, u64) {
+        match self.nodes.get(&node) {
+            Some(n) if !n.shared => {
+                let written = self.cache.index().written.contains(&n.fid.qid().path);
+                (KEEP, if written { 0 } else { KEEP })
+            }
+            _ => (0, 0),
         }
     }
 
@@ -192,8 +328,15 @@ impl Session {
         match opcode {
             LOOKUP => self.lookup(node, body),
             GETATTR => {
-                let attr = self.fid(node)?.getattr(GETATTR_ALL).map_err(errno)?;
-                Ok(attr_out(Out::default().u64(0).u32(0).u32(0), &attr).0)
+                let (_, keep) = self.keep(node);
+                let attr = match self.watch(node, keep) {
+                    Some(fd) => attr_of(&nix::sys::stat::fstat(fd.as_fd())?),
+                    None => {
+                        self.stats.getattrs += 1;
+                        self.fid(node)?.getattr(GETATTR_ALL).map_err(errno)?
+                    }
+                };
+                Ok(attr_out(Out::default().u64(keep).u32(0).u32(0), &attr).0)
             }
             READLINK => self.fid(node)?.readlink().map_err(errno),
             OPEN => self.open(node, body.u32(0)),
@@ -262,26 +405,40 @@ impl Session {
         if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
             return Err(Errno::ENOENT);
         }
-        let child = self.fid(parent)?.walk(&[name]).map_err(errno)?;
+        let under_shared = self.nodes.get(&parent).ok_or(Errno::ESTALE)?.shared;
+        let child = match self.fid(parent)?.walk(&[name]) {
+            Ok(c) => c,
+            // a name that is missing stays missing until the Sentry makes it
+            Err(e) if e.errno() == Errno::ENOENT && !under_shared => {
+                let o = Out::default().u64(0).u64(0).u64(KEEP).u64(0).u32(0).u32(0);
+                return Ok(attr_out(o, &Attr::default()).0);
+            }
+            Err(e) => return Err(errno(e)),
+        };
         let attr = child.getattr(GETATTR_ALL).map_err(errno)?;
         let key = attr.qid.path;
-        let id = match self.by_qid.get(&key).copied().filter(|id| self.nodes.contains_key(id)) {
+        let known = self.cache.node(key).filter(|id| self.nodes.contains_key(id));
+        let id = match known {
             Some(id) => {
                 if let Some(n) = self.nodes.get_mut(&id) {
                     n.lookups += 1;
+                    // a file reached below a shared mount too is shared
+                    n.shared |= under_shared;
                 }
                 id
             }
             None => {
                 let id = self.next_node;
                 self.next_node += 1;
-                self.nodes.insert(id, Node { fid: child, lookups: 1, backing: None });
-                self.by_qid.insert(key, id);
+                let shared = under_shared || self.sharing.all || self.sharing.roots.contains(&key);
+                self.nodes.insert(id, Node { fid: child, lookups: 1, backing: None, watched: None, shared });
+                self.cache.index().by_qid.insert(key, id);
                 id
             }
         };
-        // nodeid, generation, entry and attr timeouts of zero
-        Ok(attr_out(Out::default().u64(id).u64(0).u64(0).u64(0).u32(0).u32(0), &attr).0)
+        let (entry, attrs) = self.keep(id);
+        // nodeid, generation, entry and attr timeouts
+        Ok(attr_out(Out::default().u64(id).u64(0).u64(entry).u64(attrs).u32(0).u32(0), &attr).0)
     }
 
     fn forget(&mut self, id: u64, n: u64) {
@@ -294,17 +451,58 @@ impl Session {
         self.drop_if_unused(id);
     }
 
-    /// Drops a node the kernel neither holds nor has open (clunking its fid).
+    /// Drops a node the kernel neither holds nor has open (clunking its fid,
+    /// closing a backing file kept for it).
     fn drop_if_unused(&mut self, id: u64) {
-        let unused = self.nodes.get(&id).is_some_and(|n| n.lookups == 0 && n.backing.is_none());
-        if unused {
-            if let Some(node) = self.nodes.remove(&id) {
-                let key = node.fid.qid().path;
-                if self.by_qid.get(&key) == Some(&id) {
-                    self.by_qid.remove(&key);
-                }
-            }
+        let unused = self.nodes.get(&id).is_some_and(|n| n.lookups == 0 && n.backing.is_none_or(|(_, o)| o == 0));
+        if !unused {
+            return;
         }
+        let Some(node) = self.nodes.remove(&id) else { return };
+        if let Some((backing, _)) = node.backing {
+            self.idle -= 1;
+            self.close_backing(backing);
+        }
+        if node.watched.is_some() {
+            self.watched -= 1;
+        }
+        let key = node.fid.qid().path;
+        let mut index = self.cache.index();
+        if index.by_qid.get(&key) == Some(&id) {
+            index.by_qid.remove(&key);
+        }
+    }
+
+    fn close_backing(&self, id: u32) {
+        if let Err(e) = backing_close(&self.dev, id) {
+            tracing::debug!(error = %e, "closing a backing file");
+        }
+    }
+
+    /// The gofer's read-only fd of `node`, a file the Sentry opened for
+    /// writing, whose attributes are not kept (`keep` 0): kept open, so each
+    /// GETATTR is an fstat of ours, not a 9P call. None for other files, or
+    /// past [`MAX_WATCHED`].
+    fn watch(&mut self, node: u64, keep: u64) -> Option<&OwnedFd> {
+        let n = self.nodes.get(&node)?;
+        if keep != 0 || n.shared || n.fid.qid().ty & QTDIR != 0 {
+            return None;
+        }
+        if n.watched.is_none() {
+            if self.watched >= MAX_WATCHED {
+                return None;
+            }
+            let fd = self.donated(node).ok()??;
+            self.watched += 1;
+            self.nodes.get_mut(&node)?.watched = Some(fd);
+        }
+        self.nodes.get(&node)?.watched.as_ref()
+    }
+
+    /// The gofer's own read-only fd of `node`, if it donates one.
+    fn donated(&self, node: u64) -> Result<Option<OwnedFd>, Errno> {
+        let fid = self.fid(node)?.clone_fid().map_err(errno)?;
+        Ok(fid.open(libc::O_RDONLY as u32).map_err(errno)?.fd)
     }
 
     fn open(&mut self, node: u64, flags: u32) -> Result<Vec<u8>, Errno> {
@@ -315,15 +513,19 @@ impl Session {
         if self.handles.len() >= MAX_HANDLES {
             return Err(Errno::ENFILE);
         }
-        // an inode open already has its backing file: no 9P at all
-        let held = self.nodes.get(&node).ok_or(Errno::ESTALE)?.backing.map(|(id, _)| id);
-        let (id, fid) = match held {
-            Some(id) => (Some(id), None),
-            None => {
-                let fid = self.fid(node)?.clone_fid().map_err(errno)?;
-                let opened = fid.open(libc::O_RDONLY as u32).map_err(errno)?;
-                let id = match opened.fd {
-                    Some(fd) if self.passthrough => {
+        // an inode opened before has its backing file: no 9P at all
+        let held = self.nodes.get(&node).ok_or(Errno::ESTALE)?.backing;
+        let id = match held {
+            Some((id, opens)) => {
+                if opens == 0 {
+                    self.idle -= 1;
+                }
+                Some(id)
+            }
+            None if self.passthrough => {
+                let watched = self.nodes.get(&node).and_then(|n| n.watched.as_ref()).and_then(|f| f.try_clone().ok());
+                match watched.map_or_else(|| self.donated(node), |f| Ok(Some(f)))? {
+                    Some(fd) => {
                         match crate::vfs::creds::raised(CAP_SYS_ADMIN, || backing_open(&self.dev, &fd)).and_then(|r| r)
                         {
                             Ok(id) => Some(id),
@@ -333,13 +535,13 @@ impl Session {
                             }
                         }
                     }
-                    _ => None,
-                };
-                (id, Some(fid))
+                    None => None,
+                }
             }
+            None => None,
         };
-        match (id, fid) {
-            (Some(id), _) => {
+        match id {
+            Some(id) => {
                 if let Some(n) = self.nodes.get_mut(&node) {
                     let opens = n.backing.map_or(0, |(_, c)| c);
                     n.backing = Some((id, opens + 1));
@@ -348,11 +550,12 @@ impl Session {
                 let fh = self.add(Handle::Backed(node))?;
                 Ok(Out::default().u64(fh).u32(FOPEN_PASSTHROUGH | FOPEN_NOFLUSH).u32(id).0)
             }
-            (None, Some(fid)) => {
+            None => {
+                let fid = self.fid(node)?.clone_fid().map_err(errno)?;
+                fid.open(libc::O_RDONLY as u32).map_err(errno)?;
                 let fh = self.add(Handle::Read(fid))?;
                 Ok(Out::default().u64(fh).u32(FOPEN_DIRECT_IO | FOPEN_NOFLUSH).u32(0).0)
             }
-            (None, None) => Err(Errno::EIO),
         }
     }
 
@@ -362,11 +565,13 @@ impl Session {
         if let Some((id, opens)) = n.backing {
             if opens > 1 {
                 n.backing = Some((id, opens - 1));
+            } else if self.idle < MAX_IDLE {
+                // kept for the next open
+                n.backing = Some((id, 0));
+                self.idle += 1;
             } else {
                 n.backing = None;
-                if let Err(e) = backing_close(&self.dev, id) {
-                    tracing::debug!(error = %e, "closing a backing file");
-                }
+                self.close_backing(id);
             }
         }
         self.drop_if_unused(node);
@@ -386,16 +591,18 @@ impl Session {
 /// Serves the stubs' view on FUSE connection `dev` from the gofer at the
 /// other end of `sock`, on a thread of its own (a request may wait for the
 /// gofer; nothing else must wait for it).
-pub fn spawn(sock: OwnedFd, dev: OwnedFd) -> std::io::Result<()> {
+pub fn spawn(sock: OwnedFd, dev: OwnedFd, sharing: Sharing) -> std::io::Result<Cache> {
     let client = moat_gofer::Client::connect(sock, &moat_gofer::ClientOptions::default())
         .map_err(|e| std::io::Error::other(format!("connect to the gofer: {e}")))?;
     let root = client.attach("root", "", 0).map_err(|e| std::io::Error::other(format!("attach to the gofer: {e}")))?;
+    let mut session = Session::new(dev, root, sharing)?;
+    let cache = session.cache();
     std::thread::Builder::new().spawn(move || {
-        if let Err(e) = Session::new(dev, root).run() {
+        if let Err(e) = session.run() {
             tracing::error!("sentry: serving the container's files from the gofer: {e}");
         }
     })?;
-    Ok(())
+    Ok(cache)
 }
 
 /// The errno a FUSE caller gets for a 9P failure.
@@ -432,6 +639,30 @@ fn attr_out(o: Out, a: &Attr) -> Out {
         .u32(0)
 }
 
+/// The attributes fstat gives, as the gofer would.
+fn attr_of(st: &libc::stat) -> Attr {
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    Attr {
+        valid: GETATTR_ALL,
+        qid: moat_p9::Qid { ty: 0, version: 0, path: moat_gofer::server::path_of(st.st_dev, st.st_ino) },
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        nlink: st.st_nlink,
+        rdev: st.st_rdev,
+        size: u(st.st_size),
+        blksize: u(st.st_blksize),
+        blocks: u(st.st_blocks),
+        atime_sec: u(st.st_atime),
+        atime_nsec: u(st.st_atime_nsec),
+        mtime_sec: u(st.st_mtime),
+        mtime_nsec: u(st.st_mtime_nsec),
+        ctime_sec: u(st.st_ctime),
+        ctime_nsec: u(st.st_ctime_nsec),
+        ..Attr::default()
+    }
+}
+
 /// struct fuse_backing_map
 #[repr(C)]
 struct BackingMap {
@@ -466,14 +697,17 @@ mod tests {
         // 7.41 with INIT_EXT and PASSTHROUGH in flags2
         let body = Out::default().u32(7).u32(41).u32(131072).u32((INIT_EXT | CACHE_SYMLINKS) as u32).u32(1 << 5).0;
         let mut s = Session {
+            cache: Cache { inner: Arc::new(Shared { dev: dev.try_clone().unwrap(), index: Mutex::default() }) },
             dev,
             nodes: HashMap::new(),
-            by_qid: HashMap::new(),
+            sharing: Sharing::default(),
             handles: HashMap::new(),
             next_node: 2,
             next_fh: 1,
             buf: Vec::new(),
             passthrough: false,
+            idle: 0,
+            watched: 0,
             stats: Stats::default(),
         };
         let r = s.init(&In(&body));

@@ -180,23 +180,20 @@ pub fn serve(
                                 .try_clone()
                                 .map_err(|_| Errno::EMFILE)
                                 .and_then(|p| {
-                                    let mut t = crate::vfs::Tree::enter(
-                                        root,
-                                        ns,
-                                        p,
-                                        remote.map(crate::vfs::remote::Remote::new),
-                                    )?;
-                                    if gofer.is_some() {
-                                        t.viewed_through_gofer();
-                                    }
-                                    Ok(t)
+                                    crate::vfs::Tree::enter(root, ns, p, remote.map(crate::vfs::remote::Remote::new))
                                 })
                                 .map_err(|e| e.to_string())
-                                .and_then(|t| kernel.tree.set(t).map_err(|_| "a second tree".to_string()))
-                                .and_then(|()| match gofer {
-                                    Some((sock, dev)) => crate::fs::gofer::spawn(sock, dev).map_err(|e| e.to_string()),
-                                    None => Ok(()),
-                                });
+                                .and_then(|mut t| match gofer {
+                                    Some(g) => {
+                                        let sharing = sharing(&t, kernel, g.shared);
+                                        let cache = crate::fs::gofer::spawn(g.sock, g.dev, sharing)
+                                            .map_err(|e| e.to_string())?;
+                                        t.viewed_through_gofer(cache);
+                                        Ok(t)
+                                    }
+                                    None => Ok(t),
+                                })
+                                .and_then(|t| kernel.tree.set(t).map_err(|_| "a second tree".to_string()));
                             let answer = match entered {
                                 Ok(()) => "ok".to_string(),
                                 Err(e) => format!("cannot enter the container's tree: {e}"),
@@ -228,14 +225,37 @@ fn recv_msg(sock: RawFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     Some((buf[..n].to_vec(), fds))
 }
 
+/// With `--directfs=false`: the gofer's socket, and the FUSE connection of
+/// the stubs' view to serve from it.
+struct GoferView {
+    sock: OwnedFd,
+    dev: OwnedFd,
+    /// `--file-access=shared`: the container's root may change beside the Sentry
+    shared: bool,
+}
+
+/// What of the view may change beside the Sentry: the root with
+/// `--file-access=shared`, and below each of the spec's mounts (found in
+/// the tree by its destination) but the Sentry's own.
+fn sharing(tree: &crate::vfs::Tree, kernel: &Kernel, all: bool) -> crate::fs::gofer::Sharing {
+    let roots = kernel
+        .mount_order
+        .iter()
+        .filter(|d| !crate::vfs::pseudo(&crate::vfs::absolute(b"/", d.as_bytes())))
+        .filter_map(|d| tree.find(&crate::vfs::absolute(b"/", d.as_bytes()), None).ok())
+        .filter_map(|fd| nix::sys::stat::fstat(&fd).ok())
+        .map(|st| moat_gofer::server::path_of(st.st_dev, st.st_ino))
+        .collect();
+    crate::fs::gofer::Sharing { all, roots }
+}
+
 /// What arrives on the control socket.
 enum Control {
     /// a notify fd (init's, or an exec'd process's)
     Notify(OwnedFd),
     /// the container's real tree: its root, and the mount namespace holding
-    /// it; with `--directfs=false`, the gofer's socket and the FUSE
-    /// connection of the stubs' view to serve from it
-    Tree(OwnedFd, OwnedFd, Option<(OwnedFd, OwnedFd)>),
+    /// it; with `--directfs=false`, the gofer's view
+    Tree(OwnedFd, OwnedFd, Option<GoferView>),
 }
 
 fn recv_control(sock: RawFd) -> Option<Control> {
@@ -247,12 +267,13 @@ fn recv_control(sock: RawFd) -> Option<Control> {
             let root = fds.pop()?;
             Some(Control::Tree(root, ns, None))
         }
-        (b"tree+gofer", 4) => {
+        (b"tree+gofer" | b"tree+gofer,shared", 4) => {
             let dev = fds.pop()?;
-            let gofer = fds.pop()?;
+            let sock = fds.pop()?;
             let ns = fds.pop()?;
             let root = fds.pop()?;
-            Some(Control::Tree(root, ns, Some((gofer, dev))))
+            let shared = text.ends_with(b",shared");
+            Some(Control::Tree(root, ns, Some(GoferView { sock, dev, shared })))
         }
         _ => None,
     }

@@ -359,6 +359,29 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
             nofollow: caller_flags & libc::O_NOFOLLOW as u64 != 0,
         });
     }
+    // the names the call may change, for the gofer's view to forget after it
+    let mut touched = Vec::new();
+    if tree.telling() && post != Post::Access && nr != libc::SYS_statfs {
+        for (i, a) in shape.iter().enumerate() {
+            let path = match (a, &carried[i]) {
+                (P(_), Carried::Str(p)) => p.as_bytes(),
+                (Sun(_), Carried::Buf(b)) => match sun_path(b) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let start = match (path.first(), a.dir().map(|d| &carried[d])) {
+                (Some(b'/'), _) => jail.as_ref().map_or(tree.root(), |j| j.as_fd()),
+                (_, Some(Carried::Fd(dir))) => dir.as_fd(),
+                _ => match &here {
+                    Some(h) => h.as_fd(),
+                    None => continue,
+                },
+            };
+            touched.extend(tree.touching(start, path));
+        }
+    }
     let mut args = Vec::with_capacity(shape.len());
     for (a, carried) in shape.iter().zip(carried) {
         args.push(match carried {
@@ -374,7 +397,9 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
     }
     let job =
         Job { nr, args, here, jail, who, access: post == Post::Access, special, opens: matches!(post, Post::Open(_)) };
-    let (result, outs) = match tree.run(job)? {
+    let done = tree.run(job);
+    tree.touched(touched);
+    let (result, outs) = match done? {
         Done::Special => return Ok(Reply::Continue),
         Done::Made(r, outs) => (r, outs),
     };
@@ -399,6 +424,7 @@ fn try_replay(c: &Call<'_>, nr: libc::c_long, shape: &[A], post: Post) -> Result
                 if st.st_mode & libc::S_IFMT != libc::S_IFREG {
                     return Ok(Reply::Continue);
                 }
+                tree.opened_for_writing(&st);
                 if caller_flags & libc::O_NONBLOCK as u64 == 0 {
                     let fl = nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
                     let fl = nix::fcntl::OFlag::from_bits_retain(fl & !libc::O_NONBLOCK);

@@ -37,6 +37,7 @@
 pub mod creds;
 pub mod job;
 pub mod remote;
+pub mod view;
 
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -58,8 +59,8 @@ pub struct Tree {
     /// the replayer, for a sandbox with a user namespace
     remote: Option<remote::Remote>,
     /// with `--directfs=false`: the stubs' files are the gofer's view, of
-    /// one FUSE device whatever the file's own
-    gofer_view: bool,
+    /// one FUSE device whatever the file's own, told of every change
+    view: Option<crate::fs::gofer::Cache>,
 }
 
 impl Tree {
@@ -72,13 +73,19 @@ impl Tree {
         if let Some(r) = &remote {
             r.enter(seat.root())?;
         }
-        Ok(Tree { seat, _ns: ns, thread: nix::unistd::gettid().as_raw(), remote, gofer_view: false })
+        Ok(Tree { seat, _ns: ns, thread: nix::unistd::gettid().as_raw(), remote, view: None })
     }
 
     /// The stubs' view is the gofer's (`--directfs=false`): their files
-    /// are found again in the tree by inode number alone.
-    pub fn viewed_through_gofer(&mut self) {
-        self.gofer_view = true;
+    /// are found again in the tree by inode number alone, and `cache` is
+    /// told of every change ([`view`]).
+    pub fn viewed_through_gofer(&mut self, cache: crate::fs::gofer::Cache) {
+        self.view = Some(cache);
+    }
+
+    /// The tree's root.
+    pub fn root(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.seat.root()
     }
 
     /// Whether a caller's file `theirs` (`st` its fstat) is the tree's file
@@ -86,7 +93,7 @@ impl Tree {
     /// view (a FUSE file) the same inode number.
     fn same(&self, theirs: &OwnedFd, st: &libc::stat, mine: &libc::stat) -> bool {
         (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
-            || (self.gofer_view && st.st_ino == mine.st_ino && crate::fs::fuse::on_fuse(theirs))
+            || (self.view.is_some() && st.st_ino == mine.st_ino && crate::fs::fuse::on_fuse(theirs))
     }
 
     /// Whether the calling thread is the one in the tree.
