@@ -38,7 +38,7 @@ mod gofer_view {
             }
         )*};
     }
-    with_gofer_view!(bash_script, python3_stdlib, gcc_compiles_and_runs, process_tools);
+    with_gofer_view!(bash_script, text_tools, python3_stdlib, gcc_compiles_and_runs, process_tools);
 }
 
 /// Runs `args` in a fresh Debian container on `platform`; returns stdout, asserting exit 0 and that

@@ -80,9 +80,10 @@ fn the_gofer_serves_the_view_and_changes_still_land_in_the_bundle() {
         mkdir d && touch d/f && ls d && rm d/f && ls d | wc -l && rmdir d && [ ! -e d ] && echo gone
         mv new renamed && [ ! -e new ] && cat renamed
         ln -s renamed sl && readlink sl && rm sl && ln -s other sl && readlink sl
+        exec 3>>renamed && [ "$(stat -c %d:%i renamed)" = "$(stat -L -c %d:%i /dev/fd/3)" ] && echo one-device
         chmod 644 /secret"#;
     let out = moat.ok(&["exec", &id, "sh", "-c", script]);
-    assert_eq!(out, "made\n600\n7\n2\n1\nf\n0\ngone\nx\nmore\nrenamed\nother\n");
+    assert_eq!(out, "made\n600\n7\n2\n1\nf\n0\ngone\nx\nmore\nrenamed\nother\none-device\n");
     assert_eq!(moat.ok(&["exec", "--user", "1000:1000", &id, "cat", "/secret"]), "root only\n");
     moat.ok(&["exec", &id, "chmod", "600", "/secret"]);
     // below a mount of the spec, a change made on the host shows at once

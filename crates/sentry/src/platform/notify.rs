@@ -185,10 +185,10 @@ pub fn serve(
                                 .map_err(|e| e.to_string())
                                 .and_then(|mut t| match gofer {
                                     Some(g) => {
-                                        let sharing = sharing(&t, kernel, g.shared);
+                                        let (sharing, devices) = sharing(&t, kernel, g.shared);
                                         let cache = crate::fs::gofer::spawn(g.sock, g.dev, sharing)
                                             .map_err(|e| e.to_string())?;
-                                        t.viewed_through_gofer(cache);
+                                        t.viewed_through_gofer(crate::vfs::view::View::new(cache, devices));
                                         Ok(t)
                                     }
                                     None => Ok(t),
@@ -236,17 +236,25 @@ struct GoferView {
 
 /// What of the view may change beside the Sentry: the root with
 /// `--file-access=shared`, and below each of the spec's mounts (found in
-/// the tree by its destination) but the Sentry's own.
-fn sharing(tree: &crate::vfs::Tree, kernel: &Kernel, all: bool) -> crate::fs::gofer::Sharing {
-    let roots = kernel
+/// the tree by its destination) but the Sentry's own and those under /dev
+/// (the kernel's own in the view). With it, the devices of the files the
+/// view shows: the root's and those mounts'.
+fn sharing(
+    tree: &crate::vfs::Tree,
+    kernel: &Kernel,
+    all: bool,
+) -> (crate::fs::gofer::Sharing, std::collections::HashSet<u64>) {
+    let stat_of = |d: &[u8]| tree.find(d, None).ok().and_then(|fd| nix::sys::stat::fstat(&fd).ok());
+    let mounts: Vec<_> = kernel
         .mount_order
         .iter()
-        .filter(|d| !crate::vfs::pseudo(&crate::vfs::absolute(b"/", d.as_bytes())))
-        .filter_map(|d| tree.find(&crate::vfs::absolute(b"/", d.as_bytes()), None).ok())
-        .filter_map(|fd| nix::sys::stat::fstat(&fd).ok())
-        .map(|st| moat_gofer::server::path_of(st.st_dev, st.st_ino))
+        .map(|d| crate::vfs::absolute(b"/", d.as_bytes()))
+        .filter(|d| !crate::vfs::pseudo(d) && d != b"/dev" && !d.starts_with(b"/dev/"))
+        .filter_map(|d| stat_of(&d))
         .collect();
-    crate::fs::gofer::Sharing { all, roots }
+    let roots = mounts.iter().map(|st| moat_gofer::server::path_of(st.st_dev, st.st_ino)).collect();
+    let devices = mounts.iter().chain(stat_of(b"/").as_ref()).map(|st| st.st_dev).collect();
+    (crate::fs::gofer::Sharing { all, roots }, devices)
 }
 
 /// What arrives on the control socket.

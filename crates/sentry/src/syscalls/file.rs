@@ -70,6 +70,9 @@ pub fn stat(c: &Call<'_>) -> Reply {
 
 /// newfstatat(dirfd, path, buf, flags)
 pub fn newfstatat(c: &Call<'_>) -> Reply {
+    if let Some(r) = stat_as_viewed(c, c.args[3], c.args[2], false) {
+        return r;
+    }
     if c.args[3] & libc::AT_SYMLINK_NOFOLLOW as u64 != 0 {
         return Reply::Continue;
     }
@@ -78,6 +81,9 @@ pub fn newfstatat(c: &Call<'_>) -> Reply {
 
 /// statx(dirfd, path, flags, mask, buf)
 pub fn statx(c: &Call<'_>) -> Reply {
+    if let Some(r) = stat_as_viewed(c, c.args[2], c.args[4], true) {
+        return r;
+    }
     if c.args[2] & libc::AT_SYMLINK_NOFOLLOW as u64 != 0 {
         return Reply::Continue;
     }
@@ -143,7 +149,10 @@ fn stat_alias(c: &Call<'_>, path: u64, buf: u64, x: bool) -> Reply {
     let Some(fd) = named_fd(c, path) else { return Reply::Continue };
     let r = (|| {
         let file = c.fds.get(fd)?;
-        let st = nix::sys::stat::fstat(file.as_fd())?;
+        let mut st = nix::sys::stat::fstat(file.as_fd())?;
+        if let Some(tree) = c.kernel.tree.get() {
+            tree.as_viewed(&mut st, || c.task.root_file().ok());
+        }
         let bytes = if x { statx_bytes(&st) } else { stat_bytes(&st) };
         c.mem.write(buf, &bytes)
     })();
@@ -151,6 +160,30 @@ fn stat_alias(c: &Call<'_>, path: u64, buf: u64, x: bool) -> Reply {
         Ok(()) => Reply::Value(0),
         Err(e) => Reply::Error(e),
     }
+}
+
+/// An fstat (an empty path with AT_EMPTY_PATH: glibc's fstat) of a file
+/// the Sentry opened in the tree for the caller, in the gofer's view: the
+/// file as a stat of its path there shows it ([`crate::vfs::Tree::as_viewed`]).
+/// None for anything else.
+fn stat_as_viewed(c: &Call<'_>, flags: u64, buf: u64, x: bool) -> Option<Reply> {
+    let tree = c.kernel.tree.get().filter(|t| t.telling())?;
+    if flags & libc::AT_EMPTY_PATH as u64 == 0 || super::path::is_at_fdcwd(c.args[0]) {
+        return None;
+    }
+    if !c.mem.read_cstr(c.args[1], 1).ok()??.is_empty() {
+        return None;
+    }
+    let file = c.fds.get(i32::try_from(c.args[0]).ok()?).ok()?;
+    let mut st = nix::sys::stat::fstat(file.as_fd()).ok()?;
+    if !tree.as_viewed(&mut st, || c.task.root_file().ok()) {
+        return None;
+    }
+    let bytes = if x { statx_bytes(&st) } else { stat_bytes(&st) };
+    Some(match c.mem.write(buf, &bytes) {
+        Ok(()) => Reply::Value(0),
+        Err(e) => Reply::Error(e),
+    })
 }
 
 fn access_alias(c: &Call<'_>, path: u64, mode: u64) -> Option<Reply> {

@@ -115,7 +115,7 @@ enum Carried {
     Link(OwnedFd),
 }
 
-fn is_at_fdcwd(v: u64) -> bool {
+pub(super) fn is_at_fdcwd(v: u64) -> bool {
     v as i32 == libc::AT_FDCWD
 }
 

@@ -60,7 +60,7 @@ pub struct Tree {
     remote: Option<remote::Remote>,
     /// with `--directfs=false`: the stubs' files are the gofer's view, of
     /// one FUSE device whatever the file's own, told of every change
-    view: Option<crate::fs::gofer::Cache>,
+    view: Option<view::View>,
 }
 
 impl Tree {
@@ -77,10 +77,10 @@ impl Tree {
     }
 
     /// The stubs' view is the gofer's (`--directfs=false`): their files
-    /// are found again in the tree by inode number alone, and `cache` is
+    /// are found again in the tree by inode number alone, and the view is
     /// told of every change ([`view`]).
-    pub fn viewed_through_gofer(&mut self, cache: crate::fs::gofer::Cache) {
-        self.view = Some(cache);
+    pub fn viewed_through_gofer(&mut self, view: view::View) {
+        self.view = Some(view);
     }
 
     /// The tree's root.

@@ -11,16 +11,42 @@
 //! ([`moat_gofer::server::path_of`]), which the gofer derives from the same
 //! device and inode numbers.
 //!
+//! The view shows every file on its own device (a FUSE mount's); a file
+//! the Sentry opened in the tree for a stub (for writing) is a real file of
+//! the real device. An fstat of it is answered with the view's device
+//! ([`Tree::as_viewed`]), so that it and a stat of its path agree (GNU tar
+//! compares the two).
+//!
 //! Not followed: a path that a caller in a chroot of its own resolves
 //! through an absolute symlink (found from the container's root instead).
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
 
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 
 use super::{creds, Tree};
+
+/// The stubs' view of the tree, as the Sentry knows it.
+#[derive(Debug)]
+pub struct View {
+    /// where changes are told
+    cache: crate::fs::gofer::Cache,
+    /// the devices of the files it shows (the root's, the spec's mounts')
+    devices: HashSet<u64>,
+    /// its own device, once a stub's root showed it
+    device: OnceLock<u64>,
+}
+
+impl View {
+    /// The view served by the session `cache` tells, showing the files of `devices`.
+    pub fn new(cache: crate::fs::gofer::Cache, devices: HashSet<u64>) -> View {
+        View { cache, devices, device: OnceLock::new() }
+    }
+}
 
 /// A name a job may change, found before it runs.
 #[derive(Debug)]
@@ -108,7 +134,7 @@ impl Tree {
 
     /// Tells the view what a job changed at each of `touched`.
     pub fn touched(&self, touched: Vec<Touched>) {
-        let Some(view) = &self.view else { return };
+        let Some(view) = self.view.as_ref().map(|v| &v.cache) else { return };
         for t in touched {
             let Ok(dir) = fstat(t.dir.as_fd()) else { continue };
             match &t.name {
@@ -127,8 +153,32 @@ impl Tree {
     /// writing (or made it): a stub may change it through that file, unseen.
     pub fn opened_for_writing(&self, st: &FileStat) {
         if let Some(view) = &self.view {
-            view.opened_for_writing(qid(st));
+            view.cache.opened_for_writing(qid(st));
         }
+    }
+
+    /// `st`, the fstat of a caller's file, as a stat of its path in the
+    /// view would show it: with the view's device, for a file of the tree
+    /// (one of the devices it shows) that is not the view's own. `root`: a
+    /// caller's root, which lies in the view. False where nothing changed.
+    pub fn as_viewed(&self, st: &mut FileStat, root: impl FnOnce() -> Option<OwnedFd>) -> bool {
+        let Some(view) = &self.view else { return false };
+        if !view.devices.contains(&st.st_dev) {
+            return false;
+        }
+        let device = match view.device.get() {
+            Some(d) => *d,
+            None => {
+                let Some(root) = root().filter(crate::fs::fuse::on_fuse) else { return false };
+                let Ok(at) = fstat(root.as_fd()) else { return false };
+                *view.device.get_or_init(|| at.st_dev)
+            }
+        };
+        if st.st_dev == device {
+            return false;
+        }
+        st.st_dev = device;
+        true
     }
 }
 
