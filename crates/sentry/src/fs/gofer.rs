@@ -26,8 +26,9 @@
 //!   every time (a stub writes through the real file it holds).
 //!
 //! Node ids are ours, one per file the kernel holds (found again by the
-//! qid's path, so hard links and repeated lookups share one); each holds a
-//! fid, clunked when the kernel forgets the node. A file shows its own
+//! qid's path, so hard links and repeated lookups share one; its inode
+//! number cannot pass to another file meanwhile, as the gofer's fid holds
+//! the file); each holds a fid, clunked when the kernel forgets the node. A file shows its own
 //! inode number (two files on different mounts may show the same one); the
 //! device is the FUSE mount's, for every file.
 
