@@ -56,17 +56,19 @@ fn mount(tree: &Path, point: &Path, sharing: Sharing) -> Mounted {
     Mounted { point: point.to_path_buf(), cache, stats, thread: Some(thread) }
 }
 
-fn root() -> bool {
-    nix::unistd::geteuid().is_root()
+/// A tree to serve and a point to mount it at; None (the test skipped)
+/// without root.
+fn dirs() -> Option<(tempfile::TempDir, tempfile::TempDir)> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    Some((tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()))
 }
 
 #[test]
 fn the_gofer_tree_reads_lists_links_and_runs_as_the_host_would() {
-    if !root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let tree = tempfile::tempdir().unwrap();
+    let Some((tree, point)) = dirs() else { return };
     let t = tree.path();
     std::fs::write(t.join("hello"), "hello, gofer\n").unwrap();
     std::fs::create_dir(t.join("d")).unwrap();
@@ -76,7 +78,6 @@ fn the_gofer_tree_reads_lists_links_and_runs_as_the_host_would() {
     std::fs::write(t.join("secret"), "root only\n").unwrap();
     std::fs::set_permissions(t.join("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::copy("/bin/busybox", t.join("busybox")).unwrap();
-    let point = tempfile::tempdir().unwrap();
     let m = mount(t, point.path(), Sharing::default());
     let p = point.path();
 
@@ -133,15 +134,10 @@ fn the_gofer_tree_reads_lists_links_and_runs_as_the_host_would() {
 
 #[test]
 fn a_shared_tree_shows_changes_beside_it_at_once() {
-    if !root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let tree = tempfile::tempdir().unwrap();
+    let Some((tree, point)) = dirs() else { return };
     let t = tree.path();
     std::fs::create_dir(t.join("d")).unwrap();
     std::fs::write(t.join("d/f"), "one\n").unwrap();
-    let point = tempfile::tempdir().unwrap();
     let m = mount(t, point.path(), Sharing { all: true, ..Sharing::default() });
     let p = point.path();
     assert!(!p.join("d/new").exists());
@@ -156,14 +152,9 @@ fn a_shared_tree_shows_changes_beside_it_at_once() {
 
 #[test]
 fn a_file_written_beside_the_view_shows_its_size_without_9p() {
-    if !root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let tree = tempfile::tempdir().unwrap();
+    let Some((tree, point)) = dirs() else { return };
     let t = tree.path();
     std::fs::write(t.join("log"), "a").unwrap();
-    let point = tempfile::tempdir().unwrap();
     let m = mount(t, point.path(), Sharing::default());
     let p = point.path();
     assert_eq!(std::fs::metadata(p.join("log")).unwrap().len(), 1);
