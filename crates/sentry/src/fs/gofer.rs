@@ -28,9 +28,9 @@
 //! Node ids are ours, one per file the kernel holds (found again by the
 //! qid's path, so hard links and repeated lookups share one; its inode
 //! number cannot pass to another file meanwhile, as the gofer's fid holds
-//! the file); each holds a fid, clunked when the kernel forgets the node. A file shows its own
-//! inode number (two files on different mounts may show the same one); the
-//! device is the FUSE mount's, for every file.
+//! the file); each holds a fid, clunked when the kernel forgets the node.
+//! A file shows its own inode number (two files on different mounts may
+//! show the same one); the device is the FUSE mount's, for every file.
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -173,8 +173,8 @@ impl Cache {
     pub fn name_changed(&self, dir: u64, name: &[u8]) {
         let Some(node) = self.node(dir) else { return };
         if !(node == ROOT_ID && STACKED.contains(&name)) {
-            let payload = Out::default().u64(node).u32(name.len() as u32).u32(0).0;
-            let mut payload = payload;
+            // fuse_notify_inval_entry_out, then the name with its NUL
+            let mut payload = Out::default().u64(node).u32(name.len() as u32).u32(0).0;
             payload.extend_from_slice(name);
             payload.push(0);
             self.send(NOTIFY_INVAL_ENTRY, &payload);
