@@ -49,6 +49,12 @@ pub struct Cli {
     /// (as runsc's --file-access; the spec's mounts are always shared)
     #[arg(long, global = true, default_value = "exclusive")]
     pub file_access: String,
+    /// sandbox (the default: the spec's network namespace), none (sentry
+    /// platform: the Sentry's own TCP/IP stack, loopback only; `moat do`: a
+    /// new, empty namespace) or host (`moat do`: the host's namespace), as
+    /// runsc's --network
+    #[arg(long, global = true, default_value = "sandbox")]
+    pub network: String,
     /// accepted for runc compatibility (rootless mode is detected)
     #[arg(long = "rootless", hide = true)]
     pub rootless_mode: Option<String>,
@@ -286,9 +292,6 @@ pub struct ExecArgs {
 /// `do` flags.
 #[derive(Debug, Args)]
 pub struct DoArgs {
-    /// network: none (a new, empty namespace) or host
-    #[arg(long, default_value = "none")]
-    pub network: String,
     /// working directory (default: the current one)
     #[arg(long)]
     pub cwd: Option<PathBuf>,

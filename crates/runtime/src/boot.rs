@@ -206,6 +206,9 @@ pub struct Sentry {
     /// Sentry then keeps CAP_SYS_ADMIN permitted, raised only to register
     /// a gofer's file as the backing file of an open FUSE file)
     pub directfs: bool,
+    /// `--network=none`: the Sentry's own netstack (loopback only) makes
+    /// the app's TCP sockets
+    pub netstack: bool,
 }
 
 impl Sentry {
@@ -234,6 +237,7 @@ impl Sentry {
             cgroupns: plan.has(LinuxNamespaceType::Cgroup),
             userns: plan.new_user(),
             directfs: true,
+            netstack: false,
         }
     }
 }
@@ -394,6 +398,15 @@ pub fn spawn(
             kernel.boottime_offset = s.boottime_offset;
             kernel.cgroupns = s.cgroupns;
             kernel.replayer = std::sync::Mutex::new(replayer);
+            if s.netstack {
+                match moat_sentry::net::Netstack::loopback() {
+                    Ok(net) => kernel.net = Some(net),
+                    Err(e) => {
+                        tracing::error!("sentry: start the netstack: {e}");
+                        return 1;
+                    }
+                }
+            }
             if !s.domainname.is_empty() {
                 kernel.set_domainname(s.domainname);
             }

@@ -333,6 +333,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 pseudo.clear();
                 let mut sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
                 sentry.directfs = g.directfs;
+                sentry.netstack = g.network == crate::Network::None;
                 let n = sentry.mounts.len();
                 let (to_us, from_sentry) =
                     std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;

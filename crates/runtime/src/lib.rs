@@ -89,6 +89,32 @@ impl std::str::FromStr for Userns {
     }
 }
 
+/// The sandbox's network (`--network`, runsc's flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// the spec's network namespace; until the netstack takes over the
+    /// pod's interface, the host kernel makes the app's sockets there
+    Sandbox,
+    /// the host's: `moat do` shares the host's network namespace; for
+    /// `create` and `run` the spec decides, as with `sandbox`
+    Host,
+    /// sentry platform: the Sentry's netstack with a loopback interface
+    /// only; the app's TCP sockets never reach the host's stack
+    None,
+}
+
+impl std::str::FromStr for Network {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sandbox" => Ok(Network::Sandbox),
+            "host" => Ok(Network::Host),
+            "none" => Ok(Network::None),
+            other => Err(Error::Unsupported(format!("unknown --network {other:?} (known: sandbox, host, none)"))),
+        }
+    }
+}
+
 /// Options every verb shares (the CLI's global flags).
 #[derive(Debug, Clone)]
 pub struct Global {
@@ -107,4 +133,6 @@ pub struct Global {
     /// `--file-access=shared`: the container's root may change beside the
     /// Sentry (the gofer's view keeps nothing of it)
     pub shared_root: bool,
+    /// `--network`
+    pub network: Network,
 }

@@ -22,6 +22,7 @@
 pub mod abi;
 pub mod fs;
 pub mod kernel;
+pub mod net;
 pub mod platform;
 pub mod syscalls;
 pub mod vfs;

@@ -5,8 +5,9 @@
 //! holds), and what std needs. It runs in an empty mount namespace; its
 //! notify thread alone enters the container's file tree (a chroot of its
 //! own fs_struct) and there makes the callers' calls that change the tree,
-//! as the caller (moat_sentry::vfs). No sockets of its own, no exec, no
-//! namespaces.
+//! as the caller (moat_sentry::vfs). With a netstack (`--network=none`),
+//! one socketpair per app socket, pumped by its thread. No other sockets of
+//! its own, no exec, no namespaces.
 
 use super::{Arg, Policy, Rule, THREAD_FLAGS};
 
@@ -123,6 +124,15 @@ pub fn policy() -> Policy {
         Rule::any("recvmsg", "control socket: the fd itself; the replayer's jobs and answers"),
         Rule::any("sendmsg", "the replayer (a sandbox with a user namespace): jobs and answers, with their fds"),
         Rule::any("getsockname", "--directfs=false: the 9P client asks whether its socket can carry fds"),
+        Rule::with("socketpair", &[Arg::Eq(0, libc::AF_UNIX as u64)], "netstack: an app socket's two ends"),
+        Rule::any("epoll_create1", "netstack: its thread waits on every socket's end"),
+        Rule::any("epoll_ctl", "netstack: what it waits for"),
+        Rule::any("epoll_wait", "netstack: waiting"),
+        Rule::any("epoll_pwait", "netstack: waiting, newer libc"),
+        Rule::any("eventfd2", "netstack: waking its thread; a worker waiting for a connect"),
+        Rule::any("recvfrom", "netstack: the app's bytes; an accept takes its byte"),
+        Rule::any("sendto", "netstack: the connection's bytes, to the app"),
+        Rule::any("shutdown", "netstack: the peer is done sending"),
         Rule::any("close", "hung-up notify fds"),
         Rule::any("write", "log lines; FUSE replies"),
         Rule::any("fcntl", "std: fd flags"),

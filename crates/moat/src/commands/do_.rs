@@ -1,16 +1,13 @@
 //! `moat do`: run a command sandboxed on the host's own root filesystem,
 //! read-only, like `runsc do`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use moat_runtime::defaults::{do_spec, DoOpts};
 use moat_runtime::Global;
 
 pub fn run(g: &Global, a: crate::cli::DoArgs) -> Result<i32> {
-    let host_network = match a.network.as_str() {
-        "host" => true,
-        "none" => false,
-        n => bail!("--network {n:?}: use none or host"),
-    };
+    // no pod here: anything but the host's is a new, empty namespace
+    let host_network = g.network == moat_runtime::Network::Host;
     let cwd = match a.cwd {
         Some(c) => c,
         None => std::env::current_dir().context("current directory")?,

@@ -43,6 +43,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         userns,
         directfs,
         shared_root,
+        network: cli.network.parse()?,
     };
     match cli.cmd {
         Cmd::Create(a) => create::run(&g, a),

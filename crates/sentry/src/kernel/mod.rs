@@ -31,6 +31,9 @@ pub struct Kernel {
     pub cgroupns: bool,
     /// the container's real file tree, once `create` has handed it over
     pub tree: std::sync::OnceLock<crate::vfs::Tree>,
+    /// the sandbox's own network stack (`--network=none`: loopback only);
+    /// None: the host makes the app's sockets, in the spec's namespace
+    pub net: Option<std::sync::Arc<crate::net::Netstack>>,
     /// the Sentry's end of the replayer's socket, until the tree takes it
     /// (a sandbox with a user namespace: [`crate::vfs::remote`])
     pub replayer: Mutex<Option<std::os::fd::OwnedFd>>,
@@ -66,6 +69,7 @@ impl Kernel {
             boottime_offset: std::time::Duration::ZERO,
             cgroupns: false,
             tree: std::sync::OnceLock::new(),
+            net: None,
             replayer: Mutex::new(None),
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),

@@ -312,6 +312,23 @@ impl Fds for StubFds<'_> {
         Ok(nix::fcntl::readlinkat(self.proc, own_link(ours).as_str())?.into_encoded_bytes())
     }
 
+    fn later(&self, job: crate::syscalls::LaterJob) -> Result<Reply, Errno> {
+        let proc = self.proc.try_clone_to_owned().map_err(|_| Errno::EMFILE)?;
+        let (tid, id) = (self.tid, self.id);
+        self.loop_.workers.spawn(self.notify, id, move |notify| {
+            let mem = super::mem::ProcMem::new(proc.as_fd(), tid, notify, id);
+            match job(&Worker { mem: &mem, notify, id }) {
+                Reply::Value(v) => libseccomp::ScmpNotifResp::new_val(id, v, libseccomp::ScmpNotifRespFlags::empty())
+                    .respond(notify.as_raw_fd())
+                    .map_err(|_| Errno::ENOENT),
+                Reply::Error(e) => Err(e),
+                Reply::Answered(_) => Ok(()),
+                Reply::Continue | Reply::Pending => Err(Errno::EINVAL),
+            }
+        })?;
+        Ok(Reply::Pending)
+    }
+
     fn readlink_as_caller(&self, start: &str, rel: &[u8]) -> Result<std::ffi::OsString, Errno> {
         use std::os::unix::ffi::OsStrExt;
         let mut p = format!("{}/{start}/", self.tid).into_bytes();
@@ -319,6 +336,23 @@ impl Fds for StubFds<'_> {
         let target = nix::fcntl::readlinkat(self.proc, std::ffi::OsStr::from_bytes(&p))?;
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
         Ok(target)
+    }
+}
+
+/// A caller as a worker answering its call has it.
+struct Worker<'a> {
+    mem: &'a super::mem::ProcMem<'a>,
+    notify: BorrowedFd<'a>,
+    id: u64,
+}
+
+impl crate::syscalls::Later for Worker<'_> {
+    fn mem(&self) -> &dyn crate::syscalls::Memory {
+        self.mem
+    }
+
+    fn install(&self, file: OwnedFd, cloexec: bool) -> Result<i64, Errno> {
+        install(self.notify, self.id, file.as_fd(), cloexec)
     }
 }
 

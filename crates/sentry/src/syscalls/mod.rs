@@ -101,6 +101,21 @@ pub trait Fds {
     /// The target of the symlink at `rel`, from the caller's `start` (its
     /// "root", "cwd" or "fd/N"), through the caller's own magic links.
     fn readlink_as_caller(&self, start: &str, rel: &[u8]) -> Result<std::ffi::OsString, Errno>;
+    /// Runs `job` on a worker thread, where it may wait (interrupted with
+    /// EINTR once the caller stops waiting); its reply answers the call:
+    /// [`Reply::Pending`].
+    fn later(&self, job: LaterJob) -> Result<Reply, Errno>;
+}
+
+/// A call answered on a worker ([`Fds::later`]).
+pub type LaterJob = Box<dyn FnOnce(&dyn Later) -> Reply + Send>;
+
+/// What a worker has of the caller whose call it answers.
+pub trait Later {
+    /// The caller's memory.
+    fn mem(&self) -> &dyn Memory;
+    /// Installs `file` in the caller as the call's result (which answers it).
+    fn install(&self, file: OwnedFd, cloexec: bool) -> Result<i64, Errno>;
 }
 
 /// One served call, decoded.

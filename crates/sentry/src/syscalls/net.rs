@@ -1,20 +1,33 @@
-//! Sockets, until the netstack lands: the Sentry decides which sockets a
-//! program may have, the host makes them.
+//! Sockets. The Sentry decides which sockets a program may have; internet
+//! stream sockets are the sandbox's own netstack's where it has one
+//! ([`crate::net`]: bind, listen, accept, connect, names and options
+//! served here), the host makes the rest (SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+//! until the netstack serves them too.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use super::{Call, Reply};
+use super::{Call, Later, Memory, Reply};
+use crate::net::addr::{self, Family};
+use crate::net::Netstack;
 
 /// Netlink families a program may open: routing (ip, getaddrinfo's
 /// interface list) and socket diagnostics (ss), both scoped to the
 /// sandbox's network namespace. Host-wide ones (uevents, audit) are refused.
 const NETLINK_OK: &[u64] = &[0 /* NETLINK_ROUTE */, 4 /* NETLINK_SOCK_DIAG */];
 
+/// socket(2) flags
+const SOCK_NONBLOCK: u64 = libc::SOCK_NONBLOCK as u64;
+const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
+
 /// Serves socket(2): raw and packet sockets are refused (they would reach
 /// below the sandbox's network), netlink only for routing and diagnostics;
-/// other kinds are made by the host for now (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
-/// The arguments are registers, not memory, so the host sees exactly what
-/// was checked.
+/// TCP sockets are the netstack's where the sandbox has one; other kinds
+/// are made by the host for now (SECCOMP_USER_NOTIF_FLAG_CONTINUE). The
+/// arguments are registers, not memory, so the host sees exactly what was
+/// checked.
 pub fn socket(c: &Call<'_>) -> Reply {
     let domain = i32::try_from(c.args[0]).unwrap_or(-1);
     let kind = i32::try_from(c.args[1] & 0xf).unwrap_or(-1);
@@ -23,7 +36,311 @@ pub fn socket(c: &Call<'_>) -> Reply {
         (libc::AF_NETLINK, _) => Reply::Error(Errno::EPERM),
         // 10 is the obsolete SOCK_PACKET
         (libc::AF_PACKET, _) | (_, libc::SOCK_RAW) | (_, 10) => Reply::Error(Errno::EPERM),
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) if c.kernel.net.is_some() => tcp_socket(c, domain),
         (libc::AF_UNIX | libc::AF_INET | libc::AF_INET6, _) => Reply::Continue,
         _ => Reply::Error(Errno::EAFNOSUPPORT),
     }
+}
+
+fn tcp_socket(c: &Call<'_>, domain: i32) -> Reply {
+    if !matches!(c.args[2] as i32, 0 | libc::IPPROTO_TCP) {
+        return Reply::Error(Errno::EPROTONOSUPPORT);
+    }
+    if c.args[1] & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Reply::Error(Errno::EINVAL);
+    }
+    let (Some(net), Some(family)) = (c.kernel.net.as_ref(), Family::of(domain)) else {
+        return Reply::Error(Errno::EAFNOSUPPORT);
+    };
+    let made = net.lock().socket(family, c.args[1] & SOCK_NONBLOCK != 0);
+    reply(made.and_then(|app| c.fds.install(app, c.args[1] & SOCK_CLOEXEC != 0)))
+}
+
+fn reply(r: Result<Reply, Errno>) -> Reply {
+    r.unwrap_or_else(Reply::Error)
+}
+
+/// The netstack's socket behind the caller's fd at argument 0: the
+/// stack, its key, and the Sentry's copy of the fd. None: not one of its
+/// (the host's, or no netstack).
+fn ours(c: &Call<'_>) -> Option<(Arc<Netstack>, u64, OwnedFd)> {
+    let net = c.kernel.net.as_ref()?;
+    let theirs = c.fds.get(i32::try_from(c.args[0]).ok()?).ok()?;
+    let key = net.lock().find(&theirs)?;
+    Some((net.clone(), key, theirs))
+}
+
+/// The address of `len` bytes at `at` in the caller, for a socket of `family`.
+fn read_addr(mem: &dyn Memory, family: Family, at: u64, len: u64) -> Result<addr::Addr, Errno> {
+    let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
+    if len > 128 {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = vec![0u8; len];
+    mem.read(at, &mut b)?;
+    addr::decode(family, &b)
+}
+
+/// Writes `bytes` (an address) to `at` as accept(2) and getsockname(2) do:
+/// as much as the socklen_t at `len_at` allows, then the full length there.
+fn write_addr(mem: &dyn Memory, at: u64, len_at: u64, bytes: &[u8]) -> Result<(), Errno> {
+    if at == 0 {
+        return Ok(());
+    }
+    let mut room = [0u8; 4];
+    mem.read(len_at, &mut room)?;
+    let room = i32::from_ne_bytes(room);
+    let room = usize::try_from(room).map_err(|_| Errno::EINVAL)?;
+    mem.write(at, &bytes[..room.min(bytes.len())])?;
+    mem.write(len_at, &(bytes.len() as u32).to_ne_bytes())
+}
+
+/// Whether the caller's file (its open file description) is non-blocking.
+fn nonblocking(theirs: &OwnedFd) -> bool {
+    nix::fcntl::fcntl(theirs, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|f| f & libc::O_NONBLOCK != 0)
+}
+
+/// Waits until `fd` is readable; false if a signal came first (the
+/// caller stopped waiting).
+fn wait_readable(fd: &OwnedFd) -> bool {
+    let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE).is_ok()
+}
+
+/// bind(fd, addr, len): the netstack's sockets here; a unix socket's path
+/// in the tree ([`super::path::bind`]); the host binds the rest.
+pub fn bind(c: &Call<'_>) -> Reply {
+    let Some((net, key, _)) = ours(c) else { return super::path::bind(c) };
+    let family = match net.lock().sock(key) {
+        Ok(s) => s.family,
+        Err(e) => return Reply::Error(e),
+    };
+    let r = read_addr(c.mem, family, c.args[1], c.args[2]).and_then(|a| net.lock().bind(key, a));
+    reply(r.map(|()| Reply::Value(0)))
+}
+
+/// listen(fd, backlog)
+pub fn listen(c: &Call<'_>) -> Reply {
+    let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    let r = net.lock().listen(key, c.args[1] as i32);
+    net.wake();
+    reply(r.map(|()| Reply::Value(0)))
+}
+
+/// accept(fd, addr, len)
+pub fn accept(c: &Call<'_>) -> Reply {
+    accept_with(c, 0)
+}
+
+/// accept4(fd, addr, len, flags)
+pub fn accept4(c: &Call<'_>) -> Reply {
+    if c.args[3] & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Reply::Error(Errno::EINVAL);
+    }
+    accept_with(c, c.args[3])
+}
+
+fn accept_with(c: &Call<'_>, flags: u64) -> Reply {
+    let Some((net, key, theirs)) = ours(c) else { return Reply::Continue };
+    let (at, len_at) = (c.args[1], c.args[2]);
+    let (nonblock, cloexec) = (flags & SOCK_NONBLOCK != 0, flags & SOCK_CLOEXEC != 0);
+    // the next connection, installed; None if there is none yet
+    let take =
+        move |net: &Netstack, theirs: &OwnedFd, mem: &dyn Memory, install: &dyn Fn(OwnedFd) -> Result<i64, Errno>| {
+            let (app, peer) = match net.lock().accept(key, theirs, nonblock) {
+                Ok(Some(got)) => got,
+                Ok(None) => return None,
+                Err(e) => return Some(Reply::Error(e)),
+            };
+            let family = net.lock().sock(key).map(|s| s.family).unwrap_or(Family::V4);
+            if let Err(e) = write_addr(mem, at, len_at, &addr::encode(family, peer)) {
+                return Some(Reply::Error(e));
+            }
+            Some(install(app).map(Reply::Answered).unwrap_or_else(Reply::Error))
+        };
+    let install_here = |app: OwnedFd| match c.fds.install(app, cloexec) {
+        Ok(Reply::Answered(fd)) => Ok(fd),
+        Ok(_) => Err(Errno::EIO),
+        Err(e) => Err(e),
+    };
+    if let Some(r) = take(&net, &theirs, c.mem, &install_here) {
+        return r;
+    }
+    if nonblocking(&theirs) {
+        return Reply::Error(Errno::EAGAIN);
+    }
+    // a connection makes the listening socket's app end readable
+    reply(c.fds.later(Box::new(move |l: &dyn Later| loop {
+        if !wait_readable(&theirs) {
+            return Reply::Error(Errno::EINTR);
+        }
+        if let Some(r) = take(&net, &theirs, l.mem(), &|app| l.install(app, cloexec)) {
+            return r;
+        }
+    })))
+}
+
+/// connect(fd, addr, len)
+pub fn connect(c: &Call<'_>) -> Reply {
+    let Some((net, key, theirs)) = ours(c) else { return Reply::Continue };
+    let family = match net.lock().sock(key) {
+        Ok(s) => s.family,
+        Err(e) => return Reply::Error(e),
+    };
+    let to = match read_addr(c.mem, family, c.args[1], c.args[2]) {
+        Ok(a) => a,
+        Err(e) => return Reply::Error(e),
+    };
+    if let Err(e) = net.lock().connect(key, to) {
+        return Reply::Error(e);
+    }
+    net.wake();
+    if nonblocking(&theirs) {
+        return Reply::Error(Errno::EINPROGRESS);
+    }
+    reply(c.fds.later(Box::new(move |_: &dyn Later| loop {
+        let changed = {
+            let mut stack = net.lock();
+            let s = match stack.sock(key) {
+                Ok(s) => s,
+                Err(e) => return Reply::Error(e),
+            };
+            match s.state {
+                crate::net::stack::State::Connected(_) => return Reply::Value(0),
+                crate::net::stack::State::Connecting(_) => {}
+                _ => return Reply::Error(s.error.take().unwrap_or(Errno::ECONNREFUSED)),
+            }
+            match s.changed.as_fd().try_clone_to_owned() {
+                Ok(fd) => fd,
+                Err(_) => return Reply::Error(Errno::EMFILE),
+            }
+        };
+        if !wait_readable(&changed) {
+            return Reply::Error(Errno::EINTR);
+        }
+        let mut b = [0u8; 8];
+        let _ = nix::unistd::read(&changed, &mut b);
+    })))
+}
+
+/// getsockname(fd, addr, len)
+pub fn getsockname(c: &Call<'_>) -> Reply {
+    name(c, false)
+}
+
+/// getpeername(fd, addr, len)
+pub fn getpeername(c: &Call<'_>) -> Reply {
+    name(c, true)
+}
+
+fn name(c: &Call<'_>, peer: bool) -> Reply {
+    let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    let got = {
+        let mut stack = net.lock();
+        let family = stack.sock(key).map(|s| s.family);
+        let a = if peer { stack.peer(key) } else { stack.name(key) };
+        family.and_then(|f| a.map(|a| addr::encode(f, a)))
+    };
+    reply(got.and_then(|b| write_addr(c.mem, c.args[1], c.args[2], &b)).map(|()| Reply::Value(0)))
+}
+
+const SOL_SOCKET: i32 = libc::SOL_SOCKET;
+
+/// getsockopt(fd, level, name, value, len): the options the netstack
+/// keeps; others of SOL_SOCKET (timeouts, buffer sizes) are the app's
+/// end's, made by the host.
+pub fn getsockopt(c: &Call<'_>) -> Reply {
+    let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    let (level, name) = (c.args[1] as i32, c.args[2] as i32);
+    let value: Result<Vec<u8>, Errno> = {
+        let mut stack = net.lock();
+        let listening = stack.listening(key).unwrap_or(false);
+        let s = match stack.sock(key) {
+            Ok(s) => s,
+            Err(e) => return Reply::Error(e),
+        };
+        let int = |v: i32| Ok(v.to_ne_bytes().to_vec());
+        let o = s.opts;
+        match (level, name) {
+            (SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_STREAM),
+            (SOL_SOCKET, libc::SO_ERROR) => int(s.error.take().map_or(0, |e| e as i32)),
+            (SOL_SOCKET, libc::SO_DOMAIN) => int(s.family.domain()),
+            (SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),
+            (SOL_SOCKET, libc::SO_ACCEPTCONN) => int(i32::from(listening)),
+            (SOL_SOCKET, libc::SO_REUSEADDR) => int(i32::from(o.reuse_addr)),
+            (SOL_SOCKET, libc::SO_REUSEPORT) => int(i32::from(o.reuse_port)),
+            (SOL_SOCKET, libc::SO_KEEPALIVE) => int(i32::from(o.keepalive)),
+            (SOL_SOCKET, libc::SO_LINGER) => {
+                let (on, secs) = o.linger.unwrap_or((false, 0));
+                Ok([i32::from(on).to_ne_bytes(), secs.to_ne_bytes()].concat())
+            }
+            (SOL_SOCKET, _) => return Reply::Continue,
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => int(i32::from(o.nodelay)),
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => int(1460),
+            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
+                int(i32::from(o.ttl.unwrap_or(64)))
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => int(i32::from(o.v6only)),
+            _ => Err(Errno::ENOPROTOOPT),
+        }
+    };
+    reply(value.and_then(|v| write_addr(c.mem, c.args[3], c.args[4], &v)).map(|()| Reply::Value(0)))
+}
+
+/// setsockopt(fd, level, name, value, len): as getsockopt; options real
+/// programs set and the netstack has no use for yet are accepted.
+pub fn setsockopt(c: &Call<'_>) -> Reply {
+    let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    let (level, name, at, len) = (c.args[1] as i32, c.args[2] as i32, c.args[3], c.args[4]);
+    if level == SOL_SOCKET
+        && !matches!(name, libc::SO_REUSEADDR | libc::SO_REUSEPORT | libc::SO_KEEPALIVE | libc::SO_LINGER)
+    {
+        return Reply::Continue;
+    }
+    let len = usize::try_from(len).unwrap_or(0);
+    if len < 4 {
+        return Reply::Error(Errno::EINVAL);
+    }
+    let mut b = vec![0u8; len.min(16)];
+    if let Err(e) = c.mem.read(at, &mut b) {
+        return Reply::Error(e);
+    }
+    let v = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    let mut stack = net.lock();
+    let s = match stack.sock(key) {
+        Ok(s) => s,
+        Err(e) => return Reply::Error(e),
+    };
+    let o = &mut s.opts;
+    match (level, name) {
+        (SOL_SOCKET, libc::SO_REUSEADDR) => o.reuse_addr = v != 0,
+        (SOL_SOCKET, libc::SO_REUSEPORT) => o.reuse_port = v != 0,
+        (SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = v != 0,
+        (SOL_SOCKET, libc::SO_LINGER) if b.len() >= 8 => {
+            o.linger = Some((v != 0, i32::from_ne_bytes([b[4], b[5], b[6], b[7]])));
+        }
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
+        (
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE
+            | libc::TCP_KEEPINTVL
+            | libc::TCP_KEEPCNT
+            | libc::TCP_USER_TIMEOUT
+            | libc::TCP_QUICKACK
+            | libc::TCP_CORK
+            | libc::TCP_DEFER_ACCEPT
+            | libc::TCP_FASTOPEN,
+        ) => {}
+        (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
+            o.ttl = match v {
+                -1 => None,
+                1..=255 => Some(v as u8),
+                _ => return Reply::Error(Errno::EINVAL),
+            }
+        }
+        (libc::IPPROTO_IP, libc::IP_TOS) | (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {}
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => o.v6only = v != 0,
+        _ => return Reply::Error(Errno::ENOPROTOOPT),
+    }
+    reply(stack.apply_opts(key).map(|()| Reply::Value(0)))
 }

@@ -1,0 +1,74 @@
+//! The sandbox's own network: a TCP/IP stack in the Sentry (smoltcp), so
+//! that an app's internet sockets never reach the host's.
+//!
+//! Every socket the app holds is a real host fd, one end of a socketpair
+//! whose other end the stack holds ([`Sock`]): reads, writes, poll and
+//! epoll on a connected socket run natively on the app's end, and the
+//! stack's thread ([`pump`]) moves the bytes between its end and the TCP
+//! connection. What interprets an address or a socket's state (bind,
+//! listen, accept, connect, get/setsockopt, getsockname, getpeername) is
+//! served by the Sentry, which finds its socket again by the inode number of
+//! the app's end (sockfs numbers never come back soon: they count up).
+//!
+//! A listening socket's app end is readable while a connection waits to
+//! be accepted: the stack writes one byte on its end for each, and accept
+//! takes one. A blocking accept or connect waits on a worker thread.
+//!
+//! Today the stack has a loopback interface only (`--network=none`: 127.0.0.1
+//! and ::1) and serves TCP; UDP, ICMP, the pod's interface, AF_UNIX and
+//! netlink are the next steps (docs/architecture.md).
+
+pub mod addr;
+mod pump;
+pub mod stack;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+pub use stack::{Sock, Stack};
+
+/// One sandbox's network stack, shared by the handlers (which lock it) and
+/// its thread.
+pub struct Netstack {
+    stack: Mutex<Stack>,
+    /// written to wake the thread after a handler changed the stack
+    wake: EventFd,
+}
+
+impl std::fmt::Debug for Netstack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Netstack")
+    }
+}
+
+impl Netstack {
+    /// A stack with a loopback interface only, its thread started.
+    pub fn loopback() -> std::io::Result<Arc<Netstack>> {
+        let wake = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        let stack = Stack::loopback(wake.as_fd())?;
+        let net = Arc::new(Netstack { stack: Mutex::new(stack), wake });
+        let n = net.clone();
+        std::thread::Builder::new().spawn(move || pump::run(&n))?;
+        Ok(net)
+    }
+
+    /// The stack, locked.
+    pub fn lock(&self) -> MutexGuard<'_, Stack> {
+        self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the stack's thread (after a change it must act on).
+    pub fn wake(&self) {
+        let _ = self.wake.write(1);
+    }
+}
+
+/// Sets `fd`'s O_NONBLOCK.
+fn nonblocking(fd: &OwnedFd, on: bool) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let fl = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    let fl = if on { fl | OFlag::O_NONBLOCK } else { fl & !OFlag::O_NONBLOCK };
+    fcntl(fd, FcntlArg::F_SETFL(fl)).map(|_| ())
+}

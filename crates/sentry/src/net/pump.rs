@@ -1,0 +1,226 @@
+//! The stack's thread: it runs the interface (timers, the loopback's
+//! packets) and moves each connection's bytes between the stack's end of
+//! its socketpair and smoltcp's socket.
+//!
+//! It sleeps in epoll_wait on every socketpair end and the wake eventfd,
+//! for at most as long as smoltcp's next timer; after each wake-up it
+//! tends every socket, as long as that makes progress.
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
+use smoltcp::socket::tcp;
+
+use super::stack::{Stack, State, WAKE_KEY};
+use super::Netstack;
+
+/// How many rounds one wake-up tends the sockets at most.
+const ROUNDS: usize = 16;
+
+/// The thread's loop; ends only with the process.
+pub(super) fn run(net: &Netstack) {
+    let epoll = match net.lock().epoll.0.try_clone() {
+        Ok(fd) => Epoll(fd),
+        Err(e) => {
+            tracing::error!("netstack: no epoll: {e}");
+            return;
+        }
+    };
+    let mut events = vec![EpollEvent::empty(); 64];
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let delay = {
+            let mut s = net.lock();
+            let now = s.now();
+            let Stack { iface, sockets, .. } = &mut *s;
+            iface.poll_delay(now, sockets)
+        };
+        let ms = delay.map_or(1000, |d| d.total_millis().min(1000));
+        let timeout = EpollTimeout::from(u16::try_from(ms).unwrap_or(1000));
+        let n = match epoll.wait(&mut events, timeout) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => 0,
+            Err(e) => {
+                tracing::error!("netstack: epoll_wait: {e}");
+                return;
+            }
+        };
+        if events[..n].iter().any(|e| e.data() == WAKE_KEY) {
+            let _ = net.wake.read();
+        }
+        // the app closed every copy of these
+        let hung: Vec<u64> = events[..n]
+            .iter()
+            .filter(|e| e.data() != WAKE_KEY && e.events().contains(EpollFlags::EPOLLHUP))
+            .map(|e| e.data())
+            .collect();
+        let mut s = net.lock();
+        for _ in 0..ROUNDS {
+            if !tend(&mut s, &hung, &mut buf) {
+                break;
+            }
+        }
+    }
+}
+
+/// One round: polls the interface and tends every socket. Whether
+/// anything moved.
+fn tend(s: &mut Stack, hung: &[u64], buf: &mut [u8]) -> bool {
+    let now = s.now();
+    let mut moved = {
+        let Stack { iface, device, sockets, .. } = s;
+        iface.poll(now, device, sockets) != smoltcp::iface::PollResult::None
+    };
+    for h in s.dying.drain(..) {
+        s.sockets.remove(h);
+    }
+    let keys: Vec<u64> = s.socks.keys().copied().collect();
+    for key in keys {
+        moved |= tend_one(s, key, hung.contains(&key), buf);
+    }
+    moved
+}
+
+fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
+    let Some(sock) = s.socks.get(&key) else { return false };
+    match sock.state {
+        State::Listening { .. } if hung => {
+            s.drop_sock(key);
+            true
+        }
+        State::Listening { .. } => s.tend_listeners(key),
+        State::Connecting(h) => {
+            let state = s.sockets.get::<tcp::Socket>(h).state();
+            let Some(sock) = s.socks.get_mut(&key) else { return false };
+            match state {
+                tcp::State::SynSent | tcp::State::SynReceived => false,
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    sock.error = Some(Errno::ECONNREFUSED);
+                    sock.state = State::Failed;
+                    // the app reads EOF; writes wait for its close
+                    let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&sock.ours), Shutdown::Write);
+                    let _ = sock.changed.write(1);
+                    s.sockets.remove(h);
+                    true
+                }
+                _ => {
+                    sock.state = State::Connected(h);
+                    let _ = sock.changed.write(1);
+                    true
+                }
+            }
+        }
+        State::Connected(h) => {
+            let (moved, done) = pump(s, key, h, buf);
+            if done {
+                s.drop_sock(key);
+            }
+            moved || done
+        }
+        State::Fresh | State::Bound | State::Failed if hung => {
+            s.drop_sock(key);
+            true
+        }
+        State::Fresh | State::Bound | State::Failed => false,
+    }
+}
+
+/// Moves the bytes of connection `h` both ways: whether any moved, and
+/// whether the socket is done with (both sides closed).
+fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle, buf: &mut [u8]) -> (bool, bool) {
+    let Stack { sockets, socks, epoll, .. } = s;
+    let Some(sock) = socks.get_mut(&key) else { return (false, false) };
+    let t = sockets.get_mut::<tcp::Socket>(h);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock.ours);
+    let mut moved = false;
+    let mut gone = false;
+    // the app's bytes to the connection
+    while !sock.app_eof && t.can_send() {
+        let room = t.send_capacity() - t.send_queue();
+        if room == 0 {
+            break;
+        }
+        let n = room.min(buf.len());
+        match recv(fd, &mut buf[..n], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => {
+                sock.app_eof = true;
+                t.close();
+                moved = true;
+            }
+            Ok(n) => {
+                let _ = t.send_slice(&buf[..n]);
+                moved = true;
+            }
+            Err(Errno::EAGAIN) => break,
+            Err(_) => {
+                sock.app_eof = true;
+                t.close();
+                moved = true;
+            }
+        }
+    }
+    // the connection's bytes to the app
+    loop {
+        if !sock.out.is_empty() {
+            match send(fd, &sock.out, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+                Ok(n) => {
+                    sock.out.drain(..n);
+                    moved = true;
+                    continue;
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(_) => {
+                    // the app closed its end: what it did not read is lost
+                    sock.out.clear();
+                    gone = true;
+                    break;
+                }
+            }
+        }
+        if !t.can_recv() {
+            break;
+        }
+        let out = &mut sock.out;
+        let _ = t.recv(|d| {
+            out.extend_from_slice(d);
+            (d.len(), ())
+        });
+        moved = true;
+    }
+    if gone && !sock.app_eof {
+        sock.app_eof = true;
+        t.close();
+    }
+    // the peer is done sending, and all it sent was handed over
+    if !sock.shut && sock.out.is_empty() && !t.may_recv() {
+        let _ = shutdown(fd, Shutdown::Write);
+        sock.shut = true;
+        moved = true;
+    }
+    let closed = matches!(t.state(), tcp::State::Closed | tcp::State::TimeWait);
+    if sock.app_eof && (sock.shut || gone) && closed {
+        return (moved, true);
+    }
+    // what to wake for: the app's bytes while the connection takes them, room for ours
+    let mut want = EpollFlags::EPOLLRDHUP;
+    if !sock.app_eof && t.can_send() {
+        want |= EpollFlags::EPOLLIN;
+    }
+    if !sock.out.is_empty() {
+        want |= EpollFlags::EPOLLOUT;
+    }
+    // both ways shut: the end stays hung up; nothing left to wake for
+    let quiet = sock.app_eof && sock.shut;
+    if quiet && !sock.interest.is_empty() {
+        let _ = epoll.delete(sock.ours.as_fd());
+        sock.interest = EpollFlags::empty();
+    } else if !quiet && want != sock.interest {
+        let mut ev = EpollEvent::new(want, key);
+        if epoll.modify(sock.ours.as_fd(), &mut ev).is_ok() {
+            sock.interest = want;
+        }
+    }
+    (moved, false)
+}

@@ -1,0 +1,442 @@
+//! The stack's state: the interface, smoltcp's sockets, and the app's
+//! sockets over them ([`Sock`]), with what the handlers ask of them.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Loopback, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address};
+
+use super::addr::{Addr, Family};
+
+/// Bytes each TCP connection buffers each way in the stack.
+const TCP_BUFFER: usize = 64 * 1024;
+/// At most this many connections wait in a listening socket's handshake at once.
+const MAX_LISTENERS: usize = 16;
+/// The ports a socket that did not bind one gets (Linux's default range).
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+/// The epoll key of the wake eventfd (inode numbers are never 0).
+pub(super) const WAKE_KEY: u64 = 0;
+
+/// What an app socket is, for the stack.
+#[derive(Debug)]
+pub enum State {
+    /// made, not bound
+    Fresh,
+    /// bound to an address, not listening or connected
+    Bound,
+    /// listening: smoltcp sockets waiting for a connection each, and those
+    /// connected and not accepted yet (one byte each on the app's end)
+    Listening {
+        /// listen(2)'s backlog: at most this many wait to be accepted
+        backlog: usize,
+        /// listening, each for one connection
+        waiting: Vec<SocketHandle>,
+        /// connected, not accepted yet
+        ready: VecDeque<SocketHandle>,
+    },
+    /// connecting (non-blocking: data the app writes waits on its end)
+    Connecting(SocketHandle),
+    /// connected; the bytes pumped between the app's end and the connection
+    Connected(SocketHandle),
+    /// its connection failed (SO_ERROR has the reason)
+    Failed,
+}
+
+/// Socket options the app set.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Opts {
+    /// SO_REUSEADDR
+    pub reuse_addr: bool,
+    /// SO_REUSEPORT
+    pub reuse_port: bool,
+    /// SO_KEEPALIVE
+    pub keepalive: bool,
+    /// TCP_NODELAY
+    pub nodelay: bool,
+    /// IPV6_V6ONLY
+    pub v6only: bool,
+    /// IP_TTL / IPV6_UNICAST_HOPS (None: the default)
+    pub ttl: Option<u8>,
+    /// SO_LINGER: on, seconds
+    pub linger: Option<(bool, i32)>,
+}
+
+/// One app socket.
+#[derive(Debug)]
+pub struct Sock {
+    /// AF_INET or AF_INET6
+    pub family: Family,
+    /// what it is now
+    pub state: State,
+    /// the stack's end of the socketpair
+    pub(super) ours: OwnedFd,
+    /// the bound or given local address
+    pub local: Addr,
+    /// what the app set
+    pub opts: Opts,
+    /// SO_ERROR: a failure not reported yet
+    pub error: Option<Errno>,
+    /// written whenever the state changes (a worker waiting on it polls it)
+    pub changed: EventFd,
+    /// pumping: the app's end reached EOF (it shut down writing or closed)
+    pub(super) app_eof: bool,
+    /// pumping: bytes from the connection not yet written to the app's end
+    pub(super) out: Vec<u8>,
+    /// pumping: the app's end was shut down for writing (the peer closed)
+    pub(super) shut: bool,
+    /// the events registered in the epoll set
+    pub(super) interest: EpollFlags,
+}
+
+/// The interface, smoltcp's sockets, the app's.
+pub struct Stack {
+    pub(super) iface: Interface,
+    pub(super) device: Loopback,
+    pub(super) sockets: SocketSet<'static>,
+    /// the app's sockets by the inode number of their app end
+    pub(super) socks: HashMap<u64, Sock>,
+    pub(super) epoll: Epoll,
+    /// aborted connections, removed after the next poll (which sends their RST)
+    pub(super) dying: Vec<SocketHandle>,
+    next_port: u16,
+}
+
+fn now() -> Instant {
+    Instant::now()
+}
+
+fn tcp_socket() -> tcp::Socket<'static> {
+    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]))
+}
+
+/// Whether `ip` is this stack's (loopback: 127.0.0.0/8 and ::1).
+fn local_ip(ip: IpAddress) -> bool {
+    match ip {
+        IpAddress::Ipv4(v4) => v4.octets()[0] == 127,
+        IpAddress::Ipv6(v6) => v6 == Ipv6Address::LOCALHOST,
+    }
+}
+
+impl Stack {
+    /// A stack with a loopback interface (127.0.0.1/8, ::1/128); `wake` is
+    /// watched by the thread.
+    pub fn loopback(wake: BorrowedFd<'_>) -> std::io::Result<Stack> {
+        let mut device = Loopback::new(Medium::Ip);
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, now());
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)), 8));
+            let _ = a.push(IpCidr::new(IpAddress::Ipv6(Ipv6Address::LOCALHOST), 128));
+        });
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_KEY))?;
+        Ok(Stack {
+            iface,
+            device,
+            sockets: SocketSet::new(Vec::new()),
+            socks: HashMap::new(),
+            epoll,
+            dying: Vec::new(),
+            next_port: *EPHEMERAL.start(),
+        })
+    }
+
+    /// Makes a TCP socket of `family`: the app's end of its socketpair, to
+    /// install (O_NONBLOCK if `nonblock`).
+    pub fn socket(&mut self, family: Family, nonblock: bool) -> Result<OwnedFd, Errno> {
+        let (ours, app) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
+        super::nonblocking(&ours, true)?;
+        if nonblock {
+            super::nonblocking(&app, true)?;
+        }
+        let ino = nix::sys::stat::fstat(app.as_fd())?.st_ino;
+        let changed = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        let interest = EpollFlags::EPOLLRDHUP;
+        self.epoll.add(ours.as_fd(), EpollEvent::new(interest, ino))?;
+        let sock = Sock {
+            family,
+            state: State::Fresh,
+            ours,
+            local: Addr::ANY,
+            opts: Opts::default(),
+            error: None,
+            changed,
+            app_eof: false,
+            out: Vec::new(),
+            shut: false,
+            interest,
+        };
+        self.socks.insert(ino, sock);
+        Ok(app)
+    }
+
+    /// The key of the socket whose app end is `theirs` (a caller's fd, as
+    /// the Sentry holds it), if it is one of the stack's.
+    pub fn find(&self, theirs: &OwnedFd) -> Option<u64> {
+        let st = nix::sys::stat::fstat(theirs.as_fd()).ok()?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return None;
+        }
+        self.socks.contains_key(&st.st_ino).then_some(st.st_ino)
+    }
+
+    /// The socket `key`.
+    pub fn sock(&mut self, key: u64) -> Result<&mut Sock, Errno> {
+        self.socks.get_mut(&key).ok_or(Errno::EBADF)
+    }
+
+    /// Whether `port` is taken on `ip` by another socket than `key`.
+    fn taken(&self, key: u64, ip: Option<IpAddress>, port: u16, reuse: bool) -> bool {
+        self.socks.iter().any(|(k, s)| {
+            *k != key
+                && s.local.port == port
+                && !matches!(s.state, State::Failed)
+                && (s.local.ip.is_none() || ip.is_none() || s.local.ip == ip)
+                && !(reuse && s.opts.reuse_addr && !matches!(s.state, State::Listening { .. }))
+                && !(s.opts.reuse_port && reuse)
+        })
+    }
+
+    fn ephemeral(&mut self, key: u64, ip: Option<IpAddress>) -> Result<u16, Errno> {
+        let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port == *EPHEMERAL.end() { *EPHEMERAL.start() } else { port + 1 };
+            if !self.taken(key, ip, port, false) {
+                return Ok(port);
+            }
+        }
+        Err(Errno::EADDRINUSE)
+    }
+
+    /// bind(2).
+    pub fn bind(&mut self, key: u64, a: Addr) -> Result<(), Errno> {
+        let s = self.sock(key)?;
+        if !matches!(s.state, State::Fresh) {
+            return Err(Errno::EINVAL);
+        }
+        if let Some(ip) = a.ip {
+            if !local_ip(ip) {
+                return Err(Errno::EADDRNOTAVAIL);
+            }
+            if s.family == Family::V4 && matches!(ip, IpAddress::Ipv6(_)) {
+                return Err(Errno::EAFNOSUPPORT);
+            }
+        }
+        let reuse = s.opts.reuse_addr || s.opts.reuse_port;
+        let port = match a.port {
+            0 => self.ephemeral(key, a.ip)?,
+            p if self.taken(key, a.ip, p, reuse) => return Err(Errno::EADDRINUSE),
+            p => p,
+        };
+        let s = self.sock(key)?;
+        s.local = Addr { ip: a.ip, port };
+        s.state = State::Bound;
+        Ok(())
+    }
+
+    fn listener(&mut self, local: Addr) -> Result<SocketHandle, Errno> {
+        let mut t = tcp_socket();
+        t.listen(IpListenEndpoint { addr: local.ip, port: local.port }).map_err(|_| Errno::EINVAL)?;
+        Ok(self.sockets.add(t))
+    }
+
+    /// listen(2).
+    pub fn listen(&mut self, key: u64, backlog: i32) -> Result<(), Errno> {
+        let backlog = usize::try_from(backlog).unwrap_or(0).clamp(1, 4096);
+        if matches!(self.sock(key)?.state, State::Fresh) {
+            self.bind(key, Addr::ANY)?;
+        }
+        let s = self.sock(key)?;
+        match &mut s.state {
+            State::Listening { backlog: b, .. } => {
+                *b = backlog;
+                return Ok(());
+            }
+            State::Bound => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        let local = s.local;
+        let mut waiting = Vec::new();
+        for _ in 0..backlog.min(MAX_LISTENERS) {
+            waiting.push(self.listener(local)?);
+        }
+        self.sock(key)?.state = State::Listening { backlog, waiting, ready: VecDeque::new() };
+        Ok(())
+    }
+
+    /// connect(2): starts the connection; its outcome comes with the state.
+    pub fn connect(&mut self, key: u64, to: Addr) -> Result<(), Errno> {
+        let s = self.sock(key)?;
+        match s.state {
+            State::Fresh | State::Bound => {}
+            State::Connecting(_) => return Err(Errno::EALREADY),
+            State::Connected(_) => return Err(Errno::EISCONN),
+            State::Listening { .. } | State::Failed => return Err(Errno::EINVAL),
+        }
+        if to.port == 0 {
+            return Err(Errno::ECONNREFUSED);
+        }
+        // "any" is this host, as on Linux
+        let ip = match to.ip {
+            Some(ip) => ip,
+            None if s.family == Family::V6 => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
+            None => IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)),
+        };
+        if !local_ip(ip) {
+            return Err(Errno::ENETUNREACH);
+        }
+        let (opts, local) = (s.opts, s.local);
+        let port = match local.port {
+            0 => self.ephemeral(key, None)?,
+            p => p,
+        };
+        let mut t = tcp_socket();
+        apply(&mut t, &opts);
+        let from = IpListenEndpoint { addr: local.ip, port };
+        t.connect(self.iface.context(), IpEndpoint::new(ip, to.port), from).map_err(|_| Errno::EINVAL)?;
+        let h = self.sockets.add(t);
+        let s = self.sock(key)?;
+        s.local = Addr { ip: local.ip, port };
+        s.state = State::Connecting(h);
+        Ok(())
+    }
+
+    /// accept(2) of the next connection, if one is ready: the app's end of
+    /// its new socket (O_NONBLOCK if `nonblock`) and the peer's address.
+    /// `theirs` is the listening socket's app end (its byte is taken).
+    pub fn accept(&mut self, key: u64, theirs: &OwnedFd, nonblock: bool) -> Result<Option<(OwnedFd, Addr)>, Errno> {
+        let s = self.sock(key)?;
+        let family = s.family;
+        let State::Listening { ready, .. } = &mut s.state else { return Err(Errno::EINVAL) };
+        let Some(h) = ready.pop_front() else { return Ok(None) };
+        let mut byte = [0u8; 1];
+        let _ = nix::sys::socket::recv(theirs.as_raw_fd(), &mut byte, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+        let app = self.socket(family, nonblock)?;
+        let peer = self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
+        let local = self.sockets.get::<tcp::Socket>(h).local_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
+        let key2 = nix::sys::stat::fstat(app.as_fd())?.st_ino;
+        let s2 = self.sock(key2)?;
+        s2.local = local;
+        s2.state = State::Connected(h);
+        Ok(Some((app, peer)))
+    }
+
+    /// getsockname(2).
+    pub fn name(&mut self, key: u64) -> Result<Addr, Errno> {
+        let s = self.sock(key)?;
+        let h = match s.state {
+            State::Connected(h) | State::Connecting(h) => h,
+            _ => return Ok(s.local),
+        };
+        let local = s.local;
+        Ok(self.sockets.get::<tcp::Socket>(h).local_endpoint().map(Addr::from).unwrap_or(local))
+    }
+
+    /// getpeername(2).
+    pub fn peer(&mut self, key: u64) -> Result<Addr, Errno> {
+        let s = self.sock(key)?;
+        match s.state {
+            State::Connected(h) => {
+                self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).ok_or(Errno::ENOTCONN)
+            }
+            _ => Err(Errno::ENOTCONN),
+        }
+    }
+
+    /// Applies the socket's options to its connection, if it has one.
+    pub fn apply_opts(&mut self, key: u64) -> Result<(), Errno> {
+        let s = self.sock(key)?;
+        let opts = s.opts;
+        if let State::Connected(h) | State::Connecting(h) = s.state {
+            apply(self.sockets.get_mut::<tcp::Socket>(h), &opts);
+        }
+        Ok(())
+    }
+
+    /// Whether the socket is listening (SO_ACCEPTCONN).
+    pub fn listening(&mut self, key: u64) -> Result<bool, Errno> {
+        Ok(matches!(self.sock(key)?.state, State::Listening { .. }))
+    }
+
+    /// The stack's time now, for the thread.
+    pub(super) fn now(&self) -> Instant {
+        now()
+    }
+
+    /// Replaces the listeners of `key` that took a connection; their
+    /// connections, once established, wait to be accepted (a byte each on
+    /// the app's end). Returns whether any did.
+    pub(super) fn tend_listeners(&mut self, key: u64) -> bool {
+        let Some(s) = self.socks.get_mut(&key) else { return false };
+        let local = s.local;
+        let State::Listening { backlog, waiting, ready } = &mut s.state else { return false };
+        let mut rang = false;
+        let mut i = 0;
+        while i < waiting.len() {
+            let t = self.sockets.get::<tcp::Socket>(waiting[i]);
+            match t.state() {
+                tcp::State::Listen | tcp::State::SynReceived => i += 1,
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    // a handshake that failed: listen again
+                    let h = waiting.swap_remove(i);
+                    self.sockets.remove(h);
+                    let mut t = tcp_socket();
+                    if t.listen(IpListenEndpoint { addr: local.ip, port: local.port }).is_ok() {
+                        waiting.push(self.sockets.add(t));
+                    }
+                }
+                _ => {
+                    let h = waiting.swap_remove(i);
+                    if ready.len() < *backlog {
+                        ready.push_back(h);
+                        let _ = nix::unistd::write(&s.ours, &[0u8]);
+                        rang = true;
+                    } else {
+                        self.sockets.get_mut::<tcp::Socket>(h).abort();
+                        self.dying.push(h);
+                    }
+                    let mut t = tcp_socket();
+                    if t.listen(IpListenEndpoint { addr: local.ip, port: local.port }).is_ok() {
+                        waiting.push(self.sockets.add(t));
+                    }
+                }
+            }
+        }
+        rang
+    }
+
+    /// Drops socket `key` and what it holds in smoltcp.
+    pub(super) fn drop_sock(&mut self, key: u64) {
+        let Some(s) = self.socks.remove(&key) else { return };
+        let _ = self.epoll.delete(s.ours.as_fd());
+        let handles: Vec<SocketHandle> = match s.state {
+            State::Listening { waiting, ready, .. } => waiting.into_iter().chain(ready).collect(),
+            State::Connecting(h) | State::Connected(h) => vec![h],
+            _ => Vec::new(),
+        };
+        for h in handles {
+            let t = self.sockets.get_mut::<tcp::Socket>(h);
+            if t.is_open() {
+                t.abort();
+                self.dying.push(h);
+            } else {
+                self.sockets.remove(h);
+            }
+        }
+    }
+}
+
+/// Sets the options of a connection.
+fn apply(t: &mut tcp::Socket<'_>, o: &Opts) {
+    t.set_nagle_enabled(!o.nodelay);
+    t.set_keep_alive(o.keepalive.then(|| Duration::from_secs(7200)));
+    t.set_hop_limit(o.ttl);
+}
