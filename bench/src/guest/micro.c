@@ -14,6 +14,8 @@
  *   micro files <dir> <count> <size>     us/file to create+write, read, unlink
  *   micro seq <dir> <mib>                MB/s for a sequential write (+fsync) and read
  *   micro time <runs> <argv...>          ms per fork+exec+wait of argv
+ *   micro net <mib> <round trips>        MB/s of one TCP stream over 127.0.0.1, and
+ *                                        µs per 1-byte request/response round trip
  *
  * Each syscall loop runs in batches until the time budget is spent (at least
  * MIN_ITERS iterations), so a slow runtime still finishes in bounded time.
@@ -24,7 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -298,11 +304,100 @@ static int cmd_time(long runs, char **argv) {
     return 0;
 }
 
+/* A listening TCP socket on 127.0.0.1, port chosen by the stack. */
+static int tcp_listener(struct sockaddr_in *addr) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) die("socket");
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof *addr;
+    if (bind(s, (struct sockaddr *)addr, len) != 0) die("bind");
+    if (listen(s, 8) != 0) die("listen");
+    if (getsockname(s, (struct sockaddr *)addr, &len) != 0) die("getsockname");
+    return s;
+}
+
+static int tcp_connect(const struct sockaddr_in *addr) {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0) die("socket");
+    if (connect(c, (const struct sockaddr *)addr, sizeof *addr) != 0) die("connect");
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return c;
+}
+
+/* The server half: drains the stream and acks it with one byte, then echoes
+ * each byte of the request/response connection until EOF. */
+static void net_server(int s) {
+    char *buf = malloc(SEQ_CHUNK);
+    if (!buf) die("malloc");
+    int c = accept(s, NULL, NULL);
+    if (c < 0) die("accept");
+    ssize_t n;
+    while ((n = read(c, buf, SEQ_CHUNK)) > 0) {}
+    if (write(c, "k", 1) != 1) die("ack");
+    close(c);
+    c = accept(s, NULL, NULL);
+    if (c < 0) die("accept");
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char b;
+    while (read(c, &b, 1) == 1)
+        if (write(c, &b, 1) != 1) break;
+    _exit(0);
+}
+
+static int cmd_net(long mib, long trips) {
+    struct sockaddr_in addr;
+    int s = tcp_listener(&addr);
+    pid_t server = fork();
+    if (server < 0) die("fork");
+    if (server == 0) net_server(s);
+    close(s);
+    char *buf = malloc(SEQ_CHUNK);
+    if (!buf) die("malloc");
+    memset(buf, 'n', SEQ_CHUNK);
+
+    int c = tcp_connect(&addr);
+    double t0 = now_ns();
+    for (long i = 0; i < mib; i++) {
+        long off = 0;
+        while (off < SEQ_CHUNK) {
+            ssize_t n = write(c, buf + off, SEQ_CHUNK - off);
+            if (n <= 0) die("stream write");
+            off += n;
+        }
+    }
+    shutdown(c, SHUT_WR);
+    char ack;
+    if (read(c, &ack, 1) != 1) die("stream ack");
+    double t1 = now_ns();
+    close(c);
+
+    c = tcp_connect(&addr);
+    char b = 'r';
+    for (long i = 0; i < 10; i++)
+        if (write(c, &b, 1) != 1 || read(c, &b, 1) != 1) die("rr warm-up");
+    double t2 = now_ns();
+    for (long i = 0; i < trips; i++)
+        if (write(c, &b, 1) != 1 || read(c, &b, 1) != 1) die("rr");
+    double t3 = now_ns();
+    close(c);
+    waitpid(server, NULL, 0);
+
+    printf("tcp-stream %.1f %ld\n", (double)mib * 1048576.0 / 1e6 / ((t1 - t0) / 1e9), mib);
+    printf("tcp-rr %.2f %ld\n", (t3 - t2) / 1e3 / (double)trips, trips);
+    free(buf);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "syscalls") == 0) return cmd_syscalls(atof(argv[2]), argv[3]);
     if (argc == 5 && strcmp(argv[1], "files") == 0) return cmd_files(argv[2], atol(argv[3]), atol(argv[4]));
     if (argc == 4 && strcmp(argv[1], "seq") == 0) return cmd_seq(argv[2], atol(argv[3]));
     if (argc >= 4 && strcmp(argv[1], "time") == 0) return cmd_time(atol(argv[2]), argv + 3);
-    fprintf(stderr, "usage: micro syscalls|files|seq|time ...\n");
+    if (argc == 4 && strcmp(argv[1], "net") == 0) return cmd_net(atol(argv[2]), atol(argv[3]));
+    fprintf(stderr, "usage: micro syscalls|files|seq|time|net ...\n");
     return 2;
 }

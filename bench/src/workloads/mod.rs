@@ -105,7 +105,7 @@ pub fn all(quick: bool) -> Vec<Box<dyn Workload>> {
         Box::new(memory::Memory::new(quick)),
         Box::new(real::Shell::new(quick)),
         Box::new(real::Python::default()),
-        Box::new(network::Network),
+        Box::new(network::Network::new(quick)),
     ]
 }
 

@@ -19,6 +19,7 @@
 //! netlink are the next steps (docs/architecture.md).
 
 pub mod addr;
+mod device;
 mod pump;
 pub mod stack;
 

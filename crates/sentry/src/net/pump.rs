@@ -30,6 +30,9 @@ pub(super) fn run(net: &Netstack) {
     };
     let mut events = vec![EpollEvent::empty(); 64];
     let mut buf = vec![0u8; 64 * 1024];
+    // whether the last wake-up ended with work left (it then only looks
+    // for new events, without sleeping)
+    let mut busy = false;
     loop {
         let delay = {
             let mut s = net.lock();
@@ -37,7 +40,7 @@ pub(super) fn run(net: &Netstack) {
             let Stack { iface, sockets, .. } = &mut *s;
             iface.poll_delay(now, sockets)
         };
-        let ms = delay.map_or(1000, |d| d.total_millis().min(1000));
+        let ms = if busy { 0 } else { delay.map_or(1000, |d| d.total_millis().min(1000)) };
         let timeout = EpollTimeout::from(u16::try_from(ms).unwrap_or(1000));
         let n = match epoll.wait(&mut events, timeout) {
             Ok(n) => n,
@@ -57,8 +60,11 @@ pub(super) fn run(net: &Netstack) {
             .map(|e| e.data())
             .collect();
         let mut s = net.lock();
+        busy = true;
         for _ in 0..ROUNDS {
-            if !tend(&mut s, &hung, &mut buf) {
+            // (packets the stack sent itself are received in the next round)
+            if !tend(&mut s, &hung, &mut buf) && !s.device.pending() {
+                busy = false;
                 break;
             }
         }
@@ -69,10 +75,16 @@ pub(super) fn run(net: &Netstack) {
 /// anything moved.
 fn tend(s: &mut Stack, hung: &[u64], buf: &mut [u8]) -> bool {
     let now = s.now();
-    let mut moved = {
+    let mut moved = false;
+    {
+        // every packet counts as a move: an ACK frees room in a send
+        // buffer without "changing a socket's state"
         let Stack { iface, device, sockets, .. } = s;
-        iface.poll(now, device, sockets) != smoltcp::iface::PollResult::None
-    };
+        while iface.poll_ingress_single(now, device, sockets) != smoltcp::iface::PollIngressSingleResult::None {
+            moved = true;
+        }
+        moved |= iface.poll_egress(now, device, sockets) != smoltcp::iface::PollResult::None;
+    }
     for h in s.dying.drain(..) {
         s.sockets.remove(h);
     }

@@ -9,7 +9,6 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Loopback, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address};
@@ -20,6 +19,9 @@ use super::addr::{Addr, Family};
 const TCP_BUFFER: usize = 64 * 1024;
 /// At most this many connections wait in a listening socket's handshake at once.
 const MAX_LISTENERS: usize = 16;
+/// At most this many connections wait to be accepted on one socket
+/// (SOMAXCONN); past it, new ones are refused until the app accepts.
+const MAX_READY: usize = 4096;
 /// The ports a socket that did not bind one gets (Linux's default range).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// The epoll key of the wake eventfd (inode numbers are never 0).
@@ -35,7 +37,7 @@ pub enum State {
     /// listening: smoltcp sockets waiting for a connection each, and those
     /// connected and not accepted yet (one byte each on the app's end)
     Listening {
-        /// listen(2)'s backlog: at most this many wait to be accepted
+        /// listen(2)'s backlog: how many handshakes run at once (up to 16)
         backlog: usize,
         /// listening, each for one connection
         waiting: Vec<SocketHandle>,
@@ -99,7 +101,7 @@ pub struct Sock {
 /// The interface, smoltcp's sockets, the app's.
 pub struct Stack {
     pub(super) iface: Interface,
-    pub(super) device: Loopback,
+    pub(super) device: super::device::Loop,
     pub(super) sockets: SocketSet<'static>,
     /// the app's sockets by the inode number of their app end
     pub(super) socks: HashMap<u64, Sock>,
@@ -114,7 +116,12 @@ fn now() -> Instant {
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
-    tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]))
+    let mut t =
+        tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
+    // a window is a segment or two here: an ACK held back (smoltcp's 10 ms
+    // default) stalls the sender that long
+    t.set_ack_delay(None);
+    t
 }
 
 /// Whether `ip` is this stack's (loopback: 127.0.0.0/8 and ::1).
@@ -129,7 +136,7 @@ impl Stack {
     /// A stack with a loopback interface (127.0.0.1/8, ::1/128); `wake` is
     /// watched by the thread.
     pub fn loopback(wake: BorrowedFd<'_>) -> std::io::Result<Stack> {
-        let mut device = Loopback::new(Medium::Ip);
+        let mut device = super::device::Loop::default();
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, now());
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)), 8));
@@ -315,8 +322,16 @@ impl Stack {
     pub fn accept(&mut self, key: u64, theirs: &OwnedFd, nonblock: bool) -> Result<Option<(OwnedFd, Addr)>, Errno> {
         let s = self.sock(key)?;
         let family = s.family;
-        let State::Listening { ready, .. } = &mut s.state else { return Err(Errno::EINVAL) };
+        let local = s.local;
+        let State::Listening { ready, waiting, .. } = &mut s.state else { return Err(Errno::EINVAL) };
         let Some(h) = ready.pop_front() else { return Ok(None) };
+        let refill = waiting.is_empty() && ready.len() < MAX_READY;
+        if refill {
+            let l = self.listener(local)?;
+            if let Ok(State::Listening { waiting, .. }) = self.sock(key).map(|s| &mut s.state) {
+                waiting.push(l);
+            }
+        }
         let mut byte = [0u8; 1];
         let _ = nix::sys::socket::recv(theirs.as_raw_fd(), &mut byte, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
         let app = self.socket(family, nonblock)?;
@@ -377,7 +392,7 @@ impl Stack {
     pub(super) fn tend_listeners(&mut self, key: u64) -> bool {
         let Some(s) = self.socks.get_mut(&key) else { return false };
         let local = s.local;
-        let State::Listening { backlog, waiting, ready } = &mut s.state else { return false };
+        let State::Listening { waiting, ready, .. } = &mut s.state else { return false };
         let mut rang = false;
         let mut i = 0;
         while i < waiting.len() {
@@ -394,18 +409,17 @@ impl Stack {
                     }
                 }
                 _ => {
+                    // (past the backlog Linux lets the handshake stall
+                    // until there is room; here it completes, up to a limit)
                     let h = waiting.swap_remove(i);
-                    if ready.len() < *backlog {
-                        ready.push_back(h);
-                        let _ = nix::unistd::write(&s.ours, &[0u8]);
-                        rang = true;
-                    } else {
-                        self.sockets.get_mut::<tcp::Socket>(h).abort();
-                        self.dying.push(h);
-                    }
-                    let mut t = tcp_socket();
-                    if t.listen(IpListenEndpoint { addr: local.ip, port: local.port }).is_ok() {
-                        waiting.push(self.sockets.add(t));
+                    ready.push_back(h);
+                    let _ = nix::unistd::write(&s.ours, &[0u8]);
+                    rang = true;
+                    if ready.len() + waiting.len() < MAX_READY {
+                        let mut t = tcp_socket();
+                        if t.listen(IpListenEndpoint { addr: local.ip, port: local.port }).is_ok() {
+                            waiting.push(self.sockets.add(t));
+                        }
                     }
                 }
             }

@@ -1,0 +1,156 @@
+//! `--network=none` on the sentry platform: the sandbox's TCP sockets are
+//! its own netstack's (loopback only). Programs talk to each other over
+//! 127.0.0.1 and ::1 as on Linux, and the host's stack never holds one of
+//! their sockets: the sandbox's network namespace shows none, and a host
+//! process in it cannot reach the sandbox's listener.
+
+use moat_e2e::{assert_no_leaks, debian, unique_id, Moat};
+
+fn net_moat() -> Moat {
+    let mut m = Moat::new();
+    m.global = vec!["--platform".into(), "sentry".into(), "--network=none".into()];
+    m
+}
+
+/// Python that exercises the stack the way servers and clients do.
+const TCP: &str = r#"
+import errno, select, socket, threading
+
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0))
+srv.listen(128)
+port = srv.getsockname()[1]
+print("bound", port >= 32768, srv.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+
+def echo_all():
+    while True:
+        c, a = srv.accept()
+        data = b""
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+        c.sendall(b"%d" % len(data))
+        c.close()
+        if data == b"stop":
+            return
+t = threading.Thread(target=echo_all)
+t.start()
+
+# a blocking connect, 3 MiB one way, a half close, the answer the other way
+cl = socket.create_connection(("127.0.0.1", port))
+print("names", cl.getpeername() == ("127.0.0.1", port), cl.getsockname()[0])
+cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print("nodelay", cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0)
+cl.sendall(b"x" * (3 << 20))
+cl.shutdown(socket.SHUT_WR)
+print("echo", cl.recv(100).decode())
+cl.close()
+
+# a non-blocking connect: EINPROGRESS, then writable with SO_ERROR 0
+nb = socket.socket()
+nb.setblocking(False)
+print("nonblocking", nb.connect_ex(("127.0.0.1", port)) == errno.EINPROGRESS)
+select.select([], [nb], [], 5)
+print("so_error", nb.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+nb.setblocking(True)
+nb.sendall(b"abc")
+nb.shutdown(socket.SHUT_WR)
+print("nb echo", nb.recv(10).decode())
+nb.close()
+
+# nobody listens there
+try:
+    socket.create_connection(("127.0.0.1", 1))
+except ConnectionRefusedError:
+    print("refused")
+
+# IPv6 loopback, and an IPv4 peer of a dual-stack listener
+six = socket.socket(socket.AF_INET6)
+six.bind(("::", 0))
+six.listen(4)
+p6 = six.getsockname()[1]
+for host in ("::1", "127.0.0.1"):
+    c = socket.create_connection((host, p6))
+    s, a = six.accept()
+    s.sendall(b"hi"); s.close()
+    print("v6", host, a[0], c.recv(2).decode())
+    c.close()
+
+# many connections at once
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+for c in conns:
+    c.sendall(b"yz"); c.shutdown(socket.SHUT_WR)
+print("many", sum(c.recv(10) == b"2" for c in conns))
+for c in conns:
+    c.close()
+last = socket.create_connection(("127.0.0.1", port))
+last.sendall(b"stop"); last.shutdown(socket.SHUT_WR); last.recv(10); last.close()
+t.join()
+print("done")
+"#;
+
+#[test]
+fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
+    let moat = net_moat();
+    let b = debian::bundle(&["python3", "-c", TCP]);
+    let id = unique_id("net-tcp");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(
+        out,
+        "bound True 1\nnames True 127.0.0.1\nnodelay True\necho 3145728\nnonblocking True\nso_error 0\n\
+         nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 300\ndone\n"
+    );
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+/// Listens on 127.0.0.1:7777 and answers each connection with "sandbox".
+const SERVER: &str = r#"
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 7777))
+s.listen(8)
+open("/tmp/ready", "w").close()
+while True:
+    c, _ = s.accept()
+    c.sendall(b"sandbox")
+    c.close()
+"#;
+
+#[test]
+fn the_host_holds_no_socket_of_the_sandbox() {
+    let moat = net_moat();
+    let b = debian::bundle(&["python3", "-c", SERVER]);
+    let id = unique_id("net-iso");
+    moat.ok(&["create".as_ref(), "--bundle".as_ref(), b.path().as_os_str(), id.as_ref()]);
+    moat.ok(&["start", &id]);
+    let state: serde_json::Value = serde_json::from_str(&moat.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let ready = "for i in $(seq 100); do [ -e /tmp/ready ] && exit 0; sleep 0.1; done; exit 1";
+    moat.ok(&["exec", &id, "sh", "-c", ready]);
+    // inside, another process reaches the listener (the same netstack)
+    let client = "import socket; print(socket.create_connection(('127.0.0.1', 7777)).recv(10).decode())";
+    assert_eq!(moat.ok(&["exec", &id, "python3", "-c", client]), "sandbox\n");
+    // the kernel's own view of the sandbox's network namespace: no listener,
+    // and a host process there is refused
+    let ns = format!("--net=/proc/{pid}/ns/net");
+    let listening = std::process::Command::new("nsenter").args([&ns, "ss", "-Htln"]).output().unwrap();
+    assert!(listening.status.success(), "{listening:?}");
+    assert_eq!(String::from_utf8_lossy(&listening.stdout).trim(), "", "the host's stack holds a listener");
+    // (with its loopback up, so that a refusal is the kernel's answer)
+    let up = std::process::Command::new("nsenter").args([&ns, "ip", "link", "set", "lo", "up"]).status().unwrap();
+    assert!(up.success());
+    let reach = std::process::Command::new("nsenter")
+        .args([&ns, "python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 7777))"])
+        .output()
+        .unwrap();
+    assert!(!reach.status.success(), "a host process reached the sandbox's listener");
+    assert!(String::from_utf8_lossy(&reach.stderr).contains("Connection refused"), "{reach:?}");
+    moat.ok(&["kill", &id, "KILL"]);
+    moat.wait_status(&id, "stopped");
+    moat.ok(&["delete", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
