@@ -620,12 +620,21 @@ fn place_tree(auto: &Auto) -> Result<()> {
     let copies = auto
         .mounts
         .iter()
-        .map(|m| idmapped::clone(&m.source, m.recursive, auto.ns.as_fd()))
+        .map(|m| match idmapped::clone(&m.source, m.recursive, auto.ns.as_fd()) {
+            Ok(copy) => Ok(Some(copy)),
+            // a mount below the root that went away since create listed it
+            Err(moat_jail::Error::Path { source, .. }) if m.inside && source.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!("{} went away: left out of the sandbox's tree", m.source.display());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        })
         .collect::<moat_jail::Result<Vec<_>>>()?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     nix::mount::mount(Some("tmpfs"), STAGE, Some("tmpfs"), flags, Some("mode=0755,size=64k"))
         .map_err(|e| Error::io(format!("mount a tmpfs at {STAGE}"), e))?;
     for (m, copy) in auto.mounts.iter().zip(copies) {
+        let Some(copy) = copy else { continue };
         let made = match (m.inside, m.dir) {
             // below a mount left out, or changed since create
             (true, _) if !m.staged.exists() => {

@@ -1,5 +1,5 @@
-//! `--network=none` on the sentry platform: the sandbox's TCP sockets are
-//! its own netstack's (loopback only). Programs talk to each other over
+//! `--network=none` on the sentry platform: the sandbox's TCP and UDP
+//! sockets are its own netstack's (loopback only). Programs talk to each other over
 //! 127.0.0.1 and ::1 as on Linux, and the host's stack never holds one of
 //! their sockets: the sandbox's network namespace shows none, and a host
 //! process in it cannot reach the sandbox's listener.
@@ -103,6 +103,64 @@ fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
         out,
         "bound True 1\nnames True 127.0.0.1\nnodelay True\necho 3145728\nnonblocking True\nso_error 0\n\
          nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 300\ndone\n"
+    );
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+/// UDP the way programs use it: an echo server with recvfrom and sendto, an
+/// unconnected and a connected client, many datagrams in order, a timeout,
+/// IPv6.
+const UDP: &str = r#"
+import socket, threading
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+srv.bind(("127.0.0.1", 0))
+port = srv.getsockname()[1]
+print("type", srv.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_DGRAM)
+def echo():
+    while True:
+        d, a = srv.recvfrom(2048)
+        srv.sendto(d.upper(), a)
+        if d == b"stop":
+            return
+t = threading.Thread(target=echo)
+t.start()
+cl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+cl.sendto(b"hello", ("127.0.0.1", port))
+d, a = cl.recvfrom(100)
+print("unconnected", d.decode(), a == ("127.0.0.1", port), cl.getsockname()[1] > 0)
+c2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c2.connect(("127.0.0.1", port))
+c2.send(b"again")
+print("connected", c2.recv(100).decode(), c2.getpeername()[1] == port)
+for i in range(50):
+    c2.send(b"m%d" % i)
+got = [c2.recv(100) for _ in range(50)]
+print("in order", got == [b"M%d" % i for i in range(50)])
+c2.settimeout(0.3)
+try:
+    c2.recv(10)
+except socket.timeout:
+    print("timeout")
+cl.sendto(b"stop", ("127.0.0.1", port))
+t.join()
+six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+six.bind(("::1", 0))
+x = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+x.sendto(b"v6", six.getsockname()[:2])
+d, a = six.recvfrom(10)
+print("v6", d.decode(), a[0])
+"#;
+
+#[test]
+fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
+    let moat = net_moat();
+    let b = debian::bundle(&["python3", "-c", UDP]);
+    let id = unique_id("net-udp");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(
+        out,
+        "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n"
     );
     assert_no_leaks(&moat, &id, b.path());
 }

@@ -1,7 +1,7 @@
 //! The sandbox's own network: a TCP/IP stack in the Sentry (smoltcp), so
 //! that an app's internet sockets never reach the host's.
 //!
-//! Every socket the app holds is a real host fd, one end of a socketpair
+//! Every TCP socket the app holds is a real host fd, one end of a socketpair
 //! whose other end the stack holds ([`Sock`]): reads, writes, poll and
 //! epoll on a connected socket run natively on the app's end, and the
 //! stack's thread ([`pump`]) moves the bytes between its end and the TCP
@@ -14,14 +14,16 @@
 //! be accepted: the stack writes one byte on its end for each, and accept
 //! takes one. A blocking accept or connect waits on a worker thread.
 //!
-//! Today the stack has a loopback interface only (`--network=none`: 127.0.0.1
-//! and ::1) and serves TCP; UDP, ICMP, the pod's interface, AF_UNIX and
-//! netlink are the next steps (docs/architecture.md).
+//! UDP sockets work the same way over datagram-keeping socketpairs
+//! ([`udp`]). Today the stack has a loopback interface only
+//! (`--network=none`: 127.0.0.1 and ::1); ICMP, the pod's interface,
+//! AF_UNIX and netlink are the next steps (docs/architecture.md).
 
 pub mod addr;
 mod device;
 mod pump;
 pub mod stack;
+pub mod udp;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -131,6 +131,11 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
             }
             moved || done
         }
+        State::Datagram { .. } if hung => {
+            s.drop_sock(key);
+            true
+        }
+        State::Datagram { .. } => s.pump_udp(key, buf),
         State::Fresh | State::Bound | State::Failed if hung => {
             s.drop_sock(key);
             true

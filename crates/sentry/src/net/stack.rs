@@ -50,6 +50,14 @@ pub enum State {
     Connected(SocketHandle),
     /// its connection failed (SO_ERROR has the reason)
     Failed,
+    /// a UDP socket ([`super::udp`]): its smoltcp socket once bound, and
+    /// the peer it is connected to
+    Datagram {
+        /// bound (explicitly, or by its first send or connect)
+        handle: Option<SocketHandle>,
+        /// connect(2)'s peer: sends go there, only its datagrams come in
+        peer: Option<Addr>,
+    },
 }
 
 /// Socket options the app set.
@@ -96,6 +104,17 @@ pub struct Sock {
     pub(super) shut: bool,
     /// the events registered in the epoll set
     pub(super) interest: EpollFlags,
+    /// UDP: the senders of the datagrams on the app's end, oldest first
+    pub(super) sources: VecDeque<Addr>,
+    /// UDP: datagrams not yet written to the app's end (it was full), with their senders
+    pub(super) held: VecDeque<(Vec<u8>, Addr)>,
+}
+
+impl Sock {
+    /// Whether it is a UDP socket.
+    pub fn is_udp(&self) -> bool {
+        matches!(self.state, State::Datagram { .. })
+    }
 }
 
 /// The interface, smoltcp's sockets, the app's.
@@ -125,7 +144,7 @@ fn tcp_socket() -> tcp::Socket<'static> {
 }
 
 /// Whether `ip` is this stack's (loopback: 127.0.0.0/8 and ::1).
-fn local_ip(ip: IpAddress) -> bool {
+pub(super) fn local_ip(ip: IpAddress) -> bool {
     match ip {
         IpAddress::Ipv4(v4) => v4.octets()[0] == 127,
         IpAddress::Ipv6(v6) => v6 == Ipv6Address::LOCALHOST,
@@ -155,10 +174,13 @@ impl Stack {
         })
     }
 
-    /// Makes a TCP socket of `family`: the app's end of its socketpair, to
-    /// install (O_NONBLOCK if `nonblock`).
-    pub fn socket(&mut self, family: Family, nonblock: bool) -> Result<OwnedFd, Errno> {
-        let (ours, app) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)?;
+    /// Makes a TCP socket of `family` (a UDP one if `datagram`): the app's
+    /// end of its socketpair, to install (O_NONBLOCK if `nonblock`).
+    pub fn socket(&mut self, family: Family, datagram: bool, nonblock: bool) -> Result<OwnedFd, Errno> {
+        // (a UDP socket's pair keeps datagrams apart and, unlike a datagram
+        // pair, tells the stack when the app closed its end)
+        let kind = if datagram { SockType::SeqPacket } else { SockType::Stream };
+        let (ours, app) = socketpair(AddressFamily::Unix, kind, None, SockFlag::SOCK_CLOEXEC)?;
         super::nonblocking(&ours, true)?;
         if nonblock {
             super::nonblocking(&app, true)?;
@@ -169,7 +191,7 @@ impl Stack {
         self.epoll.add(ours.as_fd(), EpollEvent::new(interest, ino))?;
         let sock = Sock {
             family,
-            state: State::Fresh,
+            state: if datagram { State::Datagram { handle: None, peer: None } } else { State::Fresh },
             ours,
             local: Addr::ANY,
             opts: Opts::default(),
@@ -179,6 +201,8 @@ impl Stack {
             out: Vec::new(),
             shut: false,
             interest,
+            sources: VecDeque::new(),
+            held: VecDeque::new(),
         };
         self.socks.insert(ino, sock);
         Ok(app)
@@ -199,10 +223,12 @@ impl Stack {
         self.socks.get_mut(&key).ok_or(Errno::EBADF)
     }
 
-    /// Whether `port` is taken on `ip` by another socket than `key`.
-    fn taken(&self, key: u64, ip: Option<IpAddress>, port: u16, reuse: bool) -> bool {
+    /// Whether `port` is taken on `ip` by another socket than `key` (of its protocol).
+    pub(super) fn taken(&self, key: u64, ip: Option<IpAddress>, port: u16, reuse: bool) -> bool {
+        let udp = self.socks.get(&key).is_some_and(Sock::is_udp);
         self.socks.iter().any(|(k, s)| {
             *k != key
+                && s.is_udp() == udp
                 && s.local.port == port
                 && !matches!(s.state, State::Failed)
                 && (s.local.ip.is_none() || ip.is_none() || s.local.ip == ip)
@@ -211,7 +237,7 @@ impl Stack {
         })
     }
 
-    fn ephemeral(&mut self, key: u64, ip: Option<IpAddress>) -> Result<u16, Errno> {
+    pub(super) fn ephemeral(&mut self, key: u64, ip: Option<IpAddress>) -> Result<u16, Errno> {
         let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
         for _ in 0..span {
             let port = self.next_port;
@@ -226,7 +252,12 @@ impl Stack {
     /// bind(2).
     pub fn bind(&mut self, key: u64, a: Addr) -> Result<(), Errno> {
         let s = self.sock(key)?;
-        if !matches!(s.state, State::Fresh) {
+        let fresh = match s.state {
+            State::Fresh => true,
+            State::Datagram { handle, .. } => handle.is_none(),
+            _ => false,
+        };
+        if !fresh {
             return Err(Errno::EINVAL);
         }
         if let Some(ip) = a.ip {
@@ -245,6 +276,9 @@ impl Stack {
         };
         let s = self.sock(key)?;
         s.local = Addr { ip: a.ip, port };
+        if s.is_udp() {
+            return self.udp_open(key);
+        }
         s.state = State::Bound;
         Ok(())
     }
@@ -280,13 +314,18 @@ impl Stack {
     }
 
     /// connect(2): starts the connection; its outcome comes with the state.
-    pub fn connect(&mut self, key: u64, to: Addr) -> Result<(), Errno> {
+    /// A UDP socket takes `to` as its peer (None: AF_UNSPEC, no peer).
+    pub fn connect(&mut self, key: u64, to: Option<Addr>) -> Result<(), Errno> {
+        if self.sock(key)?.is_udp() {
+            return self.udp_connect(key, to);
+        }
+        let to = to.ok_or(Errno::EAFNOSUPPORT)?;
         let s = self.sock(key)?;
         match s.state {
             State::Fresh | State::Bound => {}
             State::Connecting(_) => return Err(Errno::EALREADY),
             State::Connected(_) => return Err(Errno::EISCONN),
-            State::Listening { .. } | State::Failed => return Err(Errno::EINVAL),
+            State::Listening { .. } | State::Failed | State::Datagram { .. } => return Err(Errno::EINVAL),
         }
         if to.port == 0 {
             return Err(Errno::ECONNREFUSED);
@@ -334,7 +373,7 @@ impl Stack {
         }
         let mut byte = [0u8; 1];
         let _ = nix::sys::socket::recv(theirs.as_raw_fd(), &mut byte, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
-        let app = self.socket(family, nonblock)?;
+        let app = self.socket(family, false, nonblock)?;
         let peer = self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
         let local = self.sockets.get::<tcp::Socket>(h).local_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
         let key2 = nix::sys::stat::fstat(app.as_fd())?.st_ino;
@@ -347,6 +386,9 @@ impl Stack {
     /// getsockname(2).
     pub fn name(&mut self, key: u64) -> Result<Addr, Errno> {
         let s = self.sock(key)?;
+        if s.is_udp() {
+            return Ok(s.local);
+        }
         let h = match s.state {
             State::Connected(h) | State::Connecting(h) => h,
             _ => return Ok(s.local),
@@ -359,6 +401,7 @@ impl Stack {
     pub fn peer(&mut self, key: u64) -> Result<Addr, Errno> {
         let s = self.sock(key)?;
         match s.state {
+            State::Datagram { peer, .. } => peer.ok_or(Errno::ENOTCONN),
             State::Connected(h) => {
                 self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).ok_or(Errno::ENOTCONN)
             }
@@ -434,6 +477,10 @@ impl Stack {
         let handles: Vec<SocketHandle> = match s.state {
             State::Listening { waiting, ready, .. } => waiting.into_iter().chain(ready).collect(),
             State::Connecting(h) | State::Connected(h) => vec![h],
+            State::Datagram { handle: Some(h), .. } => {
+                self.sockets.remove(h);
+                Vec::new()
+            }
             _ => Vec::new(),
         };
         for h in handles {

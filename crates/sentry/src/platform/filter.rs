@@ -43,15 +43,17 @@ pub fn compile() -> Result<ScmpFilterContext, FilterError> {
             Class::Denied(libc::ENOSYS) => add(&mut ctx, ScmpAction::Errno(libc::ENOSYS), &[]),
             // the default action already notifies (libseccomp refuses a duplicate)
             Class::Served(_) | Class::Interim(_) | Class::Denied(_) => Ok(()),
-            Class::Passthrough(Rule::Any) => add(&mut ctx, ScmpAction::Allow, &[]),
             // when the rule does not hold, the default applies: the Sentry
-            // answers EPERM and logs it
-            Class::Passthrough(Rule::ArgMaskedZero(i, mask)) => {
-                add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(i, ScmpCompareOp::MaskedEqual(mask), 0)])
-            }
-            Class::Passthrough(Rule::OneOf(i, values)) => values.iter().try_for_each(|v| {
-                add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(i, ScmpCompareOp::Equal, *v)])
-            }),
+            // answers EPERM and logs it (a checked call: serves it)
+            Class::Passthrough(rule) | Class::Checked(rule, _) => match rule {
+                Rule::Any => add(&mut ctx, ScmpAction::Allow, &[]),
+                Rule::ArgMaskedZero(i, mask) => {
+                    add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(i, ScmpCompareOp::MaskedEqual(mask), 0)])
+                }
+                Rule::OneOf(i, values) => values.iter().try_for_each(|v| {
+                    add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(i, ScmpCompareOp::Equal, *v)])
+                }),
+            },
         };
         r.map_err(|x| err(e.name, x))?;
     }

@@ -175,6 +175,9 @@ pub enum Class {
     Interim(Option<Handler>),
     /// the host kernel runs it directly, if the rule holds (else EPERM)
     Passthrough(Rule),
+    /// the host kernel runs it directly if the rule holds; else the Sentry
+    /// serves it with this handler (sendto and recvfrom with an address)
+    Checked(Rule, Handler),
     /// fails with this errno
     Denied(i32),
 }
@@ -198,6 +201,7 @@ impl Class {
             Class::Interim(_) => "served (interim: host)",
             Class::Passthrough(Rule::Any) => "passthrough",
             Class::Passthrough(_) => "passthrough (checked)",
+            Class::Checked(..) => "passthrough (checked), else served",
             Class::Denied(_) => "denied",
         }
     }

@@ -1,8 +1,8 @@
 //! Sockets. The Sentry decides which sockets a program may have; internet
-//! stream sockets are the sandbox's own netstack's where it has one
-//! ([`crate::net`]: bind, listen, accept, connect, names and options
-//! served here), the host makes the rest (SECCOMP_USER_NOTIF_FLAG_CONTINUE)
-//! until the netstack serves them too.
+//! TCP and UDP sockets are the sandbox's own netstack's where it has one
+//! ([`crate::net`]: bind, listen, accept, connect, names, options, and
+//! sendto/recvfrom with addresses served here), the host makes the rest
+//! (SECCOMP_USER_NOTIF_FLAG_CONTINUE) until the netstack serves them too.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -36,15 +36,20 @@ pub fn socket(c: &Call<'_>) -> Reply {
         (libc::AF_NETLINK, _) => Reply::Error(Errno::EPERM),
         // 10 is the obsolete SOCK_PACKET
         (libc::AF_PACKET, _) | (_, libc::SOCK_RAW) | (_, 10) => Reply::Error(Errno::EPERM),
-        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM) if c.kernel.net.is_some() => tcp_socket(c, domain),
+        (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_DGRAM) if c.kernel.net.is_some() => {
+            stack_socket(c, domain, kind == libc::SOCK_DGRAM)
+        }
         (libc::AF_UNIX | libc::AF_INET | libc::AF_INET6, _) => Reply::Continue,
         _ => Reply::Error(Errno::EAFNOSUPPORT),
     }
 }
 
-fn tcp_socket(c: &Call<'_>, domain: i32) -> Reply {
-    if !matches!(c.args[2] as i32, 0 | libc::IPPROTO_TCP) {
-        return Reply::Error(Errno::EPROTONOSUPPORT);
+fn stack_socket(c: &Call<'_>, domain: i32, datagram: bool) -> Reply {
+    match (datagram, c.args[2] as i32) {
+        (_, 0) | (false, libc::IPPROTO_TCP) | (true, libc::IPPROTO_UDP) => {}
+        // ICMP echo ("ping") sockets: the host's, for now
+        (true, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => return Reply::Continue,
+        _ => return Reply::Error(Errno::EPROTONOSUPPORT),
     }
     if c.args[1] & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Reply::Error(Errno::EINVAL);
@@ -52,7 +57,7 @@ fn tcp_socket(c: &Call<'_>, domain: i32) -> Reply {
     let (Some(net), Some(family)) = (c.kernel.net.as_ref(), Family::of(domain)) else {
         return Reply::Error(Errno::EAFNOSUPPORT);
     };
-    let made = net.lock().socket(family, c.args[1] & SOCK_NONBLOCK != 0);
+    let made = net.lock().socket(family, datagram, c.args[1] & SOCK_NONBLOCK != 0);
     reply(made.and_then(|app| c.fds.install(app, c.args[1] & SOCK_CLOEXEC != 0)))
 }
 
@@ -187,14 +192,22 @@ pub fn connect(c: &Call<'_>) -> Reply {
         Ok(s) => s.family,
         Err(e) => return Reply::Error(e),
     };
-    let to = match read_addr(c.mem, family, c.args[1], c.args[2]) {
-        Ok(a) => a,
-        Err(e) => return Reply::Error(e),
+    // AF_UNSPEC: a UDP socket forgets its peer
+    let mut fam = [0u8; 2];
+    let unspec = c.args[2] >= 2 && c.mem.read(c.args[1], &mut fam).is_ok() && u16::from_ne_bytes(fam) == 0;
+    let udp = net.lock().sock(key).is_ok_and(|s| s.is_udp());
+    let to = match (udp && unspec, read_addr(c.mem, family, c.args[1], c.args[2])) {
+        (true, _) => None,
+        (false, Ok(a)) => Some(a),
+        (false, Err(e)) => return Reply::Error(e),
     };
     if let Err(e) = net.lock().connect(key, to) {
         return Reply::Error(e);
     }
     net.wake();
+    if udp {
+        return Reply::Value(0);
+    }
     if nonblocking(&theirs) {
         return Reply::Error(Errno::EINPROGRESS);
     }
@@ -261,11 +274,12 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
         };
         let int = |v: i32| Ok(v.to_ne_bytes().to_vec());
         let o = s.opts;
+        let udp = s.is_udp();
         match (level, name) {
-            (SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_STREAM),
+            (SOL_SOCKET, libc::SO_TYPE) => int(if udp { libc::SOCK_DGRAM } else { libc::SOCK_STREAM }),
+            (SOL_SOCKET, libc::SO_PROTOCOL) => int(if udp { libc::IPPROTO_UDP } else { libc::IPPROTO_TCP }),
             (SOL_SOCKET, libc::SO_ERROR) => int(s.error.take().map_or(0, |e| e as i32)),
             (SOL_SOCKET, libc::SO_DOMAIN) => int(s.family.domain()),
-            (SOL_SOCKET, libc::SO_PROTOCOL) => int(libc::IPPROTO_TCP),
             (SOL_SOCKET, libc::SO_ACCEPTCONN) => int(i32::from(listening)),
             (SOL_SOCKET, libc::SO_REUSEADDR) => int(i32::from(o.reuse_addr)),
             (SOL_SOCKET, libc::SO_REUSEPORT) => int(i32::from(o.reuse_port)),
@@ -343,4 +357,72 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
         _ => return Reply::Error(Errno::ENOPROTOOPT),
     }
     reply(stack.apply_opts(key).map(|()| Reply::Value(0)))
+}
+
+/// sendto(fd, buf, len, flags, addr, addrlen) with an address: sent from
+/// the netstack for its UDP sockets; the host makes the rest.
+pub fn sendto(c: &Call<'_>) -> Reply {
+    let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    let family = match net.lock().sock(key) {
+        Ok(s) if s.is_udp() => s.family,
+        // a TCP socket's app end: the host answers as for a connected socket
+        Ok(_) => return Reply::Continue,
+        Err(e) => return Reply::Error(e),
+    };
+    let len = usize::try_from(c.args[2]).unwrap_or(usize::MAX);
+    if len > crate::net::udp::MAX_DATAGRAM {
+        return Reply::Error(Errno::EMSGSIZE);
+    }
+    let mut data = vec![0u8; len];
+    if let Err(e) = c.mem.read(c.args[1], &mut data) {
+        return Reply::Error(e);
+    }
+    let to = match read_addr(c.mem, family, c.args[4], c.args[5]) {
+        Ok(a) => a,
+        Err(e) => return Reply::Error(e),
+    };
+    let sent = net.lock().udp_send(key, &data, Some(to));
+    net.wake();
+    reply(sent.map(|n| Reply::Value(n as i64)))
+}
+
+/// recvfrom(fd, buf, len, flags, addr, addrlen) asking for the sender: the
+/// netstack's UDP sockets here (a blocking one waits on a worker); the host
+/// makes the rest.
+pub fn recvfrom(c: &Call<'_>) -> Reply {
+    let Some((net, key, theirs)) = ours(c) else { return Reply::Continue };
+    if !net.lock().sock(key).is_ok_and(|s| s.is_udp()) {
+        return Reply::Continue;
+    }
+    let (buf_at, len, flags, at, len_at) = (c.args[1], c.args[2], c.args[3], c.args[4], c.args[5]);
+    let len = usize::try_from(len).unwrap_or(0).min(crate::net::udp::MAX_DATAGRAM + 1);
+    let msg_flags = nix::sys::socket::MsgFlags::from_bits_truncate(flags as i32);
+    let family = net.lock().sock(key).map(|s| s.family).unwrap_or(Family::V4);
+    // the next datagram, handed over; None if there is none yet
+    let take = move |net: &Netstack, theirs: &OwnedFd, mem: &dyn Memory| {
+        let mut buf = vec![0u8; len];
+        let (n, from) = match net.lock().udp_recv(key, theirs, &mut buf, msg_flags) {
+            Ok(got) => got,
+            Err(Errno::EAGAIN) => return None,
+            Err(e) => return Some(Reply::Error(e)),
+        };
+        let r = mem
+            .write(buf_at, &buf[..n.min(len)])
+            .and_then(|()| write_addr(mem, at, len_at, &addr::encode(family, from)));
+        Some(r.map(|()| Reply::Value(n as i64)).unwrap_or_else(Reply::Error))
+    };
+    if let Some(r) = take(&net, &theirs, c.mem) {
+        return r;
+    }
+    if nonblocking(&theirs) || msg_flags.contains(nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+        return Reply::Error(Errno::EAGAIN);
+    }
+    reply(c.fds.later(Box::new(move |l: &dyn Later| loop {
+        if !wait_readable(&theirs) {
+            return Reply::Error(Errno::EINTR);
+        }
+        if let Some(r) = take(&net, &theirs, l.mem()) {
+            return r;
+        }
+    })))
 }

@@ -1,0 +1,192 @@
+//! UDP sockets. The app's end is one end of a SOCK_SEQPACKET socketpair: a
+//! connected socket's send and recv (and read, write) run natively, one
+//! datagram each. An address goes through the Sentry: sendto with one is
+//! sent from here ([`Stack::udp_send`]), and recvfrom that asks for the
+//! sender takes the next datagram off the app's end with its sender
+//! ([`Stack::udp_recv`]): the stack notes each datagram's sender in order as
+//! it writes it (`Sock::sources`). A program that reads some datagrams
+//! natively and asks for the senders of others gets them out of step;
+//! programs keep to one way per socket.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use nix::sys::socket::{recv, send, MsgFlags};
+use smoltcp::socket::udp;
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address};
+
+use super::addr::{Addr, Family};
+use super::stack::{local_ip, Stack, State};
+
+/// Datagrams each UDP socket buffers each way, and their bytes.
+const DATAGRAMS: usize = 64;
+const BYTES: usize = 256 * 1024;
+/// The largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65507;
+
+fn udp_socket() -> udp::Socket<'static> {
+    let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; DATAGRAMS], vec![0; BYTES]);
+    udp::Socket::new(buffer(), buffer())
+}
+
+/// Where a datagram to `to` goes: "any" is this host, as on Linux.
+fn destination(family: Family, to: Addr) -> Result<IpEndpoint, Errno> {
+    let ip = match to.ip {
+        Some(ip) => ip,
+        None if family == Family::V6 => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
+        None => IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)),
+    };
+    if !local_ip(ip) {
+        return Err(Errno::ENETUNREACH);
+    }
+    if to.port == 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(IpEndpoint::new(ip, to.port))
+}
+
+impl Stack {
+    /// Binds UDP socket `key`'s smoltcp socket to its local address (an
+    /// ephemeral port first, if it has none).
+    pub(super) fn udp_open(&mut self, key: u64) -> Result<(), Errno> {
+        let s = self.sock(key)?;
+        if let State::Datagram { handle: Some(_), .. } = s.state {
+            return Ok(());
+        }
+        let mut local = s.local;
+        if local.port == 0 {
+            local.port = self.ephemeral(key, local.ip)?;
+        }
+        let mut u = udp_socket();
+        u.bind(IpListenEndpoint { addr: local.ip, port: local.port }).map_err(|_| Errno::EINVAL)?;
+        let h = self.sockets.add(u);
+        let s = self.sock(key)?;
+        s.local = local;
+        if let State::Datagram { handle, .. } = &mut s.state {
+            *handle = Some(h);
+        }
+        Ok(())
+    }
+
+    /// connect(2) of a UDP socket: its peer (None: none any more).
+    pub(super) fn udp_connect(&mut self, key: u64, to: Option<Addr>) -> Result<(), Errno> {
+        let family = self.sock(key)?.family;
+        let peer = match to {
+            Some(a) => Some(Addr::from(destination(family, a)?)),
+            None => None,
+        };
+        self.udp_open(key)?;
+        if let State::Datagram { peer: p, .. } = &mut self.sock(key)?.state {
+            *p = peer;
+        }
+        Ok(())
+    }
+
+    /// sendto(2) of `data` to `to` (None: the peer) on UDP socket `key`.
+    pub fn udp_send(&mut self, key: u64, data: &[u8], to: Option<Addr>) -> Result<usize, Errno> {
+        if data.len() > MAX_DATAGRAM {
+            return Err(Errno::EMSGSIZE);
+        }
+        let s = self.sock(key)?;
+        let (family, peer) = match s.state {
+            State::Datagram { peer, .. } => (s.family, peer),
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        let to = match (to, peer) {
+            (Some(a), _) => destination(family, a)?,
+            (None, Some(p)) => destination(family, p)?,
+            (None, None) => return Err(Errno::EDESTADDRREQ),
+        };
+        self.udp_open(key)?;
+        let Ok(State::Datagram { handle: Some(h), .. }) = self.sock(key).map(|s| &s.state) else {
+            return Err(Errno::EINVAL);
+        };
+        let h = *h;
+        let u = self.sockets.get_mut::<udp::Socket>(h);
+        match u.send_slice(data, to) {
+            Ok(()) => Ok(data.len()),
+            Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
+            Err(udp::SendError::Unaddressable) => Err(Errno::EINVAL),
+        }
+    }
+
+    /// recvfrom(2) asking for the sender, on UDP socket `key` whose app end
+    /// is `theirs`: the next datagram there (up to `buf`'s length; its own
+    /// length with MSG_TRUNC) and its sender. EAGAIN if there is none.
+    pub fn udp_recv(
+        &mut self,
+        key: u64,
+        theirs: &OwnedFd,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Result<(usize, Addr), Errno> {
+        let peek = flags.contains(MsgFlags::MSG_PEEK);
+        let flags = (flags & (MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)) | MsgFlags::MSG_DONTWAIT;
+        let n = recv(theirs.as_raw_fd(), buf, flags)?;
+        let s = self.sock(key)?;
+        let from = if peek { s.sources.front().copied() } else { s.sources.pop_front() };
+        Ok((n, from.unwrap_or(Addr::ANY)))
+    }
+
+    /// Moves UDP socket `key`'s datagrams both ways; whether any moved.
+    pub(super) fn pump_udp(&mut self, key: u64, buf: &mut [u8]) -> bool {
+        let Stack { sockets, socks, epoll, .. } = self;
+        let Some(sock) = socks.get_mut(&key) else { return false };
+        let State::Datagram { handle: Some(h), peer } = sock.state else { return false };
+        let u = sockets.get_mut::<udp::Socket>(h);
+        let fd = sock.ours.as_raw_fd();
+        let mut moved = false;
+        // the app's datagrams (written without an address) to its peer
+        while u.can_send() {
+            match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+                // the app closed its end (an empty datagram reads the same: not sent)
+                Ok(0) => break,
+                Ok(n) => {
+                    // with no peer there is nowhere to send it (Linux: EDESTADDRREQ)
+                    if let Some(to) = peer.and_then(|p| p.endpoint()) {
+                        let _ = u.send_slice(&buf[..n], to);
+                    }
+                    moved = true;
+                }
+                Err(_) => break,
+            }
+        }
+        // datagrams that came in, to the app's end, their senders noted
+        loop {
+            if let Some((data, from)) = sock.held.front() {
+                match send(fd, data, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+                    Ok(_) => {
+                        sock.sources.push_back(*from);
+                        sock.held.pop_front();
+                        moved = true;
+                        continue;
+                    }
+                    Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => break,
+                    Err(_) => {
+                        sock.held.clear();
+                        break;
+                    }
+                }
+            }
+            let Ok((data, meta)) = u.recv() else { break };
+            let from = Addr::from(meta.endpoint);
+            // a connected socket takes its peer's datagrams only
+            if peer.is_none_or(|p| p == from) {
+                sock.held.push_back((data.to_vec(), from));
+            }
+            moved = true;
+        }
+        let mut want = EpollFlags::EPOLLIN;
+        if !sock.held.is_empty() {
+            want |= EpollFlags::EPOLLOUT;
+        }
+        if want != sock.interest {
+            let mut ev = EpollEvent::new(want, key);
+            if epoll.modify(std::os::fd::AsFd::as_fd(&sock.ours), &mut ev).is_ok() {
+                sock.interest = want;
+            }
+        }
+        moved
+    }
+}
