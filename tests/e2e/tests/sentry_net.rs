@@ -80,7 +80,7 @@ for host in ("::1", "127.0.0.1"):
     c.close()
 
 # many connections at once
-conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(300)]
+conns = [socket.create_connection(("127.0.0.1", port)) for _ in range(500)]
 for c in conns:
     c.sendall(b"yz"); c.shutdown(socket.SHUT_WR)
 print("many", sum(c.recv(10) == b"2" for c in conns))
@@ -102,7 +102,7 @@ fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
         out,
         "bound True 1\nnames True 127.0.0.1\nnodelay True\necho 3145728\nnonblocking True\nso_error 0\n\
-         nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 300\ndone\n"
+         nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 500\ndone\n"
     );
     assert_no_leaks(&moat, &id, b.path());
 }

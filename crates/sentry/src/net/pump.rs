@@ -60,6 +60,14 @@ pub(super) fn run(net: &Netstack) {
             .map(|e| e.data())
             .collect();
         let mut s = net.lock();
+        // (the sockets' ends are read and written only once they said they can be)
+        for e in events[..n].iter().filter(|e| e.data() != WAKE_KEY) {
+            if let Some(sock) = s.socks.get_mut(&e.data()) {
+                let ev = e.events();
+                sock.readable |= ev.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLRDHUP);
+                sock.writable |= ev.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP);
+            }
+        }
         busy = true;
         for _ in 0..ROUNDS {
             // (packets the stack sent itself are received in the next round)
@@ -154,7 +162,7 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle, buf: &mut [u8]
     let mut moved = false;
     let mut gone = false;
     // the app's bytes to the connection
-    while !sock.app_eof && t.can_send() {
+    while sock.readable && !sock.app_eof && t.can_send() {
         let room = t.send_capacity() - t.send_queue();
         if room == 0 {
             break;
@@ -170,7 +178,10 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle, buf: &mut [u8]
                 let _ = t.send_slice(&buf[..n]);
                 moved = true;
             }
-            Err(Errno::EAGAIN) => break,
+            Err(Errno::EAGAIN) => {
+                sock.readable = false;
+                break;
+            }
             Err(_) => {
                 sock.app_eof = true;
                 t.close();
@@ -181,13 +192,19 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle, buf: &mut [u8]
     // the connection's bytes to the app
     loop {
         if !sock.out.is_empty() {
+            if !sock.writable {
+                break;
+            }
             match send(fd, &sock.out, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
                 Ok(n) => {
                     sock.out.drain(..n);
                     moved = true;
                     continue;
                 }
-                Err(Errno::EAGAIN) => break,
+                Err(Errno::EAGAIN) => {
+                    sock.writable = false;
+                    break;
+                }
                 Err(_) => {
                     // the app closed its end: what it did not read is lost
                     sock.out.clear();

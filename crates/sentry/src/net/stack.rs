@@ -104,6 +104,10 @@ pub struct Sock {
     pub(super) shut: bool,
     /// the events registered in the epoll set
     pub(super) interest: EpollFlags,
+    /// the app's end may have bytes to read (no EAGAIN since it last said so)
+    pub(super) readable: bool,
+    /// the app's end may take bytes (no EAGAIN since it last said so)
+    pub(super) writable: bool,
     /// UDP: the senders of the datagrams on the app's end, oldest first
     pub(super) sources: VecDeque<Addr>,
     /// UDP: datagrams not yet written to the app's end (it was full), with their senders
@@ -201,6 +205,8 @@ impl Stack {
             out: Vec::new(),
             shut: false,
             interest,
+            readable: true,
+            writable: true,
             sources: VecDeque::new(),
             held: VecDeque::new(),
         };

@@ -138,7 +138,7 @@ impl Stack {
         let fd = sock.ours.as_raw_fd();
         let mut moved = false;
         // the app's datagrams (written without an address) to its peer
-        while u.can_send() {
+        while sock.readable && u.can_send() {
             match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
                 // the app closed its end (an empty datagram reads the same: not sent)
                 Ok(0) => break,
@@ -149,12 +149,18 @@ impl Stack {
                     }
                     moved = true;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    sock.readable = false;
+                    break;
+                }
             }
         }
         // datagrams that came in, to the app's end, their senders noted
         loop {
             if let Some((data, from)) = sock.held.front() {
+                if !sock.writable {
+                    break;
+                }
                 match send(fd, data, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
                     Ok(_) => {
                         sock.sources.push_back(*from);
@@ -162,7 +168,10 @@ impl Stack {
                         moved = true;
                         continue;
                     }
-                    Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => break,
+                    Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => {
+                        sock.writable = false;
+                        break;
+                    }
                     Err(_) => {
                         sock.held.clear();
                         break;
