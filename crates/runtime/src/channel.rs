@@ -60,6 +60,11 @@ impl Channel {
         Ok((Channel { fd: a }, Channel { fd: b }))
     }
 
+    /// Its fd's number (the Sentry's filter lets its messages through).
+    pub fn raw(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+
     /// Sends a message.
     pub fn send(&self, m: &Msg) -> Result<()> {
         self.send_with_fd(m, None)

@@ -256,7 +256,8 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         no_new_keyring: o.no_new_keyring,
         preserve_fds: preserve,
         extra_env,
-        sentry: g.platform == crate::Platform::Sentry,
+        sentry: (g.platform == crate::Platform::Sentry)
+            .then(|| crate::process::Filter { netstack: netstack(g), own: Vec::new() }),
         lock_fd: c.lock_fd(),
     };
     let stage1 = sys::fork_with(|| init::stage1(args)).map_err(|e| Error::io("fork", e))?;
@@ -301,6 +302,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         cgroup: Some(cgroup.location().clone()),
         started: false,
         platform: g.platform,
+        netstack: netstack(g),
     };
     if saved.oci_version.is_empty() {
         saved.oci_version = OCI_VERSION.into();
@@ -333,7 +335,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 pseudo.clear();
                 let mut sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
                 sentry.directfs = g.directfs;
-                sentry.netstack = g.network == crate::Network::None;
+                sentry.netstack = netstack(g);
                 let n = sentry.mounts.len();
                 let (to_us, from_sentry) =
                     std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
@@ -402,4 +404,9 @@ fn forward_seccomp_fd(spec: &Spec, c: &Container, fd: OwnedFd) -> Result<()> {
     });
     let body = serde_json::to_vec(&msg).map_err(|e| Error::Invalid(e.to_string()))?;
     crate::fdpass::send(sock.as_fd(), &body, Some(fd.as_fd())).map_err(|e| Error::io("send seccomp fd to listener", e))
+}
+
+/// Whether the sandbox gets a netstack of its own (`--network=none` on the sentry platform).
+fn netstack(g: &Global) -> bool {
+    g.platform == crate::Platform::Sentry && g.network == crate::Network::None
 }

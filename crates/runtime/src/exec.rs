@@ -54,11 +54,13 @@ struct Stage {
     preserve_fds: u32,
     /// connected to the Sentry's control socket (platform sentry)
     sentry: Option<std::os::unix::net::UnixStream>,
+    /// the sandbox's filter (platform sentry)
+    filter: Option<crate::process::Filter>,
 }
 
 /// Starts the process; returns its host pid once it has exec'd.
 pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
-    let (spec, init, init_start, cgroup, sentry) = {
+    let (spec, init, init_start, cgroup, sentry, filter) = {
         let c = Container::open(&g.root, &o.id)?;
         match c.status() {
             Status::Running | Status::Created => {}
@@ -70,7 +72,11 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
             crate::Platform::Sentry => Some(crate::boot::connect(&c)?),
             crate::Platform::Native => None,
         };
-        (c.spec()?, Pid::from_raw(s.pid), s.pid_start, s.cgroup.clone().map(Manager::from_location), sentry)
+        let filter = sentry.as_ref().map(|sock| crate::process::Filter {
+            netstack: s.netstack,
+            own: vec![std::os::fd::AsRawFd::as_raw_fd(sock)],
+        });
+        (c.spec()?, Pid::from_raw(s.pid), s.pid_start, s.cgroup.clone().map(Manager::from_location), sentry, filter)
         // the lock is released here: a long exec must not block delete
     };
     let terminal = o.process.terminal().unwrap_or(false);
@@ -118,6 +124,7 @@ pub fn exec(g: &Global, o: ExecOpts) -> Result<Pid> {
         console,
         preserve_fds: o.preserve_fds,
         sentry,
+        filter,
     };
     let stage1 = sys::fork_with(|| stage1(&stage)).map_err(|e| Error::io("fork", e))?;
     drop(stage);
@@ -199,7 +206,9 @@ fn stage2(s: &Stage) -> i32 {
             &[],
             s.preserve_fds,
             s.in_userns,
-            s.sentry.is_some(),
+            s.filter
+                .clone()
+                .map(|f| crate::process::Filter { own: [f.own.clone(), vec![s.channel.raw()]].concat(), ..f }),
             to_sentry,
             || Ok(()),
         )?;

@@ -47,7 +47,7 @@ pub struct InitArgs {
     /// extra environment (LISTEN_FDS)
     pub extra_env: Vec<String>,
     /// run the program under the Sentry's filter
-    pub sentry: bool,
+    pub sentry: Option<crate::process::Filter>,
     /// the parent's lock on the state dir, closed in the child at once
     pub lock_fd: std::os::fd::RawFd,
     /// the sandbox's own user namespace (`--userns auto`), already mapped,
@@ -237,7 +237,7 @@ fn init_steps(a: &InitArgs) -> Result<std::convert::Infallible> {
         &a.extra_env,
         a.preserve_fds,
         a.plan.has(LinuxNamespaceType::User),
-        a.sentry,
+        a.sentry.clone().map(|f| crate::process::Filter { own: vec![ch.raw()], ..f }),
         seccomp_fd_to_parent,
         start_sentry,
     )?;

@@ -39,6 +39,16 @@ fn cstrings(v: impl IntoIterator<Item = String>, what: &str) -> Result<Vec<CStri
         .collect()
 }
 
+/// The Sentry's filter for a sandbox's processes.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// the sandbox has a netstack (`--network=none`): sendmsg and recvmsg go to the Sentry
+    pub netstack: bool,
+    /// fds of ours whose sendmsg and recvmsg pass all the same (our channels,
+    /// used after the filter is on and before the Sentry has its notify fd)
+    pub own: Vec<std::os::fd::RawFd>,
+}
+
 /// Everything up to the point of waiting for start (init) or exec (exec).
 /// `send_notify_fd` hands a seccomp notify fd to whoever forwards it to the
 /// profile's listener; `before_filter` runs just before the Sentry's filter
@@ -50,7 +60,7 @@ pub fn prepare(
     extra_env: &[String],
     preserve_fds: u32,
     in_userns: bool,
-    sentry: bool,
+    sentry: Option<Filter>,
     send_notify_fd: impl FnOnce(OwnedFd) -> Result<()>,
     before_filter: impl FnOnce() -> Result<()>,
 ) -> Result<Prepared> {
@@ -70,11 +80,13 @@ pub fn prepare(
     }
     let mut seccomp_late = None;
     let mut send_notify_fd = Some(send_notify_fd);
-    if sentry {
+    if let Some(filter) = sentry {
         before_filter()?;
         // the Sentry's filter goes on first: every later call of ours, and
         // all of the program's, meet it (a spec profile stacks on top)
-        let mut ctx = moat_sentry::platform::filter::compile().map_err(|e| Error::Init(e.to_string()))?;
+        let own: Vec<u64> = filter.own.iter().filter_map(|fd| u64::try_from(*fd).ok()).collect();
+        let mut ctx =
+            moat_sentry::platform::filter::compile(filter.netstack, &own).map_err(|e| Error::Init(e.to_string()))?;
         ctx.set_ctl_nnp(nnp).map_err(|e| Error::Init(e.to_string()))?;
         ctx.load().map_err(|e| Error::Init(format!("load the sentry filter: {e}")))?;
         let fd = ctx.get_notify_fd().map_err(|e| Error::Init(format!("sentry notify fd: {e}")))?;

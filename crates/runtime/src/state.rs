@@ -46,6 +46,9 @@ pub struct Saved {
     pub started: bool,
     /// isolation platform
     pub platform: Platform,
+    /// sentry: the sandbox has a netstack (`--network=none`)
+    #[serde(default)]
+    pub netstack: bool,
 }
 
 /// A container's lifecycle status, as the OCI runtime spec names them.

@@ -59,7 +59,8 @@ fn dangerous_calls_are_never_passed_through() {
 
 #[test]
 fn filter_compiles() {
-    moat_sentry::platform::filter::compile().expect("sentry filter");
+    moat_sentry::platform::filter::compile(false, &[]).expect("sentry filter");
+    moat_sentry::platform::filter::compile(true, &[3, 5]).expect("sentry filter with a netstack");
 }
 
 #[test]

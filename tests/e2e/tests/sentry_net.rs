@@ -149,6 +149,10 @@ x = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 x.sendto(b"v6", six.getsockname()[:2])
 d, a = six.recvfrom(10)
 print("v6", d.decode(), a[0])
+# sendmsg and recvmsg: gathered and scattered, the sender, truncation
+x.sendmsg([b"ga", b"ther"], [], 0, six.getsockname()[:2])
+d, anc, flags, a = six.recvmsg(4)
+print("msg", d.decode(), anc, flags & socket.MSG_TRUNC != 0, a[1] == x.getsockname()[1])
 "#;
 
 #[test]
@@ -160,7 +164,8 @@ fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
     assert_eq!(
         out,
-        "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n"
+        "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
+         msg gath [] True True\n"
     );
     assert_no_leaks(&moat, &id, b.path());
 }

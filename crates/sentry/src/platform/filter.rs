@@ -24,8 +24,10 @@ fn err(what: impl Into<String>, e: impl std::fmt::Display) -> FilterError {
     FilterError { what: what.into(), msg: e.to_string() }
 }
 
-/// Compiles the table.
-pub fn compile() -> Result<ScmpFilterContext, FilterError> {
+/// Compiles the table, for a sandbox with a netstack or without; `own`:
+/// fds whose netstack-served calls pass all the same (the caller's own
+/// channels, used before the Sentry has the notify fd).
+pub fn compile(netstack: bool, own: &[u64]) -> Result<ScmpFilterContext, FilterError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(|e| err("init", e))?;
     for e in TABLE {
         let Ok(sc) = ScmpSyscall::from_name(e.name) else {
@@ -43,6 +45,10 @@ pub fn compile() -> Result<ScmpFilterContext, FilterError> {
             Class::Denied(libc::ENOSYS) => add(&mut ctx, ScmpAction::Errno(libc::ENOSYS), &[]),
             // the default action already notifies (libseccomp refuses a duplicate)
             Class::Served(_) | Class::Interim(_) | Class::Denied(_) => Ok(()),
+            Class::Net(_) if netstack => own.iter().try_for_each(|fd| {
+                add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, *fd)])
+            }),
+            Class::Net(_) => add(&mut ctx, ScmpAction::Allow, &[]),
             // when the rule does not hold, the default applies: the Sentry
             // answers EPERM and logs it (a checked call: serves it)
             Class::Passthrough(rule) | Class::Checked(rule, _) => match rule {

@@ -337,7 +337,7 @@ fn serve_one(
     // the log line's arguments are read before the call is answered
     let shown_call = opts.strace.then(|| crate::syscalls::strace::call(&name, req.data.args, &mem));
     let reply = match entry.map(|e| e.class) {
-        Some(Class::Served(h) | Class::Interim(Some(h)) | Class::Checked(_, h)) => {
+        Some(Class::Served(h) | Class::Interim(Some(h)) | Class::Checked(_, h) | Class::Net(h)) => {
             let fds = StubFds::new(proc, req.pid, notify, req.id, loop_);
             h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds, task: &fds })
         }

@@ -9,7 +9,7 @@ pub fn counts() -> (usize, usize, usize, usize) {
         match e.class {
             Class::Served(_) => c.0 += 1,
             Class::Interim(_) => c.1 += 1,
-            Class::Passthrough(_) | Class::Checked(..) => c.2 += 1,
+            Class::Passthrough(_) | Class::Checked(..) | Class::Net(_) => c.2 += 1,
             Class::Denied(_) => c.3 += 1,
         }
     }

@@ -178,6 +178,10 @@ pub enum Class {
     /// the host kernel runs it directly if the rule holds; else the Sentry
     /// serves it with this handler (sendto and recvfrom with an address)
     Checked(Rule, Handler),
+    /// in a sandbox with a netstack the Sentry serves it with this handler;
+    /// without one the host kernel runs it directly (sendmsg, recvmsg: the
+    /// BPF cannot see their addresses, and AF_UNIX users should not pay)
+    Net(Handler),
     /// fails with this errno
     Denied(i32),
 }
@@ -202,6 +206,7 @@ impl Class {
             Class::Passthrough(Rule::Any) => "passthrough",
             Class::Passthrough(_) => "passthrough (checked)",
             Class::Checked(..) => "passthrough (checked), else served",
+            Class::Net(_) => "served with a netstack, else passthrough",
             Class::Denied(_) => "denied",
         }
     }

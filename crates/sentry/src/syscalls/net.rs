@@ -411,10 +411,23 @@ pub fn recvfrom(c: &Call<'_>) -> Reply {
             .and_then(|()| write_addr(mem, at, len_at, &addr::encode(family, from)));
         Some(r.map(|()| Reply::Value(n as i64)).unwrap_or_else(Reply::Error))
     };
+    received(c, net, theirs, msg_flags, take)
+}
+
+/// Answers a receive on a UDP socket of the netstack's: `take` hands the
+/// next datagram over, or None if there is none yet; a blocking receive
+/// waits for one on a worker.
+fn received(
+    c: &Call<'_>,
+    net: Arc<Netstack>,
+    theirs: OwnedFd,
+    flags: nix::sys::socket::MsgFlags,
+    take: impl Fn(&Netstack, &OwnedFd, &dyn Memory) -> Option<Reply> + Send + 'static,
+) -> Reply {
     if let Some(r) = take(&net, &theirs, c.mem) {
         return r;
     }
-    if nonblocking(&theirs) || msg_flags.contains(nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+    if nonblocking(&theirs) || flags.contains(nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
         return Reply::Error(Errno::EAGAIN);
     }
     reply(c.fds.later(Box::new(move |l: &dyn Later| loop {
@@ -425,4 +438,191 @@ pub fn recvfrom(c: &Call<'_>) -> Reply {
             return r;
         }
     })))
+}
+
+/// struct msghdr, as the caller's memory holds it (x86-64).
+struct MsgHdr {
+    name: u64,
+    namelen: u32,
+    iov: u64,
+    iovlen: u64,
+}
+
+/// sizeof(struct msghdr), sizeof(struct mmsghdr)
+const MSGHDR: u64 = 56;
+const MMSGHDR: u64 = 64;
+/// At most this many iovecs, as Linux (UIO_MAXIOV)
+const MAX_IOV: u64 = 1024;
+
+fn read_msghdr(mem: &dyn Memory, at: u64) -> Result<MsgHdr, Errno> {
+    let mut b = [0u8; MSGHDR as usize];
+    mem.read(at, &mut b)?;
+    let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let hdr = MsgHdr {
+        name: u64_at(0),
+        namelen: u32::from_ne_bytes(b[8..12].try_into().unwrap_or([0; 4])),
+        iov: u64_at(16),
+        iovlen: u64_at(24),
+    };
+    if hdr.iovlen > MAX_IOV {
+        return Err(Errno::EMSGSIZE);
+    }
+    Ok(hdr)
+}
+
+/// The (base, len) of each iovec of `hdr`.
+fn iovecs(mem: &dyn Memory, hdr: &MsgHdr) -> Result<Vec<(u64, usize)>, Errno> {
+    let mut b = vec![0u8; usize::try_from(hdr.iovlen * 16).map_err(|_| Errno::EINVAL)?];
+    if !b.is_empty() {
+        mem.read(hdr.iov, &mut b)?;
+    }
+    Ok(b.chunks(16)
+        .map(|c| {
+            let base = u64::from_ne_bytes(c[..8].try_into().unwrap_or([0; 8]));
+            let len = u64::from_ne_bytes(c[8..].try_into().unwrap_or([0; 8]));
+            (base, usize::try_from(len).unwrap_or(usize::MAX))
+        })
+        .collect())
+}
+
+/// One sendmsg on UDP socket `key`: the bytes sent.
+fn send_one(mem: &dyn Memory, net: &Netstack, key: u64, family: Family, at: u64) -> Result<i64, Errno> {
+    let hdr = read_msghdr(mem, at)?;
+    let mut data = Vec::new();
+    for (base, len) in iovecs(mem, &hdr)? {
+        if data.len() + len > crate::net::udp::MAX_DATAGRAM {
+            return Err(Errno::EMSGSIZE);
+        }
+        let start = data.len();
+        data.resize(start + len, 0);
+        mem.read(base, &mut data[start..])?;
+    }
+    let to = match (hdr.name, hdr.namelen) {
+        (0, _) | (_, 0) => None,
+        (at, len) => Some(read_addr(mem, family, at, u64::from(len))?),
+    };
+    let sent = net.lock().udp_send(key, &data, to);
+    net.wake();
+    sent.map(|n| n as i64)
+}
+
+/// One recvmsg on UDP socket `key` whose app end is `theirs`: the bytes
+/// received (the datagram's length with MSG_TRUNC), None if none waits.
+fn recv_one(
+    mem: &dyn Memory,
+    net: &Netstack,
+    key: u64,
+    theirs: &OwnedFd,
+    family: Family,
+    at: u64,
+    flags: nix::sys::socket::MsgFlags,
+) -> Result<Option<i64>, Errno> {
+    let hdr = read_msghdr(mem, at)?;
+    let iovs = iovecs(mem, &hdr)?;
+    let room: usize =
+        iovs.iter().map(|(_, l)| *l).fold(0, usize::saturating_add).min(crate::net::udp::MAX_DATAGRAM + 1);
+    let mut buf = vec![0u8; room];
+    let (n, from) = match net.lock().udp_recv(key, theirs, &mut buf, flags | nix::sys::socket::MsgFlags::MSG_TRUNC) {
+        Ok(got) => got,
+        Err(Errno::EAGAIN) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut left = &buf[..n.min(room)];
+    for (base, len) in iovs {
+        if left.is_empty() {
+            break;
+        }
+        let k = len.min(left.len());
+        mem.write(base, &left[..k])?;
+        left = &left[k..];
+    }
+    if hdr.name != 0 {
+        let b = addr::encode(family, from);
+        mem.write(hdr.name, &b[..b.len().min(hdr.namelen as usize)])?;
+        mem.write(at + 8, &(b.len() as u32).to_ne_bytes())?;
+    }
+    // no control data; MSG_TRUNC if the datagram did not fit
+    mem.write(at + 40, &0u64.to_ne_bytes())?;
+    let truncated = if n > room { libc::MSG_TRUNC } else { 0 };
+    mem.write(at + 48, &truncated.to_ne_bytes())?;
+    let shown = if flags.contains(nix::sys::socket::MsgFlags::MSG_TRUNC) { n } else { n.min(room) };
+    Ok(Some(shown as i64))
+}
+
+/// The netstack's UDP socket behind the caller's fd at argument 0 and its
+/// family; None for anything else (the host's call to make).
+fn ours_udp(c: &Call<'_>) -> Option<(Arc<Netstack>, u64, OwnedFd, Family)> {
+    let (net, key, theirs) = ours(c)?;
+    let family = net.lock().sock(key).ok().filter(|s| s.is_udp())?.family;
+    Some((net, key, theirs, family))
+}
+
+/// sendmsg(fd, msg, flags): the netstack's UDP sockets here (an address,
+/// if any, from msg_name; control data ignored); the host makes the rest.
+pub fn sendmsg(c: &Call<'_>) -> Reply {
+    let Some((net, key, _, family)) = ours_udp(c) else { return Reply::Continue };
+    reply(send_one(c.mem, &net, key, family, c.args[1]).map(Reply::Value))
+}
+
+/// recvmsg(fd, msg, flags): the netstack's UDP sockets here (the sender in
+/// msg_name, no control data; a blocking one waits on a worker); the host
+/// makes the rest.
+pub fn recvmsg(c: &Call<'_>) -> Reply {
+    let Some((net, key, theirs, family)) = ours_udp(c) else { return Reply::Continue };
+    let (at, flags) = (c.args[1], nix::sys::socket::MsgFlags::from_bits_truncate(c.args[2] as i32));
+    received(c, net, theirs, flags, move |net, theirs, mem| {
+        recv_one(mem, net, key, theirs, family, at, flags)
+            .map(|got| got.map(Reply::Value))
+            .unwrap_or_else(|e| Some(Reply::Error(e)))
+    })
+}
+
+/// sendmmsg(fd, msgs, vlen, flags): each message as sendmsg; how many went.
+pub fn sendmmsg(c: &Call<'_>) -> Reply {
+    let Some((net, key, _, family)) = ours_udp(c) else { return Reply::Continue };
+    let (at, vlen) = (c.args[1], c.args[2].min(MAX_IOV));
+    let mut sent = 0;
+    for i in 0..vlen {
+        let hdr = at + i * MMSGHDR;
+        match send_one(c.mem, &net, key, family, hdr) {
+            Ok(n) => {
+                if let Err(e) = c.mem.write(hdr + MSGHDR, &(n as u32).to_ne_bytes()) {
+                    return if sent == 0 { Reply::Error(e) } else { Reply::Value(sent) };
+                }
+                sent += 1;
+            }
+            Err(e) if sent == 0 => return Reply::Error(e),
+            Err(_) => break,
+        }
+    }
+    Reply::Value(sent)
+}
+
+/// recvmmsg(fd, msgs, vlen, flags, timeout): the first message as recvmsg
+/// (waiting for it unless non-blocking), then as many more as wait, without
+/// waiting (the timeout is not used).
+pub fn recvmmsg(c: &Call<'_>) -> Reply {
+    let Some((net, key, theirs, family)) = ours_udp(c) else { return Reply::Continue };
+    let (at, vlen) = (c.args[1], c.args[2].min(MAX_IOV));
+    let flags = nix::sys::socket::MsgFlags::from_bits_truncate(c.args[3] as i32);
+    // MSG_WAITFORONE: only the first may wait (which is all this does)
+    let each = flags & !nix::sys::socket::MsgFlags::MSG_WAITFORONE;
+    received(c, net, theirs, flags, move |net, theirs, mem| {
+        let mut got = 0;
+        for i in 0..vlen {
+            let hdr = at + i * MMSGHDR;
+            match recv_one(mem, net, key, theirs, family, hdr, each) {
+                Ok(Some(n)) => {
+                    if let Err(e) = mem.write(hdr + MSGHDR, &(n as u32).to_ne_bytes()) {
+                        return Some(if got == 0 { Reply::Error(e) } else { Reply::Value(got) });
+                    }
+                    got += 1;
+                }
+                Ok(None) => break,
+                Err(e) if got == 0 => return Some(Reply::Error(e)),
+                Err(_) => break,
+            }
+        }
+        (got > 0).then_some(Reply::Value(got))
+    })
 }
