@@ -89,6 +89,19 @@ for c in conns:
 last = socket.create_connection(("127.0.0.1", port))
 last.sendall(b"stop"); last.shutdown(socket.SHUT_WR); last.recv(10); last.close()
 t.join()
+
+# a restarted server binds its port again with SO_REUSEADDR; without, it is in use
+kept = socket.create_connection(("127.0.0.1", port))
+held, _ = srv.accept()
+srv.close()
+again = socket.socket()
+again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+again.bind(("127.0.0.1", port))
+again.listen(1)
+try:
+    socket.socket().bind(("127.0.0.1", port))
+except OSError as e:
+    print("rebound, else", errno.errorcode[e.errno])
 print("done")
 "#;
 
@@ -102,7 +115,7 @@ fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
         out,
         "bound True 1\nnames True 127.0.0.1\nnodelay True\necho 3145728\nnonblocking True\nso_error 0\n\
-         nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 500\ndone\n"
+         nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 500\nrebound, else EADDRINUSE\ndone\n"
     );
     assert_no_leaks(&moat, &id, b.path());
 }

@@ -238,7 +238,11 @@ impl Stack {
                 && s.local.port == port
                 && !matches!(s.state, State::Failed)
                 && (s.local.ip.is_none() || ip.is_none() || s.local.ip == ip)
-                && !(reuse && s.opts.reuse_addr && !matches!(s.state, State::Listening { .. }))
+                // SO_REUSEADDR: past connections on the port (a restarted
+                // server's) and other such sockets do not count; a listener does
+                && !(reuse
+                    && !matches!(s.state, State::Listening { .. })
+                    && (s.opts.reuse_addr || matches!(s.state, State::Connected(_) | State::Connecting(_))))
                 && !(s.opts.reuse_port && reuse)
         })
     }
