@@ -386,10 +386,14 @@ impl Stack {
         let app = self.socket(family, false, nonblock)?;
         let peer = self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
         let local = self.sockets.get::<tcp::Socket>(h).local_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
+        // the listener's options carry over, as on Linux (TCP_NODELAY, SO_KEEPALIVE …)
+        let opts = self.sock(key)?.opts;
         let key2 = nix::sys::stat::fstat(app.as_fd())?.st_ino;
         let s2 = self.sock(key2)?;
         s2.local = local;
+        s2.opts = opts;
         s2.state = State::Connected(h);
+        self.apply_opts(key2)?;
         Ok(Some((app, peer)))
     }
 
