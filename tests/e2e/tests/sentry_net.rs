@@ -210,6 +210,16 @@ fn the_host_holds_no_socket_of_the_sandbox() {
     // inside, another process reaches the listener (the same netstack)
     let client = "import socket; print(socket.create_connection(('127.0.0.1', 7777)).recv(10).decode())";
     assert_eq!(moat.ok(&["exec", &id, "python3", "-c", client]), "sandbox\n");
+    // the sandbox's /proc/net/tcp is the netstack's: the listener, with the
+    // inode its process holds (what netstat -p and ss -p look up)
+    let listed = r#"
+import os
+rows = [l.split() for l in open("/proc/net/tcp").read().splitlines()[1:]]
+inode = [r[9] for r in rows if r[1] == "0100007F:1E61" and r[3] == "0A"][0]
+links = [os.readlink("/proc/1/fd/" + fd) for fd in os.listdir("/proc/1/fd")]
+print("listed", "socket:[%s]" % inode in links)
+"#;
+    assert_eq!(moat.ok(&["exec", &id, "python3", "-c", listed]), "listed True\n");
     // the kernel's own view of the sandbox's network namespace: no listener,
     // and a host process there is refused
     let ns = format!("--net=/proc/{pid}/ns/net");

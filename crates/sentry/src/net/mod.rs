@@ -23,6 +23,7 @@ pub mod addr;
 mod device;
 mod pump;
 pub mod stack;
+pub mod table;
 pub mod udp;
 
 use std::os::fd::{AsFd, OwnedFd};

@@ -16,7 +16,8 @@ use crate::net::Netstack;
 /// Netlink families a program may open: routing (ip, getaddrinfo's
 /// interface list) and socket diagnostics (ss), both scoped to the
 /// sandbox's network namespace. Host-wide ones (uevents, audit) are refused.
-const NETLINK_OK: &[u64] = &[0 /* NETLINK_ROUTE */, 4 /* NETLINK_SOCK_DIAG */];
+const NETLINK_OK: &[u64] = &[0 /* NETLINK_ROUTE */, NETLINK_SOCK_DIAG];
+const NETLINK_SOCK_DIAG: u64 = 4;
 
 /// socket(2) flags
 const SOCK_NONBLOCK: u64 = libc::SOCK_NONBLOCK as u64;
@@ -32,6 +33,11 @@ pub fn socket(c: &Call<'_>) -> Reply {
     let domain = i32::try_from(c.args[0]).unwrap_or(-1);
     let kind = i32::try_from(c.args[1] & 0xf).unwrap_or(-1);
     match (domain, kind) {
+        // the kernel's socket diagnostics know none of the netstack's
+        // sockets: refused, ss reads /proc/net, which the netstack makes
+        (libc::AF_NETLINK, _) if c.args[2] == NETLINK_SOCK_DIAG && c.kernel.net.is_some() => {
+            Reply::Error(Errno::EPROTONOSUPPORT)
+        }
         (libc::AF_NETLINK, _) if NETLINK_OK.contains(&c.args[2]) => Reply::Continue,
         (libc::AF_NETLINK, _) => Reply::Error(Errno::EPERM),
         // 10 is the obsolete SOCK_PACKET

@@ -178,6 +178,9 @@ enum Node {
     PidRewritten(String, &'static str),
     /// a symlink passed through
     PidLink(String),
+    /// a socket table the sandbox's netstack makes: (the real file, for
+    /// its attributes; which table)
+    NetTable(String, crate::net::table::Table),
 }
 
 fn is_number(s: &str) -> bool {
@@ -348,6 +351,10 @@ impl<'k> ProcFs<'k> {
             },
             ["fd" | "ns", n] => Ok(Node::PidLink(format!("{base}/{}/{n}", rest[0]))),
             ["fdinfo", n] if is_number(n) => Ok(Node::PidFile(format!("{base}/fdinfo/{n}"))),
+            ["net", f] if self.kernel.net.is_some() && crate::net::table::Table::named(f).is_some() => {
+                let table = crate::net::table::Table::named(f).ok_or(Errno::ENOENT)?;
+                Ok(Node::NetTable(format!("{base}/net/{f}"), table))
+            }
             ["net", f] if NET_FILES.contains(f) => Ok(Node::PidFile(format!("{base}/net/{f}"))),
             _ => Err(Errno::ENOENT),
         }
@@ -516,6 +523,7 @@ impl Filesystem for ProcFs<'_> {
                 let a = self.real_attr(&base)?;
                 Ok(Attr { kind: Kind::File, perm: 0o444, ..a })
             }
+            Node::NetTable(real, _) => self.real_attr(&real),
         }
     }
 
@@ -548,6 +556,9 @@ impl Filesystem for ProcFs<'_> {
                 self.read_real(&p)
             }
             Node::PidRewritten(base, n) => self.rewritten(&base, n, ctx),
+            Node::NetTable(_, t) => {
+                Ok(self.kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default().into_bytes())
+            }
             Node::Root | Node::SysDir(_) | Node::Pid(..) | Node::PidDir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::ELOOP),
         }
