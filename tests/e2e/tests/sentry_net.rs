@@ -105,19 +105,24 @@ except OSError as e:
 print("done")
 "#;
 
-#[test]
-fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
+/// Runs `script` with python3 in a Debian sandbox with a netstack; its stdout.
+fn python(name: &str, script: &str) -> String {
     let moat = net_moat();
-    let b = debian::bundle(&["python3", "-c", TCP]);
-    let id = unique_id("net-tcp");
+    let b = debian::bundle(&["python3", "-c", script]);
+    let id = unique_id(name);
     let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
     assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_no_leaks(&moat, &id, b.path());
+    out
+}
+
+#[test]
+fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
-        out,
+        python("net-tcp", TCP),
         "bound True 1\nnames True 127.0.0.1\nnodelay True\necho 3145728\nnonblocking True\nso_error 0\n\
          nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 500\nrebound, else EADDRINUSE\ndone\n"
     );
-    assert_no_leaks(&moat, &id, b.path());
 }
 
 /// UDP the way programs use it: an echo server with recvfrom and sendto, an
@@ -170,17 +175,11 @@ print("msg", d.decode(), anc, flags & socket.MSG_TRUNC != 0, a[1] == x.getsockna
 
 #[test]
 fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
-    let moat = net_moat();
-    let b = debian::bundle(&["python3", "-c", UDP]);
-    let id = unique_id("net-udp");
-    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
-    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
     assert_eq!(
-        out,
+        python("net-udp", UDP),
         "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
          msg gath [] True True\n"
     );
-    assert_no_leaks(&moat, &id, b.path());
 }
 
 /// Listens on 127.0.0.1:7777 and answers each connection with "sandbox".
