@@ -149,6 +149,37 @@ pub fn create(flags: CloneFlags) -> Result<()> {
     unshare(flags).map_err(|e| Error::sys(format!("unshare {flags:?}"), e))
 }
 
+/// struct ifreq, as SIOCGIFFLAGS and SIOCSIFFLAGS use it (40 bytes on x86-64).
+#[repr(C)]
+struct IfFlags {
+    name: [u8; 16],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// Brings the loopback interface of the calling process's (new) network
+/// namespace up, as runc does: programs expect 127.0.0.1 in a container.
+pub fn loopback_up() -> Result<()> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("a socket to set up the loopback", e))?;
+    let mut req = IfFlags { name: [0; 16], flags: 0, _pad: [0; 22] };
+    req.name[..2].copy_from_slice(b"lo");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    // SAFETY: both ioctls read and write one struct ifreq, which `req` is
+    // (laid out as the kernel's, with room for its union), alive for the call.
+    let got = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req as *mut IfFlags) };
+    nix::errno::Errno::result(got).map_err(|e| Error::sys("read the loopback's flags", e))?;
+    req.flags |= libc::IFF_UP as libc::c_short;
+    // SAFETY: as above.
+    let set = unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req as *const IfFlags) };
+    nix::errno::Errno::result(set).map(drop).map_err(|e| Error::sys("bring the loopback up", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

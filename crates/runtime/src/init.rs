@@ -97,6 +97,9 @@ fn stage1_steps(a: &InitArgs) -> Result<()> {
     }
     // raw bits: nix's `!` would drop CLONE_NEWTIME, which it has no name for
     ns::create(CloneFlags::from_bits_retain(a.plan.new.bits() & !CloneFlags::CLONE_NEWUSER.bits()))?;
+    if a.plan.new.contains(CloneFlags::CLONE_NEWNET) {
+        ns::loopback_up()?;
+    }
     if a.plan.new.contains(ns::flag(LinuxNamespaceType::Time)) {
         write_time_offsets(&a.spec)?;
     }

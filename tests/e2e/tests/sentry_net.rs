@@ -127,7 +127,7 @@ fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
 
 /// UDP the way programs use it: an echo server with recvfrom and sendto, an
 /// unconnected and a connected client, many datagrams in order, a timeout,
-/// IPv6.
+/// IPv6; ICMP echo over IPv4 and IPv6; sendmsg and recvmsg.
 const UDP: &str = r#"
 import socket, threading
 srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -167,6 +167,19 @@ x = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 x.sendto(b"v6", six.getsockname()[:2])
 d, a = six.recvfrom(10)
 print("v6", d.decode(), a[0])
+# ICMP echo ("ping" sockets): the stack answers, the reply comes back
+import struct
+def checksum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+for fam, proto, typ, host in [(socket.AF_INET, socket.IPPROTO_ICMP, 8, "127.0.0.1"), (socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, "::1")]:
+    p = socket.socket(fam, socket.SOCK_DGRAM, proto)
+    p.settimeout(5)
+    req = struct.pack("!BBHHH", typ, 0, 0, 0x1234, 7) + b"moat-ping!"
+    req = req[:2] + struct.pack("!H", checksum(req)) + req[4:]
+    p.sendto(req, (host, 0))
+    d, a = p.recvfrom(100)
+    print("ping", a[0], d[0], struct.unpack("!H", d[6:8])[0], d[8:].decode())
 # sendmsg and recvmsg: gathered and scattered, the sender, truncation
 x.sendmsg([b"ga", b"ther"], [], 0, six.getsockname()[:2])
 d, anc, flags, a = six.recvmsg(4)
@@ -178,7 +191,7 @@ fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
         python("net-udp", UDP),
         "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
-         msg gath [] True True\n"
+         ping 127.0.0.1 0 7 moat-ping!\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n"
     );
 }
 
@@ -225,9 +238,7 @@ print("listed", "socket:[%s]" % inode in links)
     let listening = std::process::Command::new("nsenter").args([&ns, "ss", "-Htln"]).output().unwrap();
     assert!(listening.status.success(), "{listening:?}");
     assert_eq!(String::from_utf8_lossy(&listening.stdout).trim(), "", "the host's stack holds a listener");
-    // (with its loopback up, so that a refusal is the kernel's answer)
-    let up = std::process::Command::new("nsenter").args([&ns, "ip", "link", "set", "lo", "up"]).status().unwrap();
-    assert!(up.success());
+    // (its loopback is up: the refusal is the kernel's answer)
     let reach = std::process::Command::new("nsenter")
         .args([&ns, "python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 7777))"])
         .output()
@@ -238,4 +249,21 @@ print("listed", "socket:[%s]" % inode in links)
     moat.wait_status(&id, "stopped");
     moat.ok(&["delete", &id]);
     assert_no_leaks(&moat, &id, b.path());
+}
+
+/// A new network namespace has its loopback up, as runc leaves it (native
+/// and sentry alike; with a netstack the app's sockets are the Sentry's, but
+/// the kernel's lo is there too).
+#[test]
+fn a_new_network_namespace_has_its_loopback_up() {
+    for platform in ["native", "sentry"] {
+        let mut moat = Moat::new();
+        moat.global = vec!["--platform".into(), platform.into()];
+        let b = moat_e2e::Bundle::busybox(&["ip", "link", "show", "lo"]);
+        let id = unique_id("net-lo");
+        let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+        assert_eq!(code, 0, "{platform}: {err}");
+        assert!(out.contains("<LOOPBACK,UP"), "{platform}: {out}");
+        assert_no_leaks(&moat, &id, b.path());
+    }
 }

@@ -50,9 +50,11 @@ pub enum State {
     Connected(SocketHandle),
     /// its connection failed (SO_ERROR has the reason)
     Failed,
-    /// a UDP socket ([`super::udp`]): its smoltcp socket once bound, and
-    /// the peer it is connected to
+    /// a UDP or ICMP echo socket ([`super::udp`]): its smoltcp socket
+    /// once bound, and the peer it is connected to
     Datagram {
+        /// UDP, or ICMP echo ("ping" sockets)
+        ping: bool,
         /// bound (explicitly, or by its first send or connect)
         handle: Option<SocketHandle>,
         /// connect(2)'s peer: sends go there, only its datagrams come in
@@ -115,9 +117,14 @@ pub struct Sock {
 }
 
 impl Sock {
-    /// Whether it is a UDP socket.
+    /// Whether it is a datagram socket (UDP or ICMP echo).
     pub fn is_udp(&self) -> bool {
         matches!(self.state, State::Datagram { .. })
+    }
+
+    /// Whether it is an ICMP echo socket.
+    pub fn is_ping(&self) -> bool {
+        matches!(self.state, State::Datagram { ping: true, .. })
     }
 }
 
@@ -178,12 +185,13 @@ impl Stack {
         })
     }
 
-    /// Makes a TCP socket of `family` (a UDP one if `datagram`): the app's
-    /// end of its socketpair, to install (O_NONBLOCK if `nonblock`).
-    pub fn socket(&mut self, family: Family, datagram: bool, nonblock: bool) -> Result<OwnedFd, Errno> {
-        // (a UDP socket's pair keeps datagrams apart and, unlike a datagram
-        // pair, tells the stack when the app closed its end)
-        let kind = if datagram { SockType::SeqPacket } else { SockType::Stream };
+    /// Makes a TCP socket of `family` (with `datagram`, a UDP one, or an
+    /// ICMP echo one if it says so): the app's end of its socketpair, to
+    /// install (O_NONBLOCK if `nonblock`).
+    pub fn socket(&mut self, family: Family, datagram: Option<bool>, nonblock: bool) -> Result<OwnedFd, Errno> {
+        // (a datagram socket's pair keeps datagrams apart and, unlike a
+        // datagram pair, tells the stack when the app closed its end)
+        let kind = if datagram.is_some() { SockType::SeqPacket } else { SockType::Stream };
         let (ours, app) = socketpair(AddressFamily::Unix, kind, None, SockFlag::SOCK_CLOEXEC)?;
         super::nonblocking(&ours, true)?;
         if nonblock {
@@ -195,7 +203,10 @@ impl Stack {
         self.epoll.add(ours.as_fd(), EpollEvent::new(interest, ino))?;
         let sock = Sock {
             family,
-            state: if datagram { State::Datagram { handle: None, peer: None } } else { State::Fresh },
+            state: match datagram {
+                Some(ping) => State::Datagram { ping, handle: None, peer: None },
+                None => State::Fresh,
+            },
             ours,
             local: Addr::ANY,
             opts: Opts::default(),
@@ -231,10 +242,11 @@ impl Stack {
 
     /// Whether `port` is taken on `ip` by another socket than `key` (of its protocol).
     pub(super) fn taken(&self, key: u64, ip: Option<IpAddress>, port: u16, reuse: bool) -> bool {
-        let udp = self.socks.get(&key).is_some_and(Sock::is_udp);
+        let kind = |s: &Sock| (s.is_udp(), s.is_ping());
+        let mine = self.socks.get(&key).map(kind);
         self.socks.iter().any(|(k, s)| {
             *k != key
-                && s.is_udp() == udp
+                && Some(kind(s)) == mine
                 && s.local.port == port
                 && !matches!(s.state, State::Failed)
                 && (s.local.ip.is_none() || ip.is_none() || s.local.ip == ip)
@@ -383,7 +395,7 @@ impl Stack {
         }
         let mut byte = [0u8; 1];
         let _ = nix::sys::socket::recv(theirs.as_raw_fd(), &mut byte, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
-        let app = self.socket(family, false, nonblock)?;
+        let app = self.socket(family, None, nonblock)?;
         let peer = self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
         let local = self.sockets.get::<tcp::Socket>(h).local_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
         // the listener's options carry over, as on Linux (TCP_NODELAY, SO_KEEPALIVE …)

@@ -94,7 +94,7 @@ impl Stack {
                 }
                 (State::Connecting(h) | State::Connected(h), Table::Tcp(_)) => rows.push(tcp_row(*h, *key)),
                 (State::Bound, Table::Tcp(_)) => rows.push((s.local, Addr::ANY, 7, 0, 0, *key)),
-                (State::Datagram { handle, peer }, Table::Udp(_)) => {
+                (State::Datagram { ping: false, handle, peer }, Table::Udp(_)) => {
                     let queued = handle.map_or(0, |h| {
                         let u = self.sockets.get::<udp::Socket>(h);
                         u.recv_queue()

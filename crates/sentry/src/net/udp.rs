@@ -7,13 +7,18 @@
 //! it writes it (`Sock::sources`). A program that reads some datagrams
 //! natively and asks for the senders of others gets them out of step;
 //! programs keep to one way per socket.
+//!
+//! ICMP echo ("ping") sockets, SOCK_DGRAM with IPPROTO_ICMP or
+//! IPPROTO_ICMPV6, work the same way over smoltcp's ICMP sockets: bound to
+//! an identifier (the "port" getsockname shows), which replaces the one in
+//! each echo request sent, as Linux does; only echo replies come in.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 use nix::sys::socket::{recv, send, MsgFlags};
-use smoltcp::socket::udp;
+use smoltcp::socket::{icmp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address};
 
 use super::addr::{Addr, Family};
@@ -30,8 +35,18 @@ fn udp_socket() -> udp::Socket<'static> {
     udp::Socket::new(buffer(), buffer())
 }
 
-/// Where a datagram to `to` goes: "any" is this host, as on Linux.
-fn destination(family: Family, to: Addr) -> Result<IpEndpoint, Errno> {
+fn icmp_socket() -> icmp::Socket<'static> {
+    let buffer = || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; DATAGRAMS], vec![0; BYTES]);
+    icmp::Socket::new(buffer(), buffer())
+}
+
+/// ICMP and ICMPv6 echo request and reply types.
+const ECHO_REQUEST: [u8; 2] = [8, 128];
+const ECHO_REPLY: [u8; 2] = [0, 129];
+
+/// Where a datagram to `to` goes: "any" is this host, as on Linux. An
+/// echo request's "port" does not matter.
+fn destination(family: Family, to: Addr, ping: bool) -> Result<IpEndpoint, Errno> {
     let ip = match to.ip {
         Some(ip) => ip,
         None if family == Family::V6 => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
@@ -40,27 +55,33 @@ fn destination(family: Family, to: Addr) -> Result<IpEndpoint, Errno> {
     if !local_ip(ip) {
         return Err(Errno::ENETUNREACH);
     }
-    if to.port == 0 {
+    if to.port == 0 && !ping {
         return Err(Errno::EINVAL);
     }
     Ok(IpEndpoint::new(ip, to.port))
 }
 
 impl Stack {
-    /// Binds UDP socket `key`'s smoltcp socket to its local address (an
-    /// ephemeral port first, if it has none).
+    /// Binds datagram socket `key`'s smoltcp socket to its local address
+    /// (an ephemeral port, or identifier, first if it has none).
     pub(super) fn udp_open(&mut self, key: u64) -> Result<(), Errno> {
         let s = self.sock(key)?;
         if let State::Datagram { handle: Some(_), .. } = s.state {
             return Ok(());
         }
-        let mut local = s.local;
+        let (mut local, ping) = (s.local, s.is_ping());
         if local.port == 0 {
             local.port = self.ephemeral(key, local.ip)?;
         }
-        let mut u = udp_socket();
-        u.bind(IpListenEndpoint { addr: local.ip, port: local.port }).map_err(|_| Errno::EINVAL)?;
-        let h = self.sockets.add(u);
+        let h = if ping {
+            let mut i = icmp_socket();
+            i.bind(icmp::Endpoint::Ident(local.port)).map_err(|_| Errno::EINVAL)?;
+            self.sockets.add(i)
+        } else {
+            let mut u = udp_socket();
+            u.bind(IpListenEndpoint { addr: local.ip, port: local.port }).map_err(|_| Errno::EINVAL)?;
+            self.sockets.add(u)
+        };
         let s = self.sock(key)?;
         s.local = local;
         if let State::Datagram { handle, .. } = &mut s.state {
@@ -71,9 +92,9 @@ impl Stack {
 
     /// connect(2) of a UDP socket: its peer (None: none any more).
     pub(super) fn udp_connect(&mut self, key: u64, to: Option<Addr>) -> Result<(), Errno> {
-        let family = self.sock(key)?.family;
+        let (family, ping) = (self.sock(key)?.family, self.sock(key)?.is_ping());
         let peer = match to {
-            Some(a) => Some(Addr::from(destination(family, a)?)),
+            Some(a) => Some(Addr::from(destination(family, a, ping)?)),
             None => None,
         };
         self.udp_open(key)?;
@@ -89,20 +110,24 @@ impl Stack {
             return Err(Errno::EMSGSIZE);
         }
         let s = self.sock(key)?;
-        let (family, peer) = match s.state {
-            State::Datagram { peer, .. } => (s.family, peer),
+        let (family, peer, ping) = match s.state {
+            State::Datagram { peer, ping, .. } => (s.family, peer, ping),
             _ => return Err(Errno::EOPNOTSUPP),
         };
         let to = match (to, peer) {
-            (Some(a), _) => destination(family, a)?,
-            (None, Some(p)) => destination(family, p)?,
+            (Some(a), _) => destination(family, a, ping)?,
+            (None, Some(p)) => destination(family, p, ping)?,
             (None, None) => return Err(Errno::EDESTADDRREQ),
         };
         self.udp_open(key)?;
-        let Ok(State::Datagram { handle: Some(h), .. }) = self.sock(key).map(|s| &s.state) else {
+        let s = self.sock(key)?;
+        let (State::Datagram { handle: Some(h), .. }, ident) = (&s.state, s.local.port) else {
             return Err(Errno::EINVAL);
         };
         let h = *h;
+        if ping {
+            return send_echo(self.sockets.get_mut::<icmp::Socket>(h), family, ident, data, to.addr);
+        }
         let u = self.sockets.get_mut::<udp::Socket>(h);
         match u.send_slice(data, to) {
             Ok(()) => Ok(data.len()),
@@ -129,11 +154,14 @@ impl Stack {
         Ok((n, from.unwrap_or(Addr::ANY)))
     }
 
-    /// Moves UDP socket `key`'s datagrams both ways; whether any moved.
+    /// Moves datagram socket `key`'s datagrams both ways; whether any moved.
     pub(super) fn pump_udp(&mut self, key: u64, buf: &mut [u8]) -> bool {
+        if self.socks.get(&key).is_some_and(|s| s.is_ping()) {
+            return self.pump_ping(key, buf);
+        }
         let Stack { sockets, socks, epoll, .. } = self;
         let Some(sock) = socks.get_mut(&key) else { return false };
-        let State::Datagram { handle: Some(h), peer } = sock.state else { return false };
+        let State::Datagram { handle: Some(h), peer, .. } = sock.state else { return false };
         let u = sockets.get_mut::<udp::Socket>(h);
         let fd = sock.ours.as_raw_fd();
         let mut moved = false;
@@ -156,46 +184,121 @@ impl Stack {
             }
         }
         // datagrams that came in, to the app's end, their senders noted
-        loop {
-            if let Some((data, from)) = sock.held.front() {
-                if !sock.writable {
+        moved |= deliver(sock, || {
+            loop {
+                let (data, meta) = u.recv().ok()?;
+                let from = Addr::from(meta.endpoint);
+                // a connected socket takes its peer's datagrams only
+                if peer.is_none_or(|p| p == from) {
+                    return Some((data.to_vec(), from));
+                }
+            }
+        });
+        want_datagrams(sock, epoll, key);
+        moved
+    }
+}
+
+/// Writes the datagrams that came in for `sock` to the app's end, the
+/// held ones first, then what `next` gives, noting each sender; whether
+/// any moved.
+fn deliver(sock: &mut super::stack::Sock, mut next: impl FnMut() -> Option<(Vec<u8>, Addr)>) -> bool {
+    let fd = sock.ours.as_raw_fd();
+    let mut moved = false;
+    loop {
+        if let Some((data, from)) = sock.held.front() {
+            if !sock.writable {
+                break;
+            }
+            match send(fd, data, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => {
+                    sock.sources.push_back(*from);
+                    sock.held.pop_front();
+                    moved = true;
+                    continue;
+                }
+                Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => {
+                    sock.writable = false;
                     break;
                 }
-                match send(fd, data, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
-                    Ok(_) => {
-                        sock.sources.push_back(*from);
-                        sock.held.pop_front();
-                        moved = true;
-                        continue;
-                    }
-                    Err(Errno::EAGAIN) | Err(Errno::ENOBUFS) => {
-                        sock.writable = false;
-                        break;
-                    }
-                    Err(_) => {
-                        sock.held.clear();
-                        break;
-                    }
+                Err(_) => {
+                    sock.held.clear();
+                    break;
                 }
             }
-            let Ok((data, meta)) = u.recv() else { break };
-            let from = Addr::from(meta.endpoint);
-            // a connected socket takes its peer's datagrams only
-            if peer.is_none_or(|p| p == from) {
-                sock.held.push_back((data.to_vec(), from));
+        }
+        let Some(got) = next() else { break };
+        sock.held.push_back(got);
+        moved = true;
+    }
+    moved
+}
+
+/// What a datagram socket's thread waits for: the app's datagrams, and
+/// room for those held.
+fn want_datagrams(sock: &mut super::stack::Sock, epoll: &nix::sys::epoll::Epoll, key: u64) {
+    let mut want = EpollFlags::EPOLLIN;
+    if !sock.held.is_empty() {
+        want |= EpollFlags::EPOLLOUT;
+    }
+    if want != sock.interest {
+        let mut ev = EpollEvent::new(want, key);
+        if epoll.modify(std::os::fd::AsFd::as_fd(&sock.ours), &mut ev).is_ok() {
+            sock.interest = want;
+        }
+    }
+}
+
+/// Sends echo request `data` (an ICMP message, as a ping socket takes it)
+/// to `to`, its identifier replaced with the socket's.
+fn send_echo(i: &mut icmp::Socket<'_>, family: Family, ident: u16, data: &[u8], to: IpAddress) -> Result<usize, Errno> {
+    let v6 = usize::from(family == Family::V6 || matches!(to, IpAddress::Ipv6(_)));
+    if data.len() < 8 || data[0] != ECHO_REQUEST[v6] || data[1] != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut packet = data.to_vec();
+    packet[4..6].copy_from_slice(&ident.to_be_bytes());
+    match i.send_slice(&packet, to) {
+        Ok(()) => Ok(data.len()),
+        Err(icmp::SendError::BufferFull) => Err(Errno::EAGAIN),
+        Err(icmp::SendError::Unaddressable) => Err(Errno::EINVAL),
+    }
+}
+
+impl Stack {
+    /// [`Stack::pump_udp`] of an ICMP echo socket: requests the app writes
+    /// on a connected socket go to its peer, replies come in.
+    fn pump_ping(&mut self, key: u64, buf: &mut [u8]) -> bool {
+        let Stack { sockets, socks, epoll, .. } = self;
+        let Some(sock) = socks.get_mut(&key) else { return false };
+        let State::Datagram { handle: Some(h), peer, .. } = sock.state else { return false };
+        let (family, ident) = (sock.family, sock.local.port);
+        let i = sockets.get_mut::<icmp::Socket>(h);
+        let fd = sock.ours.as_raw_fd();
+        let mut moved = false;
+        while sock.readable && i.can_send() {
+            match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(to) = peer.and_then(|p| p.ip) {
+                        let _ = send_echo(i, family, ident, &buf[..n], to);
+                    }
+                    moved = true;
+                }
+                Err(_) => {
+                    sock.readable = false;
+                    break;
+                }
             }
-            moved = true;
         }
-        let mut want = EpollFlags::EPOLLIN;
-        if !sock.held.is_empty() {
-            want |= EpollFlags::EPOLLOUT;
-        }
-        if want != sock.interest {
-            let mut ev = EpollEvent::new(want, key);
-            if epoll.modify(std::os::fd::AsFd::as_fd(&sock.ours), &mut ev).is_ok() {
-                sock.interest = want;
+        // (the socket sees its own requests come by too: replies only)
+        moved |= deliver(sock, || loop {
+            let (data, from) = i.recv().ok()?;
+            if data.first().is_some_and(|t| ECHO_REPLY.contains(t)) {
+                return Some((data.to_vec(), Addr { ip: Some(from), port: 0 }));
             }
-        }
+        });
+        want_datagrams(sock, epoll, key);
         moved
     }
 }

@@ -51,19 +51,20 @@ pub fn socket(c: &Call<'_>) -> Reply {
 }
 
 fn stack_socket(c: &Call<'_>, domain: i32, datagram: bool) -> Reply {
-    match (datagram, c.args[2] as i32) {
-        (_, 0) | (false, libc::IPPROTO_TCP) | (true, libc::IPPROTO_UDP) => {}
-        // ICMP echo ("ping") sockets: the host's, for now
-        (true, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => return Reply::Continue,
+    let kind = match (datagram, domain, c.args[2] as i32) {
+        (false, _, 0 | libc::IPPROTO_TCP) => None,
+        (true, _, 0 | libc::IPPROTO_UDP) => Some(false),
+        // ICMP echo ("ping") sockets
+        (true, libc::AF_INET, libc::IPPROTO_ICMP) | (true, libc::AF_INET6, libc::IPPROTO_ICMPV6) => Some(true),
         _ => return Reply::Error(Errno::EPROTONOSUPPORT),
-    }
+    };
     if c.args[1] & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Reply::Error(Errno::EINVAL);
     }
     let (Some(net), Some(family)) = (c.kernel.net.as_ref(), Family::of(domain)) else {
         return Reply::Error(Errno::EAFNOSUPPORT);
     };
-    let made = net.lock().socket(family, datagram, c.args[1] & SOCK_NONBLOCK != 0);
+    let made = net.lock().socket(family, kind, c.args[1] & SOCK_NONBLOCK != 0);
     reply(made.and_then(|app| c.fds.install(app, c.args[1] & SOCK_CLOEXEC != 0)))
 }
 
@@ -283,7 +284,12 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
         let udp = s.is_udp();
         match (level, name) {
             (SOL_SOCKET, libc::SO_TYPE) => int(if udp { libc::SOCK_DGRAM } else { libc::SOCK_STREAM }),
-            (SOL_SOCKET, libc::SO_PROTOCOL) => int(if udp { libc::IPPROTO_UDP } else { libc::IPPROTO_TCP }),
+            (SOL_SOCKET, libc::SO_PROTOCOL) => int(match (udp, s.is_ping(), s.family) {
+                (_, true, Family::V4) => libc::IPPROTO_ICMP,
+                (_, true, Family::V6) => libc::IPPROTO_ICMPV6,
+                (true, false, _) => libc::IPPROTO_UDP,
+                (false, ..) => libc::IPPROTO_TCP,
+            }),
             (SOL_SOCKET, libc::SO_ERROR) => int(s.error.take().map_or(0, |e| e as i32)),
             (SOL_SOCKET, libc::SO_DOMAIN) => int(s.family.domain()),
             (SOL_SOCKET, libc::SO_ACCEPTCONN) => int(i32::from(listening)),
