@@ -324,6 +324,8 @@ impl Stack {
                 return Ok(());
             }
             State::Bound => {}
+            // not a connection-mode socket
+            State::Datagram { .. } => return Err(Errno::EOPNOTSUPP),
             _ => return Err(Errno::EINVAL),
         }
         let local = s.local;
@@ -384,7 +386,9 @@ impl Stack {
         let s = self.sock(key)?;
         let family = s.family;
         let local = s.local;
-        let State::Listening { ready, waiting, .. } = &mut s.state else { return Err(Errno::EINVAL) };
+        let State::Listening { ready, waiting, .. } = &mut s.state else {
+            return Err(if s.is_udp() { Errno::EOPNOTSUPP } else { Errno::EINVAL });
+        };
         let Some(h) = ready.pop_front() else { return Ok(None) };
         let refill = waiting.is_empty() && ready.len() < MAX_READY;
         if refill {
