@@ -133,7 +133,7 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
             }
         }
         State::Connected(h) => {
-            let (moved, done) = pump(s, key, h, buf);
+            let (moved, done) = pump(s, key, h);
             if done {
                 s.drop_sock(key);
             }
@@ -152,83 +152,68 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
     }
 }
 
-/// Moves the bytes of connection `h` both ways: whether any moved, and
-/// whether the socket is done with (both sides closed).
-fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle, buf: &mut [u8]) -> (bool, bool) {
+/// Moves the bytes of connection `h` both ways, straight between the app's
+/// end and smoltcp's buffers: whether any moved, and whether the socket is
+/// done with (both sides closed).
+fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle) -> (bool, bool) {
     let Stack { sockets, socks, epoll, .. } = s;
     let Some(sock) = socks.get_mut(&key) else { return (false, false) };
     let t = sockets.get_mut::<tcp::Socket>(h);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock.ours);
     let mut moved = false;
     let mut gone = false;
-    // the app's bytes to the connection
+    // the app's bytes to the connection, read into its send buffer
     while sock.readable && !sock.app_eof && t.can_send() {
-        let room = t.send_capacity() - t.send_queue();
-        if room == 0 {
-            break;
-        }
-        let n = room.min(buf.len());
-        match recv(fd, &mut buf[..n], MsgFlags::MSG_DONTWAIT) {
-            Ok(0) => {
+        let got = t.send(|room| match room.len() {
+            0 => (0, None),
+            _ => match recv(fd, room, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => (n, Some(Ok(n))),
+                Err(e) => (0, Some(Err(e))),
+            },
+        });
+        match got {
+            Ok(Some(Ok(0))) | Ok(Some(Err(Errno::ECONNRESET | Errno::EPIPE))) => {
                 sock.app_eof = true;
                 t.close();
                 moved = true;
             }
-            Ok(n) => {
-                let _ = t.send_slice(&buf[..n]);
-                moved = true;
-            }
-            Err(Errno::EAGAIN) => {
+            Ok(Some(Ok(_))) => moved = true,
+            Ok(Some(Err(Errno::EAGAIN))) => {
                 sock.readable = false;
                 break;
             }
-            Err(_) => {
-                sock.app_eof = true;
-                t.close();
-                moved = true;
-            }
+            Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
         }
     }
-    // the connection's bytes to the app
-    loop {
-        if !sock.out.is_empty() {
-            if !sock.writable {
+    // the connection's bytes to the app, written from its receive buffer
+    while sock.writable && t.can_recv() {
+        let put = t.recv(|data| match send(fd, data, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => (n, Ok(n)),
+            Err(e) => (0, Err(e)),
+        });
+        match put {
+            Ok(Ok(_)) => moved = true,
+            Ok(Err(Errno::EAGAIN)) => {
+                sock.writable = false;
                 break;
             }
-            match send(fd, &sock.out, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
-                Ok(n) => {
-                    sock.out.drain(..n);
-                    moved = true;
-                    continue;
-                }
-                Err(Errno::EAGAIN) => {
-                    sock.writable = false;
-                    break;
-                }
-                Err(_) => {
-                    // the app closed its end: what it did not read is lost
-                    sock.out.clear();
-                    gone = true;
-                    break;
-                }
+            Ok(Err(_)) => {
+                // the app closed its end: what it did not read is lost
+                gone = true;
+                break;
             }
+            Err(_) => break,
         }
-        if !t.can_recv() {
-            break;
-        }
-        let out = &mut sock.out;
-        let _ = t.recv(|d| {
-            out.extend_from_slice(d);
-            (d.len(), ())
-        });
-        moved = true;
     }
-    if gone && !sock.app_eof {
-        sock.app_eof = true;
-        t.close();
+    if gone {
+        let _ = t.recv(|d| (d.len(), ()));
+        if !sock.app_eof {
+            sock.app_eof = true;
+            t.close();
+        }
     }
     // the peer is done sending, and all it sent was handed over
-    if !sock.shut && sock.out.is_empty() && !t.may_recv() {
+    if !sock.shut && t.recv_queue() == 0 && !t.may_recv() {
         let _ = shutdown(fd, Shutdown::Write);
         sock.shut = true;
         moved = true;
@@ -237,12 +222,13 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle, buf: &mut [u8]
     if sock.app_eof && (sock.shut || gone) && closed {
         return (moved, true);
     }
-    // what to wake for: the app's bytes while the connection takes them, room for ours
+    // what to wake for: the app's bytes while the connection takes them,
+    // room on the app's end for bytes waiting
     let mut want = EpollFlags::EPOLLRDHUP;
     if !sock.app_eof && t.can_send() {
         want |= EpollFlags::EPOLLIN;
     }
-    if !sock.out.is_empty() {
+    if t.can_recv() && !gone {
         want |= EpollFlags::EPOLLOUT;
     }
     // both ways shut: the end stays hung up; nothing left to wake for

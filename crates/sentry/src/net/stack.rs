@@ -100,8 +100,6 @@ pub struct Sock {
     pub changed: EventFd,
     /// pumping: the app's end reached EOF (it shut down writing or closed)
     pub(super) app_eof: bool,
-    /// pumping: bytes from the connection not yet written to the app's end
-    pub(super) out: Vec<u8>,
     /// pumping: the app's end was shut down for writing (the peer closed)
     pub(super) shut: bool,
     /// the events registered in the epoll set
@@ -213,7 +211,6 @@ impl Stack {
             error: None,
             changed,
             app_eof: false,
-            out: Vec::new(),
             shut: false,
             interest,
             readable: true,
