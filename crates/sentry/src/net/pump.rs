@@ -18,6 +18,9 @@ use super::Netstack;
 
 /// How many rounds one wake-up tends the sockets at most.
 const ROUNDS: usize = 16;
+/// How long a connection whose app closed it may wait for its peer to
+/// finish (Linux's tcp_fin_timeout).
+const FIN_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(60);
 
 /// The thread's loop; ends only with the process.
 pub(super) fn run(net: &Netstack) {
@@ -134,10 +137,20 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
         }
         State::Connected(h) => {
             let (moved, done) = pump(s, key, h);
-            if done {
+            // the app closed every copy of its end while the peer still
+            // sends: as Linux's tcp_fin_timeout, it gets a minute to finish
+            let now = s.now();
+            let orphaned = s.socks.get_mut(&key).map(|sock| {
+                if hung && sock.app_eof {
+                    sock.orphaned.get_or_insert(now);
+                }
+                sock.orphaned
+            });
+            let expired = matches!(orphaned, Some(Some(t)) if now - t > FIN_TIMEOUT);
+            if done || expired {
                 s.drop_sock(key);
             }
-            moved || done
+            moved || done || expired
         }
         State::Datagram { .. } if hung => {
             s.drop_sock(key);

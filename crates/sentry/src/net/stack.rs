@@ -102,6 +102,9 @@ pub struct Sock {
     pub(super) app_eof: bool,
     /// pumping: the app's end was shut down for writing (the peer closed)
     pub(super) shut: bool,
+    /// when the app closed every copy of its end of a connection the peer
+    /// has not finished yet
+    pub(super) orphaned: Option<Instant>,
     /// the events registered in the epoll set
     pub(super) interest: EpollFlags,
     /// the app's end may have bytes to read (no EAGAIN since it last said so)
@@ -212,6 +215,7 @@ impl Stack {
             changed,
             app_eof: false,
             shut: false,
+            orphaned: None,
             interest,
             readable: true,
             writable: true,
