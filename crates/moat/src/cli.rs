@@ -50,9 +50,9 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "exclusive")]
     pub file_access: String,
     /// sandbox (the default: the spec's network namespace), none (sentry
-    /// platform: the Sentry's own TCP/IP stack, loopback only; `moat do`: a
-    /// new, empty namespace) or host (`moat do`: the host's namespace), as
-    /// runsc's --network
+    /// platform: the Sentry's own TCP/IP stack, loopback only) or host
+    /// (`moat do` shares the host's namespace; else as sandbox), as runsc's
+    /// --network
     #[arg(long, global = true, default_value = "sandbox")]
     pub network: String,
     /// accepted for runc compatibility (rootless mode is detected)
