@@ -39,7 +39,7 @@ pub(super) fn run(net: &Netstack) {
     loop {
         let delay = {
             let mut s = net.lock();
-            let now = s.now();
+            let now = smoltcp::time::Instant::now();
             let Stack { iface, sockets, .. } = &mut *s;
             iface.poll_delay(now, sockets)
         };
@@ -85,7 +85,7 @@ pub(super) fn run(net: &Netstack) {
 /// One round: polls the interface and tends every socket. Whether
 /// anything moved.
 fn tend(s: &mut Stack, hung: &[u64], buf: &mut [u8]) -> bool {
-    let now = s.now();
+    let now = smoltcp::time::Instant::now();
     let mut moved = false;
     {
         // every packet counts as a move: an ACK frees room in a send
@@ -139,7 +139,7 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
             let (moved, done) = pump(s, key, h);
             // the app closed every copy of its end while the peer still
             // sends: as Linux's tcp_fin_timeout, it gets a minute to finish
-            let now = s.now();
+            let now = smoltcp::time::Instant::now();
             let orphaned = s.socks.get_mut(&key).map(|sock| {
                 if hung && sock.app_eof {
                     sock.orphaned.get_or_insert(now);

@@ -142,10 +142,6 @@ pub struct Stack {
     next_port: u16,
 }
 
-fn now() -> Instant {
-    Instant::now()
-}
-
 fn tcp_socket() -> tcp::Socket<'static> {
     let mut t =
         tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
@@ -168,7 +164,7 @@ impl Stack {
     /// watched by the thread.
     pub fn loopback(wake: BorrowedFd<'_>) -> std::io::Result<Stack> {
         let mut device = super::device::Loop::default();
-        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, now());
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::now());
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)), 8));
             let _ = a.push(IpCidr::new(IpAddress::Ipv6(Ipv6Address::LOCALHOST), 128));
@@ -448,16 +444,6 @@ impl Stack {
             apply(self.sockets.get_mut::<tcp::Socket>(h), &opts);
         }
         Ok(())
-    }
-
-    /// Whether the socket is listening (SO_ACCEPTCONN).
-    pub fn listening(&mut self, key: u64) -> Result<bool, Errno> {
-        Ok(matches!(self.sock(key)?.state, State::Listening { .. }))
-    }
-
-    /// The stack's time now, for the thread.
-    pub(super) fn now(&self) -> Instant {
-        now()
     }
 
     /// Replaces the listeners of `key` that took a connection; their

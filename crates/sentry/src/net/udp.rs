@@ -163,26 +163,15 @@ impl Stack {
         let Some(sock) = socks.get_mut(&key) else { return false };
         let State::Datagram { handle: Some(h), peer, .. } = sock.state else { return false };
         let u = sockets.get_mut::<udp::Socket>(h);
-        let fd = sock.ours.as_raw_fd();
-        let mut moved = false;
-        // the app's datagrams (written without an address) to its peer
-        while sock.readable && u.can_send() {
-            match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
-                // the app closed its end (an empty datagram reads the same: not sent)
-                Ok(0) => break,
-                Ok(n) => {
-                    // with no peer there is nowhere to send it (Linux: EDESTADDRREQ)
-                    if let Some(to) = peer.and_then(|p| p.endpoint()) {
-                        let _ = u.send_slice(&buf[..n], to);
-                    }
-                    moved = true;
-                }
-                Err(_) => {
-                    sock.readable = false;
-                    break;
-                }
+        // the app's datagrams (written without an address) to its peer; with
+        // no peer there is nowhere to send them (Linux: EDESTADDRREQ)
+        let can = u.can_send();
+        let mut moved = from_app(sock, buf, can, |data| {
+            if let Some(to) = peer.and_then(|p| p.endpoint()) {
+                let _ = u.send_slice(data, to);
             }
-        }
+            u.can_send()
+        });
         // datagrams that came in, to the app's end, their senders noted
         moved |= deliver(sock, || {
             loop {
@@ -197,6 +186,29 @@ impl Stack {
         want_datagrams(sock, epoll, key);
         moved
     }
+}
+
+/// Reads the datagrams the app wrote on `sock`'s end (one per read) while
+/// the smoltcp socket can send (`can`, then what `send` answers after each
+/// datagram it was handed); whether any moved.
+fn from_app(sock: &mut super::stack::Sock, buf: &mut [u8], mut can: bool, mut send: impl FnMut(&[u8]) -> bool) -> bool {
+    let fd = sock.ours.as_raw_fd();
+    let mut moved = false;
+    while sock.readable && can {
+        match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
+            // the app closed its end (an empty datagram reads the same: not sent)
+            Ok(0) => break,
+            Ok(n) => {
+                can = send(&buf[..n]);
+                moved = true;
+            }
+            Err(_) => {
+                sock.readable = false;
+                break;
+            }
+        }
+    }
+    moved
 }
 
 /// Writes the datagrams that came in for `sock` to the app's end, the
@@ -274,23 +286,13 @@ impl Stack {
         let State::Datagram { handle: Some(h), peer, .. } = sock.state else { return false };
         let (family, ident) = (sock.family, sock.local.port);
         let i = sockets.get_mut::<icmp::Socket>(h);
-        let fd = sock.ours.as_raw_fd();
-        let mut moved = false;
-        while sock.readable && i.can_send() {
-            match recv(fd, buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if let Some(to) = peer.and_then(|p| p.ip) {
-                        let _ = send_echo(i, family, ident, &buf[..n], to);
-                    }
-                    moved = true;
-                }
-                Err(_) => {
-                    sock.readable = false;
-                    break;
-                }
+        let can = i.can_send();
+        let mut moved = from_app(sock, buf, can, |data| {
+            if let Some(to) = peer.and_then(|p| p.ip) {
+                let _ = send_echo(i, family, ident, data, to);
             }
-        }
+            i.can_send()
+        });
         // (the socket sees its own requests come by too: replies only)
         moved |= deliver(sock, || loop {
             let (data, from) = i.recv().ok()?;

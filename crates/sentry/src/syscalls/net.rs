@@ -274,7 +274,6 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);
     let value: Result<Vec<u8>, Errno> = {
         let mut stack = net.lock();
-        let listening = stack.listening(key).unwrap_or(false);
         let s = match stack.sock(key) {
             Ok(s) => s,
             Err(e) => return Reply::Error(e),
@@ -292,7 +291,9 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
             }),
             (SOL_SOCKET, libc::SO_ERROR) => int(s.error.take().map_or(0, |e| e as i32)),
             (SOL_SOCKET, libc::SO_DOMAIN) => int(s.family.domain()),
-            (SOL_SOCKET, libc::SO_ACCEPTCONN) => int(i32::from(listening)),
+            (SOL_SOCKET, libc::SO_ACCEPTCONN) => {
+                int(i32::from(matches!(s.state, crate::net::stack::State::Listening { .. })))
+            }
             (SOL_SOCKET, libc::SO_REUSEADDR) => int(i32::from(o.reuse_addr)),
             (SOL_SOCKET, libc::SO_REUSEPORT) => int(i32::from(o.reuse_port)),
             (SOL_SOCKET, libc::SO_KEEPALIVE) => int(i32::from(o.keepalive)),
