@@ -15,6 +15,21 @@ fn lo(port: u16) -> Addr {
     Addr { ip: Some(IpAddress::v4(127, 0, 0, 1)), port }
 }
 
+/// A TCP socket of the stack: the app's end and its key.
+fn tcp(net: &Netstack) -> (std::os::fd::OwnedFd, u64) {
+    let app = net.lock().socket(Family::V4, None, false).unwrap();
+    let key = net.lock().find(&app).unwrap();
+    (app, key)
+}
+
+/// A TCP socket listening on 127.0.0.1:`port` (0: any free one).
+fn listening(net: &Netstack, port: u16) -> (std::os::fd::OwnedFd, u64) {
+    let (app, key) = tcp(net);
+    net.lock().bind(key, lo(port)).unwrap();
+    net.lock().listen(key, 4).unwrap();
+    (app, key)
+}
+
 /// Waits until `done` holds (the stack's thread works meanwhile).
 fn until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -27,15 +42,11 @@ fn until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_connection_over_the_loopback_carries_bytes_both_ways_and_its_end() {
     let net = Netstack::loopback().unwrap();
-    let listener = net.lock().socket(Family::V4, None, false).unwrap();
-    let lkey = net.lock().find(&listener).unwrap();
-    net.lock().bind(lkey, lo(0)).unwrap();
-    net.lock().listen(lkey, 4).unwrap();
+    let (listener, lkey) = listening(&net, 0);
     let port = net.lock().name(lkey).unwrap().port;
     assert!(port >= 32768, "an ephemeral port: {port}");
 
-    let client = net.lock().socket(Family::V4, None, false).unwrap();
-    let ckey = net.lock().find(&client).unwrap();
+    let (client, ckey) = tcp(&net);
     net.lock().connect(ckey, Some(lo(port))).unwrap();
     net.wake();
     until("connected", || matches!(net.lock().sock(ckey).map(|s| &s.state), Ok(State::Connected(_))));
@@ -76,12 +87,8 @@ fn a_connection_over_the_loopback_carries_bytes_both_ways_and_its_end() {
 #[test]
 fn a_port_taken_is_refused_and_nobody_listening_refuses() {
     let net = Netstack::loopback().unwrap();
-    let a = net.lock().socket(Family::V4, None, false).unwrap();
-    let akey = net.lock().find(&a).unwrap();
-    net.lock().bind(akey, lo(4000)).unwrap();
-    net.lock().listen(akey, 1).unwrap();
-    let b = net.lock().socket(Family::V4, None, false).unwrap();
-    let bkey = net.lock().find(&b).unwrap();
+    let _a = listening(&net, 4000);
+    let (_b, bkey) = tcp(&net);
     assert_eq!(net.lock().bind(bkey, lo(4000)), Err(nix::errno::Errno::EADDRINUSE));
     assert_eq!(
         net.lock().bind(bkey, Addr { ip: Some(IpAddress::v4(10, 0, 0, 1)), port: 1 }),
