@@ -206,9 +206,11 @@ pub struct Sentry {
     /// Sentry then keeps CAP_SYS_ADMIN permitted, raised only to register
     /// a gofer's file as the backing file of an open FUSE file)
     pub directfs: bool,
-    /// `--network=none`: the Sentry's own netstack (loopback only) makes
-    /// the app's TCP sockets
+    /// the Sentry's own netstack makes the app's internet sockets
+    /// (`--network=sandbox` and `none`)
     pub netstack: bool,
+    /// `--network=sandbox`: the pod's interface, taken over for the netstack
+    pub pod: Option<moat_sentry::net::pod::Pod>,
 }
 
 impl Sentry {
@@ -238,6 +240,7 @@ impl Sentry {
             userns: plan.new_user(),
             directfs: true,
             netstack: false,
+            pod: None,
         }
     }
 }
@@ -352,6 +355,7 @@ pub fn spawn(
                 keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
             keep.extend(s.memory_usage.as_ref().map(|f| f.as_raw_fd()));
+            keep.extend(s.pod.as_ref().map(|p| p.packets.as_raw_fd()));
             if let Err(e) = sys::close_inherited_fds(&keep) {
                 tracing::error!("sentry: close inherited fds: {e}");
                 return 1;
@@ -399,7 +403,7 @@ pub fn spawn(
             kernel.cgroupns = s.cgroupns;
             kernel.replayer = std::sync::Mutex::new(replayer);
             if s.netstack {
-                match moat_sentry::net::Netstack::loopback() {
+                match moat_sentry::net::Netstack::new(s.pod) {
                     Ok(net) => kernel.net = Some(net),
                     Err(e) => {
                         tracing::error!("sentry: start the netstack: {e}");

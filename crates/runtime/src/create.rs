@@ -336,6 +336,9 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 let mut sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
                 sentry.directfs = g.directfs;
                 sentry.netstack = netstack(g);
+                if sentry.netstack && g.network == crate::Network::Sandbox {
+                    sentry.pod = take_pod(init_pid)?;
+                }
                 let n = sentry.mounts.len();
                 let (to_us, from_sentry) =
                     std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
@@ -406,7 +409,23 @@ fn forward_seccomp_fd(spec: &Spec, c: &Container, fd: OwnedFd) -> Result<()> {
     crate::fdpass::send(sock.as_fd(), &body, Some(fd.as_fd())).map_err(|e| Error::io("send seccomp fd to listener", e))
 }
 
-/// Whether the sandbox gets a netstack of its own (`--network=none` on the sentry platform).
+/// Whether the sandbox gets a netstack of its own (the sentry platform,
+/// `--network=sandbox` or `none`).
 fn netstack(g: &Global) -> bool {
-    g.platform == crate::Platform::Sentry && g.network == crate::Network::None
+    g.platform == crate::Platform::Sentry && g.network != crate::Network::Host
+}
+
+/// The pod's interface of `init`'s network namespace, taken over for the
+/// netstack; None when init shares ours (the host's interfaces stay the
+/// host's) or it has none with an address.
+fn take_pod(init: Pid) -> Result<Option<moat_sentry::net::pod::Pod>> {
+    let theirs = std::fs::File::open(format!("/proc/{init}/ns/net"))
+        .map_err(|e| Error::io("open the sandbox's network namespace", e))?;
+    let ours = std::fs::metadata("/proc/self/ns/net").map_err(|e| Error::io("stat our network namespace", e))?;
+    let theirs_st = theirs.metadata().map_err(|e| Error::io("stat the sandbox's network namespace", e))?;
+    use std::os::unix::fs::MetadataExt;
+    if (ours.dev(), ours.ino()) == (theirs_st.dev(), theirs_st.ino()) {
+        return Ok(None);
+    }
+    moat_sentry::net::pod::take(theirs.as_fd()).map_err(|e| Error::Init(format!("take over the pod's interface: {e}")))
 }

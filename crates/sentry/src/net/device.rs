@@ -1,33 +1,417 @@
-//! The stack's interfaces as smoltcp devices. The loopback is a queue of
-//! packets the stack sends itself, which the thread drains before it
-//! sleeps ([`Loop::pending`]).
+//! The stack's link: one smoltcp device of IP packets over the loopback
+//! and, once the pod's interface is taken over ([`super::pod`]), that
+//! interface's packet socket.
+//!
+//! A packet to one of the stack's own addresses comes straight back in
+//! (a queue the thread drains before it sleeps: [`Link::pending`]); any
+//! other leaves through the pod's interface, to its next hop's MAC
+//! address. The device finds those itself, with ARP for IPv4 and neighbor
+//! discovery for IPv6, and answers both for the stack's addresses:
+//! smoltcp sees IP packets only. Packets wait (a few, for a few seconds)
+//! while their next hop's address is asked for.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
 
+use nix::errno::Errno;
+use nix::sys::socket::{recvfrom, sendto, LinkAddr, MsgFlags, SockaddrLike};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv6Packet, Ipv6Repr,
+    NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
+};
 
-/// The loopback interface's MTU: the largest IP packet (Linux's lo says 65536)
-const LOOPBACK_MTU: usize = 65535;
+use super::pod::{Cidr, Pod, Route};
 
-/// The loopback: every packet sent is received next.
-#[derive(Debug, Default)]
-pub struct Loop {
-    queue: VecDeque<Vec<u8>>,
+/// The largest IP packet (the loopback's MTU; Linux's lo says 65536).
+const MAX_PACKET: usize = 65535;
+/// At most this many packets wait for their next hop's address.
+const MAX_WAITING: usize = 256;
+/// How long a packet may wait for its next hop's address.
+const WAIT: Duration = Duration::from_secs(3);
+/// How often one address is asked for.
+const ASK_EVERY: Duration = Duration::from_secs(1);
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_IPV6: u16 = 0x86DD;
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// A link-layer socket address: interface `index`, protocol `proto` (host
+/// order) and, to send to, a MAC address.
+pub fn link_addr(index: u32, proto: u16, mac: Option<[u8; 6]>) -> LinkAddr {
+    // SAFETY: all-zero bytes are a valid sockaddr_ll
+    let mut ll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    ll.sll_family = libc::AF_PACKET as u16;
+    ll.sll_protocol = proto.to_be();
+    ll.sll_ifindex = index as i32;
+    if let Some(mac) = mac {
+        ll.sll_halen = 6;
+        ll.sll_addr[..6].copy_from_slice(&mac);
+    }
+    sockaddr_ll(&ll)
 }
 
-impl Loop {
-    /// Whether packets wait to be received.
+fn sockaddr_ll(ll: &libc::sockaddr_ll) -> LinkAddr {
+    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: the pointer is to a whole, initialized sockaddr_ll of AF_PACKET, `len` bytes long
+    unsafe { LinkAddr::from_raw(std::ptr::from_ref(ll).cast(), Some(len)) }.expect("a sockaddr_ll is a LinkAddr")
+}
+
+/// The pod's interface, as the device drives it.
+#[derive(Debug)]
+struct Wire {
+    fd: OwnedFd,
+    index: u32,
+    mac: [u8; 6],
+    mtu: usize,
+    addrs: Vec<Cidr>,
+    routes: Vec<Route>,
+    /// what ARP and neighbor discovery found
+    neighbors: HashMap<IpAddr, [u8; 6]>,
+    /// when each next hop was last asked for
+    asked: HashMap<IpAddr, Instant>,
+    /// packets waiting for their next hop's address, oldest first
+    waiting: VecDeque<(Instant, IpAddr, u16, Vec<u8>)>,
+    buf: Vec<u8>,
+}
+
+/// The stack's one device.
+#[derive(Debug, Default)]
+pub struct Link {
+    /// the loopback's packets, to be received
+    queue: VecDeque<Vec<u8>>,
+    wire: Option<Wire>,
+}
+
+impl Link {
+    /// A link over the loopback and, if given, the pod's interface (its
+    /// packet socket is kept here; its addresses are the stack's).
+    pub fn new(pod: Option<&Pod>) -> std::io::Result<Link> {
+        let wire = match pod {
+            Some(p) => Some(Wire {
+                fd: p.packets.try_clone()?,
+                index: p.index,
+                mac: p.mac,
+                mtu: p.mtu as usize,
+                addrs: p.addrs.clone(),
+                routes: p.routes.clone(),
+                neighbors: HashMap::new(),
+                asked: HashMap::new(),
+                waiting: VecDeque::new(),
+                buf: vec![0; MAX_PACKET + 1],
+            }),
+            None => None,
+        };
+        Ok(Link { queue: VecDeque::new(), wire })
+    }
+
+    /// Whether packets wait to be received from the loopback.
     pub fn pending(&self) -> bool {
         !self.queue.is_empty()
     }
+
+    /// Whether `ip` is one of the stack's own addresses (the loopback's
+    /// network included).
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        ip.is_loopback() || self.wire.as_ref().is_some_and(|w| w.addrs.iter().any(|c| c.ip == ip))
+    }
+
+    /// Whether a packet to `ip` has somewhere to go.
+    pub fn reaches(&self, ip: IpAddr) -> bool {
+        self.is_own(ip) || ip.is_unspecified() || self.wire.as_ref().is_some_and(|w| w.next_hop(ip).is_some())
+    }
+
+    /// Sends `packet` (an IP packet smoltcp made).
+    fn send(&mut self, packet: Vec<u8>) {
+        let Some(dst) = destination(&packet) else { return };
+        if self.is_own(dst) {
+            self.queue.push_back(packet);
+        } else if let Some(w) = &mut self.wire {
+            w.send(packet, dst, Instant::now());
+        }
+    }
+}
+
+/// An IP packet's destination.
+fn destination(p: &[u8]) -> Option<IpAddr> {
+    match p.first()? >> 4 {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(p.get(16..20)?).ok()?)),
+        6 => Some(IpAddr::from(<[u8; 16]>::try_from(p.get(24..40)?).ok()?)),
+        _ => None,
+    }
+}
+
+impl Wire {
+    /// The next hop towards `ip`: itself on the link, else a route's router.
+    fn next_hop(&self, ip: IpAddr) -> Option<IpAddr> {
+        let link_local = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+        if link_local || self.addrs.iter().any(|c| c.contains(ip)) {
+            return Some(ip);
+        }
+        self.routes.iter().find(|r| r.dst.contains(ip)).map(|r| r.gateway.unwrap_or(ip))
+    }
+
+    /// The MAC address of a broadcast or multicast destination.
+    fn group_mac(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        match ip {
+            IpAddr::V4(v4) if v4.is_broadcast() => Some(BROADCAST),
+            IpAddr::V4(v4) if self.addrs.iter().any(|c| broadcast_of(c) == Some(v4)) => Some(BROADCAST),
+            IpAddr::V4(v4) if v4.is_multicast() => {
+                let o = v4.octets();
+                Some([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]])
+            }
+            IpAddr::V6(v6) if v6.is_multicast() => {
+                let o = v6.octets();
+                Some([0x33, 0x33, o[12], o[13], o[14], o[15]])
+            }
+            _ => None,
+        }
+    }
+
+    fn send(&mut self, packet: Vec<u8>, dst: IpAddr, now: Instant) {
+        let proto = if dst.is_ipv4() { ETH_P_IP } else { ETH_P_IPV6 };
+        if let Some(mac) = self.group_mac(dst) {
+            self.put(proto, mac, &packet);
+            return;
+        }
+        let Some(hop) = self.next_hop(dst) else { return };
+        if let Some(mac) = self.neighbors.get(&hop).copied() {
+            self.put(proto, mac, &packet);
+            return;
+        }
+        while self.waiting.front().is_some_and(|w| now - w.0 > WAIT) || self.waiting.len() >= MAX_WAITING {
+            self.waiting.pop_front();
+        }
+        self.waiting.push_back((now, hop, proto, packet));
+        self.ask(hop, now);
+    }
+
+    /// Writes one packet of `proto` to `mac`. (A packet longer than the
+    /// interface's MTU is dropped: the stack does not fragment.)
+    fn put(&self, proto: u16, mac: [u8; 6], packet: &[u8]) {
+        if packet.len() > self.mtu && proto != ETH_P_ARP {
+            return;
+        }
+        let to = link_addr(self.index, proto, Some(mac));
+        let _ = sendto(self.fd.as_raw_fd(), packet, &to, MsgFlags::MSG_DONTWAIT);
+    }
+
+    /// Asks for `hop`'s MAC address (ARP request, neighbor solicitation).
+    fn ask(&mut self, hop: IpAddr, now: Instant) {
+        if self.asked.get(&hop).is_some_and(|t| now - *t < ASK_EVERY) {
+            return;
+        }
+        self.asked.insert(hop, now);
+        match hop {
+            IpAddr::V4(target) => {
+                let Some(source) = self.addrs.iter().find_map(|c| match c.ip {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                }) else {
+                    return;
+                };
+                let arp = ArpRepr::EthernetIpv4 {
+                    operation: ArpOperation::Request,
+                    source_hardware_addr: EthernetAddress(self.mac),
+                    source_protocol_addr: source,
+                    target_hardware_addr: EthernetAddress([0; 6]),
+                    target_protocol_addr: target,
+                };
+                let mut b = vec![0; arp.buffer_len()];
+                arp.emit(&mut ArpPacket::new_unchecked(&mut b));
+                self.put(ETH_P_ARP, BROADCAST, &b);
+            }
+            IpAddr::V6(target) => {
+                let o = target.octets();
+                let group = std::net::Ipv6Addr::new(
+                    0xff02,
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                    0xff00 | u16::from(o[13]),
+                    u16::from_be_bytes([o[14], o[15]]),
+                );
+                let ns = NdiscRepr::NeighborSolicit { target_addr: target, lladdr: Some(self.raw_mac()) };
+                if let Some(src) = self.v6_source() {
+                    let packet = ndisc_packet(src, group, ns);
+                    self.put(ETH_P_IPV6, self.group_mac(IpAddr::V6(group)).unwrap_or(BROADCAST), &packet);
+                }
+            }
+        }
+    }
+
+    fn raw_mac(&self) -> RawHardwareAddress {
+        RawHardwareAddress::from(EthernetAddress(self.mac))
+    }
+
+    /// The address neighbor discovery is sent from: the link-local one if
+    /// there is one.
+    fn v6_source(&self) -> Option<std::net::Ipv6Addr> {
+        let v6: Vec<std::net::Ipv6Addr> = self
+            .addrs
+            .iter()
+            .filter_map(|c| match c.ip {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        v6.iter().find(|a| a.segments()[0] & 0xffc0 == 0xfe80).or(v6.first()).copied()
+    }
+
+    /// Notes `ip`'s MAC address and sends what waited for it.
+    fn learn(&mut self, ip: IpAddr, mac: [u8; 6]) {
+        if mac == [0; 6] || mac[0] & 1 == 1 {
+            return;
+        }
+        self.neighbors.insert(ip, mac);
+        self.asked.remove(&ip);
+        let (ready, rest): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|w| w.1 == ip);
+        self.waiting = rest.into();
+        for (_, _, proto, packet) in ready {
+            self.put(proto, mac, &packet);
+        }
+    }
+
+    /// The next IP packet from the wire, answering and learning from ARP
+    /// and neighbor discovery on the way. None when there is none now.
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let (n, from) = match recvfrom::<LinkAddr>(self.fd.as_raw_fd(), &mut self.buf) {
+                Ok((n, Some(from))) => (n, from),
+                Ok((_, None)) | Err(Errno::EINTR) => continue,
+                Err(_) => return None,
+            };
+            // the host's own packets out of the interface; others' unicast
+            if from.pkttype() == libc::PACKET_OUTGOING || from.pkttype() == libc::PACKET_OTHERHOST {
+                continue;
+            }
+            let mac = from.addr().unwrap_or_default();
+            let packet = &self.buf[..n.min(self.buf.len())];
+            match u16::from_be(from.protocol()) {
+                ETH_P_IP => return Some(packet.to_vec()),
+                ETH_P_ARP => self.arp(n),
+                ETH_P_IPV6 if is_ndisc(packet) => self.ndisc(n, mac),
+                ETH_P_IPV6 => return Some(packet.to_vec()),
+                _ => {}
+            }
+        }
+    }
+
+    /// An ARP packet of `n` bytes came in.
+    fn arp(&mut self, n: usize) {
+        let Ok(p) = ArpPacket::new_checked(&self.buf[..n]) else { return };
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&p)
+        else {
+            return;
+        };
+        let on_link = self.addrs.iter().any(|c| c.contains(IpAddr::V4(source_protocol_addr)));
+        if on_link {
+            self.learn(IpAddr::V4(source_protocol_addr), source_hardware_addr.0);
+        }
+        let ours = self.addrs.iter().any(|c| c.ip == IpAddr::V4(target_protocol_addr));
+        if operation == ArpOperation::Request && ours {
+            let reply = ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Reply,
+                source_hardware_addr: EthernetAddress(self.mac),
+                source_protocol_addr: target_protocol_addr,
+                target_hardware_addr: source_hardware_addr,
+                target_protocol_addr: source_protocol_addr,
+            };
+            let mut b = vec![0; reply.buffer_len()];
+            reply.emit(&mut ArpPacket::new_unchecked(&mut b));
+            self.put(ETH_P_ARP, source_hardware_addr.0, &b);
+        }
+    }
+
+    /// A neighbor solicitation or advertisement of `n` bytes came in from `mac`.
+    fn ndisc(&mut self, n: usize, mac: [u8; 6]) {
+        let Ok(ip) = Ipv6Packet::new_checked(&self.buf[..n]) else { return };
+        let Ok(ip_repr) = Ipv6Repr::parse(&ip) else { return };
+        let Ok(icmp) = Icmpv6Packet::new_checked(ip.payload()) else { return };
+        let caps = ChecksumCapabilities::ignored();
+        let Ok(Icmpv6Repr::Ndisc(nd)) = Icmpv6Repr::parse(&ip_repr.src_addr, &ip_repr.dst_addr, &icmp, &caps) else {
+            return;
+        };
+        let src = ip_repr.src_addr;
+        let lladdr_mac =
+            |l: Option<RawHardwareAddress>| l.and_then(|l| <[u8; 6]>::try_from(l.as_bytes()).ok()).unwrap_or(mac);
+        match nd {
+            NdiscRepr::NeighborSolicit { target_addr, lladdr } => {
+                let their_mac = lladdr_mac(lladdr);
+                if !src.is_unspecified() {
+                    self.learn(IpAddr::V6(src), their_mac);
+                }
+                if self.addrs.iter().any(|c| c.ip == IpAddr::V6(target_addr)) {
+                    let na = NdiscRepr::NeighborAdvert {
+                        flags: NdiscNeighborFlags::SOLICITED | NdiscNeighborFlags::OVERRIDE,
+                        target_addr,
+                        lladdr: Some(self.raw_mac()),
+                    };
+                    let (to, to_mac) = if src.is_unspecified() {
+                        (std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), [0x33, 0x33, 0, 0, 0, 1])
+                    } else {
+                        (src, their_mac)
+                    };
+                    let packet = ndisc_packet(target_addr, to, na);
+                    self.put(ETH_P_IPV6, to_mac, &packet);
+                }
+            }
+            NdiscRepr::NeighborAdvert { target_addr, lladdr, .. } => {
+                self.learn(IpAddr::V6(target_addr), lladdr_mac(lladdr))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The broadcast address of an IPv4 network.
+fn broadcast_of(c: &Cidr) -> Option<std::net::Ipv4Addr> {
+    let IpAddr::V4(a) = c.ip else { return None };
+    if c.prefix >= 31 {
+        return None;
+    }
+    Some(std::net::Ipv4Addr::from(u32::from(a) | (u32::MAX >> c.prefix)))
+}
+
+/// Whether an IPv6 packet is neighbor discovery (ICMPv6 133–137, no
+/// extension headers), which the device answers itself.
+fn is_ndisc(p: &[u8]) -> bool {
+    p.get(6) == Some(&58) && p.get(40).is_some_and(|t| (133..=137).contains(t))
+}
+
+/// An IPv6 packet of neighbor discovery from `src` to `dst`.
+fn ndisc_packet(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, nd: NdiscRepr<'_>) -> Vec<u8> {
+    let icmp = Icmpv6Repr::Ndisc(nd);
+    let ip = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 255,
+    };
+    let mut b = vec![0; ip.buffer_len() + icmp.buffer_len()];
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut b[..]));
+    let mut p = Icmpv6Packet::new_unchecked(&mut b[ip.buffer_len()..]);
+    icmp.emit(&src, &dst, &mut p, &ChecksumCapabilities::default());
+    b
 }
 
 /// A packet received.
 pub struct Rx(Vec<u8>);
 
 /// Room for a packet to send.
-pub struct Tx<'a>(&'a mut VecDeque<Vec<u8>>);
+pub struct Tx<'a>(&'a mut Link);
 
 impl phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -39,30 +423,47 @@ impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut packet = vec![0; len];
         let r = f(&mut packet);
-        self.0.push_back(packet);
+        self.0.send(packet);
         r
     }
 }
 
-impl Device for Loop {
+impl Device for Link {
     type RxToken<'a> = Rx;
     type TxToken<'a> = Tx<'a>;
 
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ip;
-        caps.max_transmission_unit = LOOPBACK_MTU;
-        // nothing crosses a wire: no checksums to make or check
-        caps.checksum = ChecksumCapabilities::ignored();
+        caps.max_transmission_unit = MAX_PACKET;
+        caps.checksum = match self.wire {
+            // nothing crosses a wire: no checksums to make or check
+            None => ChecksumCapabilities::ignored(),
+            // made for the wire; not checked: a packet a host on the same
+            // machine sent through a veth carries a partial checksum (the
+            // "hardware" would finish it)
+            Some(_) => {
+                let mut c = ChecksumCapabilities::ignored();
+                c.ipv4 = phy::Checksum::Tx;
+                c.tcp = phy::Checksum::Tx;
+                c.udp = phy::Checksum::Tx;
+                c.icmpv4 = phy::Checksum::Tx;
+                c.icmpv6 = phy::Checksum::Tx;
+                c
+            }
+        };
         caps
     }
 
     fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
-        let packet = self.queue.pop_front()?;
-        Some((Rx(packet), Tx(&mut self.queue)))
+        let packet = match self.queue.pop_front() {
+            Some(p) => p,
+            None => self.wire.as_mut()?.receive()?,
+        };
+        Some((Rx(packet), Tx(self)))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.queue))
+        Some(Tx(self))
     }
 }

@@ -21,7 +21,10 @@
 
 pub mod addr;
 mod device;
+pub mod netlink;
+pub mod pod;
 mod pump;
+pub mod rtnl;
 pub mod stack;
 pub mod table;
 pub mod udp;
@@ -50,8 +53,14 @@ impl std::fmt::Debug for Netstack {
 impl Netstack {
     /// A stack with a loopback interface only, its thread started.
     pub fn loopback() -> std::io::Result<Arc<Netstack>> {
+        Netstack::new(None)
+    }
+
+    /// A stack with a loopback interface and, if given, the pod's
+    /// interface ([`pod::take`]), its thread started.
+    pub fn new(pod: Option<pod::Pod>) -> std::io::Result<Arc<Netstack>> {
         let wake = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let stack = Stack::loopback(wake.as_fd())?;
+        let stack = Stack::new(wake.as_fd(), pod)?;
         let net = Arc::new(Netstack { stack: Mutex::new(stack), wake });
         let n = net.clone();
         std::thread::Builder::new().spawn(move || pump::run(&n))?;

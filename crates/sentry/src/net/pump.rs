@@ -120,7 +120,10 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
             match state {
                 tcp::State::SynSent | tcp::State::SynReceived => false,
                 tcp::State::Closed | tcp::State::TimeWait => {
-                    sock.error = Some(Errno::ECONNREFUSED);
+                    drain_junk(sock);
+                    let now = smoltcp::time::Instant::now();
+                    let timed_out = sock.connect_started.is_some_and(|t| now - t >= super::stack::CONNECT_TIMEOUT);
+                    sock.error = Some(if timed_out { Errno::ETIMEDOUT } else { Errno::ECONNREFUSED });
                     sock.state = State::Failed;
                     // the app reads EOF; writes wait for its close
                     let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&sock.ours), Shutdown::Write);
@@ -131,6 +134,8 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
                 _ => {
                     sock.state = State::Connected(h);
                     let _ = sock.changed.write(1);
+                    // (the handshake's timeout, no longer the connection's)
+                    s.sockets.get_mut::<tcp::Socket>(h).set_timeout(None);
                     true
                 }
             }
@@ -165,6 +170,25 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
     }
 }
 
+/// Reads what [`Stack::hold_writes`] wrote on the app's end off the
+/// stack's; whether any was.
+fn drain_junk(sock: &mut super::Sock) -> bool {
+    let mut scratch = [0u8; 16 * 1024];
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock.ours);
+    let mut moved = false;
+    while sock.junk > 0 {
+        let want = sock.junk.min(scratch.len());
+        match recv(fd, &mut scratch[..want], MsgFlags::MSG_DONTWAIT) {
+            Ok(n) if n > 0 => {
+                sock.junk -= n;
+                moved = true;
+            }
+            _ => break,
+        }
+    }
+    moved
+}
+
 /// Moves the bytes of connection `h` both ways, straight between the app's
 /// end and smoltcp's buffers: whether any moved, and whether the socket is
 /// done with (both sides closed).
@@ -173,10 +197,10 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle) -> (bool, bool
     let Some(sock) = socks.get_mut(&key) else { return (false, false) };
     let t = sockets.get_mut::<tcp::Socket>(h);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock.ours);
-    let mut moved = false;
+    let mut moved = drain_junk(sock);
     let mut gone = false;
     // the app's bytes to the connection, read into its send buffer
-    while sock.readable && !sock.app_eof && t.can_send() {
+    while sock.readable && sock.junk == 0 && !sock.app_eof && t.can_send() {
         let got = t.send(|room| match room.len() {
             0 => (0, None),
             _ => match recv(fd, room, MsgFlags::MSG_DONTWAIT) {

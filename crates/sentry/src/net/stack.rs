@@ -24,8 +24,13 @@ const MAX_LISTENERS: usize = 16;
 const MAX_READY: usize = 4096;
 /// The ports a socket that did not bind one gets (Linux's default range).
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+/// How long a connect(2) waits for its handshake (Linux: six SYN
+/// retransmissions, about two minutes).
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
 /// The epoll key of the wake eventfd (inode numbers are never 0).
 pub(super) const WAKE_KEY: u64 = 0;
+/// The epoll key of the pod interface's packet socket.
+pub(super) const POD_KEY: u64 = u64::MAX;
 
 /// What an app socket is, for the stack.
 #[derive(Debug)]
@@ -115,6 +120,13 @@ pub struct Sock {
     pub(super) sources: VecDeque<Addr>,
     /// UDP: datagrams not yet written to the app's end (it was full), with their senders
     pub(super) held: VecDeque<(Vec<u8>, Addr)>,
+    /// bytes the Sentry wrote on the app's end to keep it from polling
+    /// writable while it connects ([`Stack::hold_writes`]), still to be
+    /// read off the stack's end before the app's own
+    pub(super) junk: usize,
+    /// when its connect(2) started (a handshake that ends unanswered
+    /// after [`CONNECT_TIMEOUT`] failed with ETIMEDOUT)
+    pub(super) connect_started: Option<Instant>,
 }
 
 impl Sock {
@@ -132,7 +144,9 @@ impl Sock {
 /// The interface, smoltcp's sockets, the app's.
 pub struct Stack {
     pub(super) iface: Interface,
-    pub(super) device: super::device::Loop,
+    pub(super) device: super::device::Link,
+    /// the pod's interface, if the stack took it over
+    pub pod: Option<super::pod::Pod>,
     pub(super) sockets: SocketSet<'static>,
     /// the app's sockets by the inode number of their app end
     pub(super) socks: HashMap<u64, Sock>,
@@ -151,29 +165,49 @@ fn tcp_socket() -> tcp::Socket<'static> {
     t
 }
 
-/// Whether `ip` is this stack's (loopback: 127.0.0.0/8 and ::1).
-pub(super) fn local_ip(ip: IpAddress) -> bool {
-    match ip {
-        IpAddress::Ipv4(v4) => v4.octets()[0] == 127,
-        IpAddress::Ipv6(v6) => v6 == Ipv6Address::LOCALHOST,
-    }
-}
-
 impl Stack {
     /// A stack with a loopback interface (127.0.0.1/8, ::1/128); `wake` is
     /// watched by the thread.
     pub fn loopback(wake: BorrowedFd<'_>) -> std::io::Result<Stack> {
-        let mut device = super::device::Loop::default();
+        Stack::new(wake, None)
+    }
+
+    /// A stack with a loopback interface and, if given, the pod's
+    /// interface, its addresses and routes; `wake` is watched by the thread.
+    pub fn new(wake: BorrowedFd<'_>, pod: Option<super::pod::Pod>) -> std::io::Result<Stack> {
+        let mut device = super::device::Link::new(pod.as_ref())?;
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::now());
+        let pod_addrs = pod.iter().flat_map(|p| p.addrs.iter());
         iface.update_ip_addrs(|a| {
+            // (the pod's first: smoltcp takes the first IPv4 address as the
+            // source of a packet to anywhere else)
+            for c in pod_addrs {
+                let _ = a.push(IpCidr::new(IpAddress::from(c.ip), c.prefix));
+            }
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)), 8));
             let _ = a.push(IpCidr::new(IpAddress::Ipv6(Ipv6Address::LOCALHOST), 128));
         });
+        for r in pod.iter().flat_map(|p| p.routes.iter()) {
+            let Some(gw) = r.gateway else { continue };
+            let route = smoltcp::iface::Route {
+                cidr: IpCidr::new(IpAddress::from(r.dst.ip), r.dst.prefix),
+                via_router: IpAddress::from(gw),
+                preferred_until: None,
+                expires_at: None,
+            };
+            iface.routes_mut().update(|t| {
+                let _ = t.push(route);
+            });
+        }
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_KEY))?;
+        if let Some(p) = &pod {
+            epoll.add(p.packets.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, POD_KEY))?;
+        }
         Ok(Stack {
             iface,
             device,
+            pod,
             sockets: SocketSet::new(Vec::new()),
             socks: HashMap::new(),
             epoll,
@@ -217,6 +251,8 @@ impl Stack {
             writable: true,
             sources: VecDeque::new(),
             held: VecDeque::new(),
+            junk: 0,
+            connect_started: None,
         };
         self.socks.insert(ino, sock);
         Ok(app)
@@ -270,6 +306,7 @@ impl Stack {
 
     /// bind(2).
     pub fn bind(&mut self, key: u64, a: Addr) -> Result<(), Errno> {
+        let own = a.ip.is_none_or(|ip| self.device.is_own(ip.into()));
         let s = self.sock(key)?;
         let fresh = match s.state {
             State::Fresh => true,
@@ -280,7 +317,7 @@ impl Stack {
             return Err(Errno::EINVAL);
         }
         if let Some(ip) = a.ip {
-            if !local_ip(ip) {
+            if !own {
                 return Err(Errno::EADDRNOTAVAIL);
             }
             if s.family == Family::V4 && matches!(ip, IpAddress::Ipv6(_)) {
@@ -357,22 +394,50 @@ impl Stack {
             None if s.family == Family::V6 => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
             None => IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)),
         };
-        if !local_ip(ip) {
+        let (opts, local) = (s.opts, s.local);
+        let from_ip = local.ip.or_else(|| self.source(ip));
+        if !self.device.reaches(ip.into()) {
             return Err(Errno::ENETUNREACH);
         }
-        let (opts, local) = (s.opts, s.local);
         let port = match local.port {
             0 => self.ephemeral(key, None)?,
             p => p,
         };
         let mut t = tcp_socket();
         apply(&mut t, &opts);
-        let from = IpListenEndpoint { addr: local.ip, port };
+        t.set_timeout(Some(CONNECT_TIMEOUT));
+        let from = IpListenEndpoint { addr: from_ip, port };
         t.connect(self.iface.context(), IpEndpoint::new(ip, to.port), from).map_err(|_| Errno::EINVAL)?;
         let h = self.sockets.add(t);
         let s = self.sock(key)?;
         s.local = Addr { ip: local.ip, port };
         s.state = State::Connecting(h);
+        s.connect_started = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Writes on the app's end `theirs` of connecting socket `key` until
+    /// it no longer polls writable: as on Linux, a socket whose
+    /// non-blocking connect is under way becomes writable when it connects
+    /// (or fails). The thread reads those bytes off its end then.
+    pub fn hold_writes(&mut self, key: u64, theirs: &OwnedFd) -> Result<(), Errno> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let s = self.sock(key)?;
+        let junk = [0u8; 64 * 1024];
+        // (a larger SO_SNDBUF takes more: writable while a quarter is free)
+        for _ in 0..64 {
+            let mut fds = [PollFd::new(theirs.as_fd(), PollFlags::POLLOUT)];
+            let writable = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+                && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLOUT));
+            if !writable {
+                break;
+            }
+            let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL;
+            match nix::sys::socket::send(theirs.as_raw_fd(), &junk, flags) {
+                Ok(n) => s.junk += n,
+                Err(_) => break,
+            }
+        }
         Ok(())
     }
 
@@ -408,6 +473,17 @@ impl Stack {
         s2.state = State::Connected(h);
         self.apply_opts(key2)?;
         Ok(Some((app, peer)))
+    }
+
+    /// The source address of a packet to `ip` from a socket bound to "any",
+    /// where smoltcp's choice would not be Linux's: an own address is its own
+    /// source (the loopback's 127.0.0.1 or ::1). None: smoltcp chooses.
+    pub(super) fn source(&self, ip: IpAddress) -> Option<IpAddress> {
+        match ip {
+            IpAddress::Ipv4(v4) if v4.is_loopback() => Some(IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1))),
+            ip if self.device.is_own(ip.into()) => Some(ip),
+            _ => None,
+        }
     }
 
     /// getsockname(2).

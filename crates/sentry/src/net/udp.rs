@@ -22,7 +22,7 @@ use smoltcp::socket::{icmp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address};
 
 use super::addr::{Addr, Family};
-use super::stack::{local_ip, Stack, State};
+use super::stack::{Stack, State};
 
 /// Datagrams each UDP socket buffers each way, and their bytes.
 const DATAGRAMS: usize = 64;
@@ -44,24 +44,32 @@ fn icmp_socket() -> icmp::Socket<'static> {
 const ECHO_REQUEST: [u8; 2] = [8, 128];
 const ECHO_REPLY: [u8; 2] = [0, 129];
 
-/// Where a datagram to `to` goes: "any" is this host, as on Linux. An
-/// echo request's "port" does not matter.
-fn destination(family: Family, to: Addr, ping: bool) -> Result<IpEndpoint, Errno> {
-    let ip = match to.ip {
-        Some(ip) => ip,
-        None if family == Family::V6 => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
-        None => IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)),
-    };
-    if !local_ip(ip) {
-        return Err(Errno::ENETUNREACH);
-    }
-    if to.port == 0 && !ping {
-        return Err(Errno::EINVAL);
-    }
-    Ok(IpEndpoint::new(ip, to.port))
-}
-
 impl Stack {
+    /// Where a datagram to `to` goes: "any" is this host, as on Linux. An
+    /// echo request's "port" does not matter.
+    fn destination(&self, family: Family, to: Addr, ping: bool) -> Result<IpEndpoint, Errno> {
+        let ip = match to.ip {
+            Some(ip) => ip,
+            None if family == Family::V6 => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
+            None => IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)),
+        };
+        if !self.device.reaches(ip.into()) {
+            return Err(Errno::ENETUNREACH);
+        }
+        if to.port == 0 && !ping {
+            return Err(Errno::EINVAL);
+        }
+        Ok(IpEndpoint::new(ip, to.port))
+    }
+
+    /// What a datagram of socket `local` to `to` is sent with: its
+    /// destination, and its source where smoltcp's choice would not be Linux's.
+    fn meta(&self, local: Addr, to: IpEndpoint) -> udp::UdpMetadata {
+        let mut m = udp::UdpMetadata::from(to);
+        m.local_address = local.ip.or_else(|| self.source(to.addr));
+        m
+    }
+
     /// Binds datagram socket `key`'s smoltcp socket to its local address
     /// (an ephemeral port, or identifier, first if it has none).
     pub(super) fn udp_open(&mut self, key: u64) -> Result<(), Errno> {
@@ -94,7 +102,7 @@ impl Stack {
     pub(super) fn udp_connect(&mut self, key: u64, to: Option<Addr>) -> Result<(), Errno> {
         let (family, ping) = (self.sock(key)?.family, self.sock(key)?.is_ping());
         let peer = match to {
-            Some(a) => Some(Addr::from(destination(family, a, ping)?)),
+            Some(a) => Some(Addr::from(self.destination(family, a, ping)?)),
             None => None,
         };
         self.udp_open(key)?;
@@ -115,8 +123,8 @@ impl Stack {
             _ => return Err(Errno::EOPNOTSUPP),
         };
         let to = match (to, peer) {
-            (Some(a), _) => destination(family, a, ping)?,
-            (None, Some(p)) => destination(family, p, ping)?,
+            (Some(a), _) => self.destination(family, a, ping)?,
+            (None, Some(p)) => self.destination(family, p, ping)?,
             (None, None) => return Err(Errno::EDESTADDRREQ),
         };
         self.udp_open(key)?;
@@ -124,12 +132,13 @@ impl Stack {
         let (State::Datagram { handle: Some(h), .. }, ident) = (&s.state, s.local.port) else {
             return Err(Errno::EINVAL);
         };
-        let h = *h;
+        let (h, local) = (*h, s.local);
         if ping {
             return send_echo(self.sockets.get_mut::<icmp::Socket>(h), family, ident, data, to.addr);
         }
+        let meta = self.meta(local, to);
         let u = self.sockets.get_mut::<udp::Socket>(h);
-        match u.send_slice(data, to) {
+        match u.send_slice(data, meta) {
             Ok(()) => Ok(data.len()),
             Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
             Err(udp::SendError::Unaddressable) => Err(Errno::EINVAL),
@@ -159,15 +168,18 @@ impl Stack {
         if self.socks.get(&key).is_some_and(|s| s.is_ping()) {
             return self.pump_ping(key, buf);
         }
+        let Some(sock) = self.socks.get(&key) else { return false };
+        let State::Datagram { peer, .. } = sock.state else { return false };
+        let to = peer.and_then(|p| p.endpoint()).map(|to| self.meta(sock.local, to));
         let Stack { sockets, socks, epoll, .. } = self;
         let Some(sock) = socks.get_mut(&key) else { return false };
-        let State::Datagram { handle: Some(h), peer, .. } = sock.state else { return false };
+        let State::Datagram { handle: Some(h), .. } = sock.state else { return false };
         let u = sockets.get_mut::<udp::Socket>(h);
         // the app's datagrams (written without an address) to its peer; with
         // no peer there is nowhere to send them (Linux: EDESTADDRREQ)
         let can = u.can_send();
         let mut moved = from_app(sock, buf, can, |data| {
-            if let Some(to) = peer.and_then(|p| p.endpoint()) {
+            if let Some(to) = to {
                 let _ = u.send_slice(data, to);
             }
             u.can_send()

@@ -208,14 +208,23 @@ pub fn connect(c: &Call<'_>) -> Reply {
         (false, Ok(a)) => Some(a),
         (false, Err(e)) => return Reply::Error(e),
     };
-    if let Err(e) = net.lock().connect(key, to) {
-        return Reply::Error(e);
+    let nonblock = nonblocking(&theirs);
+    {
+        let mut stack = net.lock();
+        if let Err(e) = stack.connect(key, to) {
+            return Reply::Error(e);
+        }
+        if !udp && nonblock {
+            if let Err(e) = stack.hold_writes(key, &theirs) {
+                return Reply::Error(e);
+            }
+        }
     }
     net.wake();
     if udp {
         return Reply::Value(0);
     }
-    if nonblocking(&theirs) {
+    if nonblock {
         return Reply::Error(Errno::EINPROGRESS);
     }
     reply(c.fds.later(Box::new(move |_: &dyn Later| loop {

@@ -1,0 +1,1 @@
+//! (netlink route served from the stack: next)

@@ -1,0 +1,264 @@
+//! The pod's interface, taken over for the netstack (`--network=sandbox`),
+//! as runsc does: `create` finds the first Ethernet interface of the
+//! sandbox's network namespace that has addresses, opens a packet socket
+//! on it, notes its addresses and routes, and removes them from the host's
+//! kernel, which then neither answers for the addresses nor routes for
+//! them. The netstack answers for them from then on, over the packet
+//! socket ([`super::device`]).
+
+use std::net::IpAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use netlink_packet_core::{NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use nix::sys::socket::{bind, recv, send, socket, AddressFamily as Af, MsgFlags, SockFlag, SockProtocol, SockType};
+
+use nix::errno::Errno;
+
+use super::rtnl;
+
+/// An address with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// the address
+    pub ip: IpAddr,
+    /// its prefix length
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> (u128, u32) {
+            match ip {
+                IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+                IpAddr::V6(a) => (u128::from(a), 128),
+            }
+        };
+        let ((a, width), (b, width2)) = (bits(self.ip), bits(ip));
+        if width != width2 {
+            return false;
+        }
+        let host = width - u32::from(self.prefix).min(width);
+        host >= 128 || (a >> host) == (b >> host)
+    }
+}
+
+/// A route of the pod's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// where it leads
+    pub dst: Cidr,
+    /// through this router (None: on the link)
+    pub gateway: Option<IpAddr>,
+}
+
+/// The pod's interface as taken over.
+#[derive(Debug)]
+pub struct Pod {
+    /// a packet socket (SOCK_DGRAM, every protocol) bound to it
+    pub packets: OwnedFd,
+    /// its index
+    pub index: u32,
+    /// its name ("eth0")
+    pub name: String,
+    /// its MAC address
+    pub mac: [u8; 6],
+    /// its MTU
+    pub mtu: u32,
+    /// the addresses it had
+    pub addrs: Vec<Cidr>,
+    /// the routes through it it had, most specific first
+    pub routes: Vec<Route>,
+}
+
+/// Takes over the pod's interface of the network namespace `netns` (from
+/// a thread that joins it): None if it has no Ethernet interface with an
+/// address. Err says what failed.
+pub fn take(netns: BorrowedFd<'_>) -> Result<Option<Pod>, String> {
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("join the sandbox's network namespace: {e}"))?;
+            take_here()
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the thread taking the pod's interface ended".into()))
+    })
+}
+
+fn take_here() -> Result<Option<Pod>, String> {
+    let mut rtnl = Rtnl::open().map_err(|e| format!("open a route netlink socket: {e}"))?;
+    let dump = |rtnl: &mut Rtnl, m: RouteNetlinkMessage, what: &str| {
+        rtnl.ask(m, NLM_F_DUMP).map_err(|e| format!("list the network namespace's {what}: {e}"))
+    };
+    let links = dump(&mut rtnl, RouteNetlinkMessage::GetLink(LinkMessage::default()), "interfaces")?;
+    let addrs = dump(&mut rtnl, RouteNetlinkMessage::GetAddress(AddressMessage::default()), "addresses")?;
+    let ether = links.iter().filter_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l)
+            if l.header.link_layer_type == LinkLayerType::Ether && !l.header.flags.contains(LinkFlags::Loopback) =>
+        {
+            Some(l)
+        }
+        _ => None,
+    });
+    let addr_msgs = |index: u32| -> Vec<AddressMessage> {
+        addrs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => Some(a.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let Some(link) = ether.into_iter().find(|l| !addr_msgs(l.header.index).is_empty()) else {
+        return Ok(None);
+    };
+    let index = link.header.index;
+    let (mut name, mut mac, mut mtu) = (String::new(), [0u8; 6], 1500);
+    for a in &link.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Address(m) if m.len() == 6 => mac.copy_from_slice(m),
+            LinkAttribute::Mtu(m) => mtu = *m,
+            _ => {}
+        }
+    }
+    let owned = addr_msgs(index);
+    let cidrs: Vec<Cidr> = owned.iter().filter_map(cidr_of).collect();
+    let mut routes = Vec::new();
+    for m in dump(&mut rtnl, RouteNetlinkMessage::GetRoute(RouteMessage::default()), "routes")? {
+        if let RouteNetlinkMessage::NewRoute(r) = m {
+            routes.extend(route_of(&r, index).map(|route| (route, r)));
+        }
+    }
+    let packets = packet_socket(index).map_err(|e| format!("open a packet socket on {name}: {e}"))?;
+    // the routes first: removing the last address takes the routes with it
+    for (_, r) in &routes {
+        match rtnl.ask(RouteNetlinkMessage::DelRoute(r.clone()), NLM_F_ACK) {
+            // (one that went with another)
+            Ok(_) | Err(Errno::ESRCH) => {}
+            Err(e) => return Err(format!("remove a route of {name}: {e}")),
+        }
+    }
+    for a in owned {
+        rtnl.ask(RouteNetlinkMessage::DelAddress(a), NLM_F_ACK)
+            .map_err(|e| format!("remove an address of {name}: {e}"))?;
+    }
+    let mut routes: Vec<Route> = routes.into_iter().map(|(r, _)| r).collect();
+    routes.sort_by_key(|r| std::cmp::Reverse(r.dst.prefix));
+    Ok(Some(Pod { packets, index, name, mac, mtu, addrs: cidrs, routes }))
+}
+
+/// The address of a RTM_NEWADDR (its local one where it has two).
+fn cidr_of(a: &AddressMessage) -> Option<Cidr> {
+    let mut ip = None;
+    for attr in &a.attributes {
+        match attr {
+            AddressAttribute::Local(l) => ip = Some(*l),
+            AddressAttribute::Address(l) if ip.is_none() => ip = Some(*l),
+            _ => {}
+        }
+    }
+    Some(Cidr { ip: ip?, prefix: a.header.prefix_len })
+}
+
+/// A unicast route of the main table through interface `index`.
+fn route_of(r: &RouteMessage, index: u32) -> Option<Route> {
+    let h = &r.header;
+    if h.kind != RouteType::Unicast {
+        return None;
+    }
+    let (mut dst, mut gateway, mut oif, mut table) = (None, None, None, u32::from(h.table));
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = ip_of(d),
+            RouteAttribute::Gateway(g) => gateway = ip_of(g),
+            RouteAttribute::Oif(o) => oif = Some(*o),
+            RouteAttribute::Table(t) => table = *t,
+            _ => {}
+        }
+    }
+    if oif != Some(index) || table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+        return None;
+    }
+    let dst = match (dst, h.address_family) {
+        (Some(ip), _) => ip,
+        (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    Some(Route { dst: Cidr { ip: dst, prefix: h.destination_prefix_length }, gateway })
+}
+
+fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// A non-blocking packet socket of every protocol, link headers stripped
+/// (SOCK_DGRAM), bound to interface `index`.
+fn packet_socket(index: u32) -> nix::Result<OwnedFd> {
+    let fd =
+        socket(Af::Packet, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &super::device::link_addr(index, libc::ETH_P_ALL as u16, None))?;
+    // bursts from a fast peer wait here while the stack catches up
+    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
+    Ok(fd)
+}
+
+/// A route netlink socket to the kernel of this thread's network namespace.
+struct Rtnl {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+impl Rtnl {
+    fn open() -> nix::Result<Rtnl> {
+        let fd = socket(Af::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)?;
+        Ok(Rtnl { fd, seq: 0 })
+    }
+
+    /// Sends `m` (a request with `flags`) and collects the answer: a
+    /// dump's messages, or nothing for an acknowledged change. Err is the
+    /// kernel's error (EBADMSG: an answer that did not parse).
+    fn ask(&mut self, m: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>, Errno> {
+        self.seq += 1;
+        let req = rtnl::encode(NetlinkPayload::InnerMessage(m), NLM_F_REQUEST | flags, self.seq, 0);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.fd);
+        send(fd, &req, MsgFlags::empty())?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = recv(fd, &mut buf, MsgFlags::empty())?;
+            for msg in rtnl::decode_all(&buf[..n]).map_err(|_| Errno::EBADMSG)? {
+                if msg.header.sequence_number != self.seq {
+                    continue;
+                }
+                match msg.payload {
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            Some(code) => Err(Errno::from_raw(-code.get())),
+                            None => Ok(out),
+                        }
+                    }
+                    NetlinkPayload::InnerMessage(i) => out.push(i),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl AsFd for Pod {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.packets.as_fd()
+    }
+}
