@@ -1,1 +1,273 @@
-//! (netlink route served from the stack: next)
+//! The sandbox's route netlink, answered from the stack: its interfaces
+//! (the loopback, the pod's), their addresses and its routes, as `ip`,
+//! glibc's getaddrinfo and if_nameindex ask for them. Every change
+//! (RTM_NEW*, DEL*, SET*) is refused with EPERM: nothing a sandboxed
+//! program asks of netlink reaches the host's kernel.
+
+use std::net::IpAddr;
+use std::num::NonZeroI32;
+
+use netlink_packet_core::{DoneMessage, ErrorMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_MULTIPART};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage, State};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::pod::{Cidr, Pod};
+use super::rtnl;
+
+const RTM_GETLINK: u16 = 18;
+const RTM_GETADDR: u16 = 22;
+const RTM_GETROUTE: u16 = 26;
+/// The first route netlink message type (RTM_BASE).
+const RTM_BASE: u16 = 16;
+const NLM_F_ACK: u16 = 4;
+/// The loopback's index, as in every network namespace.
+const LO_INDEX: u32 = 1;
+
+/// The answer to one datagram `request` an app sent on a netlink socket of
+/// port `port`: the datagrams to hand it, in order.
+pub fn answer(pod: Option<&Pod>, port: u32, request: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = request;
+    while rest.len() >= 16 {
+        let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let len = if len < 16 || len > rest.len() { rest.len() } else { len };
+        let msg = &rest[..len];
+        let typ = u16::from_ne_bytes([msg[4], msg[5]]);
+        let flags = u16::from_ne_bytes([msg[6], msg[7]]);
+        let seq = u32::from_ne_bytes([msg[8], msg[9], msg[10], msg[11]]);
+        let reply = Reply { port, seq, header: msg[..16].to_vec() };
+        // (NLMSG_NOOP, DONE, ERROR, OVERRUN and such: nothing to answer)
+        if typ >= RTM_BASE {
+            out.extend(one(pod, &reply, typ, flags, &msg[16..]));
+        }
+        rest = &rest[((len + 3) & !3).min(rest.len())..];
+    }
+    out
+}
+
+/// Who and what an answer answers.
+struct Reply {
+    port: u32,
+    seq: u32,
+    /// the request's header, for an error's echo of it
+    header: Vec<u8>,
+}
+
+impl Reply {
+    fn frame(&self, payload: NetlinkPayload<RouteNetlinkMessage>, flags: u16) -> Vec<u8> {
+        rtnl::encode(payload, flags, self.seq, self.port)
+    }
+
+    /// NLMSG_ERROR with `errno`, or an acknowledgement for 0.
+    fn error(&self, errno: i32) -> Vec<u8> {
+        let mut e = ErrorMessage::default();
+        e.code = NonZeroI32::new(-errno);
+        e.header = self.header.clone();
+        self.frame(NetlinkPayload::Error(e), 0)
+    }
+
+    /// A dump: its messages in one datagram, then NLMSG_DONE.
+    fn dump(&self, messages: Vec<RouteNetlinkMessage>) -> Vec<Vec<u8>> {
+        let mut first = Vec::new();
+        for m in messages {
+            first.extend(self.frame(NetlinkPayload::InnerMessage(m), NLM_F_MULTIPART));
+        }
+        let done = self.frame(NetlinkPayload::Done(DoneMessage::default()), NLM_F_MULTIPART);
+        if first.is_empty() {
+            vec![done]
+        } else {
+            vec![first, done]
+        }
+    }
+}
+
+fn one(pod: Option<&Pod>, r: &Reply, typ: u16, flags: u16, body: &[u8]) -> Vec<Vec<u8>> {
+    let family = body.first().copied().unwrap_or(0);
+    let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+    let wanted = |f: &AddressFamily| family == 0 || u8::from(*f) == family;
+    match typ {
+        _ if (typ - RTM_BASE) % 4 != 2 => vec![r.error(libc::EPERM)],
+        RTM_GETLINK if dump => r.dump(links(pod).into_iter().map(RouteNetlinkMessage::NewLink).collect()),
+        RTM_GETLINK => {
+            let index = body.get(4..8).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0);
+            let name = link_name(body);
+            let found = links(pod).into_iter().find(|l| {
+                (index > 0 && l.header.index == index as u32)
+                    || (index <= 0
+                        && name.as_deref().is_some_and(|n| l.attributes.contains(&LinkAttribute::IfName(n.into()))))
+            });
+            match found {
+                Some(l) => {
+                    let mut out = vec![r.frame(NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)), 0)];
+                    if flags & NLM_F_ACK != 0 {
+                        out.push(r.error(0));
+                    }
+                    out
+                }
+                None => vec![r.error(libc::ENODEV)],
+            }
+        }
+        RTM_GETADDR if dump => r.dump(
+            addresses(pod)
+                .into_iter()
+                .filter(|a| wanted(&a.header.family))
+                .map(RouteNetlinkMessage::NewAddress)
+                .collect(),
+        ),
+        RTM_GETROUTE if dump => r.dump(
+            routes(pod)
+                .into_iter()
+                .filter(|m| wanted(&m.header.address_family))
+                .map(RouteNetlinkMessage::NewRoute)
+                .collect(),
+        ),
+        // neighbours, rules, qdiscs, netconf …: none to show
+        _ if dump => r.dump(Vec::new()),
+        _ => vec![r.error(libc::EOPNOTSUPP)],
+    }
+}
+
+/// IFLA_IFNAME of an RTM_GETLINK's body (struct ifinfomsg, 16 bytes, then
+/// attributes), if it names one.
+fn link_name(body: &[u8]) -> Option<String> {
+    let mut attrs = body.get(16..)?;
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if kind == libc::IFLA_IFNAME {
+            let v = &attrs[4..len];
+            let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
+            return Some(String::from_utf8_lossy(&v[..end]).into_owned());
+        }
+        attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
+    }
+    None
+}
+
+/// The sandbox's interfaces: the loopback, and the pod's.
+fn links(pod: Option<&Pod>) -> Vec<LinkMessage> {
+    let up = LinkFlags::Up | LinkFlags::Running | LinkFlags::LowerUp;
+    let mut lo = LinkMessage::default();
+    lo.header.index = LO_INDEX;
+    lo.header.link_layer_type = LinkLayerType::Loopback;
+    lo.header.flags = up | LinkFlags::Loopback;
+    lo.attributes = vec![
+        LinkAttribute::IfName("lo".into()),
+        LinkAttribute::TxQueueLen(1000),
+        LinkAttribute::OperState(State::Unknown),
+        LinkAttribute::Mtu(65536),
+        LinkAttribute::Qdisc("noqueue".into()),
+        LinkAttribute::Address(vec![0; 6]),
+        LinkAttribute::Broadcast(vec![0; 6]),
+    ];
+    let mut out = vec![lo];
+    if let Some(p) = pod {
+        let mut l = LinkMessage::default();
+        l.header.index = p.index;
+        l.header.link_layer_type = LinkLayerType::Ether;
+        l.header.flags = up | LinkFlags::Broadcast | LinkFlags::Multicast;
+        l.attributes = vec![
+            LinkAttribute::IfName(p.name.clone()),
+            LinkAttribute::TxQueueLen(1000),
+            LinkAttribute::OperState(State::Up),
+            LinkAttribute::Mtu(p.mtu),
+            LinkAttribute::Qdisc("noqueue".into()),
+            LinkAttribute::Address(p.mac.to_vec()),
+            LinkAttribute::Broadcast(vec![0xff; 6]),
+        ];
+        out.push(l);
+    }
+    out
+}
+
+/// The sandbox's addresses, with their interfaces.
+fn addresses(pod: Option<&Pod>) -> Vec<AddressMessage> {
+    let lo = [
+        Cidr { ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), prefix: 8 },
+        Cidr { ip: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), prefix: 128 },
+    ];
+    let of_lo = lo.iter().map(|c| (LO_INDEX, "lo", c));
+    let of_pod = pod.into_iter().flat_map(|p| p.addrs.iter().map(move |c| (p.index, p.name.as_str(), c)));
+    of_lo
+        .chain(of_pod)
+        .map(|(index, name, c)| {
+            let mut a = AddressMessage::default();
+            a.header.family = family(c.ip);
+            a.header.prefix_len = c.prefix;
+            a.header.flags = AddressHeaderFlags::Permanent;
+            a.header.scope = match c.ip {
+                ip if ip.is_loopback() => AddressScope::Host,
+                IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => AddressScope::Link,
+                _ => AddressScope::Universe,
+            };
+            a.header.index = index;
+            a.attributes.push(AddressAttribute::Address(c.ip));
+            if let IpAddr::V4(v4) = c.ip {
+                a.attributes.push(AddressAttribute::Local(c.ip));
+                if c.prefix < 31 && !v4.is_loopback() {
+                    a.attributes.push(AddressAttribute::Broadcast((u32::from(v4) | (u32::MAX >> c.prefix)).into()));
+                }
+                a.attributes.push(AddressAttribute::Label(name.into()));
+            }
+            a.attributes.push(AddressAttribute::Flags(AddressFlags::Permanent));
+            // (valid and preferred "forever")
+            let mut forever = CacheInfo::default();
+            forever.ifa_preferred = u32::MAX;
+            forever.ifa_valid = u32::MAX;
+            a.attributes.push(AddressAttribute::CacheInfo(forever));
+            a
+        })
+        .collect()
+}
+
+/// The main table's routes: the pod interface's.
+fn routes(pod: Option<&Pod>) -> Vec<RouteMessage> {
+    let Some(p) = pod else { return Vec::new() };
+    p.routes
+        .iter()
+        .map(|route| {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family(route.dst.ip);
+            m.header.destination_prefix_length = route.dst.prefix;
+            m.header.table = RouteHeader::RT_TABLE_MAIN;
+            m.header.kind = RouteType::Unicast;
+            m.attributes.push(RouteAttribute::Table(u32::from(RouteHeader::RT_TABLE_MAIN)));
+            if route.dst.prefix > 0 {
+                m.attributes.push(RouteAttribute::Destination(RouteAddress::from(route.dst.ip)));
+            }
+            match route.gateway {
+                Some(gw) => {
+                    m.header.protocol = RouteProtocol::Boot;
+                    m.header.scope = RouteScope::Universe;
+                    m.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+                }
+                None => {
+                    m.header.protocol = RouteProtocol::Kernel;
+                    m.header.scope = RouteScope::Link;
+                    let src = p.addrs.iter().find(|c| route.dst.contains(c.ip) && c.ip.is_ipv4());
+                    if let Some(src) = src {
+                        m.attributes.push(RouteAttribute::PrefSource(RouteAddress::from(src.ip)));
+                    }
+                }
+            }
+            m.attributes.push(RouteAttribute::Oif(p.index));
+            m
+        })
+        .collect()
+}
+
+fn family(ip: IpAddr) -> AddressFamily {
+    match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}

@@ -157,16 +157,39 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
             }
             moved || done || expired
         }
-        State::Datagram { .. } if hung => {
+        State::Datagram { .. } | State::Netlink { .. } if hung => {
             s.drop_sock(key);
             true
         }
         State::Datagram { .. } => s.pump_udp(key, buf),
+        State::Netlink { .. } => netlink(s, key, buf),
         State::Fresh | State::Bound | State::Failed if hung => {
             s.drop_sock(key);
             true
         }
         State::Fresh | State::Bound | State::Failed => false,
+    }
+}
+
+/// Answers the requests the app sent on netlink socket `key` without an
+/// address (send, write); whether there were any.
+fn netlink(s: &mut Stack, key: u64, buf: &mut [u8]) -> bool {
+    let mut moved = false;
+    loop {
+        let Some(sock) = s.socks.get_mut(&key) else { return moved };
+        if !sock.readable {
+            return moved;
+        }
+        let n = match recv(std::os::fd::AsRawFd::as_raw_fd(&sock.ours), buf, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) if n > 0 => n,
+            // (0: the app closed its end, which its hangup tells)
+            _ => {
+                sock.readable = false;
+                return moved;
+            }
+        };
+        moved = true;
+        let _ = s.netlink_request(key, &buf[..n]);
     }
 }
 

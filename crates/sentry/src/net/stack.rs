@@ -65,6 +65,12 @@ pub enum State {
         /// connect(2)'s peer: sends go there, only its datagrams come in
         peer: Option<Addr>,
     },
+    /// a route netlink socket ([`super::netlink`]): requests the app sends
+    /// are answered on its end
+    Netlink {
+        /// its port id (bind(2)'s nl_pid, or one the stack chose)
+        port: u32,
+    },
 }
 
 /// Socket options the app set.
@@ -139,6 +145,11 @@ impl Sock {
     pub fn is_ping(&self) -> bool {
         matches!(self.state, State::Datagram { ping: true, .. })
     }
+
+    /// Whether it is a route netlink socket.
+    pub fn is_netlink(&self) -> bool {
+        matches!(self.state, State::Netlink { .. })
+    }
 }
 
 /// The interface, smoltcp's sockets, the app's.
@@ -154,6 +165,8 @@ pub struct Stack {
     /// aborted connections, removed after the next poll (which sends their RST)
     pub(super) dying: Vec<SocketHandle>,
     next_port: u16,
+    /// the netlink port id the next socket that binds none gets
+    next_netlink: u32,
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
@@ -213,6 +226,7 @@ impl Stack {
             epoll,
             dying: Vec::new(),
             next_port: *EPHEMERAL.start(),
+            next_netlink: 0x7000_0000,
         })
     }
 
@@ -256,6 +270,58 @@ impl Stack {
         };
         self.socks.insert(ino, sock);
         Ok(app)
+    }
+
+    /// Makes a route netlink socket: the app's end of its socketpair
+    /// (datagrams kept apart), to install (O_NONBLOCK if `nonblock`).
+    pub fn netlink_socket(&mut self, nonblock: bool) -> Result<OwnedFd, Errno> {
+        let app = self.socket(Family::V4, Some(false), nonblock)?;
+        let key = nix::sys::stat::fstat(app.as_fd())?.st_ino;
+        let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        let Stack { socks, epoll, .. } = self;
+        let s = socks.get_mut(&key).ok_or(Errno::EBADF)?;
+        s.state = State::Netlink { port: 0 };
+        epoll.modify(s.ours.as_fd(), &mut EpollEvent::new(interest, key))?;
+        s.interest = interest;
+        Ok(app)
+    }
+
+    /// Netlink socket `key`'s port id, chosen now if it has none (`want`:
+    /// the one bind(2) asks for, 0 for any).
+    pub fn netlink_port(&mut self, key: u64, want: u32) -> Result<u32, Errno> {
+        let taken = |socks: &HashMap<u64, Sock>, p: u32| {
+            socks.iter().any(|(k, s)| *k != key && matches!(s.state, State::Netlink { port } if port == p))
+        };
+        let State::Netlink { port } = self.sock(key)?.state else { return Err(Errno::EOPNOTSUPP) };
+        if port != 0 {
+            return if want == 0 || want == port { Ok(port) } else { Err(Errno::EINVAL) };
+        }
+        let port = match want {
+            0 => loop {
+                self.next_netlink = self.next_netlink.wrapping_add(1).max(1);
+                if !taken(&self.socks, self.next_netlink) {
+                    break self.next_netlink;
+                }
+            },
+            p if taken(&self.socks, p) => return Err(Errno::EADDRINUSE),
+            p => p,
+        };
+        self.sock(key)?.state = State::Netlink { port };
+        Ok(port)
+    }
+
+    /// Answers the netlink request `data` the app sent on socket `key`:
+    /// the answer waits on the app's end.
+    pub fn netlink_request(&mut self, key: u64, data: &[u8]) -> Result<(), Errno> {
+        let port = self.netlink_port(key, 0)?;
+        let answer = super::netlink::answer(self.pod.as_ref(), port, data);
+        let s = self.sock(key)?;
+        for d in answer {
+            let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL;
+            // (an app that does not read its answers loses the next ones, as on Linux: ENOBUFS there)
+            let _ = nix::sys::socket::send(s.ours.as_raw_fd(), &d, flags);
+        }
+        Ok(())
     }
 
     /// The key of the socket whose app end is `theirs` (a caller's fd, as
@@ -383,7 +449,9 @@ impl Stack {
             State::Fresh | State::Bound => {}
             State::Connecting(_) => return Err(Errno::EALREADY),
             State::Connected(_) => return Err(Errno::EISCONN),
-            State::Listening { .. } | State::Failed | State::Datagram { .. } => return Err(Errno::EINVAL),
+            State::Listening { .. } | State::Failed | State::Datagram { .. } | State::Netlink { .. } => {
+                return Err(Errno::EINVAL)
+            }
         }
         if to.port == 0 {
             return Err(Errno::ECONNREFUSED);

@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
 
 use super::{Call, Later, Memory, Reply};
 use crate::net::addr::{self, Family};
@@ -16,8 +17,13 @@ use crate::net::Netstack;
 /// Netlink families a program may open: routing (ip, getaddrinfo's
 /// interface list) and socket diagnostics (ss), both scoped to the
 /// sandbox's network namespace. Host-wide ones (uevents, audit) are refused.
-const NETLINK_OK: &[u64] = &[0 /* NETLINK_ROUTE */, NETLINK_SOCK_DIAG];
+const NETLINK_OK: &[u64] = &[NETLINK_ROUTE, NETLINK_SOCK_DIAG];
+const NETLINK_ROUTE: u64 = 0;
 const NETLINK_SOCK_DIAG: u64 = 4;
+/// The longest netlink request or answer read at once.
+const MAX_NETLINK: usize = 256 * 1024;
+/// getsockopt and setsockopt's level of netlink's own options
+const SOL_NETLINK: i32 = 270;
 
 /// socket(2) flags
 const SOCK_NONBLOCK: u64 = libc::SOCK_NONBLOCK as u64;
@@ -37,6 +43,12 @@ pub fn socket(c: &Call<'_>) -> Reply {
         // sockets: refused, ss reads /proc/net, which the netstack makes
         (libc::AF_NETLINK, _) if c.args[2] == NETLINK_SOCK_DIAG && c.kernel.net.is_some() => {
             Reply::Error(Errno::EPROTONOSUPPORT)
+        }
+        // the netstack answers for the sandbox's interfaces, addresses and routes
+        (libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_DGRAM)
+            if c.args[2] == NETLINK_ROUTE && c.kernel.net.is_some() =>
+        {
+            netlink_socket(c)
         }
         (libc::AF_NETLINK, _) if NETLINK_OK.contains(&c.args[2]) => Reply::Continue,
         (libc::AF_NETLINK, _) => Reply::Error(Errno::EPERM),
@@ -66,6 +78,81 @@ fn stack_socket(c: &Call<'_>, domain: i32, datagram: bool) -> Reply {
     };
     let made = net.lock().socket(family, kind, c.args[1] & SOCK_NONBLOCK != 0);
     reply(made.and_then(|app| c.fds.install(app, c.args[1] & SOCK_CLOEXEC != 0)))
+}
+
+fn netlink_socket(c: &Call<'_>) -> Reply {
+    if c.args[1] & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Reply::Error(Errno::EINVAL);
+    }
+    let Some(net) = c.kernel.net.as_ref() else { return Reply::Error(Errno::EAFNOSUPPORT) };
+    let made = net.lock().netlink_socket(c.args[1] & SOCK_NONBLOCK != 0);
+    reply(made.and_then(|app| c.fds.install(app, c.args[1] & SOCK_CLOEXEC != 0)))
+}
+
+/// struct sockaddr_nl of port id `port`.
+fn sockaddr_nl(port: u32) -> Vec<u8> {
+    [(libc::AF_NETLINK as u16).to_ne_bytes().as_slice(), &[0, 0], &port.to_ne_bytes(), &0u32.to_ne_bytes()].concat()
+}
+
+/// The netstack's netlink socket behind the caller's fd at argument 0.
+fn ours_netlink(c: &Call<'_>) -> Option<(Arc<Netstack>, u64, OwnedFd)> {
+    let (net, key, theirs) = ours(c)?;
+    net.lock().sock(key).ok().filter(|s| s.is_netlink())?;
+    Some((net, key, theirs))
+}
+
+/// bind, connect, getsockname, getpeername, get/setsockopt of a netlink
+/// socket of the netstack's; None for any other socket.
+fn netlink_call(c: &Call<'_>, call: NetlinkCall) -> Option<Reply> {
+    let (net, key, _) = ours_netlink(c)?;
+    let read_nl = || -> Result<u32, Errno> {
+        let mut b = [0u8; 12];
+        if c.args[2] < 12 {
+            return Err(Errno::EINVAL);
+        }
+        c.mem.read(c.args[1], &mut b)?;
+        if u16::from_ne_bytes([b[0], b[1]]) != libc::AF_NETLINK as u16 {
+            return Err(Errno::EINVAL);
+        }
+        Ok(u32::from_ne_bytes([b[4], b[5], b[6], b[7]]))
+    };
+    let r = match call {
+        NetlinkCall::Bind => read_nl().and_then(|pid| net.lock().netlink_port(key, pid)).map(|_| Reply::Value(0)),
+        // (the kernel is the only peer)
+        NetlinkCall::Connect => read_nl().map(|_| Reply::Value(0)),
+        NetlinkCall::Name(peer) => {
+            let port = if peer { Ok(0) } else { net.lock().netlink_port(key, 0) };
+            port.and_then(|p| write_addr(c.mem, c.args[1], c.args[2], &sockaddr_nl(p))).map(|()| Reply::Value(0))
+        }
+        NetlinkCall::GetOpt => {
+            let int = |v: i32| write_addr(c.mem, c.args[3], c.args[4], &v.to_ne_bytes()).map(|()| Reply::Value(0));
+            match (c.args[1] as i32, c.args[2] as i32) {
+                (SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_RAW),
+                (SOL_SOCKET, libc::SO_PROTOCOL) => int(NETLINK_ROUTE as i32),
+                (SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_NETLINK),
+                (SOL_SOCKET, _) => return Some(Reply::Continue),
+                (SOL_NETLINK, _) => int(0),
+                _ => Err(Errno::ENOPROTOOPT),
+            }
+        }
+        // extended acks, strict checking, groups: nothing changes what is answered
+        NetlinkCall::SetOpt => match c.args[1] as i32 {
+            SOL_SOCKET => return Some(Reply::Continue),
+            SOL_NETLINK => Ok(Reply::Value(0)),
+            _ => Err(Errno::ENOPROTOOPT),
+        },
+    };
+    Some(reply(r))
+}
+
+/// What [`netlink_call`] serves.
+enum NetlinkCall {
+    Bind,
+    Connect,
+    /// getpeername (true) or getsockname
+    Name(bool),
+    GetOpt,
+    SetOpt,
 }
 
 fn reply(r: Result<Reply, Errno>) -> Reply {
@@ -123,6 +210,9 @@ fn wait_readable(fd: &OwnedFd) -> bool {
 /// in the tree ([`super::path::bind`]); the host binds the rest.
 pub fn bind(c: &Call<'_>) -> Reply {
     let Some((net, key, _)) = ours(c) else { return super::path::bind(c) };
+    if let Some(r) = netlink_call(c, NetlinkCall::Bind) {
+        return r;
+    }
     let family = match net.lock().sock(key) {
         Ok(s) => s.family,
         Err(e) => return Reply::Error(e),
@@ -195,6 +285,9 @@ fn accept_with(c: &Call<'_>, flags: u64) -> Reply {
 /// connect(fd, addr, len)
 pub fn connect(c: &Call<'_>) -> Reply {
     let Some((net, key, theirs)) = ours(c) else { return Reply::Continue };
+    if let Some(r) = netlink_call(c, NetlinkCall::Connect) {
+        return r;
+    }
     let family = match net.lock().sock(key) {
         Ok(s) => s.family,
         Err(e) => return Reply::Error(e),
@@ -264,6 +357,9 @@ pub fn getpeername(c: &Call<'_>) -> Reply {
 
 fn name(c: &Call<'_>, peer: bool) -> Reply {
     let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    if let Some(r) = netlink_call(c, NetlinkCall::Name(peer)) {
+        return r;
+    }
     let got = {
         let mut stack = net.lock();
         let family = stack.sock(key).map(|s| s.family);
@@ -280,6 +376,9 @@ const SOL_SOCKET: i32 = libc::SOL_SOCKET;
 /// end's, made by the host.
 pub fn getsockopt(c: &Call<'_>) -> Reply {
     let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    if let Some(r) = netlink_call(c, NetlinkCall::GetOpt) {
+        return r;
+    }
     let (level, name) = (c.args[1] as i32, c.args[2] as i32);
     let value: Result<Vec<u8>, Errno> = {
         let mut stack = net.lock();
@@ -327,6 +426,9 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
 /// programs set and the netstack has no use for yet are accepted.
 pub fn setsockopt(c: &Call<'_>) -> Reply {
     let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    if let Some(r) = netlink_call(c, NetlinkCall::SetOpt) {
+        return r;
+    }
     let (level, name, at, len) = (c.args[1] as i32, c.args[2] as i32, c.args[3], c.args[4]);
     if level == SOL_SOCKET
         && !matches!(name, libc::SO_REUSEADDR | libc::SO_REUSEPORT | libc::SO_KEEPALIVE | libc::SO_LINGER)
@@ -385,6 +487,11 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
 /// the netstack for its UDP sockets; the host makes the rest.
 pub fn sendto(c: &Call<'_>) -> Reply {
     let Some((net, key, _)) = ours(c) else { return Reply::Continue };
+    if net.lock().sock(key).is_ok_and(|s| s.is_netlink()) {
+        let mut data = vec![0u8; usize::try_from(c.args[2]).unwrap_or(0).min(MAX_NETLINK)];
+        let r = c.mem.read(c.args[1], &mut data).and_then(|()| net.lock().netlink_request(key, &data));
+        return reply(r.map(|()| Reply::Value(data.len() as i64)));
+    }
     let family = match net.lock().sock(key) {
         Ok(s) if s.is_udp() => s.family,
         // a TCP socket's app end: the host answers as for a connected socket
@@ -413,12 +520,15 @@ pub fn sendto(c: &Call<'_>) -> Reply {
 /// makes the rest.
 pub fn recvfrom(c: &Call<'_>) -> Reply {
     let Some((net, key, theirs)) = ours(c) else { return Reply::Continue };
+    if net.lock().sock(key).is_ok_and(|s| s.is_netlink()) {
+        return netlink_recvfrom(c, net, theirs);
+    }
     if !net.lock().sock(key).is_ok_and(|s| s.is_udp()) {
         return Reply::Continue;
     }
     let (buf_at, len, flags, at, len_at) = (c.args[1], c.args[2], c.args[3], c.args[4], c.args[5]);
     let len = usize::try_from(len).unwrap_or(0).min(crate::net::udp::MAX_DATAGRAM + 1);
-    let msg_flags = nix::sys::socket::MsgFlags::from_bits_truncate(flags as i32);
+    let msg_flags = MsgFlags::from_bits_truncate(flags as i32);
     let family = net.lock().sock(key).map(|s| s.family).unwrap_or(Family::V4);
     // the next datagram, handed over; None if there is none yet
     let take = move |net: &Netstack, theirs: &OwnedFd, mem: &dyn Memory| {
@@ -436,6 +546,25 @@ pub fn recvfrom(c: &Call<'_>) -> Reply {
     received(c, net, theirs, msg_flags, take)
 }
 
+/// recvfrom on a netlink socket: the next answer, from the kernel (port 0).
+fn netlink_recvfrom(c: &Call<'_>, net: Arc<Netstack>, theirs: OwnedFd) -> Reply {
+    let (buf_at, len, flags, at, len_at) = (c.args[1], c.args[2], c.args[3], c.args[4], c.args[5]);
+    let len = usize::try_from(len).unwrap_or(0).min(MAX_NETLINK);
+    let msg_flags = MsgFlags::from_bits_truncate(flags as i32);
+    let take = move |_: &Netstack, theirs: &OwnedFd, mem: &dyn Memory| {
+        let mut buf = vec![0u8; len];
+        let f = (msg_flags & (MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)) | MsgFlags::MSG_DONTWAIT;
+        let n = match nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(theirs), &mut buf, f) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => return None,
+            Err(e) => return Some(Reply::Error(e)),
+        };
+        let r = mem.write(buf_at, &buf[..n.min(len)]).and_then(|()| write_addr(mem, at, len_at, &sockaddr_nl(0)));
+        Some(r.map(|()| Reply::Value(n as i64)).unwrap_or_else(Reply::Error))
+    };
+    received(c, net, theirs, msg_flags, take)
+}
+
 /// Answers a receive on a UDP socket of the netstack's: `take` hands the
 /// next datagram over, or None if there is none yet; a blocking receive
 /// waits for one on a worker.
@@ -443,13 +572,13 @@ fn received(
     c: &Call<'_>,
     net: Arc<Netstack>,
     theirs: OwnedFd,
-    flags: nix::sys::socket::MsgFlags,
+    flags: MsgFlags,
     take: impl Fn(&Netstack, &OwnedFd, &dyn Memory) -> Option<Reply> + Send + 'static,
 ) -> Reply {
     if let Some(r) = take(&net, &theirs, c.mem) {
         return r;
     }
-    if nonblocking(&theirs) || flags.contains(nix::sys::socket::MsgFlags::MSG_DONTWAIT) {
+    if nonblocking(&theirs) || flags.contains(MsgFlags::MSG_DONTWAIT) {
         return Reply::Error(Errno::EAGAIN);
     }
     reply(c.fds.later(Box::new(move |l: &dyn Later| loop {
@@ -509,23 +638,34 @@ fn iovecs(mem: &dyn Memory, hdr: &MsgHdr) -> Result<Vec<(u64, usize)>, Errno> {
 
 /// One sendmsg on UDP socket `key`: the bytes sent.
 fn send_one(mem: &dyn Memory, net: &Netstack, key: u64, family: Family, at: u64) -> Result<i64, Errno> {
+    let (data, name) = gather(mem, at, crate::net::udp::MAX_DATAGRAM)?;
+    let to = match name {
+        None => None,
+        Some((at, len)) => Some(read_addr(mem, family, at, u64::from(len))?),
+    };
+    let sent = net.lock().udp_send(key, &data, to);
+    net.wake();
+    sent.map(|n| n as i64)
+}
+
+/// Where a message's address is in the caller, and its length.
+type Name = (u64, u32);
+
+/// The bytes of the message whose struct msghdr is at `at` (EMSGSIZE past
+/// `max`), and where its address is, if it has one.
+fn gather(mem: &dyn Memory, at: u64, max: usize) -> Result<(Vec<u8>, Option<Name>), Errno> {
     let hdr = read_msghdr(mem, at)?;
     let mut data = Vec::new();
     for (base, len) in iovecs(mem, &hdr)? {
-        if data.len() + len > crate::net::udp::MAX_DATAGRAM {
+        if data.len() + len > max {
             return Err(Errno::EMSGSIZE);
         }
         let start = data.len();
         data.resize(start + len, 0);
         mem.read(base, &mut data[start..])?;
     }
-    let to = match (hdr.name, hdr.namelen) {
-        (0, _) | (_, 0) => None,
-        (at, len) => Some(read_addr(mem, family, at, u64::from(len))?),
-    };
-    let sent = net.lock().udp_send(key, &data, to);
-    net.wake();
-    sent.map(|n| n as i64)
+    let name = (hdr.name != 0 && hdr.namelen != 0).then_some((hdr.name, hdr.namelen));
+    Ok((data, name))
 }
 
 /// One recvmsg on UDP socket `key` whose app end is `theirs`: the bytes
@@ -537,14 +677,31 @@ fn recv_one(
     theirs: &OwnedFd,
     family: Family,
     at: u64,
-    flags: nix::sys::socket::MsgFlags,
+    flags: MsgFlags,
+) -> Result<Option<i64>, Errno> {
+    scatter(mem, at, flags, crate::net::udp::MAX_DATAGRAM + 1, |buf| {
+        let (n, from) = net.lock().udp_recv(key, theirs, buf, flags | MsgFlags::MSG_TRUNC)?;
+        Ok((n, addr::encode(family, from).to_vec()))
+    })
+}
+
+/// One recvmsg whose struct msghdr is at `at`: `take` receives into a
+/// buffer as large as the iovecs (up to `max`) and tells the message's
+/// whole length and its sender's address, which are handed to the caller
+/// (no control data; MSG_TRUNC in msg_flags if it did not fit). The bytes
+/// received (the message's length with MSG_TRUNC); None if none waits.
+fn scatter(
+    mem: &dyn Memory,
+    at: u64,
+    flags: MsgFlags,
+    max: usize,
+    take: impl FnOnce(&mut [u8]) -> Result<(usize, Vec<u8>), Errno>,
 ) -> Result<Option<i64>, Errno> {
     let hdr = read_msghdr(mem, at)?;
     let iovs = iovecs(mem, &hdr)?;
-    let room: usize =
-        iovs.iter().map(|(_, l)| *l).fold(0, usize::saturating_add).min(crate::net::udp::MAX_DATAGRAM + 1);
+    let room: usize = iovs.iter().map(|(_, l)| *l).fold(0, usize::saturating_add).min(max);
     let mut buf = vec![0u8; room];
-    let (n, from) = match net.lock().udp_recv(key, theirs, &mut buf, flags | nix::sys::socket::MsgFlags::MSG_TRUNC) {
+    let (n, from) = match take(&mut buf) {
         Ok(got) => got,
         Err(Errno::EAGAIN) => return Ok(None),
         Err(e) => return Err(e),
@@ -559,15 +716,14 @@ fn recv_one(
         left = &left[k..];
     }
     if hdr.name != 0 {
-        let b = addr::encode(family, from);
-        mem.write(hdr.name, &b[..b.len().min(hdr.namelen as usize)])?;
-        mem.write(at + 8, &(b.len() as u32).to_ne_bytes())?;
+        mem.write(hdr.name, &from[..from.len().min(hdr.namelen as usize)])?;
+        mem.write(at + 8, &(from.len() as u32).to_ne_bytes())?;
     }
     // no control data; MSG_TRUNC if the datagram did not fit
     mem.write(at + 40, &0u64.to_ne_bytes())?;
     let truncated = if n > room { libc::MSG_TRUNC } else { 0 };
     mem.write(at + 48, &truncated.to_ne_bytes())?;
-    let shown = if flags.contains(nix::sys::socket::MsgFlags::MSG_TRUNC) { n } else { n.min(room) };
+    let shown = if flags.contains(MsgFlags::MSG_TRUNC) { n } else { n.min(room) };
     Ok(Some(shown as i64))
 }
 
@@ -582,6 +738,13 @@ fn ours_udp(c: &Call<'_>) -> Option<(Arc<Netstack>, u64, OwnedFd, Family)> {
 /// sendmsg(fd, msg, flags): the netstack's UDP sockets here (an address,
 /// if any, from msg_name; control data ignored); the host makes the rest.
 pub fn sendmsg(c: &Call<'_>) -> Reply {
+    if let Some((net, key, _)) = ours_netlink(c) {
+        let r = gather(c.mem, c.args[1], MAX_NETLINK).and_then(|(data, _)| {
+            net.lock().netlink_request(key, &data)?;
+            Ok(Reply::Value(data.len() as i64))
+        });
+        return reply(r);
+    }
     let Some((net, key, _, family)) = ours_udp(c) else { return Reply::Continue };
     reply(send_one(c.mem, &net, key, family, c.args[1]).map(Reply::Value))
 }
@@ -590,8 +753,19 @@ pub fn sendmsg(c: &Call<'_>) -> Reply {
 /// msg_name, no control data; a blocking one waits on a worker); the host
 /// makes the rest.
 pub fn recvmsg(c: &Call<'_>) -> Reply {
+    let (at, flags) = (c.args[1], MsgFlags::from_bits_truncate(c.args[2] as i32));
+    if let Some((net, _, theirs)) = ours_netlink(c) {
+        // the kernel (port 0) is the sender
+        return received(c, net, theirs, flags, move |_, theirs, mem| {
+            let f = (flags & (MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)) | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
+            let got = scatter(mem, at, flags, MAX_NETLINK, |buf| {
+                let n = nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(theirs), buf, f)?;
+                Ok((n, sockaddr_nl(0)))
+            });
+            got.map(|got| got.map(Reply::Value)).unwrap_or_else(|e| Some(Reply::Error(e)))
+        });
+    }
     let Some((net, key, theirs, family)) = ours_udp(c) else { return Reply::Continue };
-    let (at, flags) = (c.args[1], nix::sys::socket::MsgFlags::from_bits_truncate(c.args[2] as i32));
     received(c, net, theirs, flags, move |net, theirs, mem| {
         recv_one(mem, net, key, theirs, family, at, flags)
             .map(|got| got.map(Reply::Value))
@@ -626,9 +800,9 @@ pub fn sendmmsg(c: &Call<'_>) -> Reply {
 pub fn recvmmsg(c: &Call<'_>) -> Reply {
     let Some((net, key, theirs, family)) = ours_udp(c) else { return Reply::Continue };
     let (at, vlen) = (c.args[1], c.args[2].min(MAX_IOV));
-    let flags = nix::sys::socket::MsgFlags::from_bits_truncate(c.args[3] as i32);
+    let flags = MsgFlags::from_bits_truncate(c.args[3] as i32);
     // MSG_WAITFORONE: only the first may wait (which is all this does)
-    let each = flags & !nix::sys::socket::MsgFlags::MSG_WAITFORONE;
+    let each = flags & !MsgFlags::MSG_WAITFORONE;
     received(c, net, theirs, flags, move |net, theirs, mem| {
         let mut got = 0;
         for i in 0..vlen {
