@@ -58,6 +58,8 @@ struct Abort {
     pids: Vec<Pid>,
     /// a rootfs whose overlayfs got a work dir of the sandbox's own
     rootfs: Option<PathBuf>,
+    /// a pod's interface the netstack took over
+    pod: Option<crate::state::TakenPod>,
 }
 
 impl Drop for Abort {
@@ -93,6 +95,11 @@ impl Drop for Abort {
         if let Some(r) = &self.rootfs {
             crate::userns::forget(r);
         }
+        if let Some(p) = &self.pod {
+            if let Err(e) = give_back_pod(p) {
+                tracing::warn!(error = %e, "cleanup: the pod's interface not given back");
+            }
+        }
     }
 }
 
@@ -124,6 +131,7 @@ impl Abort {
         self.cgroup = None;
         self.pids.clear();
         self.rootfs = None;
+        self.pod = None;
     }
 }
 
@@ -177,7 +185,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
     };
 
     let mut c = Container::create(&g.root, &o.id)?;
-    let mut abort = Abort { dir: Some(c.dir().to_path_buf()), cgroup: None, pids: Vec::new(), rootfs: None };
+    let mut abort = Abort { dir: Some(c.dir().to_path_buf()), cgroup: None, pids: Vec::new(), rootfs: None, pod: None };
     // the sandbox's own user namespace (sentry, --userns auto): the spec
     // saved has it; init builds from idmapped copies of the rootfs and the
     // bind sources, which stage 1 places
@@ -303,6 +311,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
         started: false,
         platform: g.platform,
         netstack: netstack(g),
+        pod: None,
     };
     if saved.oci_version.is_empty() {
         saved.oci_version = OCI_VERSION.into();
@@ -338,6 +347,18 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 sentry.netstack = netstack(g);
                 if sentry.netstack && g.network == crate::Network::Sandbox {
                     sentry.pod = take_pod(init_pid)?;
+                    if let (Some(p), Some(netns)) = (&sentry.pod, netns_path(&spec)) {
+                        let taken = crate::state::TakenPod {
+                            netns,
+                            index: p.index,
+                            addrs: p.addrs.iter().map(ToString::to_string).collect(),
+                            routes: p.routes.iter().map(ToString::to_string).collect(),
+                        };
+                        abort.pod = Some(taken.clone());
+                        let mut saved = c.saved()?.clone();
+                        saved.pod = Some(taken);
+                        c.save(saved)?;
+                    }
                 }
                 let n = sentry.mounts.len();
                 let (to_us, from_sentry) =
@@ -413,6 +434,26 @@ fn forward_seccomp_fd(spec: &Spec, c: &Container, fd: OwnedFd) -> Result<()> {
 /// `--network=sandbox` or `none`).
 fn netstack(g: &Global) -> bool {
     g.platform == crate::Platform::Sentry && g.network != crate::Network::Host
+}
+
+/// The path of the network namespace the spec joins, if it joins one (one
+/// moat makes goes with its sandbox).
+fn netns_path(spec: &Spec) -> Option<PathBuf> {
+    let namespaces = spec.linux().as_ref()?.namespaces().clone()?;
+    namespaces.into_iter().find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)?.path().clone()
+}
+
+/// Gives the pod's network namespace back the addresses and routes its
+/// sandbox's netstack took.
+pub fn give_back_pod(t: &crate::state::TakenPod) -> Result<()> {
+    fn parse<T: std::str::FromStr<Err = String>>(what: &[String]) -> Result<Vec<T>> {
+        what.iter().map(|a| a.parse().map_err(Error::Invalid)).collect()
+    }
+    let addrs = parse(&t.addrs)?;
+    let routes = parse(&t.routes)?;
+    let ns = std::fs::File::open(&t.netns)
+        .map_err(|e| Error::io(format!("open the pod's network namespace {}", t.netns.display()), e))?;
+    moat_sentry::net::pod::give_back(ns.as_fd(), t.index, &addrs, &routes).map_err(Error::Init)
 }
 
 /// The pod's interface of `init`'s network namespace, taken over for the

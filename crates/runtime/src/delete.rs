@@ -61,6 +61,12 @@ pub fn destroy(c: Container) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
+    // the Sentry is gone (it was in the cgroup): the pod's interface is the pod's again
+    if let Some(p) = &s.pod {
+        if let Err(e) = crate::create::give_back_pod(p) {
+            tracing::warn!(error = %e, "delete: the pod's interface not given back");
+        }
+    }
     let state = state_json(&c, Status::Stopped).unwrap_or_default();
     if let Some(cg) = &cg {
         cg.destroy()?;

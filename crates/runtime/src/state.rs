@@ -49,6 +49,23 @@ pub struct Saved {
     /// sentry: the sandbox has a netstack (`--network=none`)
     #[serde(default)]
     pub netstack: bool,
+    /// sentry: the pod's interface its netstack took over, to give back
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<TakenPod>,
+}
+
+/// A pod's interface a sandbox's netstack took over: what `delete` gives
+/// back to the pod's network namespace once the sandbox is gone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TakenPod {
+    /// the network namespace (the spec's path to it)
+    pub netns: PathBuf,
+    /// the interface's index
+    pub index: u32,
+    /// its addresses ("10.0.0.2/24")
+    pub addrs: Vec<String>,
+    /// its routes ("0.0.0.0/0 via 10.0.0.1")
+    pub routes: Vec<String>,
 }
 
 /// A container's lifecycle status, as the OCI runtime spec names them.

@@ -6,5 +6,6 @@ pub mod debian;
 pub mod harness;
 pub mod image;
 pub mod podman;
+pub mod podnet;
 
 pub use harness::*;

@@ -147,8 +147,7 @@ fn destination(p: &[u8]) -> Option<IpAddr> {
 impl Wire {
     /// The next hop towards `ip`: itself on the link, else a route's router.
     fn next_hop(&self, ip: IpAddr) -> Option<IpAddr> {
-        let link_local = matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
-        if link_local || self.addrs.iter().any(|c| c.contains(ip)) {
+        if super::pod::is_link_local(ip) || self.addrs.iter().any(|c| c.contains(ip)) {
             return Some(ip);
         }
         self.routes.iter().find(|r| r.dst.contains(ip)).map(|r| r.gateway.unwrap_or(ip))
@@ -260,7 +259,7 @@ impl Wire {
                 IpAddr::V4(_) => None,
             })
             .collect();
-        v6.iter().find(|a| a.segments()[0] & 0xffc0 == 0xfe80).or(v6.first()).copied()
+        v6.iter().find(|a| super::pod::is_link_local(IpAddr::V6(**a))).or(v6.first()).copied()
     }
 
     /// Notes `ip`'s MAC address and sends what waited for it.

@@ -11,8 +11,8 @@
 //! the app's end (sockfs numbers never come back soon: they count up).
 //!
 //! A listening socket's app end is readable while a connection waits to
-//! be accepted: the stack writes one byte on its end for each, and accept
-//! takes one. A blocking accept or connect waits on a worker thread.
+//! be accepted: the stack writes one byte on its end when the first one
+//! comes, and accept takes it with the last. A blocking accept or connect waits on a worker thread.
 //!
 //! UDP sockets work the same way over datagram-keeping socketpairs
 //! ([`udp`]). Today the stack has a loopback interface only

@@ -17,7 +17,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::pod::{Cidr, Pod};
+use super::pod::{family, Cidr, Pod};
 use super::rtnl;
 
 const RTM_GETLINK: u16 = 18;
@@ -206,7 +206,7 @@ fn addresses(pod: Option<&Pod>) -> Vec<AddressMessage> {
             a.header.flags = AddressHeaderFlags::Permanent;
             a.header.scope = match c.ip {
                 ip if ip.is_loopback() => AddressScope::Host,
-                IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => AddressScope::Link,
+                ip if super::pod::is_link_local(ip) => AddressScope::Link,
                 _ => AddressScope::Universe,
             };
             a.header.index = index;
@@ -263,11 +263,4 @@ fn routes(pod: Option<&Pod>) -> Vec<RouteMessage> {
             m
         })
         .collect()
-}
-
-fn family(ip: IpAddr) -> AddressFamily {
-    match ip {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    }
 }

@@ -9,10 +9,12 @@
 use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use netlink_packet_core::{NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_core::{NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::sys::socket::{bind, recv, send, socket, AddressFamily as Af, MsgFlags, SockFlag, SockProtocol, SockType};
 
@@ -47,6 +49,25 @@ impl Cidr {
     }
 }
 
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.ip, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (ip, prefix) = s.split_once('/').ok_or_else(|| format!("{s:?} is not address/prefix"))?;
+        let ip: IpAddr = ip.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let prefix: u8 = prefix.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        if prefix > if ip.is_ipv4() { 32 } else { 128 } {
+            return Err(format!("{s:?}: prefix too long"));
+        }
+        Ok(Cidr { ip, prefix })
+    }
+}
+
 /// A route of the pod's interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -54,6 +75,26 @@ pub struct Route {
     pub dst: Cidr,
     /// through this router (None: on the link)
     pub gateway: Option<IpAddr>,
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.gateway {
+            Some(gw) => write!(f, "{} via {gw}", self.dst),
+            None => write!(f, "{}", self.dst),
+        }
+    }
+}
+
+impl std::str::FromStr for Route {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Route, String> {
+        let (dst, gateway) = match s.split_once(" via ") {
+            Some((d, g)) => (d, Some(g.parse().map_err(|e| format!("{s:?}: {e}"))?)),
+            None => (s, None),
+        };
+        Ok(Route { dst: dst.parse()?, gateway })
+    }
 }
 
 /// The pod's interface as taken over.
@@ -151,6 +192,74 @@ fn take_here() -> Result<Option<Pod>, String> {
     let mut routes: Vec<Route> = routes.into_iter().map(|(r, _)| r).collect();
     routes.sort_by_key(|r| std::cmp::Reverse(r.dst.prefix));
     Ok(Some(Pod { packets, index, name, mac, mtu, addrs: cidrs, routes }))
+}
+
+/// Gives interface `index` of the network namespace `netns` back the
+/// addresses and routes [`take`] took from it (when its sandbox is gone,
+/// for the next one in the same pod).
+pub fn give_back(netns: BorrowedFd<'_>, index: u32, addrs: &[Cidr], routes: &[Route]) -> Result<(), String> {
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("join the pod's network namespace: {e}"))?;
+            let mut rtnl = Rtnl::open().map_err(|e| format!("open a route netlink socket: {e}"))?;
+            let create = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+            for c in addrs {
+                let mut a = AddressMessage::default();
+                a.header.family = family(c.ip);
+                a.header.prefix_len = c.prefix;
+                a.header.index = index;
+                a.header.scope = if is_link_local(c.ip) { AddressScope::Link } else { AddressScope::Universe };
+                if c.ip.is_ipv4() {
+                    a.attributes.push(AddressAttribute::Local(c.ip));
+                } else {
+                    // (usable at once: it was in use a moment ago)
+                    a.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+                }
+                a.attributes.push(AddressAttribute::Address(c.ip));
+                match rtnl.ask(RouteNetlinkMessage::NewAddress(a), create) {
+                    Ok(_) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(format!("give back address {c}: {e}")),
+                }
+            }
+            for r in routes {
+                let mut m = RouteMessage::default();
+                m.header.address_family = family(r.dst.ip);
+                m.header.destination_prefix_length = r.dst.prefix;
+                m.header.table = RouteHeader::RT_TABLE_MAIN;
+                m.header.kind = RouteType::Unicast;
+                m.header.protocol = RouteProtocol::Boot;
+                m.header.scope = if r.gateway.is_some() { RouteScope::Universe } else { RouteScope::Link };
+                if r.dst.prefix > 0 {
+                    m.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst.ip)));
+                }
+                m.attributes.extend(r.gateway.map(|g| RouteAttribute::Gateway(RouteAddress::from(g))));
+                m.attributes.push(RouteAttribute::Oif(index));
+                match rtnl.ask(RouteNetlinkMessage::NewRoute(m), create) {
+                    // (an address brings its network's route back by itself)
+                    Ok(_) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(format!("give back route {r}: {e}")),
+                }
+            }
+            Ok(())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the thread giving the pod's interface back ended".into()))
+    })
+}
+
+/// The netlink family of `ip`.
+pub(super) fn family(ip: IpAddr) -> AddressFamily {
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+/// Whether `ip` is an IPv6 link-local address (fe80::/10).
+pub fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// The address of a RTM_NEWADDR (its local one where it has two).

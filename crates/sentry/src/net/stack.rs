@@ -40,13 +40,14 @@ pub enum State {
     /// bound to an address, not listening or connected
     Bound,
     /// listening: smoltcp sockets waiting for a connection each, and those
-    /// connected and not accepted yet (one byte each on the app's end)
+    /// connected and not accepted yet
     Listening {
         /// listen(2)'s backlog: how many handshakes run at once (up to 16)
         backlog: usize,
         /// listening, each for one connection
         waiting: Vec<SocketHandle>,
-        /// connected, not accepted yet
+        /// connected, not accepted yet (while there are, one byte waits on
+        /// the app's end)
         ready: VecDeque<SocketHandle>,
     },
     /// connecting (non-blocking: data the app writes waits on its end)
@@ -511,7 +512,8 @@ impl Stack {
 
     /// accept(2) of the next connection, if one is ready: the app's end of
     /// its new socket (O_NONBLOCK if `nonblock`) and the peer's address.
-    /// `theirs` is the listening socket's app end (its byte is taken).
+    /// `theirs` is the listening socket's app end (its byte is taken with
+    /// the last connection waiting).
     pub fn accept(&mut self, key: u64, theirs: &OwnedFd, nonblock: bool) -> Result<Option<(OwnedFd, Addr)>, Errno> {
         let s = self.sock(key)?;
         let family = s.family;
@@ -520,6 +522,7 @@ impl Stack {
             return Err(if s.is_udp() { Errno::EOPNOTSUPP } else { Errno::EINVAL });
         };
         let Some(h) = ready.pop_front() else { return Ok(None) };
+        let last = ready.is_empty();
         let refill = waiting.is_empty() && ready.len() < MAX_READY;
         if refill {
             let l = self.listener(local)?;
@@ -527,8 +530,10 @@ impl Stack {
                 waiting.push(l);
             }
         }
-        let mut byte = [0u8; 1];
-        let _ = nix::sys::socket::recv(theirs.as_raw_fd(), &mut byte, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+        if last {
+            let mut byte = [0u8; 1];
+            let _ = nix::sys::socket::recv(theirs.as_raw_fd(), &mut byte, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+        }
         let app = self.socket(family, None, nonblock)?;
         let peer = self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
         let local = self.sockets.get::<tcp::Socket>(h).local_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
@@ -591,8 +596,8 @@ impl Stack {
     }
 
     /// Replaces the listeners of `key` that took a connection; their
-    /// connections, once established, wait to be accepted (a byte each on
-    /// the app's end). Returns whether any did.
+    /// connections, once established, wait to be accepted (a byte on the
+    /// app's end while any does). Returns whether any did.
     pub(super) fn tend_listeners(&mut self, key: u64) -> bool {
         let Some(s) = self.socks.get_mut(&key) else { return false };
         let local = s.local;
@@ -616,8 +621,12 @@ impl Stack {
                     // (past the backlog Linux lets the handshake stall
                     // until there is room; here it completes, up to a limit)
                     let h = waiting.swap_remove(i);
+                    // (one byte while any waits: a byte each would fill
+                    // the socketpair's buffer past a few hundred)
+                    if ready.is_empty() {
+                        let _ = nix::unistd::write(&s.ours, &[0u8]);
+                    }
                     ready.push_back(h);
-                    let _ = nix::unistd::write(&s.ours, &[0u8]);
                     rang = true;
                     if ready.len() + waiting.len() < MAX_READY {
                         let mut t = tcp_socket();

@@ -476,7 +476,27 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
                 _ => return Reply::Error(Errno::EINVAL),
             }
         }
-        (libc::IPPROTO_IP, libc::IP_TOS) | (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => {}
+        // accepted, with no effect here: no error queue, path MTU discovery
+        // or ancillary data on the stack's sockets yet (glibc's resolver
+        // sets IP_RECVERR on each of its sockets)
+        (
+            libc::IPPROTO_IP,
+            libc::IP_TOS
+            | libc::IP_RECVERR
+            | libc::IP_MTU_DISCOVER
+            | libc::IP_PKTINFO
+            | libc::IP_RECVTOS
+            | libc::IP_FREEBIND
+            | libc::IP_BIND_ADDRESS_NO_PORT,
+        )
+        | (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_TCLASS
+            | libc::IPV6_RECVERR
+            | libc::IPV6_MTU_DISCOVER
+            | libc::IPV6_RECVPKTINFO
+            | libc::IPV6_RECVTCLASS,
+        ) => {}
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => o.v6only = v != 0,
         _ => return Reply::Error(Errno::ENOPROTOOPT),
     }

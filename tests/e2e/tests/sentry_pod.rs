@@ -1,0 +1,347 @@
+//! `--network=sandbox` (the default) on the sentry platform: the netstack
+//! takes over the pod's interface, as a CNI plugin leaves it (a veth pair
+//! into network namespaces the test makes, [`PodNet`]). Servers in the
+//! sandbox are reached from the pod's network, clients in it reach that
+//! network (TCP over IPv4 and IPv6, UDP, ICMP echo, DNS through a resolver
+//! the test runs), and nothing in the sandbox reaches the host's kernel:
+//! no raw or packet socket, no netlink change, no host port.
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use moat_e2e::podnet::{PodNet, PEER_IP, PEER_IP6, POD_IP, POD_IP6};
+use moat_e2e::{assert_no_leaks, debian, unique_id, Moat};
+
+fn sentry() -> Moat {
+    let mut m = Moat::new();
+    m.global = vec!["--platform".into(), "sentry".into()];
+    m
+}
+
+/// A Debian bundle running `args` in the pod's network namespace.
+fn pod_bundle(net: &PodNet, args: &[&str]) -> moat_e2e::Bundle {
+    let mut b = debian::bundle(args);
+    let path = net.pod_path();
+    b.edit(|s| {
+        for ns in s["linux"]["namespaces"].as_array_mut().expect("namespaces") {
+            if ns["type"] == "network" {
+                ns["path"] = path.clone().into();
+            }
+        }
+    });
+    b
+}
+
+/// Runs `f` until it is true, for up to 20 s; whether it became true.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The sandbox's servers: HTTP on 8080 (both families), a TCP echo on 7000
+/// that takes many connections at once, a UDP echo on 7001.
+const SERVERS: &str = r#"
+import selectors, socket, socketserver, threading, http.server
+class Http(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    def server_bind(self):
+        # (not HTTPServer's, which looks its own name up in the DNS)
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "moat", self.server_address[1]
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from the sandbox"
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+threading.Thread(target=Http(("::", 8080), Hello).serve_forever, daemon=True).start()
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", 7001))
+    while True:
+        d, a = u.recvfrom(2048)
+        u.sendto(d.upper(), a)
+threading.Thread(target=udp, daemon=True).start()
+sel = selectors.DefaultSelector()
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 7000))
+srv.listen(1024)
+srv.setblocking(False)
+sel.register(srv, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is srv:
+            c, _ = srv.accept()
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ)
+        else:
+            c = key.fileobj
+            d = c.recv(4096)
+            if d:
+                c.send(d)
+            else:
+                sel.unregister(c)
+                c.close()
+"#;
+
+/// From the peer: 500 connections to the sandbox's echo at once, UDP echo,
+/// ICMP echo (a raw socket: the peer is the host's, root there).
+const FROM_PEER: &str = r#"
+import socket, struct, sys
+host = sys.argv[1]
+conns = [socket.create_connection((host, 7000), timeout=20) for _ in range(500)]
+for i, c in enumerate(conns):
+    c.sendall(b"c%d" % i)
+print("echoed", sum(c.recv(100) == b"c%d" % i for i, c in enumerate(conns)))
+for c in conns:
+    c.close()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+u.sendto(b"ping", (host, 7001))
+print("udp", u.recvfrom(100)[0].decode())
+def checksum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+r.settimeout(5)
+req = struct.pack("!BBHHH", 8, 0, 0, 0x4242, 1) + b"moat!!"
+r.sendto(req[:2] + struct.pack("!H", checksum(req)) + req[4:], (host, 0))
+while True:
+    d, a = r.recvfrom(200)
+    icmp = d[(d[0] & 15) * 4:]
+    if icmp[0] == 0 and icmp[4:6] == b"\x42\x42":
+        print("icmp reply", a[0], icmp[8:].decode())
+        break
+"#;
+
+#[test]
+fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
+    let net = PodNet::new("pod-srv");
+    let moat = sentry();
+    let b = pod_bundle(&net, &["python3", "-c", SERVERS]);
+    let id = unique_id("pod-srv");
+    moat.ok(&["create".as_ref(), "--bundle".as_ref(), b.path().as_os_str(), id.as_ref()]);
+    moat.ok(&["start", &id]);
+    // the pod's kernel keeps the interface, without its addresses: they are the netstack's
+    let kernel = net.pod_kernel_addrs();
+    assert!(kernel.contains("UP") && !kernel.contains("inet "), "{kernel}");
+    let curl = |url: &str| {
+        let out = net.peer_run(&["curl", "-sS", "-m", "5", "-g", url]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let v4 = format!("http://{POD_IP}:8080/");
+    assert!(eventually(|| curl(&v4) == "hello from the sandbox"), "curl {v4}: {}", curl(&v4));
+    assert_eq!(curl(&format!("http://[{POD_IP6}]:8080/")), "hello from the sandbox");
+    let out = net.peer_run(&["python3", "-c", FROM_PEER, POD_IP]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("echoed 500\nudp PING\nicmp reply {POD_IP} moat!!\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the 500 connections are gone in the sandbox too: its listeners remain
+    let sockets = "print(sum(1 for f in ('/proc/net/tcp', '/proc/net/tcp6') for _ in open(f).readlines()[1:]))";
+    assert!(
+        eventually(|| moat.ok(&["exec", &id, "python3", "-c", sockets]).trim() == "2"),
+        "{}",
+        moat.ok(&["exec", &id, "cat", "/proc/net/tcp", "/proc/net/tcp6"])
+    );
+    moat.ok(&["kill", &id, "KILL"]);
+    moat.wait_status(&id, "stopped");
+    moat.ok(&["delete", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+    // the pod's kernel has its addresses back, for the next sandbox in the pod
+    let kernel = net.pod_kernel_addrs();
+    assert!(
+        kernel.contains(&format!("inet {POD_IP}/24")) && kernel.contains(&format!("inet6 {POD_IP6}/64")),
+        "{kernel}"
+    );
+}
+
+/// The peer's services: HTTP on 8082 (both families), a resolver on 53
+/// that knows svc.pod.test, a UDP echo on 7001.
+const PEER_SERVICES: &str = r#"
+import socket, socketserver, struct, sys, threading, http.server
+class Http(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    def server_bind(self):
+        # (not HTTPServer's, which looks its own name up in the DNS)
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "moat", self.server_address[1]
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from the peer " + self.client_address[0].encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+h = Http(("::", 8082), Hello)
+threading.Thread(target=h.serve_forever, daemon=True).start()
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind((sys.argv[1], 7001))
+    while True:
+        d, a = u.recvfrom(2048)
+        u.sendto(d.upper(), a)
+threading.Thread(target=udp, daemon=True).start()
+dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dns.bind((sys.argv[1], 53))
+print("ready", flush=True)
+while True:
+    q, a = dns.recvfrom(512)
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode()); i += 1 + q[i]
+    qtype = struct.unpack("!H", q[i + 1:i + 3])[0]
+    question = q[12:i + 5]
+    known = ".".join(labels) == "svc.pod.test" and qtype == 1
+    flags = 0x8180 if known or ".".join(labels) == "svc.pod.test" else 0x8183
+    answer = (b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(sys.argv[1])) if known else b""
+    dns.sendto(q[:2] + struct.pack("!HHHHH", flags, 1, 1 if known else 0, 0, 0) + question + answer, a)
+"#;
+
+/// In the sandbox: the peer over HTTP (IPv4, IPv6, and by name through the
+/// resolver resolv.conf names), UDP, ICMP echo, the interfaces, a unix
+/// socket.
+const CLIENT: &str = r#"
+import os, socket, struct, threading, urllib.request
+peer, peer6 = os.environ["PEER"], os.environ["PEER6"]
+get = lambda url: urllib.request.urlopen(url, timeout=10).read().decode()
+print("v4", get("http://%s:8082/" % peer))
+print("v6", get("http://[%s]:8082/" % peer6))
+print("dns", socket.getaddrinfo("svc.pod.test", 8082, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+print("by name", get("http://svc.pod.test:8082/"))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+u.sendto(b"udp", (peer, 7001))
+print("udp", u.recvfrom(100)[0].decode())
+def checksum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+for fam, proto, typ, host in [(socket.AF_INET, socket.IPPROTO_ICMP, 8, peer), (socket.AF_INET6, socket.IPPROTO_ICMPV6, 128, peer6)]:
+    p = socket.socket(fam, socket.SOCK_DGRAM, proto)
+    p.settimeout(5)
+    req = struct.pack("!BBHHH", typ, 0, 0, 0, 3) + b"hello!"
+    p.sendto(req[:2] + struct.pack("!H", checksum(req)) + req[4:], (host, 0))
+    d, a = p.recvfrom(100)
+    print("ping", a[0], d[8:].decode())
+print("interfaces", [n for _, n in socket.if_nameindex()])
+srv = socket.socket(socket.AF_UNIX)
+srv.bind("/tmp/sock")
+srv.listen(1)
+def serve():
+    c, _ = srv.accept(); c.sendall(c.recv(10)[::-1]); c.close()
+t = threading.Thread(target=serve); t.start()
+c = socket.socket(socket.AF_UNIX); c.connect("/tmp/sock"); c.sendall(b"unix")
+print("unix", c.recv(10).decode())
+t.join()
+"#;
+
+#[test]
+fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
+    let net = PodNet::new("pod-cli");
+    let mut peer = net.in_peer(&["python3", "-c", PEER_SERVICES, PEER_IP]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut ready = [0u8; 6];
+    peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    let resolv = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(resolv.path(), format!("nameserver {PEER_IP}\noptions timeout:2 attempts:2\n")).unwrap();
+    let mut b = pod_bundle(&net, &["python3", "-c", CLIENT]);
+    let resolv_path = resolv.path().to_string_lossy().into_owned();
+    b.edit(|s| {
+        s["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .extend([format!("PEER={PEER_IP}").into(), format!("PEER6={PEER_IP6}").into()]);
+        s["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/etc/resolv.conf", "type": "bind", "source": resolv_path, "options": ["rbind", "ro"]
+        }));
+    });
+    let moat = sentry();
+    let id = unique_id("pod-cli");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    let _ = peer.kill();
+    let _ = peer.wait();
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(
+        out,
+        format!(
+            "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
+             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\nping {PEER_IP} hello!\nping {PEER_IP6} hello!\n\
+             interfaces ['lo', 'eth0']\nunix xinu\n"
+        )
+    );
+    assert_no_leaks(&moat, &id, b.path());
+}
+
+/// From inside: no raw or packet socket, no change through netlink, the
+/// host's ports out of reach.
+const BREAK_OUT: &str = r#"
+import errno, os, socket, struct
+for fam, kind, proto in [(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), (socket.AF_PACKET, socket.SOCK_RAW, 0), (socket.AF_PACKET, socket.SOCK_DGRAM, 0x0300)]:
+    try:
+        socket.socket(fam, kind, proto)
+        print("made", fam, kind)
+    except OSError as e:
+        print("refused", errno.errorcode[e.errno])
+eth0 = socket.if_nametoindex("eth0")
+def change(typ, body):
+    n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    n.bind((0, 0))
+    n.send(struct.pack("=LHHLL", 16 + len(body), typ, 0x1 | 0x4 | 0x400 | 0x200, 1, 0) + body)
+    d = n.recv(4096)
+    return errno.errorcode.get(-struct.unpack("=i", d[16:20])[0], "0")
+addr = struct.pack("=BBBBi", socket.AF_INET, 32, 0, 0, eth0) + struct.pack("=HH", 8, 2) + socket.inet_aton("10.77.0.9")
+print("add address", change(20, addr))
+down = struct.pack("=BxHiII", 0, 0, eth0, 0, 1)
+print("link down", change(16 + 3, down))
+route = struct.pack("=BBBBBBBBI", socket.AF_INET, 0, 0, 0, 254, 4, 0, 1, 0)
+print("add route", change(24, route))
+try:
+    socket.create_connection(("127.0.0.1", int(os.environ["HOST_PORT"])), timeout=5)
+    print("reached the host")
+except ConnectionRefusedError:
+    print("host port refused")
+"#;
+
+#[test]
+fn nothing_in_the_sandbox_reaches_the_hosts_network() {
+    let net = PodNet::new("pod-iso");
+    // a port of the host's own loopback (the test's network namespace)
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    let mut b = pod_bundle(&net, &["python3", "-c", BREAK_OUT]);
+    b.edit(|s| s["process"]["env"].as_array_mut().unwrap().push(format!("HOST_PORT={port}").into()));
+    let moat = sentry();
+    let id = unique_id("pod-iso");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(
+        out,
+        "refused EPERM\nrefused EPERM\nrefused EPERM\nadd address EPERM\nlink down EPERM\nadd route EPERM\n\
+         host port refused\n"
+    );
+    // the pod's kernel saw none of it: its interface has what it had (given
+    // back when the sandbox was deleted), and nothing more
+    let kernel = net.pod_kernel_addrs();
+    assert!(kernel.contains("UP") && kernel.contains(&format!("inet {POD_IP}/24")), "{kernel}");
+    assert!(!kernel.contains("10.77.0.9"), "{kernel}");
+    let routes = std::process::Command::new("ip").args(["-n", &net.pod, "route"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&routes.stdout),
+        format!("default via {PEER_IP} dev eth0 \n10.77.0.0/24 dev eth0 proto kernel scope link src {POD_IP} \n")
+    );
+    host.set_nonblocking(true).unwrap();
+    assert!(host.accept().is_err(), "the host's listener got a connection");
+    assert_no_leaks(&moat, &id, b.path());
+}
