@@ -16,6 +16,10 @@
  *   micro time <runs> <argv...>          ms per fork+exec+wait of argv
  *   micro net <mib> <round trips>        MB/s of one TCP stream over 127.0.0.1, and
  *                                        µs per 1-byte request/response round trip
+ *   micro serve                          servers on all addresses for a client
+ *                                        outside: port 5001 sends bytes to each
+ *                                        connection until it closes, port 5002
+ *                                        answers HTTP/1.1 keep-alive requests
  *
  * Each syscall loop runs in batches until the time budget is spent (at least
  * MIN_ITERS iterations), so a slow runtime still finishes in bounded time.
@@ -29,6 +33,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -392,12 +398,86 @@ static int cmd_net(long mib, long trips) {
     return 0;
 }
 
+/* A TCP socket listening on all addresses, IPv4 and IPv6, port `port`. */
+static int any_listener(int port) {
+    int s = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) die("socket");
+    int on = 1, off = 0;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = in6addr_any};
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) die("bind");
+    if (listen(s, 64) != 0) die("listen");
+    return s;
+}
+
+/* Port 5001's connections: bytes until the client goes. */
+static void serve_source(int c) {
+    char *buf = malloc(SEQ_CHUNK);
+    if (!buf) die("malloc");
+    memset(buf, 'p', SEQ_CHUNK);
+    while (write(c, buf, SEQ_CHUNK) > 0) {}
+    _exit(0);
+}
+
+/* Port 5002's connections: one small answer per request (a request ends
+ * with an empty line; wrk sends GETs without bodies). */
+static void serve_http(int c) {
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    char buf[4096];
+    size_t have = 0;
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    for (;;) {
+        ssize_t n = read(c, buf + have, sizeof buf - have - 1);
+        if (n <= 0) _exit(0);
+        have += n;
+        buf[have] = 0;
+        char *end;
+        while ((end = strstr(buf, "\r\n\r\n")) != NULL) {
+            if (write(c, answer, sizeof answer - 1) != (ssize_t)(sizeof answer - 1)) _exit(0);
+            size_t used = end + 4 - buf;
+            memmove(buf, buf + used, have - used);
+            have -= used;
+            buf[have] = 0;
+        }
+        if (have == sizeof buf - 1) _exit(0);
+    }
+}
+
+/* micro serve: a child per connection, until killed. */
+static int cmd_serve(void) {
+    signal(SIGCHLD, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    struct pollfd fds[2] = {{.fd = any_listener(5001), .events = POLLIN}, {.fd = any_listener(5002), .events = POLLIN}};
+    printf("serving\n");
+    fflush(stdout);
+    for (;;) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) die("poll");
+        for (int i = 0; i < 2; i++) {
+            if (!(fds[i].revents & POLLIN)) continue;
+            int c = accept(fds[i].fd, NULL, NULL);
+            if (c < 0) continue;
+            pid_t p = fork();
+            if (p == 0) {
+                close(fds[0].fd);
+                close(fds[1].fd);
+                if (i == 0) serve_source(c);
+                serve_http(c);
+            }
+            close(c);
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "syscalls") == 0) return cmd_syscalls(atof(argv[2]), argv[3]);
     if (argc == 5 && strcmp(argv[1], "files") == 0) return cmd_files(argv[2], atol(argv[3]), atol(argv[4]));
     if (argc == 4 && strcmp(argv[1], "seq") == 0) return cmd_seq(argv[2], atol(argv[3]));
     if (argc >= 4 && strcmp(argv[1], "time") == 0) return cmd_time(atol(argv[2]), argv + 3);
     if (argc == 4 && strcmp(argv[1], "net") == 0) return cmd_net(atol(argv[2]), atol(argv[3]));
-    fprintf(stderr, "usage: micro syscalls|files|seq|time|net ...\n");
+    if (argc == 2 && strcmp(argv[1], "serve") == 0) return cmd_serve();
+    fprintf(stderr, "usage: micro syscalls|files|seq|time|net|serve ...\n");
     return 2;
 }

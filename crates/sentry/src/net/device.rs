@@ -76,6 +76,8 @@ struct Wire {
     /// packets waiting for their next hop's address, oldest first
     waiting: VecDeque<(Instant, IpAddr, u16, Vec<u8>)>,
     buf: Vec<u8>,
+    /// the socket may hold packets (no EAGAIN since epoll said it does)
+    readable: bool,
 }
 
 /// The stack's one device.
@@ -102,10 +104,18 @@ impl Link {
                 asked: HashMap::new(),
                 waiting: VecDeque::new(),
                 buf: vec![0; MAX_PACKET + 1],
+                readable: true,
             }),
             None => None,
         };
         Ok(Link { queue: VecDeque::new(), wire })
+    }
+
+    /// Notes that the pod interface's socket has packets to read.
+    pub fn wire_readable(&mut self) {
+        if let Some(w) = &mut self.wire {
+            w.readable = true;
+        }
     }
 
     /// Whether packets wait to be received from the loopback.
@@ -279,11 +289,14 @@ impl Wire {
     /// The next IP packet from the wire, answering and learning from ARP
     /// and neighbor discovery on the way. None when there is none now.
     fn receive(&mut self) -> Option<Vec<u8>> {
-        loop {
+        while self.readable {
             let (n, from) = match recvfrom::<LinkAddr>(self.fd.as_raw_fd(), &mut self.buf) {
                 Ok((n, Some(from))) => (n, from),
                 Ok((_, None)) | Err(Errno::EINTR) => continue,
-                Err(_) => return None,
+                Err(_) => {
+                    self.readable = false;
+                    return None;
+                }
             };
             // the host's own packets out of the interface; others' unicast
             if from.pkttype() == libc::PACKET_OUTGOING || from.pkttype() == libc::PACKET_OTHERHOST {
@@ -299,6 +312,7 @@ impl Wire {
                 _ => {}
             }
         }
+        None
     }
 
     /// An ARP packet of `n` bytes came in.

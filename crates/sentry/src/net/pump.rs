@@ -13,7 +13,7 @@ use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
 use smoltcp::socket::tcp;
 
-use super::stack::{Stack, State, WAKE_KEY};
+use super::stack::{Stack, State, POD_KEY, WAKE_KEY};
 use super::Netstack;
 
 /// How many rounds one wake-up tends the sockets at most.
@@ -63,6 +63,9 @@ pub(super) fn run(net: &Netstack) {
             .map(|e| e.data())
             .collect();
         let mut s = net.lock();
+        if events[..n].iter().any(|e| e.data() == POD_KEY) {
+            s.device.wire_readable();
+        }
         // (the sockets' ends are read and written only once they said they can be)
         for e in events[..n].iter().filter(|e| e.data() != WAKE_KEY) {
             if let Some(sock) = s.socks.get_mut(&e.data()) {
@@ -196,7 +199,10 @@ fn netlink(s: &mut Stack, key: u64, buf: &mut [u8]) -> bool {
 /// Reads what [`Stack::hold_writes`] wrote on the app's end off the
 /// stack's; whether any was.
 fn drain_junk(sock: &mut super::Sock) -> bool {
-    let mut scratch = [0u8; 16 * 1024];
+    if sock.junk == 0 {
+        return false;
+    }
+    let mut scratch = vec![0u8; 16 * 1024];
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock.ours);
     let mut moved = false;
     while sock.junk > 0 {
@@ -227,17 +233,24 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle) -> (bool, bool
         let got = t.send(|room| match room.len() {
             0 => (0, None),
             _ => match recv(fd, room, MsgFlags::MSG_DONTWAIT) {
-                Ok(n) => (n, Some(Ok(n))),
+                Ok(n) => (n, Some(Ok((n, room.len())))),
                 Err(e) => (0, Some(Err(e))),
             },
         });
         match got {
-            Ok(Some(Ok(0))) | Ok(Some(Err(Errno::ECONNRESET | Errno::EPIPE))) => {
+            Ok(Some(Ok((0, _)))) | Ok(Some(Err(Errno::ECONNRESET | Errno::EPIPE))) => {
                 sock.app_eof = true;
                 t.close();
                 moved = true;
             }
-            Ok(Some(Ok(_))) => moved = true,
+            Ok(Some(Ok((n, room)))) => {
+                moved = true;
+                // a stream socket's read returns all it holds: a short
+                // one emptied it (its next bytes come with an event)
+                if n < room {
+                    sock.readable = false;
+                }
+            }
             Ok(Some(Err(Errno::EAGAIN))) => {
                 sock.readable = false;
                 break;

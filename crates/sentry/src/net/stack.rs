@@ -147,6 +147,15 @@ impl Sock {
         matches!(self.state, State::Datagram { ping: true, .. })
     }
 
+    /// Whether the app closed every copy of its end (the thread drops
+    /// such a socket when it next wakes; until then it holds no port).
+    pub(super) fn app_gone(&self) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.ours.as_fd(), PollFlags::empty())];
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+            && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP))
+    }
+
     /// Whether it is a route netlink socket.
     pub fn is_netlink(&self) -> bool {
         matches!(self.state, State::Netlink { .. })
@@ -356,6 +365,8 @@ impl Stack {
                     && !matches!(s.state, State::Listening { .. })
                     && (s.opts.reuse_addr || matches!(s.state, State::Connected(_) | State::Connecting(_))))
                 && !(s.opts.reuse_port && reuse)
+                // (a closed listener's port is free at once, as on Linux)
+                && !(matches!(s.state, State::Listening { .. }) && s.app_gone())
         })
     }
 
@@ -477,6 +488,7 @@ impl Stack {
         t.set_timeout(Some(CONNECT_TIMEOUT));
         let from = IpListenEndpoint { addr: from_ip, port };
         t.connect(self.iface.context(), IpEndpoint::new(ip, to.port), from).map_err(|_| Errno::EINVAL)?;
+        pace_acks(&mut t, &self.device);
         let h = self.sockets.add(t);
         let s = self.sock(key)?;
         s.local = Addr { ip: local.ip, port };
@@ -621,6 +633,7 @@ impl Stack {
                     // (past the backlog Linux lets the handshake stall
                     // until there is room; here it completes, up to a limit)
                     let h = waiting.swap_remove(i);
+                    pace_acks(self.sockets.get_mut::<tcp::Socket>(h), &self.device);
                     // (one byte while any waits: a byte each would fill
                     // the socketpair's buffer past a few hundred)
                     if ready.is_empty() {
@@ -663,6 +676,18 @@ impl Stack {
             }
         }
     }
+}
+
+/// How long a connection over the pod's interface holds an ACK back for
+/// data to ride on (Linux's delayed ACK: at least 40 ms; smoltcp's 10).
+const ACK_DELAY: Duration = Duration::from_millis(10);
+
+/// A connection over the pod's interface acknowledges every second segment
+/// or with its reply (a request's answer carries the ACK); one over the
+/// loopback, whose window is a segment or two, at once.
+fn pace_acks(t: &mut tcp::Socket<'_>, device: &super::device::Link) {
+    let wire = t.remote_endpoint().is_some_and(|e| !device.is_own(e.addr.into()));
+    t.set_ack_delay(wire.then_some(ACK_DELAY));
 }
 
 /// Sets the options of a connection.
