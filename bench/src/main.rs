@@ -54,7 +54,7 @@ struct Args {
     runtimes: Vec<String>,
 
     /// Run only workloads whose id contains this (repeatable): startup, syscalls, fileio,
-    /// memory, real/shell, real/python, network.
+    /// memory, real/shell, real/python, network, pod.
     #[arg(long, value_name = "SUBSTRING")]
     only: Vec<String>,
 

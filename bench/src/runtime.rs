@@ -68,6 +68,18 @@ impl Runtime {
         Ok(Self { name: name.to_owned(), argv, version, root, logs, reaper })
     }
 
+    /// The same runtime (its state and log directories) with other global flags.
+    pub fn variant(&self, argv: Vec<String>) -> Runtime {
+        Runtime {
+            name: self.name.clone(),
+            argv,
+            version: self.version.clone(),
+            root: self.root.clone(),
+            logs: self.logs.clone(),
+            reaper: self.reaper.clone(),
+        }
+    }
+
     /// The command line as the user would type it.
     pub fn command_line(&self) -> String {
         self.argv.join(" ")

@@ -416,8 +416,11 @@ static void serve_source(int c) {
     char *buf = malloc(SEQ_CHUNK);
     if (!buf) die("malloc");
     memset(buf, 'p', SEQ_CHUNK);
-    while (write(c, buf, SEQ_CHUNK) > 0) {}
-    _exit(0);
+    for (;;) {
+        ssize_t n = write(c, buf, SEQ_CHUNK);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) _exit(0);
+    }
 }
 
 /* Port 5002's connections: one small answer per request (a request ends

@@ -9,6 +9,7 @@
 mod fileio;
 mod memory;
 mod network;
+mod pod;
 mod real;
 mod startup;
 mod syscalls;
@@ -106,6 +107,7 @@ pub fn all(quick: bool) -> Vec<Box<dyn Workload>> {
         Box::new(real::Shell::new(quick)),
         Box::new(real::Python::default()),
         Box::new(network::Network::new(quick)),
+        Box::new(pod::Pod::new(quick)),
     ]
 }
 
