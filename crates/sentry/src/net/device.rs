@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{recvfrom, sendto, LinkAddr, MsgFlags, SockaddrLike};
+use nix::sys::socket::{recvfrom, LinkAddr, MsgFlags, SockaddrLike};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
@@ -38,6 +38,8 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86DD;
 const BROADCAST: [u8; 6] = [0xff; 6];
+/// An Ethernet header's length
+const ETHER: usize = 14;
 
 /// A link-layer socket address: interface `index`, protocol `proto` (host
 /// order) and, to send to, a MAC address.
@@ -78,6 +80,10 @@ struct Wire {
     buf: Vec<u8>,
     /// the socket may hold packets (no EAGAIN since epoll said it does)
     readable: bool,
+    /// each packet comes and goes with a virtio-net header ([`super::offload`])
+    vnet: bool,
+    /// the MSS the wire's peers announced
+    peers: super::offload::Peers,
 }
 
 /// The stack's one device.
@@ -103,8 +109,10 @@ impl Link {
                 neighbors: HashMap::new(),
                 asked: HashMap::new(),
                 waiting: VecDeque::new(),
-                buf: vec![0; MAX_PACKET + 1],
+                buf: vec![0; MAX_PACKET + super::offload::HDR + 1],
                 readable: true,
+                vnet: p.vnet,
+                peers: Default::default(),
             }),
             None => None,
         };
@@ -182,13 +190,14 @@ impl Wire {
 
     fn send(&mut self, packet: Vec<u8>, dst: IpAddr, now: Instant) {
         let proto = if dst.is_ipv4() { ETH_P_IP } else { ETH_P_IPV6 };
+        let mut packet = packet;
         if let Some(mac) = self.group_mac(dst) {
-            self.put(proto, mac, &packet);
+            self.put(proto, mac, &mut packet);
             return;
         }
         let Some(hop) = self.next_hop(dst) else { return };
         if let Some(mac) = self.neighbors.get(&hop).copied() {
-            self.put(proto, mac, &packet);
+            self.put(proto, mac, &mut packet);
             return;
         }
         while self.waiting.front().is_some_and(|w| now - w.0 > WAIT) || self.waiting.len() >= MAX_WAITING {
@@ -198,14 +207,27 @@ impl Wire {
         self.ask(hop, now);
     }
 
-    /// Writes one packet of `proto` to `mac`. (A packet longer than the
-    /// interface's MTU is dropped: the stack does not fragment.)
-    fn put(&self, proto: u16, mac: [u8; 6], packet: &[u8]) {
-        if packet.len() > self.mtu && proto != ETH_P_ARP {
-            return;
-        }
+    /// Writes one packet of `proto` to `mac`, in an Ethernet frame. A TCP
+    /// segment longer than the interface's MTU goes as one GSO packet,
+    /// which the kernel cuts; any other is dropped (the stack does not
+    /// fragment).
+    fn put(&self, proto: u16, mac: [u8; 6], packet: &mut [u8]) {
         let to = link_addr(self.index, proto, Some(mac));
-        let _ = sendto(self.fd.as_raw_fd(), packet, &to, MsgFlags::MSG_DONTWAIT);
+        let mut ether = [0u8; ETHER];
+        ether[..6].copy_from_slice(&mac);
+        ether[6..12].copy_from_slice(&self.mac);
+        ether[12..].copy_from_slice(&proto.to_be_bytes());
+        let vnet = match self.vnet {
+            true => match self.peers.header(packet, self.mtu) {
+                Some(h) => h,
+                None => return,
+            },
+            false if packet.len() > self.mtu => return,
+            false => [0; super::offload::HDR],
+        };
+        let vnet = if self.vnet { &vnet[..] } else { &[] };
+        let iov = [std::io::IoSlice::new(vnet), std::io::IoSlice::new(&ether), std::io::IoSlice::new(packet)];
+        let _ = nix::sys::socket::sendmsg(self.fd.as_raw_fd(), &iov, &[], MsgFlags::MSG_DONTWAIT, Some(&to));
     }
 
     /// Asks for `hop`'s MAC address (ARP request, neighbor solicitation).
@@ -231,7 +253,7 @@ impl Wire {
                 };
                 let mut b = vec![0; arp.buffer_len()];
                 arp.emit(&mut ArpPacket::new_unchecked(&mut b));
-                self.put(ETH_P_ARP, BROADCAST, &b);
+                self.put(ETH_P_ARP, BROADCAST, &mut b);
             }
             IpAddr::V6(target) => {
                 let o = target.octets();
@@ -247,8 +269,8 @@ impl Wire {
                 );
                 let ns = NdiscRepr::NeighborSolicit { target_addr: target, lladdr: Some(self.raw_mac()) };
                 if let Some(src) = self.v6_source() {
-                    let packet = ndisc_packet(src, group, ns);
-                    self.put(ETH_P_IPV6, self.group_mac(IpAddr::V6(group)).unwrap_or(BROADCAST), &packet);
+                    let mut packet = ndisc_packet(src, group, ns);
+                    self.put(ETH_P_IPV6, self.group_mac(IpAddr::V6(group)).unwrap_or(BROADCAST), &mut packet);
                 }
             }
         }
@@ -281,8 +303,8 @@ impl Wire {
         self.asked.remove(&ip);
         let (ready, rest): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|w| w.1 == ip);
         self.waiting = rest.into();
-        for (_, _, proto, packet) in ready {
-            self.put(proto, mac, &packet);
+        for (_, _, proto, mut packet) in ready {
+            self.put(proto, mac, &mut packet);
         }
     }
 
@@ -303,21 +325,28 @@ impl Wire {
                 continue;
             }
             let mac = from.addr().unwrap_or_default();
-            let packet = &self.buf[..n.min(self.buf.len())];
+            // (after the virtio-net header, if any, and the Ethernet header)
+            let start = if self.vnet { super::offload::HDR } else { 0 } + ETHER;
+            let Some(packet) = self.buf.get(start..n.min(self.buf.len())) else { continue };
+            let mut packet = packet.to_vec();
             match u16::from_be(from.protocol()) {
-                ETH_P_IP => return Some(packet.to_vec()),
-                ETH_P_ARP => self.arp(n),
-                ETH_P_IPV6 if is_ndisc(packet) => self.ndisc(n, mac),
-                ETH_P_IPV6 => return Some(packet.to_vec()),
+                ETH_P_ARP => self.arp(&packet),
+                ETH_P_IPV6 if is_ndisc(&packet) => self.ndisc(&packet, mac),
+                ETH_P_IP | ETH_P_IPV6 => {
+                    if self.vnet {
+                        self.peers.clamp_syn(&mut packet);
+                    }
+                    return Some(packet);
+                }
                 _ => {}
             }
         }
         None
     }
 
-    /// An ARP packet of `n` bytes came in.
-    fn arp(&mut self, n: usize) {
-        let Ok(p) = ArpPacket::new_checked(&self.buf[..n]) else { return };
+    /// An ARP packet came in.
+    fn arp(&mut self, packet: &[u8]) {
+        let Ok(p) = ArpPacket::new_checked(packet) else { return };
         let Ok(ArpRepr::EthernetIpv4 {
             operation,
             source_hardware_addr,
@@ -343,13 +372,13 @@ impl Wire {
             };
             let mut b = vec![0; reply.buffer_len()];
             reply.emit(&mut ArpPacket::new_unchecked(&mut b));
-            self.put(ETH_P_ARP, source_hardware_addr.0, &b);
+            self.put(ETH_P_ARP, source_hardware_addr.0, &mut b);
         }
     }
 
-    /// A neighbor solicitation or advertisement of `n` bytes came in from `mac`.
-    fn ndisc(&mut self, n: usize, mac: [u8; 6]) {
-        let Ok(ip) = Ipv6Packet::new_checked(&self.buf[..n]) else { return };
+    /// A neighbor solicitation or advertisement came in from `mac`.
+    fn ndisc(&mut self, packet: &[u8], mac: [u8; 6]) {
+        let Ok(ip) = Ipv6Packet::new_checked(packet) else { return };
         let Ok(ip_repr) = Ipv6Repr::parse(&ip) else { return };
         let Ok(icmp) = Icmpv6Packet::new_checked(ip.payload()) else { return };
         let caps = ChecksumCapabilities::ignored();
@@ -376,8 +405,8 @@ impl Wire {
                     } else {
                         (src, their_mac)
                     };
-                    let packet = ndisc_packet(target_addr, to, na);
-                    self.put(ETH_P_IPV6, to_mac, &packet);
+                    let mut packet = ndisc_packet(target_addr, to, na);
+                    self.put(ETH_P_IPV6, to_mac, &mut packet);
                 }
             }
             NdiscRepr::NeighborAdvert { target_addr, lladdr, .. } => {

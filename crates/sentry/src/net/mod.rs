@@ -22,6 +22,7 @@
 pub mod addr;
 mod device;
 pub mod netlink;
+mod offload;
 pub mod pod;
 mod pump;
 pub mod rtnl;

@@ -100,7 +100,7 @@ impl std::str::FromStr for Route {
 /// The pod's interface as taken over.
 #[derive(Debug)]
 pub struct Pod {
-    /// a packet socket (SOCK_DGRAM, every protocol) bound to it
+    /// a packet socket (SOCK_RAW, every protocol) bound to it
     pub packets: OwnedFd,
     /// its index
     pub index: u32,
@@ -110,6 +110,8 @@ pub struct Pod {
     pub mac: [u8; 6],
     /// its MTU
     pub mtu: u32,
+    /// the packet socket carries virtio-net headers (TCP segmentation offload)
+    pub vnet: bool,
     /// the addresses it had
     pub addrs: Vec<Cidr>,
     /// the routes through it it had, most specific first
@@ -176,7 +178,7 @@ fn take_here() -> Result<Option<Pod>, String> {
             routes.extend(route_of(&r, index).map(|route| (route, r)));
         }
     }
-    let packets = packet_socket(index).map_err(|e| format!("open a packet socket on {name}: {e}"))?;
+    let (packets, vnet) = packet_socket(index).map_err(|e| format!("open a packet socket on {name}: {e}"))?;
     // the routes first: removing the last address takes the routes with it
     for (_, r) in &routes {
         match rtnl.ask(RouteNetlinkMessage::DelRoute(r.clone()), NLM_F_ACK) {
@@ -191,7 +193,7 @@ fn take_here() -> Result<Option<Pod>, String> {
     }
     let mut routes: Vec<Route> = routes.into_iter().map(|(r, _)| r).collect();
     routes.sort_by_key(|r| std::cmp::Reverse(r.dst.prefix));
-    Ok(Some(Pod { packets, index, name, mac, mtu, addrs: cidrs, routes }))
+    Ok(Some(Pod { packets, index, name, mac, mtu, vnet, addrs: cidrs, routes }))
 }
 
 /// Gives interface `index` of the network namespace `netns` back the
@@ -311,15 +313,17 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
-/// A non-blocking packet socket of every protocol, link headers stripped
-/// (SOCK_DGRAM), bound to interface `index`.
-fn packet_socket(index: u32) -> nix::Result<OwnedFd> {
+/// A non-blocking packet socket of every protocol, whole frames
+/// (SOCK_RAW), bound to interface `index`; and whether it carries
+/// virtio-net headers ([`super::offload`]: SOCK_RAW only).
+fn packet_socket(index: u32) -> nix::Result<(OwnedFd, bool)> {
     let fd =
-        socket(Af::Packet, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
+        socket(Af::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
+    let vnet = super::offload::enable(fd.as_fd());
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &super::device::link_addr(index, libc::ETH_P_ALL as u16, None))?;
     // bursts from a fast peer wait here while the stack catches up
     let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
-    Ok(fd)
+    Ok((fd, vnet))
 }
 
 /// A route netlink socket to the kernel of this thread's network namespace.
