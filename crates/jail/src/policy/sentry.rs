@@ -122,7 +122,10 @@ pub fn policy() -> Policy {
         Rule::any("accept4", "control socket: exec brings a new notify fd"),
         Rule::any("accept", "control socket"),
         Rule::any("recvmsg", "control socket: the fd itself; the replayer's jobs and answers"),
-        Rule::any("sendmsg", "the replayer (a sandbox with a user namespace): jobs and answers, with their fds"),
+        Rule::any(
+            "sendmsg",
+            "the replayer (a sandbox with a user namespace): jobs and answers, with their fds; netstack: frames out of the pod's interface",
+        ),
         Rule::any("getsockname", "--directfs=false: the 9P client asks whether its socket can carry fds"),
         Rule::with("socketpair", &[Arg::Eq(0, libc::AF_UNIX as u64)], "netstack: an app socket's two ends"),
         Rule::any("epoll_create1", "netstack: its thread waits on every socket's end"),

@@ -264,3 +264,51 @@ fn routes(pod: Option<&Pod>) -> Vec<RouteMessage> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request of `typ` with `flags` and a body of `body`.
+    fn request(typ: u16, flags: u16, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend(((16 + body.len()) as u32).to_ne_bytes());
+        m.extend(typ.to_ne_bytes());
+        m.extend(flags.to_ne_bytes());
+        m.extend(7u32.to_ne_bytes());
+        m.extend(0u32.to_ne_bytes());
+        m.extend(body);
+        m
+    }
+
+    #[test]
+    fn a_link_dump_lists_the_loopback_then_ends() {
+        let got = answer(None, 42, &request(RTM_GETLINK, 1 | NLM_F_DUMP, &[0; 16]));
+        assert_eq!(got.len(), 2, "the links, then NLMSG_DONE");
+        let links = rtnl::decode_all(&got[0]).unwrap();
+        assert_eq!(links.len(), 1);
+        assert_eq!((links[0].header.sequence_number, links[0].header.port_number), (7, 42));
+        let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) = &links[0].payload else {
+            panic!("{:?}", links[0].payload)
+        };
+        assert!(l.attributes.contains(&LinkAttribute::IfName("lo".into())));
+        let done = rtnl::decode_all(&got[1]).unwrap();
+        assert!(matches!(done[0].payload, NetlinkPayload::Done(_)));
+    }
+
+    #[test]
+    fn changes_are_refused_and_unknown_questions_unsupported() {
+        for typ in [16u16 /* NEWLINK */, 20 /* NEWADDR */, 25 /* DELROUTE */, 19 /* SETLINK */] {
+            let got = answer(None, 1, &request(typ, 1 | NLM_F_ACK, &[0; 16]));
+            let m = rtnl::decode_all(&got[0]).unwrap();
+            let NetlinkPayload::Error(e) = &m[0].payload else { panic!("{:?}", m[0].payload) };
+            assert_eq!(e.code.map(|c| c.get()), Some(-libc::EPERM), "type {typ}");
+        }
+        // a neighbour dump is empty; a lone RTM_GETRULE is not answered
+        assert_eq!(answer(None, 1, &request(30, 1 | NLM_F_DUMP, &[0; 12])).len(), 1);
+        let got = answer(None, 1, &request(34, 1, &[0; 12]));
+        let m = rtnl::decode_all(&got[0]).unwrap();
+        let NetlinkPayload::Error(e) = &m[0].payload else { panic!() };
+        assert_eq!(e.code.map(|c| c.get()), Some(-libc::EOPNOTSUPP));
+    }
+}

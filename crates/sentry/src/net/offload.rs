@@ -130,3 +130,66 @@ impl Peers {
         Some(h)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 TCP packet from `src` to `dst` (ports 40000 → 80), with
+    /// `options` and `payload` bytes, SYN if `syn`.
+    fn tcp4(src: [u8; 4], dst: [u8; 4], syn: bool, options: &[u8], payload: usize) -> Vec<u8> {
+        let thl = 20 + options.len();
+        let len = 20 + thl + payload;
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[9] = 6;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[32] = ((thl / 4) as u8) << 4;
+        p[33] = if syn { 0x02 } else { 0x10 };
+        p[40..40 + options.len()].copy_from_slice(options);
+        p
+    }
+
+    #[test]
+    fn a_syns_mss_is_raised_and_kept_for_the_segments_back() {
+        let mut peers = Peers::default();
+        let (peer, us) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        // NOP, NOP, MSS 1400, NOP, NOP
+        let mut syn = tcp4(peer, us, true, &[1, 1, 2, 4, 0x05, 0x78, 1, 1], 0);
+        peers.clamp_syn(&mut syn);
+        assert_eq!(u16::from_be_bytes([syn[44], syn[45]]), 65495);
+        // a 20 000-byte segment back to the peer (its ports the other way round)
+        let mut seg = tcp4(us, peer, false, &[], 20_000);
+        seg[20..22].copy_from_slice(&80u16.to_be_bytes());
+        seg[22..24].copy_from_slice(&40000u16.to_be_bytes());
+        let h = peers.header(&mut seg, 1500).expect("a GSO header");
+        assert_eq!(h[0], F_NEEDS_CSUM);
+        assert_eq!(h[1], GSO_TCPV4);
+        assert_eq!(u16::from_le_bytes([h[2], h[3]]), 14 + 40, "headers' length");
+        assert_eq!(u16::from_le_bytes([h[4], h[5]]), 1400, "cut to the peer's MSS");
+        assert_eq!(u16::from_le_bytes([h[6], h[7]]), 14 + 20, "checksum start");
+        assert_eq!(u16::from_le_bytes([h[8], h[9]]), 16);
+        // the pseudo-header's sum: addresses, protocol, TCP length
+        let sum: u32 = [0x0a00u32, 0x0002, 0x0a00, 0x0001, 6, 20 + 20_000].iter().sum();
+        assert_eq!(u16::from_be_bytes([seg[36], seg[37]]), sum as u16);
+    }
+
+    #[test]
+    fn packets_that_fit_need_no_offload_and_others_cannot_go() {
+        let peers = Peers::default();
+        let mut small = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 100);
+        assert_eq!(peers.header(&mut small, 1500), Some([0; HDR]));
+        // a long UDP datagram: not TCP, not cut
+        let mut udp = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 3000);
+        udp[9] = 17;
+        assert_eq!(peers.header(&mut udp, 1500), None);
+        // with no SYN seen, the link's MTU decides
+        let mut seg = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 9000);
+        let h = peers.header(&mut seg, 1500).expect("a GSO header");
+        assert_eq!(u16::from_le_bytes([h[4], h[5]]), 1460);
+    }
+}

@@ -317,8 +317,7 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
 /// (SOCK_RAW), bound to interface `index`; and whether it carries
 /// virtio-net headers ([`super::offload`]: SOCK_RAW only).
 fn packet_socket(index: u32) -> nix::Result<(OwnedFd, bool)> {
-    let fd =
-        socket(Af::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
+    let fd = socket(Af::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
     let vnet = super::offload::enable(fd.as_fd());
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &super::device::link_addr(index, libc::ETH_P_ALL as u16, None))?;
     // bursts from a fast peer wait here while the stack catches up
