@@ -92,6 +92,8 @@ pub struct Link {
     /// the loopback's packets, to be received
     queue: VecDeque<Vec<u8>>,
     wire: Option<Wire>,
+    /// where smoltcp writes each packet it sends
+    tx: Vec<u8>,
 }
 
 impl Link {
@@ -116,7 +118,7 @@ impl Link {
             }),
             None => None,
         };
-        Ok(Link { queue: VecDeque::new(), wire })
+        Ok(Link { queue: VecDeque::new(), wire, tx: Vec::new() })
     }
 
     /// Notes that the pod interface's socket has packets to read.
@@ -143,10 +145,10 @@ impl Link {
     }
 
     /// Sends `packet` (an IP packet smoltcp made).
-    fn send(&mut self, packet: Vec<u8>) {
-        let Some(dst) = destination(&packet) else { return };
+    fn send(&mut self, packet: &mut [u8]) {
+        let Some(dst) = destination(packet) else { return };
         if self.is_own(dst) {
-            self.queue.push_back(packet);
+            self.queue.push_back(packet.to_vec());
         } else if let Some(w) = &mut self.wire {
             w.send(packet, dst, Instant::now());
         }
@@ -188,22 +190,21 @@ impl Wire {
         }
     }
 
-    fn send(&mut self, packet: Vec<u8>, dst: IpAddr, now: Instant) {
+    fn send(&mut self, packet: &mut [u8], dst: IpAddr, now: Instant) {
         let proto = if dst.is_ipv4() { ETH_P_IP } else { ETH_P_IPV6 };
-        let mut packet = packet;
         if let Some(mac) = self.group_mac(dst) {
-            self.put(proto, mac, &mut packet);
+            self.put(proto, mac, packet);
             return;
         }
         let Some(hop) = self.next_hop(dst) else { return };
         if let Some(mac) = self.neighbors.get(&hop).copied() {
-            self.put(proto, mac, &mut packet);
+            self.put(proto, mac, packet);
             return;
         }
         while self.waiting.front().is_some_and(|w| now - w.0 > WAIT) || self.waiting.len() >= MAX_WAITING {
             self.waiting.pop_front();
         }
-        self.waiting.push_back((now, hop, proto, packet));
+        self.waiting.push_back((now, hop, proto, packet.to_vec()));
         self.ask(hop, now);
     }
 
@@ -463,9 +464,14 @@ impl phy::RxToken for Rx {
 
 impl phy::TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut packet = vec![0; len];
-        let r = f(&mut packet);
-        self.0.send(packet);
+        // (one buffer for every packet: none is zeroed or allocated anew)
+        let mut buf = std::mem::take(&mut self.0.tx);
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        let r = f(&mut buf[..len]);
+        self.0.send(&mut buf[..len]);
+        self.0.tx = buf;
         r
     }
 }
@@ -478,16 +484,18 @@ impl Device for Link {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ip;
         caps.max_transmission_unit = MAX_PACKET;
-        caps.checksum = match self.wire {
+        caps.checksum = match &self.wire {
             // nothing crosses a wire: no checksums to make or check
             None => ChecksumCapabilities::ignored(),
             // made for the wire; not checked: a packet a host on the same
             // machine sent through a veth carries a partial checksum (the
             // "hardware" would finish it)
-            Some(_) => {
+            Some(w) => {
                 let mut c = ChecksumCapabilities::ignored();
                 c.ipv4 = phy::Checksum::Tx;
-                c.tcp = phy::Checksum::Tx;
+                // with virtio-net headers the kernel finishes TCP's
+                // ([`super::offload`]): no pass over the bytes here
+                c.tcp = if w.vnet { phy::Checksum::None } else { phy::Checksum::Tx };
                 c.udp = phy::Checksum::Tx;
                 c.icmpv4 = phy::Checksum::Tx;
                 c.icmpv6 = phy::Checksum::Tx;

@@ -7,9 +7,9 @@
 //! smoltcp sends segments no larger than its peer's MSS, so the MSS option
 //! of each SYN that comes in over the wire is raised to the largest
 //! (the device keeps the peer's own, [`Peers`]), and a segment longer than
-//! the link's MTU goes out as one GSO packet cut to the peer's MSS. Its TCP
-//! checksum is the kernel's to finish: the field holds the pseudo-header's
-//! sum (VIRTIO_NET_HDR_F_NEEDS_CSUM).
+//! the link's MTU goes out as one GSO packet cut to the peer's MSS. Every
+//! TCP segment's checksum is the kernel's to finish (smoltcp makes none):
+//! the field holds the pseudo-header's sum (VIRTIO_NET_HDR_F_NEEDS_CSUM).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -99,18 +99,21 @@ impl Peers {
     }
 
     /// The virtio-net header for sending `p` (an IP packet) on a link of
-    /// `mtu`: none needed for one that fits; a GSO one for a longer TCP
-    /// segment (whose checksum field it sets to the pseudo-header's sum).
-    /// None: the packet cannot go (too long, not TCP).
+    /// `mtu`: for a TCP segment, the kernel to finish its checksum (whose
+    /// field it sets to the pseudo-header's sum), and to cut it if it is
+    /// longer than the link's MTU (GSO); none needed for any other packet
+    /// that fits. None: the packet cannot go (too long, not TCP).
     pub fn header(&self, p: &mut [u8], mtu: usize) -> Option<[u8; HDR]> {
-        if p.len() <= mtu {
-            return Some([0; HDR]);
-        }
-        let (t, src, dst) = tcp_of(p)?;
+        let Some((t, src, dst)) = tcp_of(p) else {
+            return (p.len() <= mtu).then_some([0; HDR]);
+        };
         let thl = usize::from(p[t + 12] >> 4) * 4;
         let theirs = self.0.get(&(dst, port(p, t + 2), port(p, t))).copied().unwrap_or(u16::MAX);
         // (their MSS counts no TCP options; each segment carries ours)
-        let size = usize::from(theirs).saturating_sub(thl - 20).min(mtu.checked_sub(t + thl)?);
+        let size = usize::from(theirs).saturating_sub(thl.saturating_sub(20)).min(mtu.saturating_sub(t + thl));
+        if p.len() > mtu && size == 0 {
+            return None;
+        }
         let tcp_len = p.len() - t;
         let mut sum: u32 = 6 + tcp_len as u32;
         for pair in p[if src.is_ipv4() { 12..20 } else { 8..40 }].chunks(2) {
@@ -122,11 +125,13 @@ impl Peers {
         p[t + 16..t + 18].copy_from_slice(&(sum as u16).to_be_bytes());
         let mut h = [0u8; HDR];
         h[0] = F_NEEDS_CSUM;
-        h[1] = if src.is_ipv4() { GSO_TCPV4 } else { GSO_TCPV6 };
         h[2..4].copy_from_slice(&((ETHER + t + thl) as u16).to_le_bytes());
-        h[4..6].copy_from_slice(&(size as u16).to_le_bytes());
         h[6..8].copy_from_slice(&((ETHER + t) as u16).to_le_bytes());
         h[8..10].copy_from_slice(&16u16.to_le_bytes());
+        if p.len() > mtu {
+            h[1] = if src.is_ipv4() { GSO_TCPV4 } else { GSO_TCPV6 };
+            h[4..6].copy_from_slice(&(size as u16).to_le_bytes());
+        }
         Some(h)
     }
 }
@@ -181,8 +186,13 @@ mod tests {
     #[test]
     fn packets_that_fit_need_no_offload_and_others_cannot_go() {
         let peers = Peers::default();
+        // a short TCP segment: its checksum left to the kernel, not cut
         let mut small = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 100);
-        assert_eq!(peers.header(&mut small, 1500), Some([0; HDR]));
+        let h = peers.header(&mut small, 1500).expect("a header");
+        assert_eq!((h[0], h[1], u16::from_le_bytes([h[4], h[5]])), (F_NEEDS_CSUM, 0, 0));
+        let mut short_udp = small.clone();
+        short_udp[9] = 17;
+        assert_eq!(peers.header(&mut short_udp, 1500), Some([0; HDR]));
         // a long UDP datagram: not TCP, not cut
         let mut udp = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 3000);
         udp[9] = 17;
