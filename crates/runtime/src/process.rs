@@ -42,7 +42,7 @@ fn cstrings(v: impl IntoIterator<Item = String>, what: &str) -> Result<Vec<CStri
 /// The Sentry's filter for a sandbox's processes.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// the sandbox has a netstack (`--network=none`): sendmsg and recvmsg go to the Sentry
+    /// the sandbox has a netstack (`--network=sandbox` or `none`): sendmsg and recvmsg go to the Sentry
     pub netstack: bool,
     /// fds of ours whose sendmsg and recvmsg pass all the same (our channels,
     /// used after the filter is on and before the Sentry has its notify fd)

@@ -46,7 +46,7 @@ pub struct Saved {
     pub started: bool,
     /// isolation platform
     pub platform: Platform,
-    /// sentry: the sandbox has a netstack (`--network=none`)
+    /// sentry: the sandbox has a netstack (`--network=sandbox` or `none`)
     #[serde(default)]
     pub netstack: bool,
     /// sentry: the pod's interface its netstack took over, to give back

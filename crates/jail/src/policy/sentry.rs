@@ -5,7 +5,7 @@
 //! holds), and what std needs. It runs in an empty mount namespace; its
 //! notify thread alone enters the container's file tree (a chroot of its
 //! own fs_struct) and there makes the callers' calls that change the tree,
-//! as the caller (moat_sentry::vfs). With a netstack (`--network=none`),
+//! as the caller (moat_sentry::vfs). With a netstack (`--network=sandbox` or `none`),
 //! one socketpair per app socket, pumped by its thread. No other sockets of
 //! its own, no exec, no namespaces.
 

@@ -31,7 +31,8 @@ pub struct Kernel {
     pub cgroupns: bool,
     /// the container's real file tree, once `create` has handed it over
     pub tree: std::sync::OnceLock<crate::vfs::Tree>,
-    /// the sandbox's own network stack (`--network=none`: loopback only);
+    /// the sandbox's own network stack (`--network=sandbox`: the loopback and
+    /// the pod's interface; `none`: the loopback only);
     /// None: the host makes the app's sockets, in the spec's namespace
     pub net: Option<std::sync::Arc<crate::net::Netstack>>,
     /// the Sentry's end of the replayer's socket, until the tree takes it

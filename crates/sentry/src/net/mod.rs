@@ -14,10 +14,11 @@
 //! be accepted: the stack writes one byte on its end when the first one
 //! comes, and accept takes it with the last. A blocking accept or connect waits on a worker thread.
 //!
-//! UDP sockets work the same way over datagram-keeping socketpairs
-//! ([`udp`]). Today the stack has a loopback interface only
-//! (`--network=none`: 127.0.0.1 and ::1); ICMP, the pod's interface,
-//! AF_UNIX and netlink are the next steps (docs/architecture.md).
+//! UDP, ICMP echo and route netlink sockets work the same way over
+//! datagram-keeping socketpairs ([`udp`], [`netlink`]). The stack has a
+//! loopback (127.0.0.1, ::1) and, with `--network=sandbox`, the pod's
+//! interface, taken over from the host's kernel ([`pod`], [`device`],
+//! [`offload`]). AF_UNIX is the next step (docs/architecture.md).
 
 pub mod addr;
 mod device;
