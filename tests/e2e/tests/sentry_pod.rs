@@ -45,10 +45,10 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The sandbox's servers: HTTP on 8080 (both families), a TCP echo on 7000
-/// that takes many connections at once, a UDP echo on 7001.
-const SERVERS: &str = r#"
-import selectors, socket, socketserver, threading, http.server
+/// A dual-stack HTTP server (Http) whose handler (Hello) answers every GET
+/// with what the script's `answer(request)` makes; scripts follow it.
+const HTTP: &str = r#"
+import socket, socketserver, threading, http.server
 class Http(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6
     def server_bind(self):
@@ -58,11 +58,18 @@ class Http(http.server.ThreadingHTTPServer):
         self.server_name, self.server_port = "moat", self.server_address[1]
 class Hello(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b"hello from the sandbox"
+        body = answer(self)
         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a):
         pass
+"#;
+
+/// The sandbox's servers: HTTP on 8080 (both families), a TCP echo on 7000
+/// that takes many connections at once, a UDP echo on 7001.
+const SERVERS: &str = r#"
+import selectors
+answer = lambda request: b"hello from the sandbox"
 threading.Thread(target=Http(("::", 8080), Hello).serve_forever, daemon=True).start()
 def udp():
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -128,7 +135,7 @@ while True:
 fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
     let net = PodNet::new("pod-srv");
     let moat = sentry();
-    let b = pod_bundle(&net, &["python3", "-c", SERVERS]);
+    let b = pod_bundle(&net, &["python3", "-c", &format!("{HTTP}{SERVERS}")]);
     let id = unique_id("pod-srv");
     moat.ok(&["create".as_ref(), "--bundle".as_ref(), b.path().as_os_str(), id.as_ref()]);
     moat.ok(&["start", &id]);
@@ -171,21 +178,8 @@ fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
 /// The peer's services: HTTP on 8082 (both families), a resolver on 53
 /// that knows svc.pod.test, a UDP echo on 7001.
 const PEER_SERVICES: &str = r#"
-import socket, socketserver, struct, sys, threading, http.server
-class Http(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-    def server_bind(self):
-        # (not HTTPServer's, which looks its own name up in the DNS)
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "moat", self.server_address[1]
-class Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"hello from the peer " + self.client_address[0].encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
+import struct, sys
+answer = lambda request: b"hello from the peer " + request.client_address[0].encode()
 h = Http(("::", 8082), Hello)
 threading.Thread(target=h.serve_forever, daemon=True).start()
 def udp():
@@ -207,8 +201,8 @@ while True:
     question = q[12:i + 5]
     known = ".".join(labels) == "svc.pod.test" and qtype == 1
     flags = 0x8180 if known or ".".join(labels) == "svc.pod.test" else 0x8183
-    answer = (b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(sys.argv[1])) if known else b""
-    dns.sendto(q[:2] + struct.pack("!HHHHH", flags, 1, 1 if known else 0, 0, 0) + question + answer, a)
+    record = (b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(sys.argv[1])) if known else b""
+    dns.sendto(q[:2] + struct.pack("!HHHHH", flags, 1, 1 if known else 0, 0, 0) + question + record, a)
 "#;
 
 /// In the sandbox: the peer over HTTP (IPv4, IPv6, and by name through the
@@ -251,7 +245,8 @@ t.join()
 #[test]
 fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
     let net = PodNet::new("pod-cli");
-    let mut peer = net.in_peer(&["python3", "-c", PEER_SERVICES, PEER_IP]).stdout(Stdio::piped()).spawn().unwrap();
+    let services = format!("{HTTP}{PEER_SERVICES}");
+    let mut peer = net.in_peer(&["python3", "-c", &services, PEER_IP]).stdout(Stdio::piped()).spawn().unwrap();
     let mut ready = [0u8; 6];
     peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
     let resolv = tempfile::NamedTempFile::new().unwrap();
