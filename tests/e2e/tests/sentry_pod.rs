@@ -206,8 +206,8 @@ while True:
 "#;
 
 /// In the sandbox: the peer over HTTP (IPv4, IPv6, and by name through the
-/// resolver resolv.conf names), UDP, ICMP echo, the interfaces, a unix
-/// socket.
+/// resolver resolv.conf names), UDP, ICMP echo, the interfaces, a host on
+/// the link that is not there, a unix socket.
 const CLIENT: &str = r#"
 import os, socket, struct, threading, urllib.request
 peer, peer6 = os.environ["PEER"], os.environ["PEER6"]
@@ -231,6 +231,13 @@ for fam, proto, typ, host in [(socket.AF_INET, socket.IPPROTO_ICMP, 8, peer), (s
     d, a = p.recvfrom(100)
     print("ping", a[0], d[8:].decode())
 print("interfaces", [n for _, n in socket.if_nameindex()])
+# a host on the link that does not answer ARP: "No route to host", in seconds
+import errno, time
+started = time.time()
+try:
+    socket.create_connection(("10.77.0.99", 80), timeout=20)
+except OSError as e:
+    print("dead host", errno.errorcode.get(e.errno), time.time() - started < 10)
 srv = socket.socket(socket.AF_UNIX)
 srv.bind("/tmp/sock")
 srv.listen(1)
@@ -273,7 +280,7 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
         format!(
             "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
              by name hello from the peer ::ffff:{POD_IP}\nudp UDP\nping {PEER_IP} hello!\nping {PEER_IP6} hello!\n\
-             interfaces ['lo', 'eth0']\nunix xinu\n"
+             interfaces ['lo', 'eth0']\ndead host EHOSTUNREACH True\nunix xinu\n"
         )
     );
     assert_no_leaks(&moat, &id, b.path());

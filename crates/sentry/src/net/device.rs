@@ -33,6 +33,8 @@ const MAX_WAITING: usize = 256;
 const WAIT: Duration = Duration::from_secs(3);
 /// How often one address is asked for.
 const ASK_EVERY: Duration = Duration::from_secs(1);
+/// How long a next hop that did not answer counts as unreachable.
+const FAILED_FOR: Duration = Duration::from_secs(20);
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
@@ -73,8 +75,11 @@ struct Wire {
     routes: Vec<Route>,
     /// what ARP and neighbor discovery found
     neighbors: HashMap<IpAddr, [u8; 6]>,
-    /// when each next hop was last asked for
-    asked: HashMap<IpAddr, Instant>,
+    /// when each next hop not found yet was first and last asked for
+    asked: HashMap<IpAddr, (Instant, Instant)>,
+    /// next hops that did not answer for [`WAIT`], and since when (Linux's
+    /// FAILED neighbours: connections to them fail with EHOSTUNREACH)
+    failed: HashMap<IpAddr, Instant>,
     /// packets waiting for their next hop's address, oldest first
     waiting: VecDeque<(Instant, IpAddr, u16, Vec<u8>)>,
     buf: Vec<u8>,
@@ -110,6 +115,7 @@ impl Link {
                 routes: p.routes.clone(),
                 neighbors: HashMap::new(),
                 asked: HashMap::new(),
+                failed: HashMap::new(),
                 waiting: VecDeque::new(),
                 buf: vec![0; MAX_PACKET + super::offload::HDR + 1],
                 readable: true,
@@ -142,6 +148,14 @@ impl Link {
     /// Whether a packet to `ip` has somewhere to go.
     pub fn reaches(&self, ip: IpAddr) -> bool {
         self.is_own(ip) || ip.is_unspecified() || self.wire.as_ref().is_some_and(|w| w.next_hop(ip).is_some())
+    }
+
+    /// Whether the next hop towards `ip` did not answer when last asked for
+    /// (for [`FAILED_FOR`] since).
+    pub fn unreachable(&self, ip: IpAddr) -> bool {
+        let Some(w) = &self.wire else { return false };
+        let now = Instant::now();
+        w.next_hop(ip).and_then(|hop| w.failed.get(&hop)).is_some_and(|t| now - *t < FAILED_FOR)
     }
 
     /// Sends `packet` (an IP packet smoltcp made).
@@ -233,10 +247,15 @@ impl Wire {
 
     /// Asks for `hop`'s MAC address (ARP request, neighbor solicitation).
     fn ask(&mut self, hop: IpAddr, now: Instant) {
-        if self.asked.get(&hop).is_some_and(|t| now - *t < ASK_EVERY) {
-            return;
+        let first = match self.asked.get(&hop) {
+            Some((_, last)) if now - *last < ASK_EVERY => return,
+            Some((first, _)) => *first,
+            None => now,
+        };
+        if now - first >= WAIT {
+            self.failed.insert(hop, now);
         }
-        self.asked.insert(hop, now);
+        self.asked.insert(hop, (first, now));
         match hop {
             IpAddr::V4(target) => {
                 let Some(source) = self.addrs.iter().find_map(|c| match c.ip {
@@ -302,6 +321,7 @@ impl Wire {
         }
         self.neighbors.insert(ip, mac);
         self.asked.remove(&ip);
+        self.failed.remove(&ip);
         let (ready, rest): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|w| w.1 == ip);
         self.waiting = rest.into();
         for (_, _, proto, mut packet) in ready {

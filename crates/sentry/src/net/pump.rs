@@ -118,15 +118,22 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
         }
         State::Listening { .. } => s.tend_listeners(key),
         State::Connecting(h) => {
-            let state = s.sockets.get::<tcp::Socket>(h).state();
+            let t = s.sockets.get::<tcp::Socket>(h);
+            let state = t.state();
+            // (a next hop that does not answer ARP fails the handshake, as on Linux)
+            let unreachable = t.remote_endpoint().is_some_and(|e| s.device.unreachable(e.addr.into()));
             let Some(sock) = s.socks.get_mut(&key) else { return false };
             match state {
-                tcp::State::SynSent | tcp::State::SynReceived => false,
-                tcp::State::Closed | tcp::State::TimeWait => {
+                tcp::State::SynSent | tcp::State::SynReceived if !unreachable => false,
+                tcp::State::Closed | tcp::State::TimeWait | tcp::State::SynSent | tcp::State::SynReceived => {
                     drain_junk(sock);
                     let now = smoltcp::time::Instant::now();
                     let timed_out = sock.connect_started.is_some_and(|t| now - t >= super::stack::CONNECT_TIMEOUT);
-                    sock.error = Some(if timed_out { Errno::ETIMEDOUT } else { Errno::ECONNREFUSED });
+                    sock.error = Some(match (unreachable, timed_out) {
+                        (true, _) => Errno::EHOSTUNREACH,
+                        (false, true) => Errno::ETIMEDOUT,
+                        (false, false) => Errno::ECONNREFUSED,
+                    });
                     sock.state = State::Failed;
                     // the app reads EOF; writes wait for its close
                     let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&sock.ours), Shutdown::Write);
