@@ -157,7 +157,15 @@ fn take_here() -> Result<Option<Pod>, String> {
             })
             .collect()
     };
-    let Some(link) = ether.into_iter().find(|l| !addr_msgs(l.header.index).is_empty()) else {
+    let ether: Vec<&LinkMessage> = ether.collect();
+    let Some(link) = ether.iter().find(|l| !addr_msgs(l.header.index).is_empty()) else {
+        if !ether.is_empty() {
+            // (what a second sandbox joining a pod's namespace finds)
+            tracing::warn!(
+                "the network namespace's interfaces have no address (another sandbox's netstack may hold them): \
+                 this sandbox has its loopback only"
+            );
+        }
         return Ok(None);
     };
     let index = link.header.index;
