@@ -6,7 +6,7 @@ set -euo pipefail
 # build: libseccomp for the seccomp compiler
 BUILD_PKGS=(libseccomp-dev pkg-config gcc)
 # tests: the reference runtimes, real callers, a static busybox for test images
-TEST_PKGS=(runc runsc containerd podman busybox-static iproute2 procps diod jq libc6-dev debootstrap)
+TEST_PKGS=(runc runsc containerd podman busybox-static iproute2 procps diod jq libc6-dev debootstrap wrk)
 
 want=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then

@@ -1,5 +1,6 @@
 //! Keeps the benchmark harness working: runs `bench --quick` against runc alone and checks
-//! that it wrote a start-up result for runc, the Markdown report and the chart.
+//! that it wrote a start-up result and a pod-network stream for runc, the Markdown report and
+//! the chart.
 //!
 //! Uses the `bench` binary from this build's target directory (the test script runs
 //! `cargo build --workspace --bins` first); it fails with a clear message if it is missing.
@@ -55,6 +56,11 @@ fn bench_quick_against_runc() -> Result<()> {
     let median = startup["median"].as_f64().with_context(|| format!("startup cell has no median: {startup}"))?;
     assert!(median > 0.0, "startup median for runc is {median}");
     assert_eq!(startup["errors"].as_array().map(Vec::len), Some(0), "startup errors: {startup}");
+
+    // the pod workload: a veth pair, streams read from the peer's side, wrk
+    let pod = cell(&results, "pod", "pod/tcp-1", "runc").context("no pod/tcp-1 cell for runc")?;
+    assert_eq!(pod["errors"].as_array().map(Vec::len), Some(0), "pod errors: {pod}");
+    assert!(pod["median"].as_f64().is_some_and(|m| m > 0.0), "pod stream for runc: {pod}");
 
     for name in ["report.md", "chart.svg"] {
         let path = out.path().join(name);

@@ -117,7 +117,7 @@ impl Link {
                 asked: HashMap::new(),
                 failed: HashMap::new(),
                 waiting: VecDeque::new(),
-                buf: vec![0; MAX_PACKET + super::offload::HDR + 1],
+                buf: vec![0; super::offload::HDR + ETHER + MAX_PACKET + 1],
                 readable: true,
                 vnet: p.vnet,
                 peers: Default::default(),
