@@ -86,7 +86,7 @@ pub fn version(reaper: &Reaper, binary: &Path) -> Result<String> {
 }
 
 /// An absolute path as is; a bare name looked up on PATH.
-fn resolve(program: &str) -> Result<PathBuf> {
+pub fn resolve(program: &str) -> Result<PathBuf> {
     let path = Path::new(program);
     if program.contains('/') {
         if path.is_file() {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::{Ctx, Metric, Plan, Workload};
+use crate::reaper::Reaper;
 use crate::runtime::{Container, Runtime};
 
 static METRICS: [Metric; 4] = [
@@ -40,31 +41,36 @@ const PEER_IP: &str = "10.78.0.1";
 struct PodNet {
     pod: String,
     peer: String,
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("run ip (apt-get install iproute2)")?;
-    if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
+    reaper: Reaper,
 }
 
 impl PodNet {
-    fn new() -> Result<PodNet> {
+    fn new(reaper: &Reaper) -> Result<PodNet> {
         let id = std::process::id();
-        let net = PodNet { pod: format!("mbpod{id}"), peer: format!("mbpeer{id}") };
+        let net = PodNet { pod: format!("mbpod{id}"), peer: format!("mbpeer{id}"), reaper: reaper.clone() };
         let (pod, peer) = (net.pod.as_str(), net.peer.as_str());
-        ip(&["netns", "add", pod])?;
-        ip(&["netns", "add", peer])?;
-        ip(&["link", "add", "eth0", "netns", pod, "type", "veth", "peer", "name", "veth0", "netns", peer])?;
+        net.ip(&["netns", "add", pod])?;
+        net.ip(&["netns", "add", peer])?;
+        net.ip(&["link", "add", "eth0", "netns", pod, "type", "veth", "peer", "name", "veth0", "netns", peer])?;
         for (ns, dev, me) in [(pod, "eth0", POD_IP), (peer, "veth0", PEER_IP)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "addr", "add", &format!("{me}/24"), "dev", dev])?;
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
+            net.ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            net.ip(&["-n", ns, "addr", "add", &format!("{me}/24"), "dev", dev])?;
+            net.ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
-        ip(&["-n", pod, "route", "add", "default", "via", PEER_IP])?;
+        net.ip(&["-n", pod, "route", "add", "default", "via", PEER_IP])?;
         Ok(net)
+    }
+
+    /// Runs `ip args` (through the reaper: the bench reaps its children itself).
+    fn ip(&self, args: &[&str]) -> Result<()> {
+        let mut cmd = Command::new("ip");
+        cmd.args(args);
+        let out =
+            self.reaper.capture(&mut cmd, Duration::from_secs(30)).context("run ip (apt-get install iproute2)")?;
+        if out.code != 0 {
+            bail!("ip {}: {}", args.join(" "), out.stderr.trim());
+        }
+        Ok(())
     }
 
     fn path(ns: &str) -> PathBuf {
@@ -75,7 +81,7 @@ impl PodNet {
 impl Drop for PodNet {
     fn drop(&mut self) {
         for ns in [&self.pod, &self.peer] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = self.ip(&["netns", "del", ns]);
         }
     }
 }
@@ -116,14 +122,15 @@ impl Workload for Pod {
     }
 
     fn plan(&self, quick: bool) -> Plan {
-        match Command::new("wrk").arg("--version").output() {
+        // (looked for, not run: the bench reaps its children itself)
+        match crate::discover::resolve("wrk") {
             Ok(_) => Plan::Run { warmup: 0, reps: if quick { 2 } else { 3 } },
             Err(_) => Plan::Skip("wrk is not installed (apt-get install wrk)".into()),
         }
     }
 
     fn prepare(&mut self, ctx: &Ctx) -> Result<()> {
-        let net = PodNet::new()?;
+        let net = PodNet::new(&ctx.reaper)?;
         let dir = ctx.busybox_bundle("pod", &["/bench/micro", "serve"])?;
         let path = dir.join("config.json");
         let mut spec: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path)?)?;
