@@ -2,8 +2,8 @@
 //! network namespaces the test owns, "pod" (the sandbox joins it) and
 //! "peer" (the rest of the world), joined by a veth pair. The pod's end is
 //! eth0, 10.77.0.2/24 and fd77::2/64, with default routes through the peer
-//! (10.77.0.1, fd77::1). Both namespaces go when it is dropped. No other
-//! address is ever used.
+//! (10.77.0.1, fd77::1); or, [`PodNet::routed`], as Calico leaves one.
+//! Both namespaces go when it is dropped. No other address is ever used.
 
 use std::process::{Command, Output};
 
@@ -31,15 +31,42 @@ fn ip(args: &[&str]) {
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The gateway of a [`PodNet::routed`] pod, on no network of its own.
+pub const ROUTER_IP: &str = "169.254.1.1";
+
 impl PodNet {
-    /// Makes them; `name` makes their names unique.
-    pub fn new(name: &str) -> PodNet {
+    /// The two namespaces and the veth pair, both ends down and bare.
+    fn pair(name: &str) -> PodNet {
         let id = unique_id(name);
         let net = PodNet { pod: format!("{id}-pod"), peer: format!("{id}-peer") };
         let (pod, peer) = (net.pod.as_str(), net.peer.as_str());
         ip(&["netns", "add", pod]);
         ip(&["netns", "add", peer]);
         ip(&["link", "add", "eth0", "netns", pod, "type", "veth", "peer", "name", "veth0", "netns", peer]);
+        net
+    }
+
+    /// As some CNI plugins (Calico's) leave a pod: eth0 has 10.77.0.2/32,
+    /// and the default route goes through 169.254.1.1 "onlink", an address
+    /// on no network of the pod's (the peer holds it, and 10.77.0.1/24).
+    pub fn routed(name: &str) -> PodNet {
+        let net = PodNet::pair(name);
+        let (pod, peer) = (net.pod.as_str(), net.peer.as_str());
+        for (ns, dev) in [(pod, "eth0"), (peer, "veth0")] {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        ip(&["-n", pod, "addr", "add", &format!("{POD_IP}/32"), "dev", "eth0"]);
+        ip(&["-n", pod, "route", "add", "default", "via", ROUTER_IP, "dev", "eth0", "onlink"]);
+        ip(&["-n", peer, "addr", "add", &format!("{PEER_IP}/24"), "dev", "veth0"]);
+        ip(&["-n", peer, "addr", "add", &format!("{ROUTER_IP}/32"), "dev", "veth0"]);
+        net
+    }
+
+    /// Makes them; `name` makes their names unique.
+    pub fn new(name: &str) -> PodNet {
+        let net = PodNet::pair(name);
+        let (pod, peer) = (net.pod.as_str(), net.peer.as_str());
         for (ns, dev, me, them) in [(pod, "eth0", POD_IP, PEER_IP), (peer, "veth0", PEER_IP, POD_IP)] {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "addr", "add", &format!("{me}/24"), "dev", dev]);

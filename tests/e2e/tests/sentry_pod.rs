@@ -10,7 +10,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use moat_e2e::podnet::{PodNet, PEER_IP, PEER_IP6, POD_IP, POD_IP6};
+use moat_e2e::podnet::{PodNet, PEER_IP, PEER_IP6, POD_IP, POD_IP6, ROUTER_IP};
 use moat_e2e::{assert_no_leaks, debian, unique_id, Moat};
 
 fn sentry() -> Moat {
@@ -346,4 +346,30 @@ fn nothing_in_the_sandbox_reaches_the_hosts_network() {
     host.set_nonblocking(true).unwrap();
     assert!(host.accept().is_err(), "the host's listener got a connection");
     assert_no_leaks(&moat, &id, b.path());
+}
+
+/// A pod as Calico leaves it: a /32 address and a default route "onlink"
+/// through a router on no network of the pod's. The sandbox reaches the
+/// peer through it, and the route comes back with its flag at delete.
+#[test]
+fn a_pod_routed_through_an_onlink_gateway() {
+    let net = PodNet::routed("pod-onlink");
+    let services = format!("{HTTP}{PEER_SERVICES}");
+    let mut peer = net.in_peer(&["python3", "-c", &services, PEER_IP]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut ready = [0u8; 6];
+    peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    let get = format!(
+        "import urllib.request; print(urllib.request.urlopen('http://{PEER_IP}:8082/', timeout=10).read().decode())"
+    );
+    let b = pod_bundle(&net, &["python3", "-c", &get]);
+    let moat = sentry();
+    let id = unique_id("pod-onlink");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    let _ = peer.kill();
+    let _ = peer.wait();
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(out, format!("hello from the peer ::ffff:{POD_IP}\n"));
+    assert_no_leaks(&moat, &id, b.path());
+    let routes = std::process::Command::new("ip").args(["-n", &net.pod, "route"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&routes.stdout), format!("default via {ROUTER_IP} dev eth0 onlink \n"));
 }

@@ -378,7 +378,9 @@ impl Wire {
         else {
             return;
         };
-        let on_link = self.addrs.iter().any(|c| c.contains(IpAddr::V4(source_protocol_addr)));
+        // (a router "onlink" is on no network of ours, but was asked for)
+        let sender = IpAddr::V4(source_protocol_addr);
+        let on_link = self.addrs.iter().any(|c| c.contains(sender)) || self.asked.contains_key(&sender);
         if on_link {
             self.learn(IpAddr::V4(source_protocol_addr), source_hardware_addr.0);
         }

@@ -13,7 +13,7 @@ use netlink_packet_core::{NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, N
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use nix::sys::socket::{bind, recv, send, socket, AddressFamily as Af, MsgFlags, SockFlag, SockProtocol, SockType};
@@ -75,12 +75,15 @@ pub struct Route {
     pub dst: Cidr,
     /// through this router (None: on the link)
     pub gateway: Option<IpAddr>,
+    /// the router is on the link though no address's network holds it
+    /// (RTNH_F_ONLINK, as some CNI plugins set their default route)
+    pub onlink: bool,
 }
 
 impl std::fmt::Display for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.gateway {
-            Some(gw) => write!(f, "{} via {gw}", self.dst),
+            Some(gw) => write!(f, "{} via {gw}{}", self.dst, if self.onlink { " onlink" } else { "" }),
             None => write!(f, "{}", self.dst),
         }
     }
@@ -89,11 +92,15 @@ impl std::fmt::Display for Route {
 impl std::str::FromStr for Route {
     type Err = String;
     fn from_str(s: &str) -> Result<Route, String> {
-        let (dst, gateway) = match s.split_once(" via ") {
-            Some((d, g)) => (d, Some(g.parse().map_err(|e| format!("{s:?}: {e}"))?)),
-            None => (s, None),
+        let (rest, onlink) = match s.strip_suffix(" onlink") {
+            Some(r) => (r, true),
+            None => (s, false),
         };
-        Ok(Route { dst: dst.parse()?, gateway })
+        let (dst, gateway) = match rest.split_once(" via ") {
+            Some((d, g)) => (d, Some(g.parse().map_err(|e| format!("{s:?}: {e}"))?)),
+            None => (rest, None),
+        };
+        Ok(Route { dst: dst.parse()?, gateway, onlink })
     }
 }
 
@@ -240,6 +247,9 @@ pub fn give_back(netns: BorrowedFd<'_>, index: u32, addrs: &[Cidr], routes: &[Ro
                 m.header.kind = RouteType::Unicast;
                 m.header.protocol = RouteProtocol::Boot;
                 m.header.scope = if r.gateway.is_some() { RouteScope::Universe } else { RouteScope::Link };
+                if r.onlink {
+                    m.header.flags = RouteFlags::Onlink;
+                }
                 if r.dst.prefix > 0 {
                     m.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst.ip)));
                 }
@@ -310,7 +320,8 @@ fn route_of(r: &RouteMessage, index: u32) -> Option<Route> {
         (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         _ => return None,
     };
-    Some(Route { dst: Cidr { ip: dst, prefix: h.destination_prefix_length }, gateway })
+    let onlink = h.flags.contains(RouteFlags::Onlink);
+    Some(Route { dst: Cidr { ip: dst, prefix: h.destination_prefix_length }, gateway, onlink })
 }
 
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
@@ -380,5 +391,25 @@ impl Rtnl {
 impl AsFd for Pod {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.packets.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cidr, Route};
+
+    #[test]
+    fn routes_and_addresses_read_back_as_written() {
+        for text in ["0.0.0.0/0 via 169.254.1.1 onlink", "10.0.0.0/24", "::/0 via fe80::1", "169.254.1.1/32"] {
+            let r: Route = text.parse().unwrap();
+            assert_eq!(r.to_string(), text);
+        }
+        let r: Route = "0.0.0.0/0 via 169.254.1.1 onlink".parse().unwrap();
+        assert!(r.onlink && r.gateway.is_some());
+        assert!("10.0.0.1/33".parse::<Cidr>().is_err());
+        assert!("10.0.0.1".parse::<Cidr>().is_err());
+        let c: Cidr = "10.1.2.3/16".parse().unwrap();
+        assert!(c.contains("10.1.200.1".parse().unwrap()) && !c.contains("10.2.0.1".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
     }
 }
