@@ -127,6 +127,18 @@ fn one(pod: Option<&Pod>, r: &Reply, typ: u16, flags: u16, body: &[u8]) -> Vec<V
                 .map(RouteNetlinkMessage::NewRoute)
                 .collect(),
         ),
+        // `ip route get`: the route one packet to the address would take
+        RTM_GETROUTE => match attr(body, 12, RTA_DST).and_then(ip_of).map(|dst| route_to(pod, dst)) {
+            Some(Ok(m)) => {
+                let mut out = vec![r.frame(NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)), 0)];
+                if flags & NLM_F_ACK != 0 {
+                    out.push(r.error(0));
+                }
+                out
+            }
+            Some(Err(errno)) => vec![r.error(errno)],
+            None => vec![r.error(libc::EINVAL)],
+        },
         // neighbours, rules, qdiscs, netconf …: none to show
         _ if dump => r.dump(Vec::new()),
         _ => vec![r.error(libc::EOPNOTSUPP)],
@@ -136,21 +148,72 @@ fn one(pod: Option<&Pod>, r: &Reply, typ: u16, flags: u16, body: &[u8]) -> Vec<V
 /// IFLA_IFNAME of an RTM_GETLINK's body (struct ifinfomsg, 16 bytes, then
 /// attributes), if it names one.
 fn link_name(body: &[u8]) -> Option<String> {
-    let mut attrs = body.get(16..)?;
+    let v = attr(body, 16, libc::IFLA_IFNAME)?;
+    let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
+    Some(String::from_utf8_lossy(&v[..end]).into_owned())
+}
+
+/// RTA_DST, the destination attribute of an RTM_GETROUTE
+const RTA_DST: u16 = 1;
+
+/// The value of attribute `kind` of a request's body whose fixed header
+/// is `header` bytes long.
+fn attr(body: &[u8], header: usize, kind: u16) -> Option<&[u8]> {
+    let mut attrs = body.get(header..)?;
     while attrs.len() >= 4 {
         let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
-        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
         if len < 4 || len > attrs.len() {
             return None;
         }
-        if kind == libc::IFLA_IFNAME {
-            let v = &attrs[4..len];
-            let end = v.iter().position(|b| *b == 0).unwrap_or(v.len());
-            return Some(String::from_utf8_lossy(&v[..end]).into_owned());
+        if u16::from_ne_bytes([attrs[2], attrs[3]]) == kind {
+            return Some(&attrs[4..len]);
         }
         attrs = &attrs[((len + 3) & !3).min(attrs.len())..];
     }
     None
+}
+
+/// An address of 4 or 16 bytes.
+fn ip_of(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+        _ => None,
+    }
+}
+
+/// The route a packet to `dst` takes, as the kernel answers `ip route get`:
+/// the interface, the gateway if any, and the source address. Err:
+/// ENETUNREACH.
+fn route_to(pod: Option<&Pod>, dst: IpAddr) -> Result<RouteMessage, i32> {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family(dst);
+    m.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+    m.header.flags = netlink_packet_route::route::RouteFlags::Cloned;
+    let own = pod.is_some_and(|p| p.addrs.iter().any(|c| c.ip == dst));
+    let (index, gateway, table, src) = if dst.is_loopback() || own {
+        m.header.kind = RouteType::Local;
+        m.header.scope = RouteScope::Host;
+        (LO_INDEX, None, 255, dst)
+    } else {
+        let p = pod.ok_or(libc::ENETUNREACH)?;
+        let on_link = p.addrs.iter().find(|c| c.contains(dst)).map(|c| (None, c.ip));
+        let routed = || {
+            let r = p.routes.iter().find(|r| r.dst.contains(dst))?;
+            let src = p.addrs.iter().find(|c| c.ip.is_ipv4() == dst.is_ipv4() && !super::pod::is_link_local(c.ip))?;
+            Some((r.gateway, src.ip))
+        };
+        let (gateway, src) = on_link.or_else(routed).ok_or(libc::ENETUNREACH)?;
+        m.header.kind = RouteType::Unicast;
+        (p.index, gateway, u32::from(RouteHeader::RT_TABLE_MAIN), src)
+    };
+    m.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_MAIN);
+    m.attributes.push(RouteAttribute::Table(table));
+    m.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
+    m.attributes.push(RouteAttribute::Oif(index));
+    m.attributes.push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+    m.attributes.extend(gateway.map(|g| RouteAttribute::Gateway(RouteAddress::from(g))));
+    Ok(m)
 }
 
 /// The sandbox's interfaces: the loopback, and the pod's.
@@ -294,6 +357,51 @@ mod tests {
         assert!(l.attributes.contains(&LinkAttribute::IfName("lo".into())));
         let done = rtnl::decode_all(&got[1]).unwrap();
         assert!(matches!(done[0].payload, NetlinkPayload::Done(_)));
+    }
+
+    /// A pod: eth0 (index 7), 10.0.0.2/24, default via 10.0.0.1.
+    fn pod() -> Pod {
+        Pod {
+            packets: std::fs::File::open("/dev/null").unwrap().into(),
+            index: 7,
+            name: "eth0".into(),
+            mac: [2, 0, 0, 0, 0, 2],
+            mtu: 1500,
+            vnet: false,
+            addrs: vec!["10.0.0.2/24".parse().unwrap()],
+            routes: vec!["10.0.0.0/24".parse().unwrap(), "0.0.0.0/0 via 10.0.0.1".parse().unwrap()],
+        }
+    }
+
+    /// `ip route get` of `dst`: the answer's route, or its error.
+    fn route_get(pod: Option<&Pod>, dst: [u8; 4]) -> Result<RouteMessage, i32> {
+        let mut body = vec![libc::AF_INET as u8, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        body.extend(8u16.to_ne_bytes());
+        body.extend(RTA_DST.to_ne_bytes());
+        body.extend(dst);
+        let got = answer(pod, 1, &request(RTM_GETROUTE, 1, &body));
+        match rtnl::decode_all(&got[0]).unwrap().remove(0).payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m)) => Ok(m),
+            NetlinkPayload::Error(e) => Err(-e.code.map_or(0, |c| c.get())),
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
+    fn ip_route_get_finds_the_gateway_the_interface_and_the_source() {
+        let pod = pod();
+        let m = route_get(Some(&pod), [192, 0, 2, 1]).unwrap();
+        let gw = RouteAttribute::Gateway(RouteAddress::Inet([10, 0, 0, 1].into()));
+        assert!(m.attributes.contains(&gw), "{m:?}");
+        assert!(m.attributes.contains(&RouteAttribute::Oif(7)));
+        assert!(m.attributes.contains(&RouteAttribute::PrefSource(RouteAddress::Inet([10, 0, 0, 2].into()))));
+        // on the link: no gateway; its own address and the loopback: local, by lo
+        let m = route_get(Some(&pod), [10, 0, 0, 9]).unwrap();
+        assert!(!m.attributes.iter().any(|a| matches!(a, RouteAttribute::Gateway(_))), "{m:?}");
+        let m = route_get(Some(&pod), [10, 0, 0, 2]).unwrap();
+        assert_eq!((m.header.kind, m.attributes.contains(&RouteAttribute::Oif(LO_INDEX))), (RouteType::Local, true));
+        assert_eq!(route_get(None, [192, 0, 2, 1]).unwrap_err(), libc::ENETUNREACH);
+        assert!(route_get(None, [127, 0, 0, 1]).is_ok());
     }
 
     #[test]
