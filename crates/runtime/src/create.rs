@@ -460,12 +460,10 @@ pub fn give_back_pod(t: &crate::state::TakenPod) -> Result<()> {
 /// netstack; None when init shares ours (the host's interfaces stay the
 /// host's) or it has none with an address.
 fn take_pod(init: Pid) -> Result<Option<moat_sentry::net::pod::Pod>> {
+    use moat_jail::ns::Id;
     let theirs = std::fs::File::open(format!("/proc/{init}/ns/net"))
         .map_err(|e| Error::io("open the sandbox's network namespace", e))?;
-    let ours = std::fs::metadata("/proc/self/ns/net").map_err(|e| Error::io("stat our network namespace", e))?;
-    let theirs_st = theirs.metadata().map_err(|e| Error::io("stat the sandbox's network namespace", e))?;
-    use std::os::unix::fs::MetadataExt;
-    if (ours.dev(), ours.ino()) == (theirs_st.dev(), theirs_st.ino()) {
+    if Id::of(theirs.as_fd())? == Id::at(std::path::Path::new("/proc/self/ns/net"))? {
         return Ok(None);
     }
     moat_sentry::net::pod::take(theirs.as_fd()).map_err(|e| Error::Init(format!("take over the pod's interface: {e}")))

@@ -129,14 +129,20 @@ pub struct Pod {
 /// a thread that joins it): None if it has no Ethernet interface with an
 /// address. Err says what failed.
 pub fn take(netns: BorrowedFd<'_>) -> Result<Option<Pod>, String> {
+    in_netns(netns, take_here)
+}
+
+/// Runs `f` on a thread that joins the network namespace `netns` (a
+/// thread's network namespace is its own; the caller's stays as it is).
+fn in_netns<T: Send>(netns: BorrowedFd<'_>, f: impl FnOnce() -> Result<T, String> + Send) -> Result<T, String> {
     std::thread::scope(|sc| {
         sc.spawn(|| {
             nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("join the sandbox's network namespace: {e}"))?;
-            take_here()
+                .map_err(|e| format!("join the pod's network namespace: {e}"))?;
+            f()
         })
         .join()
-        .unwrap_or_else(|_| Err("the thread taking the pod's interface ended".into()))
+        .unwrap_or_else(|_| Err("the thread in the pod's network namespace ended".into()))
     })
 }
 
@@ -215,56 +221,50 @@ fn take_here() -> Result<Option<Pod>, String> {
 /// addresses and routes [`take`] took from it (when its sandbox is gone,
 /// for the next one in the same pod).
 pub fn give_back(netns: BorrowedFd<'_>, index: u32, addrs: &[Cidr], routes: &[Route]) -> Result<(), String> {
-    std::thread::scope(|sc| {
-        sc.spawn(|| {
-            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("join the pod's network namespace: {e}"))?;
-            let mut rtnl = Rtnl::open().map_err(|e| format!("open a route netlink socket: {e}"))?;
-            let create = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-            for c in addrs {
-                let mut a = AddressMessage::default();
-                a.header.family = family(c.ip);
-                a.header.prefix_len = c.prefix;
-                a.header.index = index;
-                a.header.scope = if is_link_local(c.ip) { AddressScope::Link } else { AddressScope::Universe };
-                if c.ip.is_ipv4() {
-                    a.attributes.push(AddressAttribute::Local(c.ip));
-                } else {
-                    // (usable at once: it was in use a moment ago)
-                    a.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
-                }
-                a.attributes.push(AddressAttribute::Address(c.ip));
-                match rtnl.ask(RouteNetlinkMessage::NewAddress(a), create) {
-                    Ok(_) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(format!("give back address {c}: {e}")),
-                }
+    in_netns(netns, || {
+        let mut rtnl = Rtnl::open().map_err(|e| format!("open a route netlink socket: {e}"))?;
+        let create = NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        for c in addrs {
+            let mut a = AddressMessage::default();
+            a.header.family = family(c.ip);
+            a.header.prefix_len = c.prefix;
+            a.header.index = index;
+            a.header.scope = if is_link_local(c.ip) { AddressScope::Link } else { AddressScope::Universe };
+            if c.ip.is_ipv4() {
+                a.attributes.push(AddressAttribute::Local(c.ip));
+            } else {
+                // (usable at once: it was in use a moment ago)
+                a.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
             }
-            for r in routes {
-                let mut m = RouteMessage::default();
-                m.header.address_family = family(r.dst.ip);
-                m.header.destination_prefix_length = r.dst.prefix;
-                m.header.table = RouteHeader::RT_TABLE_MAIN;
-                m.header.kind = RouteType::Unicast;
-                m.header.protocol = RouteProtocol::Boot;
-                m.header.scope = if r.gateway.is_some() { RouteScope::Universe } else { RouteScope::Link };
-                if r.onlink {
-                    m.header.flags = RouteFlags::Onlink;
-                }
-                if r.dst.prefix > 0 {
-                    m.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst.ip)));
-                }
-                m.attributes.extend(r.gateway.map(|g| RouteAttribute::Gateway(RouteAddress::from(g))));
-                m.attributes.push(RouteAttribute::Oif(index));
-                match rtnl.ask(RouteNetlinkMessage::NewRoute(m), create) {
-                    // (an address brings its network's route back by itself)
-                    Ok(_) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(format!("give back route {r}: {e}")),
-                }
+            a.attributes.push(AddressAttribute::Address(c.ip));
+            match rtnl.ask(RouteNetlinkMessage::NewAddress(a), create) {
+                Ok(_) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(format!("give back address {c}: {e}")),
             }
-            Ok(())
-        })
-        .join()
-        .unwrap_or_else(|_| Err("the thread giving the pod's interface back ended".into()))
+        }
+        for r in routes {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family(r.dst.ip);
+            m.header.destination_prefix_length = r.dst.prefix;
+            m.header.table = RouteHeader::RT_TABLE_MAIN;
+            m.header.kind = RouteType::Unicast;
+            m.header.protocol = RouteProtocol::Boot;
+            m.header.scope = if r.gateway.is_some() { RouteScope::Universe } else { RouteScope::Link };
+            if r.onlink {
+                m.header.flags = RouteFlags::Onlink;
+            }
+            if r.dst.prefix > 0 {
+                m.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst.ip)));
+            }
+            m.attributes.extend(r.gateway.map(|g| RouteAttribute::Gateway(RouteAddress::from(g))));
+            m.attributes.push(RouteAttribute::Oif(index));
+            match rtnl.ask(RouteNetlinkMessage::NewRoute(m), create) {
+                // (an address brings its network's route back by itself)
+                Ok(_) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(format!("give back route {r}: {e}")),
+            }
+        }
+        Ok(())
     })
 }
 

@@ -184,23 +184,16 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
 /// Answers the requests the app sent on netlink socket `key` without an
 /// address (send, write); whether there were any.
 fn netlink(s: &mut Stack, key: u64, buf: &mut [u8]) -> bool {
-    let mut moved = false;
-    loop {
-        let Some(sock) = s.socks.get_mut(&key) else { return moved };
-        if !sock.readable {
-            return moved;
-        }
-        let n = match recv(std::os::fd::AsRawFd::as_raw_fd(&sock.ours), buf, MsgFlags::MSG_DONTWAIT) {
-            Ok(n) if n > 0 => n,
-            // (0: the app closed its end, which its hangup tells)
-            _ => {
-                sock.readable = false;
-                return moved;
-            }
-        };
-        moved = true;
-        let _ = s.netlink_request(key, &buf[..n]);
+    let Some(sock) = s.socks.get_mut(&key) else { return false };
+    let mut requests = Vec::new();
+    let moved = super::udp::from_app(sock, buf, true, |request| {
+        requests.push(request.to_vec());
+        true
+    });
+    for request in requests {
+        let _ = s.netlink_request(key, &request);
     }
+    moved
 }
 
 /// Reads what [`Stack::hold_writes`] wrote on the app's end off the

@@ -203,7 +203,12 @@ impl Stack {
 /// Reads the datagrams the app wrote on `sock`'s end (one per read) while
 /// the smoltcp socket can send (`can`, then what `send` answers after each
 /// datagram it was handed); whether any moved.
-fn from_app(sock: &mut super::stack::Sock, buf: &mut [u8], mut can: bool, mut send: impl FnMut(&[u8]) -> bool) -> bool {
+pub(super) fn from_app(
+    sock: &mut super::stack::Sock,
+    buf: &mut [u8],
+    mut can: bool,
+    mut send: impl FnMut(&[u8]) -> bool,
+) -> bool {
     let fd = sock.ours.as_raw_fd();
     let mut moved = false;
     while sock.readable && can {
