@@ -373,6 +373,27 @@ pub fn spawn(
             if let Err(e) = getrlimit(RLIMIT_NOFILE).and_then(|(_, hard)| setrlimit(RLIMIT_NOFILE, hard, hard)) {
                 tracing::warn!("sentry: RLIMIT_NOFILE: {e}");
             }
+            // a network namespace of its own, with nothing in it: the app's
+            // unix sockets are made here, so the abstract names they bind
+            // and reach are the sandbox's alone (not the host's, nor a
+            // pod's), and the Sentry itself reaches no network but the
+            // pod's interface it was handed
+            // (without a netstack, the interface ioctls an app makes on
+            // those are made on a socket of its own namespace, made first)
+            let ifsock = match s.netstack {
+                true => None,
+                false => match interface_socket(&init_for_sentry) {
+                    Ok(sock) => Some(sock),
+                    Err(e) => {
+                        tracing::error!("sentry: a socket in the sandbox's network namespace: {e}");
+                        return 1;
+                    }
+                },
+            };
+            if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+                tracing::error!("sentry: a network namespace of its own: {e}");
+                return 1;
+            }
             // ptrace access to stub memory, and DAC override to open the
             // /proc/TID/mem of a stub that switched to another uid; and
             // what acting as a caller in the tree takes
@@ -402,6 +423,7 @@ pub fn spawn(
             kernel.boottime_offset = s.boottime_offset;
             kernel.cgroupns = s.cgroupns;
             kernel.replayer = std::sync::Mutex::new(replayer);
+            kernel.ifsock = ifsock;
             if s.netstack {
                 match moat_sentry::net::Netstack::new(s.pod) {
                     Ok(net) => kernel.net = Some(net),
@@ -430,6 +452,14 @@ pub fn spawn(
     })
     .map_err(|e| Error::io("fork the sentry", e))?;
     Ok(())
+}
+
+/// A datagram socket of the network namespace of `init` (a pidfd): joins
+/// it to make one. The caller leaves it next (for a namespace of its own).
+fn interface_socket(init: &OwnedFd) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    nix::sched::setns(init, nix::sched::CloneFlags::CLONE_NEWNET)?;
+    socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
 }
 
 /// Makes the FUSE mounts (here, in the sandbox's pid namespace) and sends

@@ -167,12 +167,15 @@ mod tests {
     }
 
     #[test]
-    fn sentry_policy_compiles_and_allows_no_exec_sockets_or_namespaces() {
+    fn sentry_policy_compiles_and_allows_no_exec_namespaces_or_network_sockets() {
         let p = sentry::policy();
         assert!(instruction_count(&p).unwrap() < 4096);
-        for forbidden in ["execve", "socket", "connect", "setns", "ptrace", "process_vm_writev", "mount", "pivot_root"]
-        {
+        for forbidden in ["execve", "connect", "setns", "ptrace", "process_vm_writev", "mount", "pivot_root"] {
             assert!(!p.allowed_syscalls().contains(&forbidden), "{forbidden}");
+        }
+        // sockets: unix ones only
+        for r in p.rules.iter().filter(|r| r.name == "socket" || r.name == "socketpair") {
+            assert!(matches!(r.args, [Arg::Eq(0, f)] if *f == libc::AF_UNIX as u64), "{r:?}");
         }
         // unshare only of the fs_struct (the notify thread's own root), never a namespace
         for r in p.rules.iter().filter(|r| r.name == "unshare") {

@@ -6,10 +6,15 @@
 //! notify thread alone enters the container's file tree (a chroot of its
 //! own fs_struct) and there makes the callers' calls that change the tree,
 //! as the caller (moat_sentry::vfs). With a netstack (`--network=sandbox` or `none`),
-//! one socketpair per app socket, pumped by its thread. No other sockets of
-//! its own, no exec, no namespaces.
+//! one socketpair per app socket, pumped by its thread. The app's unix
+//! sockets it makes, in a network namespace of its own (entered before
+//! this list applies). No other sockets of its own, no exec, no namespaces.
 
 use super::{Arg, Policy, Rule, THREAD_FLAGS};
+
+/// Why the interface queries (SIOCGIFNAME, CONF, FLAGS, ADDR, MTU, HWADDR,
+/// INDEX) are allowed.
+const IFREQ_WHY: &str = "without a netstack: an app's interface query, made on a socket of its network namespace";
 
 /// FUSE_DEV_IOC_BACKING_OPEN: _IOW(229, 1, struct fuse_backing_map)
 const FUSE_BACKING_OPEN: u64 = 0x4010_e501;
@@ -48,6 +53,13 @@ pub fn policy() -> Policy {
             "--directfs=false: a gofer's file backs an open FUSE file",
         ),
         Rule::with("ioctl", &[Arg::Eq(1, FUSE_BACKING_CLOSE)], "--directfs=false: the last open of it ended"),
+        Rule::with("ioctl", &[Arg::Eq(1, 0x8910)], IFREQ_WHY),
+        Rule::with("ioctl", &[Arg::Eq(1, 0x8912)], IFREQ_WHY),
+        Rule::with("ioctl", &[Arg::Eq(1, 0x8913)], IFREQ_WHY),
+        Rule::with("ioctl", &[Arg::Eq(1, 0x8915)], IFREQ_WHY),
+        Rule::with("ioctl", &[Arg::Eq(1, 0x8921)], IFREQ_WHY),
+        Rule::with("ioctl", &[Arg::Eq(1, 0x8927)], IFREQ_WHY),
+        Rule::with("ioctl", &[Arg::Eq(1, 0x8933)], IFREQ_WHY),
         Rule::with("seccomp", &[Arg::Eq(0, SECCOMP_GET_NOTIF_SIZES)], "libseccomp: notification sizes"),
         Rule::any("poll", "notify: wait on every notify fd and the control socket"),
         Rule::any("ppoll", "notify: the same, newer libc"),
@@ -127,7 +139,16 @@ pub fn policy() -> Policy {
             "the replayer (a sandbox with a user namespace): jobs and answers, with their fds; netstack: frames out of the pod's interface",
         ),
         Rule::any("getsockname", "--directfs=false: the 9P client asks whether its socket can carry fds"),
-        Rule::with("socketpair", &[Arg::Eq(0, libc::AF_UNIX as u64)], "netstack: an app socket's two ends"),
+        Rule::with(
+            "socketpair",
+            &[Arg::Eq(0, libc::AF_UNIX as u64)],
+            "netstack: an app socket's two ends; the app's unix socket pairs",
+        ),
+        Rule::with(
+            "socket",
+            &[Arg::Eq(0, libc::AF_UNIX as u64)],
+            "the app's unix sockets, in the Sentry's own network namespace",
+        ),
         Rule::any("epoll_create1", "netstack: its thread waits on every socket's end"),
         Rule::any("epoll_ctl", "netstack: what it waits for"),
         Rule::any("epoll_wait", "netstack: waiting"),

@@ -35,6 +35,10 @@ pub struct Kernel {
     /// the pod's interface; `none`: the loopback only);
     /// None: the host makes the app's sockets, in the spec's namespace
     pub net: Option<std::sync::Arc<crate::net::Netstack>>,
+    /// without a netstack: a socket of the app's network namespace, on
+    /// which the Sentry makes the interface ioctls ([`crate::net::ifreq`])
+    /// an app makes on its unix sockets, which are of the Sentry's
+    pub ifsock: Option<std::os::fd::OwnedFd>,
     /// the Sentry's end of the replayer's socket, until the tree takes it
     /// (a sandbox with a user namespace: [`crate::vfs::remote`])
     pub replayer: Mutex<Option<std::os::fd::OwnedFd>>,
@@ -71,6 +75,7 @@ impl Kernel {
             cgroupns: false,
             tree: std::sync::OnceLock::new(),
             net: None,
+            ifsock: None,
             replayer: Mutex::new(None),
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),

@@ -18,10 +18,16 @@
 //! datagram-keeping socketpairs ([`udp`], [`netlink`]). The stack has a
 //! loopback (127.0.0.1, ::1) and, with `--network=sandbox`, the pod's
 //! interface, taken over from the host's kernel ([`pod`], [`device`],
-//! [`offload`]). AF_UNIX is the next step (docs/architecture.md).
+//! [`offload`]). The interface ioctls are answered from the same view
+//! ([`ifreq`]).
+//!
+//! Unix sockets are the host kernel's, made by the Sentry in a network
+//! namespace of its own ([`crate::syscalls::net`]), so that the abstract
+//! names a sandbox binds and reaches are its alone.
 
 pub mod addr;
 mod device;
+pub mod ifreq;
 pub mod netlink;
 mod offload;
 pub mod pod;

@@ -334,6 +334,18 @@ impl Stack {
         Ok(())
     }
 
+    /// The inodes of both ends of every socketpair of the stack's (they
+    /// are unix sockets of the Sentry's network namespace, as the app's
+    /// own unix sockets are).
+    pub fn own_inodes(&self) -> std::collections::HashSet<u64> {
+        let mut all = std::collections::HashSet::with_capacity(self.socks.len() * 2);
+        for (key, s) in &self.socks {
+            all.insert(*key);
+            all.extend(nix::sys::stat::fstat(s.ours.as_fd()).ok().map(|st| st.st_ino));
+        }
+        all
+    }
+
     /// The key of the socket whose app end is `theirs` (a caller's fd, as
     /// the Sentry holds it), if it is one of the stack's.
     pub fn find(&self, theirs: &OwnedFd) -> Option<u64> {

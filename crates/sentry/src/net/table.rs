@@ -3,6 +3,8 @@
 //! socket diagnostics over netlink are refused) lists the sandbox's
 //! sockets. A socket's inode is that of the app's end: the same number
 //! `/proc/PID/fd` shows (`socket:[N]`), so `-p` finds its process.
+//! /proc/net/unix is the kernel's, of the namespace the Sentry makes the
+//! app's unix sockets in, less the netstack's own socketpairs.
 
 use std::fmt::Write;
 
@@ -32,6 +34,21 @@ impl Table {
             _ => None,
         }
     }
+}
+
+/// The kernel's /proc/net/unix `text` without the sockets whose inode is
+/// in `hidden`.
+pub fn unix(text: &str, hidden: &std::collections::HashSet<u64>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        // Num RefCount Protocol Flags Type St Inode Path
+        let inode = line.split_whitespace().nth(6).and_then(|n| n.parse::<u64>().ok());
+        if i == 0 || !inode.is_some_and(|n| hidden.contains(&n)) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Linux's TCP state numbers (include/net/tcp_states.h).
@@ -126,6 +143,20 @@ impl Stack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unix_table_hides_the_stacks_own_sockets() {
+        let text = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+                    0000000000000000: 00000002 00000000 00010000 0001 01 41 @moat-abstract\n\
+                    0000000000000000: 00000003 00000000 00000000 0001 03 42\n\
+                    0000000000000000: 00000003 00000000 00000000 0001 03 43\n";
+        let hidden = [42, 43].into_iter().collect();
+        assert_eq!(
+            unix(text, &hidden),
+            "Num       RefCount Protocol Flags    Type St Inode Path\n\
+             0000000000000000: 00000002 00000000 00010000 0001 01 41 @moat-abstract\n"
+        );
+    }
 
     #[test]
     fn addresses_print_as_linux_prints_them() {

@@ -308,6 +308,13 @@ impl Fds for StubFds<'_> {
         install(self.notify, self.id, file.as_fd(), cloexec).map(Reply::Answered)
     }
 
+    fn place(&self, file: OwnedFd, cloexec: bool) -> Result<i32, Errno> {
+        let srcfd = u32::try_from(file.as_raw_fd()).map_err(|_| Errno::EBADF)?;
+        let newfd_flags = if cloexec { libc::O_CLOEXEC as u32 } else { 0 };
+        let fd = addfd(self.notify, &AddFd { id: self.id, flags: 0, srcfd, newfd: 0, newfd_flags })?;
+        i32::try_from(fd).map_err(|_| Errno::EBADF)
+    }
+
     fn path_of(&self, ours: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
         Ok(nix::fcntl::readlinkat(self.proc, own_link(ours).as_str())?.into_encoded_bytes())
     }

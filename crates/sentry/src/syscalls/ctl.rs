@@ -3,11 +3,15 @@
 //! ones (the request is a register, so the host sees what was checked);
 //! anything else fails (ENOTTY for ioctl, EINVAL for prctl), logged once.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
 use nix::errno::Errno;
 
 use super::{Call, Reply};
+use crate::net::ifreq::{self, IFCONF, IFREQ};
 
-/// Terminal, fd-flag and socket-query ioctls programs use day to day.
+/// Terminal and fd-flag ioctls programs use day to day (the interface
+/// queries are served: [`interface`]).
 /// TIOCSTI (pushing input into a terminal) and TIOCLINUX are absent on purpose.
 const IOCTLS: &[u64] = &[
     0x5401,      // TCGETS
@@ -43,13 +47,6 @@ const IOCTLS: &[u64] = &[
     0x4004_5431, // TIOCSPTLCK
     0x8004_5439, // TIOCGPTLCK
     0x5441,      // TIOCGPTPEER
-    0x8912,      // SIOCGIFCONF
-    0x8913,      // SIOCGIFFLAGS
-    0x8915,      // SIOCGIFADDR
-    0x8921,      // SIOCGIFMTU
-    0x8927,      // SIOCGIFHWADDR
-    0x8933,      // SIOCGIFINDEX
-    0x8910,      // SIOCGIFNAME
 ];
 
 /// Serves ioctl(2): the allowlisted requests are performed by the host on
@@ -57,11 +54,102 @@ const IOCTLS: &[u64] = &[
 pub fn ioctl(c: &Call<'_>) -> Reply {
     // the kernel takes the request as a 32-bit int
     let req = c.args[1] & 0xffff_ffff;
+    if ifreq::REQUESTS.contains(&req) {
+        return interface(c, req);
+    }
     if IOCTLS.contains(&req) {
         Reply::Continue
     } else {
         Reply::Error(Errno::ENOTTY)
     }
+}
+
+/// The interface ioctls on a socket: answered from the netstack's
+/// interfaces, or (without one) made on a socket of the app's network
+/// namespace. The kernel would answer them in the namespace of the
+/// socket, which for the app's unix sockets is the Sentry's own.
+fn interface(c: &Call<'_>, req: u64) -> Reply {
+    let Ok(fd) = c.fds.get(c.args[0] as i32) else { return Reply::Error(Errno::EBADF) };
+    if nix::sys::stat::fstat(&fd).map(|s| s.st_mode & libc::S_IFMT) != Ok(libc::S_IFSOCK) {
+        return Reply::Continue;
+    }
+    let r = match (&c.kernel.net, &c.kernel.ifsock) {
+        (Some(net), _) => {
+            let all = ifreq::of_stack(net.lock().pod.as_ref());
+            served(
+                c,
+                req,
+                |req, ifr| ifreq::answer(&all, req, ifr),
+                |room| Ok(ifreq::conf(&all, room)),
+                || Ok(ifreq::conf_len(&all)),
+            )
+        }
+        (None, Some(sock)) => served(
+            c,
+            req,
+            |req, ifr| host_ifreq(sock.as_fd(), req, ifr),
+            |room| host_ifconf(sock.as_fd(), room),
+            || host_ifconf(sock.as_fd(), 0).map(|b| b.len()),
+        ),
+        (None, None) => return Reply::Continue,
+    };
+    r.map(|()| Reply::Value(0)).unwrap_or_else(Reply::Error)
+}
+
+/// Copies the caller's struct ifreq (ifconf for SIOCGIFCONF) in, has
+/// `one` (or `conf` with the room the caller gives, or `needed` for a
+/// NULL buffer) answer it, and copies the answer back.
+fn served(
+    c: &Call<'_>,
+    req: u64,
+    one: impl Fn(u64, &mut [u8; IFREQ]) -> Result<(), Errno>,
+    conf: impl Fn(usize) -> Result<Vec<u8>, Errno>,
+    needed: impl Fn() -> Result<usize, Errno>,
+) -> Result<(), Errno> {
+    if req != ifreq::SIOCGIFCONF {
+        let mut ifr = [0u8; IFREQ];
+        c.mem.read(c.args[2], &mut ifr)?;
+        one(req, &mut ifr)?;
+        return c.mem.write(c.args[2], &ifr);
+    }
+    let mut ifc = [0u8; IFCONF];
+    c.mem.read(c.args[2], &mut ifc)?;
+    let room = i32::from_ne_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
+    let buf = u64::from_ne_bytes([ifc[8], ifc[9], ifc[10], ifc[11], ifc[12], ifc[13], ifc[14], ifc[15]]);
+    let len = if buf == 0 {
+        needed()?
+    } else {
+        let list = conf(usize::try_from(room).map_err(|_| Errno::EINVAL)?.min(1 << 16))?;
+        c.mem.write(buf, &list)?;
+        list.len()
+    };
+    c.mem.write(c.args[2], &(len as i32).to_ne_bytes())
+}
+
+/// An interface ioctl made on `sock` (a socket of the app's network namespace).
+fn host_ifreq(sock: BorrowedFd<'_>, req: u64, ifr: &mut [u8; IFREQ]) -> Result<(), Errno> {
+    // SAFETY: every request in ifreq::REQUESTS but SIOCGIFCONF reads and
+    // writes one struct ifreq, which `ifr` is, whole and ours.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), req as libc::c_ulong, ifr.as_mut_ptr()) };
+    Errno::result(r).map(drop)
+}
+
+/// SIOCGIFCONF made on `sock` with `room` bytes of buffer (0: how many it needs).
+fn host_ifconf(sock: BorrowedFd<'_>, room: usize) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; room];
+    let mut ifc = libc::ifconf {
+        ifc_len: room as i32,
+        ifc_ifcu: libc::__c_anonymous_ifc_ifcu { ifcu_buf: std::ptr::null_mut() },
+    };
+    if room > 0 {
+        ifc.ifc_ifcu.ifcu_buf = buf.as_mut_ptr().cast();
+    }
+    // SAFETY: SIOCGIFCONF writes at most ifc_len bytes to the buffer (ours,
+    // that long) and the length to `ifc` (ours); with a NULL buffer only the length.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), ifreq::SIOCGIFCONF as libc::c_ulong, &mut ifc) };
+    Errno::result(r)?;
+    buf.resize(usize::try_from(ifc.ifc_len).unwrap_or(0), 0);
+    Ok(buf)
 }
 
 /// prctl options that only affect the calling process (or its children).

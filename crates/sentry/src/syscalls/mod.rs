@@ -96,6 +96,9 @@ pub trait Fds {
     fn reopen_into_caller(&self, file: OwnedFd, flags: nix::fcntl::OFlag, cloexec: bool) -> Result<Reply, Errno>;
     /// Installs `file` in the caller as the call's result: [`Reply::Answered`].
     fn install(&self, file: OwnedFd, cloexec: bool) -> Result<Reply, Errno>;
+    /// Installs `file` in the caller without answering its call (one of
+    /// several fds a call makes, as socketpair's two): the caller's new fd.
+    fn place(&self, file: OwnedFd, cloexec: bool) -> Result<i32, Errno>;
     /// The path of one of the Sentry's own fds (as its mount namespace names it).
     fn path_of(&self, ours: std::os::fd::BorrowedFd<'_>) -> Result<Vec<u8>, Errno>;
     /// The target of the symlink at `rel`, from the caller's `start` (its

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::sys::socket::MsgFlags;
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 
 use super::{Call, Later, Memory, Reply};
 use crate::net::addr::{self, Family};
@@ -52,14 +52,64 @@ pub fn socket(c: &Call<'_>) -> Reply {
         }
         (libc::AF_NETLINK, _) if NETLINK_OK.contains(&c.args[2]) => Reply::Continue,
         (libc::AF_NETLINK, _) => Reply::Error(Errno::EPERM),
+        (libc::AF_UNIX, _) => unix_socket(c),
         // 10 is the obsolete SOCK_PACKET
         (libc::AF_PACKET, _) | (_, libc::SOCK_RAW) | (_, 10) => Reply::Error(Errno::EPERM),
         (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_DGRAM) if c.kernel.net.is_some() => {
             stack_socket(c, domain, kind == libc::SOCK_DGRAM)
         }
-        (libc::AF_UNIX | libc::AF_INET | libc::AF_INET6, _) => Reply::Continue,
+        (libc::AF_INET | libc::AF_INET6, _) => Reply::Continue,
         _ => Reply::Error(Errno::EAFNOSUPPORT),
     }
+}
+
+/// The kind of unix socket socket(2) or socketpair(2) asks for, checked
+/// as Linux does (SOCK_RAW means SOCK_DGRAM); its flags.
+fn unix_kind(c: &Call<'_>) -> Result<(SockType, SockFlag), Errno> {
+    if c.args[1] & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if c.args[2] != 0 && c.args[2] != libc::PF_UNIX as u64 {
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let kind = match (c.args[1] & 0xf) as i32 {
+        libc::SOCK_STREAM => SockType::Stream,
+        libc::SOCK_DGRAM | libc::SOCK_RAW => SockType::Datagram,
+        libc::SOCK_SEQPACKET => SockType::SeqPacket,
+        _ => return Err(Errno::ESOCKTNOSUPPORT),
+    };
+    let nonblock = if c.args[1] & SOCK_NONBLOCK != 0 { SockFlag::SOCK_NONBLOCK } else { SockFlag::empty() };
+    Ok((kind, nonblock | SockFlag::SOCK_CLOEXEC))
+}
+
+/// socket(AF_UNIX, …), made by the Sentry: in its own network namespace,
+/// so the abstract names the socket binds or reaches are the sandbox's
+/// alone, never the host's (`--network=host`) or those of a pod's other
+/// processes. Paths stay the tree's (a socket file is reached by its
+/// inode, from any namespace). Everything else on it runs natively.
+fn unix_socket(c: &Call<'_>) -> Reply {
+    let made = unix_kind(c).and_then(|(kind, flags)| nix::sys::socket::socket(AddressFamily::Unix, kind, flags, None));
+    reply(made.and_then(|s| c.fds.install(s, c.args[1] & SOCK_CLOEXEC != 0)))
+}
+
+/// socketpair(domain, type, protocol, sv): only unix sockets come in
+/// pairs; made by the Sentry as [`unix_socket`] makes one.
+pub fn socketpair(c: &Call<'_>) -> Reply {
+    if c.args[0] != libc::AF_UNIX as u64 {
+        return Reply::Error(Errno::EOPNOTSUPP);
+    }
+    let made = || -> Result<Reply, Errno> {
+        let (kind, flags) = unix_kind(c)?;
+        // as Linux: a pair the caller cannot be told of is not made
+        c.mem.write(c.args[3], &[0u8; 8])?;
+        let (a, b) = nix::sys::socket::socketpair(AddressFamily::Unix, kind, None, flags)?;
+        let cloexec = c.args[1] & SOCK_CLOEXEC != 0;
+        let a = c.fds.place(a, cloexec)?;
+        let b = c.fds.place(b, cloexec)?;
+        c.mem.write(c.args[3], &[a.to_ne_bytes(), b.to_ne_bytes()].concat())?;
+        Ok(Reply::Value(0))
+    };
+    reply(made())
 }
 
 fn stack_socket(c: &Call<'_>, domain: i32, datagram: bool) -> Reply {

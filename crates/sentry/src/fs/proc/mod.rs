@@ -181,6 +181,10 @@ enum Node {
     /// a socket table the sandbox's netstack makes: (the real file, for
     /// its attributes; which table)
     NetTable(String, crate::net::table::Table),
+    /// /proc/PID/net/unix: the Sentry's own (the path of its file in the
+    /// sandbox's procfs), where the app's unix sockets are, less the
+    /// netstack's socketpairs
+    UnixTable(String),
 }
 
 fn is_number(s: &str) -> bool {
@@ -355,6 +359,8 @@ impl<'k> ProcFs<'k> {
                 let table = crate::net::table::Table::named(f).ok_or(Errno::ENOENT)?;
                 Ok(Node::NetTable(format!("{base}/net/{f}"), table))
             }
+            // the sandbox's unix sockets live in the Sentry's network namespace
+            ["net", "unix"] => Ok(Node::UnixTable(format!("{}/net/unix", std::process::id()))),
             ["net", f] if NET_FILES.contains(f) => Ok(Node::PidFile(format!("{base}/net/{f}"))),
             _ => Err(Errno::ENOENT),
         }
@@ -523,7 +529,7 @@ impl Filesystem for ProcFs<'_> {
                 let a = self.real_attr(&base)?;
                 Ok(Attr { kind: Kind::File, perm: 0o444, ..a })
             }
-            Node::NetTable(real, _) => self.real_attr(&real),
+            Node::NetTable(real, _) | Node::UnixTable(real) => self.real_attr(&real),
         }
     }
 
@@ -558,6 +564,11 @@ impl Filesystem for ProcFs<'_> {
             Node::PidRewritten(base, n) => self.rewritten(&base, n, ctx),
             Node::NetTable(_, t) => {
                 Ok(self.kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default().into_bytes())
+            }
+            Node::UnixTable(own) => {
+                let text = String::from_utf8_lossy(&self.read_real(&own)?).into_owned();
+                let hidden = self.kernel.net.as_ref().map(|n| n.lock().own_inodes()).unwrap_or_default();
+                Ok(crate::net::table::unix(&text, &hidden).into_bytes())
             }
             Node::Root | Node::SysDir(_) | Node::Pid(..) | Node::PidDir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::ELOOP),
