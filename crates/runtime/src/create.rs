@@ -345,7 +345,7 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 let mut sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
                 sentry.directfs = g.directfs;
                 sentry.netstack = netstack(g);
-                if sentry.netstack && g.network == crate::Network::Sandbox {
+                if sentry.netstack && g.network == crate::Network::Sandbox && !pod_infrastructure(&spec) {
                     sentry.pod = take_pod(init_pid)?;
                     if let (Some(p), Some(netns)) = (&sentry.pod, netns_path(&spec)) {
                         let taken = crate::state::TakenPod {
@@ -434,6 +434,17 @@ fn forward_seccomp_fd(spec: &Spec, c: &Container, fd: OwnedFd) -> Result<()> {
 /// `--network=sandbox` or `none`).
 fn netstack(g: &Global) -> bool {
     g.platform == crate::Platform::Sentry && g.network != crate::Network::Host
+}
+
+/// Whether the container is a Kubernetes pod's infrastructure ("pause")
+/// container, as containerd's CRI plugin and cri-o mark it. It uses no
+/// network: it leaves the pod's interface to the pod's first container that
+/// does (its netstack has the loopback only).
+fn pod_infrastructure(spec: &Spec) -> bool {
+    let a = spec.annotations().clone().unwrap_or_default();
+    ["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"]
+        .iter()
+        .any(|k| a.get(*k).is_some_and(|v| v == "sandbox"))
 }
 
 /// The path of the network namespace the spec joins, if it joins one (one

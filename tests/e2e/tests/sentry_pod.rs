@@ -373,3 +373,52 @@ fn a_pod_routed_through_an_onlink_gateway() {
     let routes = std::process::Command::new("ip").args(["-n", &net.pod, "route"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&routes.stdout), format!("default via {ROUTER_IP} dev eth0 onlink \n"));
 }
+
+/// A Kubernetes pod as containerd's CRI plugin makes one: its "pause"
+/// container first (marked `container-type: sandbox`), then the app's
+/// container in the same network namespace. The pause container uses no
+/// network and leaves the interface to the app's, whose server the peer
+/// reaches; the app's restart (delete, create again) takes it again.
+#[test]
+fn a_pods_app_container_gets_the_interface_its_pause_container_leaves() {
+    let net = PodNet::new("pod-cri");
+    let moat = sentry();
+    let mark = |b: &mut moat_e2e::Bundle, kind: &str| {
+        b.edit(|s| {
+            s["annotations"] = serde_json::json!({
+                "io.kubernetes.cri.container-type": kind,
+                "io.kubernetes.cri.sandbox-id": "pod-cri",
+            });
+        });
+    };
+    let mut pause = pod_bundle(&net, &["sleep", "1000"]);
+    mark(&mut pause, "sandbox");
+    let pause_id = unique_id("pod-pause");
+    moat.ok(&["create".as_ref(), "--bundle".as_ref(), pause.path().as_os_str(), pause_id.as_ref()]);
+    moat.ok(&["start", &pause_id]);
+    // it took nothing
+    let kernel = net.pod_kernel_addrs();
+    assert!(kernel.contains(&format!("inet {POD_IP}/24")), "{kernel}");
+    let mut app = pod_bundle(&net, &["python3", "-c", &format!("{HTTP}{SERVERS}")]);
+    mark(&mut app, "container");
+    let curl = || {
+        let out = net.peer_run(&["curl", "-sS", "-m", "5", &format!("http://{POD_IP}:8080/")]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for round in 0..2 {
+        let app_id = unique_id(&format!("pod-app{round}"));
+        moat.ok(&["create".as_ref(), "--bundle".as_ref(), app.path().as_os_str(), app_id.as_ref()]);
+        moat.ok(&["start", &app_id]);
+        assert!(!net.pod_kernel_addrs().contains("inet "), "the app's netstack has the addresses");
+        assert!(eventually(|| curl() == "hello from the sandbox"), "round {round}: {}", curl());
+        moat.ok(&["kill", &app_id, "KILL"]);
+        moat.wait_status(&app_id, "stopped");
+        moat.ok(&["delete", &app_id]);
+        assert_no_leaks(&moat, &app_id, app.path());
+        assert!(net.pod_kernel_addrs().contains(&format!("inet {POD_IP}/24")));
+    }
+    moat.ok(&["kill", &pause_id, "KILL"]);
+    moat.wait_status(&pause_id, "stopped");
+    moat.ok(&["delete", &pause_id]);
+    assert_no_leaks(&moat, &pause_id, pause.path());
+}
