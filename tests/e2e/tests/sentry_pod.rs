@@ -186,9 +186,16 @@ def udp():
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.bind((sys.argv[1], 7001))
     while True:
-        d, a = u.recvfrom(2048)
+        d, a = u.recvfrom(65536)
         u.sendto(d.upper(), a)
 threading.Thread(target=udp, daemon=True).start()
+def udp6():
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.bind(("::", 7002))
+    while True:
+        d, a = u.recvfrom(65536)
+        u.sendto(b"%d bytes" % len(d), a)
+threading.Thread(target=udp6, daemon=True).start()
 dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 dns.bind((sys.argv[1], 53))
 print("ready", flush=True)
@@ -220,6 +227,13 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(5)
 u.sendto(b"udp", (peer, 7001))
 print("udp", u.recvfrom(100)[0].decode())
+# longer than the link's MTU: fragments out, and (IPv4) in
+u.sendto(b"x" * 4000, (peer, 7001))
+print("fragments", u.recvfrom(65536)[0] == b"X" * 4000)
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.settimeout(5)
+u6.sendto(b"y" * 3000, (peer6, 7002))
+print("fragments v6", u6.recvfrom(100)[0].decode())
 def checksum(b):
     s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
     return ~s & 0xffff
@@ -279,7 +293,8 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
         out,
         format!(
             "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
-             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\nping {PEER_IP} hello!\nping {PEER_IP6} hello!\n\
+             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\nfragments True\n\
+             fragments v6 3000 bytes\nping {PEER_IP} hello!\nping {PEER_IP6} hello!\n\
              interfaces ['lo', 'eth0']\ndead host EHOSTUNREACH True\nunix xinu\n"
         )
     );

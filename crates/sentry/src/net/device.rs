@@ -223,9 +223,9 @@ impl Wire {
     }
 
     /// Writes one packet of `proto` to `mac`, in an Ethernet frame. A TCP
-    /// segment longer than the interface's MTU goes as one GSO packet,
-    /// which the kernel cuts; any other is dropped (the stack does not
-    /// fragment).
+    /// segment or UDP datagram longer than the interface's MTU goes as one
+    /// GSO packet, which the kernel cuts; any other is dropped (the stack
+    /// does not fragment).
     fn put(&self, proto: u16, mac: [u8; 6], packet: &mut [u8]) {
         let to = link_addr(self.index, proto, Some(mac));
         let mut ether = [0u8; ETHER];

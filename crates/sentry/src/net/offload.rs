@@ -10,6 +10,11 @@
 //! the link's MTU goes out as one GSO packet cut to the peer's MSS. Every
 //! TCP segment's checksum is the kernel's to finish (smoltcp makes none):
 //! the field holds the pseudo-header's sum (VIRTIO_NET_HDR_F_NEEDS_CSUM).
+//!
+//! A UDP datagram longer than the MTU goes the same way, for the kernel to
+//! cut into IP fragments (UFO). The fragments that come in are put
+//! together by the kernel before the packet socket sees them, IPv4's
+//! only (a fanout group with PACKET_FANOUT_FLAG_DEFRAG, [`reassemble`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,6 +27,10 @@ const PACKET_VNET_HDR: libc::c_int = 15;
 const F_NEEDS_CSUM: u8 = 1;
 const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
+/// VIRTIO_NET_HDR_GSO_UDP: UDP fragmentation offload
+const GSO_UDP: u8 = 3;
+const TCP: u8 = 6;
+const UDP: u8 = 17;
 /// What a SYN's MSS is raised to: a segment of it fills an IP packet.
 const BIG_MSS: [u16; 2] = [65535 - 40, 65535 - 60];
 /// At most this many peers' MSS are kept (past it, the link's MTU decides).
@@ -40,6 +49,21 @@ pub fn enable(fd: BorrowedFd<'_>) -> bool {
     r == 0
 }
 
+/// Has the kernel put IPv4 fragments together before packet socket `fd`
+/// (bound) sees them: a fanout group of its own, of one socket, that
+/// defragments. Whether the kernel took it.
+pub fn reassemble(fd: BorrowedFd<'_>) -> bool {
+    const PACKET_FANOUT: libc::c_int = 18;
+    const FANOUT_CPU: libc::c_int = 2;
+    const FLAG_UNIQUEID: libc::c_int = 0x2000;
+    const FLAG_DEFRAG: libc::c_int = 0x8000;
+    let arg: libc::c_int = (FANOUT_CPU | FLAG_UNIQUEID | FLAG_DEFRAG) << 16;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `arg` is a valid c_int for the call's duration, `len` its size
+    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_FANOUT, (&raw const arg).cast(), len) };
+    r == 0
+}
+
 /// A connection as the wire sees it: the peer's address and port, ours.
 type Conn = (IpAddr, u16, u16);
 
@@ -47,23 +71,50 @@ type Conn = (IpAddr, u16, u16);
 #[derive(Debug, Default)]
 pub struct Peers(HashMap<Conn, u16>);
 
-/// Where an IP packet's TCP header is, and its addresses; None if it is no
-/// TCP packet (or an IPv6 one with extension headers).
-fn tcp_of(p: &[u8]) -> Option<(usize, IpAddr, IpAddr)> {
+/// Where an IP packet's header of protocol `proto` (TCP, UDP) is, and its
+/// addresses; None if it is none (or an IPv6 one with extension headers).
+fn transport_of(p: &[u8], proto: u8) -> Option<(usize, IpAddr, IpAddr)> {
+    let least = if proto == TCP { 20 } else { 8 };
     match p.first()? >> 4 {
-        4 if p.get(9) == Some(&6) => {
+        4 if p.get(9) == Some(&proto) => {
             let ihl = usize::from(p[0] & 0xf) * 4;
             let src = <[u8; 4]>::try_from(p.get(12..16)?).ok()?;
             let dst = <[u8; 4]>::try_from(p.get(16..20)?).ok()?;
-            (p.len() >= ihl + 20).then_some((ihl, IpAddr::from(src), IpAddr::from(dst)))
+            (p.len() >= ihl + least).then_some((ihl, IpAddr::from(src), IpAddr::from(dst)))
         }
-        6 if p.get(6) == Some(&6) => {
+        6 if p.get(6) == Some(&proto) => {
             let src = <[u8; 16]>::try_from(p.get(8..24)?).ok()?;
             let dst = <[u8; 16]>::try_from(p.get(24..40)?).ok()?;
-            (p.len() >= 60).then_some((40, IpAddr::from(src), IpAddr::from(dst)))
+            (p.len() >= 40 + least).then_some((40, IpAddr::from(src), IpAddr::from(dst)))
         }
         _ => None,
     }
+}
+
+/// Where an IP packet's TCP header is, and its addresses.
+fn tcp_of(p: &[u8]) -> Option<(usize, IpAddr, IpAddr)> {
+    transport_of(p, TCP)
+}
+
+/// The header for a UDP datagram `p` longer than the link's `mtu`: the
+/// kernel cuts it into IP fragments (UFO, which Linux still does in
+/// software for packet sockets and tun), each a multiple of 8 bytes that
+/// fits the link with its IP header (and IPv6's fragment header), and
+/// makes the checksum over the whole datagram. None: not UDP.
+fn fragmented(p: &[u8], mtu: usize) -> Option<[u8; HDR]> {
+    let (t, src, _) = transport_of(p, UDP)?;
+    let room = mtu.saturating_sub(t + if src.is_ipv6() { 8 } else { 0 }) & !7;
+    if room == 0 {
+        return None;
+    }
+    let mut h = [0u8; HDR];
+    h[0] = F_NEEDS_CSUM;
+    h[1] = GSO_UDP;
+    h[4..6].copy_from_slice(&(room as u16).to_le_bytes());
+    h[6..8].copy_from_slice(&((ETHER + t) as u16).to_le_bytes());
+    // the UDP checksum's offset in its header
+    h[8..10].copy_from_slice(&6u16.to_le_bytes());
+    Some(h)
 }
 
 fn port(p: &[u8], at: usize) -> u16 {
@@ -101,11 +152,16 @@ impl Peers {
     /// The virtio-net header for sending `p` (an IP packet) on a link of
     /// `mtu`: for a TCP segment, the kernel to finish its checksum (whose
     /// field it sets to the pseudo-header's sum), and to cut it if it is
-    /// longer than the link's MTU (GSO); none needed for any other packet
-    /// that fits. None: the packet cannot go (too long, not TCP).
+    /// longer than the link's MTU (GSO); for a UDP datagram longer than the
+    /// MTU, to fragment it ([`fragmented`]); none needed for any other
+    /// packet that fits. None: the packet cannot go (too long, neither TCP
+    /// nor UDP).
     pub fn header(&self, p: &mut [u8], mtu: usize) -> Option<[u8; HDR]> {
         let Some((t, src, dst)) = tcp_of(p) else {
-            return (p.len() <= mtu).then_some([0; HDR]);
+            return match p.len() <= mtu {
+                true => Some([0; HDR]),
+                false => fragmented(p, mtu),
+            };
         };
         let thl = usize::from(p[t + 12] >> 4) * 4;
         let theirs = self.0.get(&(dst, port(p, t + 2), port(p, t))).copied().unwrap_or(u16::MAX);
@@ -184,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn packets_that_fit_need_no_offload_and_others_cannot_go() {
+    fn packets_that_fit_need_no_offload_and_long_icmp_cannot_go() {
         let peers = Peers::default();
         // a short TCP segment: its checksum left to the kernel, not cut
         let mut small = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 100);
@@ -193,13 +249,34 @@ mod tests {
         let mut short_udp = small.clone();
         short_udp[9] = 17;
         assert_eq!(peers.header(&mut short_udp, 1500), Some([0; HDR]));
-        // a long UDP datagram: not TCP, not cut
-        let mut udp = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 3000);
-        udp[9] = 17;
-        assert_eq!(peers.header(&mut udp, 1500), None);
+        // a long ICMP packet: neither TCP nor UDP, cannot go
+        let mut icmp = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 3000);
+        icmp[9] = 1;
+        assert_eq!(peers.header(&mut icmp, 1500), None);
         // with no SYN seen, the link's MTU decides
         let mut seg = tcp4([10, 0, 0, 2], [10, 0, 0, 1], false, &[], 9000);
         let h = peers.header(&mut seg, 1500).expect("a GSO header");
         assert_eq!(u16::from_le_bytes([h[4], h[5]]), 1460);
+    }
+
+    #[test]
+    fn a_long_datagram_goes_for_the_kernel_to_fragment() {
+        let mut v4 = vec![0u8; 3000];
+        v4[0] = 0x45;
+        v4[9] = UDP;
+        let h = Peers::default().header(&mut v4, 1500).expect("it goes");
+        assert_eq!((h[0], h[1]), (F_NEEDS_CSUM, GSO_UDP));
+        // 1480 bytes of each fragment's 1500 are the datagram's
+        assert_eq!(u16::from_le_bytes([h[4], h[5]]), 1480);
+        assert_eq!(u16::from_le_bytes([h[6], h[7]]), 14 + 20);
+        assert_eq!(u16::from_le_bytes([h[8], h[9]]), 6);
+        let mut v6 = vec![0u8; 3000];
+        v6[0] = 0x60;
+        v6[6] = UDP;
+        let h = Peers::default().header(&mut v6, 1500).expect("it goes");
+        // 40 bytes of IPv6 header and 8 of fragment header, in steps of 8
+        assert_eq!(u16::from_le_bytes([h[4], h[5]]), 1448);
+        // one that fits needs nothing
+        assert_eq!(Peers::default().header(&mut v4[..1000].to_vec(), 1500), Some([0; HDR]));
     }
 }

@@ -339,6 +339,9 @@ fn packet_socket(index: u32) -> nix::Result<(OwnedFd, bool)> {
     let fd = socket(Af::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
     let vnet = super::offload::enable(fd.as_fd());
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &super::device::link_addr(index, libc::ETH_P_ALL as u16, None))?;
+    if !super::offload::reassemble(fd.as_fd()) {
+        tracing::debug!("no IPv4 reassembly before the packet socket: fragmented datagrams are lost");
+    }
     // bursts from a fast peer wait here while the stack catches up
     let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
     Ok((fd, vnet))
