@@ -211,6 +211,11 @@ pub struct Sentry {
     pub netstack: bool,
     /// `--network=sandbox`: the pod's interface, taken over for the netstack
     pub pod: Option<moat_sentry::net::pod::Pod>,
+    /// `--network=sandbox` in a pod whose interface another sandbox's
+    /// netstack has: a connection to that Sentry's control socket, which
+    /// then serves this sandbox's network calls
+    /// ([`moat_sentry::platform::guest`])
+    pub pod_owner: Option<UnixStream>,
 }
 
 impl Sentry {
@@ -241,6 +246,7 @@ impl Sentry {
             directfs: true,
             netstack: false,
             pod: None,
+            pod_owner: None,
         }
     }
 }
@@ -356,6 +362,7 @@ pub fn spawn(
             }
             keep.extend(s.memory_usage.as_ref().map(|f| f.as_raw_fd()));
             keep.extend(s.pod.as_ref().map(|p| p.packets.as_raw_fd()));
+            keep.extend(s.pod_owner.as_ref().map(|o| o.as_raw_fd()));
             if let Err(e) = sys::close_inherited_fds(&keep) {
                 tracing::error!("sentry: close inherited fds: {e}");
                 return 1;
@@ -424,7 +431,15 @@ pub fn spawn(
             kernel.cgroupns = s.cgroupns;
             kernel.replayer = std::sync::Mutex::new(replayer);
             kernel.ifsock = ifsock;
-            if s.netstack {
+            if let Some(owner) = s.pod_owner {
+                match moat_sentry::platform::guest::Owner::hello(owner, proc.as_fd()) {
+                    Ok(o) => kernel.pod_owner = Some(o),
+                    Err(e) => {
+                        tracing::error!("sentry: reach the pod's netstack: {e}");
+                        return 1;
+                    }
+                }
+            } else if s.netstack {
                 match moat_sentry::net::Netstack::new(s.pod) {
                     Ok(net) => kernel.net = Some(net),
                     Err(e) => {

@@ -345,7 +345,10 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 let mut sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
                 sentry.directfs = g.directfs;
                 sentry.netstack = netstack(g);
-                if sentry.netstack && g.network == crate::Network::Sandbox && !pod_infrastructure(&spec) {
+                if sentry.netstack && g.network == crate::Network::Sandbox {
+                    sentry.pod_owner = pod_owner(&g.root, c.dir(), init_pid);
+                }
+                if sentry.netstack && g.network == crate::Network::Sandbox && sentry.pod_owner.is_none() {
                     sentry.pod = take_pod(init_pid)?;
                     if let (Some(p), Some(netns)) = (&sentry.pod, netns_path(&spec)) {
                         let taken = crate::state::TakenPod {
@@ -436,15 +439,33 @@ fn netstack(g: &Global) -> bool {
     g.platform == crate::Platform::Sentry && g.network != crate::Network::Host
 }
 
-/// Whether the container is a Kubernetes pod's infrastructure ("pause")
-/// container, as containerd's CRI plugin and cri-o mark it. It uses no
-/// network: it leaves the pod's interface to the pod's first container that
-/// does (its netstack has the loopback only).
-fn pod_infrastructure(spec: &Spec) -> bool {
-    let a = spec.annotations().clone().unwrap_or_default();
-    ["io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"]
-        .iter()
-        .any(|k| a.get(*k).is_some_and(|v| v == "sandbox"))
+/// The Sentry whose netstack has the interface of `init`'s network
+/// namespace (another container under `root` took it: the pod's first,
+/// as a Kubernetes pod's pause container): a connection to its control
+/// socket, over which the new Sentry becomes its guest. None if no
+/// running one has it.
+fn pod_owner(root: &std::path::Path, ours: &std::path::Path, init: Pid) -> Option<std::os::unix::net::UnixStream> {
+    use moat_jail::ns::Id;
+    let theirs = Id::at(std::path::Path::new(&format!("/proc/{init}/ns/net"))).ok()?;
+    for id in crate::state::list_ids(root) {
+        let dir = root.join(&id);
+        if dir == ours {
+            continue;
+        }
+        let Some((saved, _)) = crate::state::Container::peek(root, &id) else { continue };
+        let Some(pod) = saved.pod else { continue };
+        if Id::at(&pod.netns).ok() != Some(theirs) {
+            continue;
+        }
+        // (through the directory: the root may be too long for a socket's path)
+        let Ok(d) = std::fs::File::open(&dir) else { continue };
+        let path = format!("/proc/self/fd/{}/{}", std::os::fd::AsRawFd::as_raw_fd(&d), crate::boot::CONTROL_SOCKET);
+        match std::os::unix::net::UnixStream::connect(&path) {
+            Ok(s) => return Some(s),
+            Err(e) => tracing::warn!("the pod's netstack (container {id}) does not answer: {e}"),
+        }
+    }
+    None
 }
 
 /// The path of the network namespace the spec joins, if it joins one (one

@@ -389,13 +389,26 @@ fn a_pod_routed_through_an_onlink_gateway() {
     assert_eq!(String::from_utf8_lossy(&routes.stdout), format!("default via {ROUTER_IP} dev eth0 onlink \n"));
 }
 
+/// In a pod's other containers: a client of a server of the pod's first
+/// app container over the loopback, and of the peer; the pod's address.
+const SIDECAR: &str = r#"
+import socket, sys
+c = socket.create_connection(("127.0.0.1", 9000), timeout=5)
+print("loopback", c.recv(100).decode())
+p = socket.create_connection((sys.argv[1], 8082), timeout=5)
+p.sendall(b"GET / HTTP/1.0\r\n\r\n")
+print("peer", p.makefile("rb").read().decode().split("\r\n\r\n")[-1])
+print("interface", socket.if_nametoindex("eth0") > 1)
+"#;
+
 /// A Kubernetes pod as containerd's CRI plugin makes one: its "pause"
-/// container first (marked `container-type: sandbox`), then the app's
-/// container in the same network namespace. The pause container uses no
-/// network and leaves the interface to the app's, whose server the peer
-/// reaches; the app's restart (delete, create again) takes it again.
+/// container first, then the app's containers in the same network
+/// namespace. The first takes the pod's interface; the others are its
+/// netstack's guests, so they share the pod's address and its loopback.
+/// An app container's restart (delete, create again) changes nothing for
+/// the others.
 #[test]
-fn a_pods_app_container_gets_the_interface_its_pause_container_leaves() {
+fn a_pods_containers_share_one_netstack() {
     let net = PodNet::new("pod-cri");
     let moat = sentry();
     let mark = |b: &mut moat_e2e::Bundle, kind: &str| {
@@ -411,29 +424,46 @@ fn a_pods_app_container_gets_the_interface_its_pause_container_leaves() {
     let pause_id = unique_id("pod-pause");
     moat.ok(&["create".as_ref(), "--bundle".as_ref(), pause.path().as_os_str(), pause_id.as_ref()]);
     moat.ok(&["start", &pause_id]);
-    // it took nothing
-    let kernel = net.pod_kernel_addrs();
-    assert!(kernel.contains(&format!("inet {POD_IP}/24")), "{kernel}");
-    let mut app = pod_bundle(&net, &["python3", "-c", &format!("{HTTP}{SERVERS}")]);
+    assert!(!net.pod_kernel_addrs().contains("inet "), "the pause container's netstack has the addresses");
+    // the app: HTTP on the pod's address, and a server on its loopback only
+    let local = "\nl = socket.socket(); l.bind(('127.0.0.1', 9000)); l.listen(8)\nthreading.Thread(target=lambda: [l.accept()[0].sendall(b'from the app') for _ in iter(int, 1)], daemon=True).start()\n";
+    let mut app = pod_bundle(&net, &["python3", "-c", &format!("{HTTP}{local}{SERVERS}")]);
     mark(&mut app, "container");
     let curl = || {
         let out = net.peer_run(&["curl", "-sS", "-m", "5", &format!("http://{POD_IP}:8080/")]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let mut peer = net
+        .in_peer(&["python3", "-c", &format!("{HTTP}{PEER_SERVICES}"), PEER_IP])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    let mut sidecar = pod_bundle(&net, &["python3", "-c", SIDECAR, PEER_IP]);
+    mark(&mut sidecar, "container");
     for round in 0..2 {
         let app_id = unique_id(&format!("pod-app{round}"));
         moat.ok(&["create".as_ref(), "--bundle".as_ref(), app.path().as_os_str(), app_id.as_ref()]);
         moat.ok(&["start", &app_id]);
-        assert!(!net.pod_kernel_addrs().contains("inet "), "the app's netstack has the addresses");
         assert!(eventually(|| curl() == "hello from the sandbox"), "round {round}: {}", curl());
+        let side_id = unique_id(&format!("pod-side{round}"));
+        let (code, out, err) = moat_e2e::run_fg(&moat, &sidecar, &side_id);
+        assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+        assert_eq!(out, format!("loopback from the app\npeer hello from the peer ::ffff:{POD_IP}\ninterface True\n"));
+        assert_no_leaks(&moat, &side_id, sidecar.path());
         moat.ok(&["kill", &app_id, "KILL"]);
         moat.wait_status(&app_id, "stopped");
         moat.ok(&["delete", &app_id]);
         assert_no_leaks(&moat, &app_id, app.path());
-        assert!(net.pod_kernel_addrs().contains(&format!("inet {POD_IP}/24")));
+        // the pause container's netstack keeps the addresses
+        assert!(!net.pod_kernel_addrs().contains("inet "));
     }
+    let _ = peer.kill();
+    let _ = peer.wait();
     moat.ok(&["kill", &pause_id, "KILL"]);
     moat.wait_status(&pause_id, "stopped");
     moat.ok(&["delete", &pause_id]);
     assert_no_leaks(&moat, &pause_id, pause.path());
+    assert!(net.pod_kernel_addrs().contains(&format!("inet {POD_IP}/24")));
 }

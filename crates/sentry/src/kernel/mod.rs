@@ -39,6 +39,9 @@ pub struct Kernel {
     /// which the Sentry makes the interface ioctls ([`crate::net::ifreq`])
     /// an app makes on its unix sockets, which are of the Sentry's
     pub ifsock: Option<std::os::fd::OwnedFd>,
+    /// a guest of the pod's netstack: the connection to the Sentry that has
+    /// it, which serves the network calls ([`crate::platform::guest`])
+    pub pod_owner: Option<crate::platform::guest::Owner>,
     /// the Sentry's end of the replayer's socket, until the tree takes it
     /// (a sandbox with a user namespace: [`crate::vfs::remote`])
     pub replayer: Mutex<Option<std::os::fd::OwnedFd>>,
@@ -76,6 +79,7 @@ impl Kernel {
             tree: std::sync::OnceLock::new(),
             net: None,
             ifsock: None,
+            pod_owner: None,
             replayer: Mutex::new(None),
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),

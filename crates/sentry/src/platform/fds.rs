@@ -41,6 +41,9 @@ pub struct StubFds<'a> {
     notify: BorrowedFd<'a>,
     id: u64,
     loop_: Loop<'a>,
+    /// a pidfd of the caller's thread, for a call another Sentry forwarded
+    /// (its tid is of another pid namespace's)
+    pidfd: Option<BorrowedFd<'a>>,
 }
 
 /// What the notify loop keeps between calls.
@@ -56,7 +59,30 @@ impl<'a> StubFds<'a> {
     /// The fds of `tid`, the caller of notification `id` on `notify`;
     /// `proc` is the Sentry's procfs (to reopen its own fds).
     pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64, loop_: Loop<'a>) -> StubFds<'a> {
-        StubFds { proc, tid, notify, id, loop_ }
+        StubFds { proc, tid, notify, id, loop_, pidfd: None }
+    }
+
+    /// The fds of a caller of another sandbox of the pod, whose Sentry
+    /// forwarded its call ([`super::guest`]): `proc` is that sandbox's
+    /// procfs, `pidfd` the caller's thread's. (Only what network calls use
+    /// works: the Sentry's own fds are not in that procfs.)
+    pub fn forwarded(
+        proc: BorrowedFd<'a>,
+        tid: u32,
+        notify: BorrowedFd<'a>,
+        id: u64,
+        loop_: Loop<'a>,
+        pidfd: BorrowedFd<'a>,
+    ) -> StubFds<'a> {
+        StubFds { proc, tid, notify, id, loop_, pidfd: Some(pidfd) }
+    }
+
+    /// A pidfd of the caller's thread.
+    fn thread_pidfd(&self) -> Result<OwnedFd, Errno> {
+        match self.pidfd {
+            Some(p) => p.try_clone_to_owned().map_err(|_| Errno::EMFILE),
+            None => pidfd_of_thread(self.tid),
+        }
     }
 }
 
@@ -68,7 +94,7 @@ fn check(r: libc::c_long) -> Result<RawFd, Errno> {
 }
 
 /// pidfd_open(2) of a thread.
-fn pidfd_of_thread(tid: u32) -> Result<OwnedFd, Errno> {
+pub(super) fn pidfd_of_thread(tid: u32) -> Result<OwnedFd, Errno> {
     pidfd_open(tid, PIDFD_THREAD)
 }
 
@@ -166,7 +192,7 @@ impl StubFds<'_> {
     /// The caller's process id: from a pidfd (PIDFD_GET_INFO, Linux 6.13;
     /// cheap), else from /proc/TID/status.
     fn tgid(&self) -> Option<u32> {
-        let from_pidfd = pidfd_of_thread(self.tid).and_then(|p| pidfd_tgid(p.as_fd()));
+        let from_pidfd = self.thread_pidfd().and_then(|p| pidfd_tgid(p.as_fd()));
         let tgid = match from_pidfd {
             Ok(t) => t,
             Err(_) => tgid_in(&self.status().ok()?)?,
@@ -217,7 +243,7 @@ impl Task for StubFds<'_> {
             return Ok(creds);
         }
         // pinned while the caller waits on us: its credentials cannot change meanwhile
-        let pidfd = pidfd_of_thread(self.tid)?;
+        let pidfd = self.thread_pidfd()?;
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
         self.loop_.tasks.remember(self.tid, tgid, pidfd, creds.clone());
         Ok(creds)
@@ -261,7 +287,7 @@ impl Task for StubFds<'_> {
         if let (Forget::Process, Some(g)) = (what, tgid) {
             if g != self.tid {
                 // (gone already: then nothing of it calls again)
-                if let Ok(p) = pidfd_of_thread(self.tid) {
+                if let Ok(p) = self.thread_pidfd() {
                     self.loop_.tasks.exec_pending(g, p);
                 }
             }
@@ -282,7 +308,7 @@ impl Task for StubFds<'_> {
 
 impl Fds for StubFds<'_> {
     fn get(&self, fd: i32) -> Result<OwnedFd, Errno> {
-        let pidfd = pidfd_of_thread(self.tid)?;
+        let pidfd = self.thread_pidfd()?;
         libseccomp::notify_id_valid(self.notify.as_raw_fd(), self.id).map_err(|_| Errno::ESRCH)?;
         pidfd_getfd(pidfd.as_fd(), fd)
     }
@@ -321,9 +347,12 @@ impl Fds for StubFds<'_> {
 
     fn later(&self, job: crate::syscalls::LaterJob) -> Result<Reply, Errno> {
         let proc = self.proc.try_clone_to_owned().map_err(|_| Errno::EMFILE)?;
-        let (tid, id) = (self.tid, self.id);
+        let (tid, id, foreign) = (self.tid, self.id, self.pidfd.is_some());
         self.loop_.workers.spawn(self.notify, id, move |notify| {
-            let mem = super::mem::ProcMem::new(proc.as_fd(), tid, notify, id);
+            let mem = match foreign {
+                true => super::mem::ProcMem::forwarded(proc.as_fd(), tid, notify, id),
+                false => super::mem::ProcMem::new(proc.as_fd(), tid, notify, id),
+            };
             match job(&Worker { mem: &mem, notify, id }) {
                 Reply::Value(v) => libseccomp::ScmpNotifResp::new_val(id, v, libseccomp::ScmpNotifRespFlags::empty())
                     .respond(notify.as_raw_fd())

@@ -31,12 +31,21 @@ pub struct ProcMem<'a> {
     notify: BorrowedFd<'a>,
     id: u64,
     file: OnceCell<Result<File, Errno>>,
+    /// `tid` is of another pid namespace than the Sentry's (a call another
+    /// Sentry forwarded): reads go through the file too, never by tid
+    foreign: bool,
 }
 
 impl<'a> ProcMem<'a> {
     /// The memory of `tid`, the caller of notification `id` on `notify`.
     pub fn new(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64) -> ProcMem<'a> {
-        ProcMem { proc, tid, notify, id, file: OnceCell::new() }
+        ProcMem { proc, tid, notify, id, file: OnceCell::new(), foreign: false }
+    }
+
+    /// The memory of a caller of another sandbox, whose Sentry forwarded
+    /// its call: `proc` is that sandbox's procfs, where `tid` names it.
+    pub fn forwarded(proc: BorrowedFd<'a>, tid: u32, notify: BorrowedFd<'a>, id: u64) -> ProcMem<'a> {
+        ProcMem { foreign: true, ..ProcMem::new(proc, tid, notify, id) }
     }
 
     /// Opens `/proc/<tid>/mem`, then checks the notification is still live:
@@ -57,6 +66,12 @@ impl Memory for ProcMem<'_> {
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if self.foreign {
+            return self
+                .file()?
+                .read_exact_at(buf, addr)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)));
+        }
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.tid).map_err(|_| Errno::ESRCH)?);
         let len = buf.len();
         let addr = usize::try_from(addr).map_err(|_| Errno::EFAULT)?;

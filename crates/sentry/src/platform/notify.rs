@@ -19,6 +19,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::fds::{Loop, StubFds};
+use super::guest::Notification;
 use super::mem::ProcMem;
 use super::workers::Workers;
 use crate::fs::fuse::{Filesystem, Session};
@@ -166,6 +167,15 @@ pub fn serve(
             if let Some(l) = &control {
                 if let Ok((conn, _)) = l.accept() {
                     match recv_control(conn.as_raw_fd()) {
+                        Some(Control::Guest(proc)) => {
+                            // (unnamed: naming a thread is a prctl the allowlist refuses)
+                            let serving =
+                                std::thread::Builder::new().spawn(move || serve_guest(conn, proc, kernel, opts));
+                            if let Err(e) = serving {
+                                tracing::error!("sentry: serve a guest sandbox: {e}");
+                            }
+                            continue;
+                        }
                         Some(Control::Notify(fd)) => {
                             sync_wake_up(&fd);
                             fds.push(fd);
@@ -264,10 +274,51 @@ enum Control {
     /// the container's real tree: its root, and the mount namespace holding
     /// it; with `--directfs=false`, the gofer's view
     Tree(OwnedFd, OwnedFd, Option<GoferView>),
+    /// another sandbox of the pod, whose network calls come on this
+    /// connection from now on ([`super::guest`]): its procfs
+    Guest(OwnedFd),
+}
+
+/// Serves the network calls a guest sandbox forwards on `conn`, until it
+/// hangs up; `proc` is its procfs.
+fn serve_guest(conn: std::os::unix::net::UnixStream, proc: OwnedFd, kernel: &'static Kernel, opts: Options) {
+    let dispatch = Dispatch::new();
+    let mut warned = HashSet::new();
+    let workers = Workers::new();
+    let tasks = super::tasks::Tasks::new();
+    loop {
+        // with workers out, tick: a caller that stops waiting frees its worker
+        let timeout = if workers.busy() { PollTimeout::from(100u16) } else { PollTimeout::NONE };
+        let mut p = [PollFd::new(conn.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut p, timeout) {
+            Err(Errno::EINTR) | Ok(0) => {
+                workers.tend();
+                continue;
+            }
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        let Some((req, pidfd, notify)) = super::guest::receive(conn.as_fd()) else { break };
+        let loop_ = Loop { workers: &workers, tasks: &tasks };
+        let fds = StubFds::forwarded(proc.as_fd(), req.pid, notify.as_fd(), req.id, loop_, pidfd.as_fd());
+        let mem = ProcMem::forwarded(proc.as_fd(), req.pid, notify.as_fd(), req.id);
+        serve_req(&req, notify.as_fd(), &mem, &fds, &dispatch, kernel, opts, &mut warned);
+        workers.tend();
+    }
+    // the guest is gone: its callers' waits end (each worker holds the
+    // caller's socket, which would keep its port)
+    while workers.busy() {
+        workers.tend();
+        // (poll as a sleep: the allowlist has no nanosleep)
+        let _ = poll(&mut [], PollTimeout::from(100u16));
+    }
 }
 
 fn recv_control(sock: RawFd) -> Option<Control> {
     let (text, mut fds) = recv_msg(sock)?;
+    if let Some(proc) = super::guest::is_hello(&text, &mut fds) {
+        return Some(Control::Guest(proc));
+    }
     match (text.as_slice(), fds.len()) {
         (b"fd", 1) => fds.pop().map(Control::Notify),
         (b"tree", 2) => {
@@ -325,21 +376,51 @@ fn serve_one(
         // the caller died between poll and receive
         Err(_) => return,
     };
-    let entry = dispatch.entry(req.data.syscall);
-    let name = match entry {
-        Some(e) => e.name.to_string(),
-        None => format!("syscall {}", i32::from(req.data.syscall)),
-    };
+    // a guest of the pod's netstack: its owner serves the network calls
+    if let (Some(owner), Some(e)) = (&kernel.pod_owner, dispatch.entry(req.data.syscall)) {
+        let mem = ProcMem::new(proc, req.pid, notify, req.id);
+        if super::guest::forwarded(e.name, &req.data.args, &mem) {
+            let Err(err) = owner.forward(&(&req).into(), notify) else { return };
+            if err != Errno::ESRCH {
+                tracing::warn!("sentry: forward {} to the pod's netstack: {err}", e.name);
+            }
+            let _ =
+                ScmpNotifResp::new_error(req.id, -(Errno::ENETDOWN as i32), ScmpNotifRespFlags::empty()).respond(raw);
+            return;
+        }
+    }
+    let fds = StubFds::new(proc, req.pid, notify, req.id, loop_);
     // memory is opened, and the notification re-checked, on first use (see
     // platform::mem); a handler that fails to reach it answers with the
     // error, so the caller never waits forever
     let mem = ProcMem::new(proc, req.pid, notify, req.id);
+    serve_req(&(&req).into(), notify, &mem, &fds, dispatch, kernel, opts, warned);
+}
+
+/// Serves notification `req` of `notify` (its caller's fds: `fds`; its
+/// memory: `mem`) and answers it.
+#[allow(clippy::too_many_arguments)]
+fn serve_req(
+    req: &Notification,
+    notify: BorrowedFd<'_>,
+    mem: &ProcMem<'_>,
+    fds: &StubFds<'_>,
+    dispatch: &Dispatch,
+    kernel: &Kernel,
+    opts: Options,
+    warned: &mut HashSet<String>,
+) {
+    let raw = notify.as_raw_fd();
+    let entry = dispatch.entry(req.syscall);
+    let name = match entry {
+        Some(e) => e.name.to_string(),
+        None => format!("syscall {}", i32::from(req.syscall)),
+    };
     // the log line's arguments are read before the call is answered
-    let shown_call = opts.strace.then(|| crate::syscalls::strace::call(&name, req.data.args, &mem));
+    let shown_call = opts.strace.then(|| crate::syscalls::strace::call(&name, req.args, mem));
     let reply = match entry.map(|e| e.class) {
         Some(Class::Served(h) | Class::Interim(Some(h)) | Class::Checked(_, h) | Class::Net(h)) => {
-            let fds = StubFds::new(proc, req.pid, notify, req.id, loop_);
-            h(&Call { pid: req.pid, args: req.data.args, kernel, mem: &mem, fds: &fds, task: &fds })
+            h(&Call { pid: req.pid, args: req.args, kernel, mem, fds, task: fds })
         }
         Some(Class::Interim(None)) => Reply::Continue,
         Some(Class::Denied(errno)) => {

@@ -1,0 +1,217 @@
+//! One netstack for a pod's several sandboxes. The pod's first sandbox
+//! (its "owner", the one that took the pod's interface) serves the network
+//! calls of the others ("guests"): a guest's Sentry forwards each such
+//! call it receives, with the caller's notify fd and a pidfd of its
+//! thread, on a connection to the owner's control socket; the owner serves
+//! it with its own handlers and netstack, reaching the caller's memory
+//! through the guest's procfs (sent once, with the hello), and answers it
+//! on the guest's notify fd itself. So every container of the pod has the
+//! pod's address, and they reach each other over the loopback, as they
+//! would on Linux.
+//!
+//! Forwarded: socket(2) of every family but AF_UNIX (a guest's unix
+//! sockets stay its own), bind and connect to any address but a unix one,
+//! and the calls that act on a socket (listen, accept, names, options,
+//! sendto/recvfrom, sendmsg/recvmsg and their batches, the interface
+//! ioctls). For a socket that is not the netstack's the owner answers
+//! "continue", and the guest's kernel makes the call.
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+
+use libseccomp::{ScmpNotifReq, ScmpSyscall};
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+
+use crate::syscalls::Memory;
+
+/// The bytes of one forwarded call: notification id, tid, syscall number,
+/// its six arguments.
+const CALL: usize = 8 + 4 + 4 + 6 * 8;
+
+/// One served call, as the loop serves it (a notification received, or
+/// one a guest forwarded).
+#[derive(Debug, Clone, Copy)]
+pub struct Notification {
+    /// its id on its notify fd
+    pub id: u64,
+    /// the caller's thread, as its own pid namespace numbers it
+    pub pid: u32,
+    /// the system call
+    pub syscall: ScmpSyscall,
+    /// its arguments
+    pub args: [u64; 6],
+}
+
+impl From<&ScmpNotifReq> for Notification {
+    fn from(r: &ScmpNotifReq) -> Notification {
+        Notification { id: r.id, pid: r.pid, syscall: r.data.syscall, args: r.data.args }
+    }
+}
+
+/// The guest's end: its connection to the owner's Sentry.
+#[derive(Debug)]
+pub struct Owner {
+    sock: Mutex<UnixStream>,
+}
+
+impl Owner {
+    /// The connection `sock` (to the owner's control socket, made by
+    /// `create`): says hello with `proc`, this Sentry's procfs.
+    pub fn hello(sock: UnixStream, proc: BorrowedFd<'_>) -> std::io::Result<Owner> {
+        let fds = [proc.as_raw_fd()];
+        sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[std::io::IoSlice::new(b"guest")],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )?;
+        Ok(Owner { sock: Mutex::new(sock) })
+    }
+
+    /// Forwards `req`, received on `notify`: the owner answers it.
+    pub fn forward(&self, req: &Notification, notify: BorrowedFd<'_>) -> Result<(), Errno> {
+        let pidfd = super::fds::pidfd_of_thread(req.pid)?;
+        // the pidfd is the caller's if the notification still is
+        libseccomp::notify_id_valid(notify.as_raw_fd(), req.id).map_err(|_| Errno::ESRCH)?;
+        let bytes = encode(req);
+        let fds = [pidfd.as_raw_fd(), notify.as_raw_fd()];
+        let sock = self.sock.lock().map_err(|_| Errno::EIO)?;
+        let sent = sendmsg::<()>(
+            sock.as_raw_fd(),
+            &[std::io::IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )?;
+        if sent != CALL {
+            return Err(Errno::EIO);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a guest forwards call `name` with `args` (reading an address's
+/// family in the caller's memory `mem`).
+pub fn forwarded(name: &str, args: &[u64; 6], mem: &dyn Memory) -> bool {
+    let family = |at: u64| {
+        let mut f = [0u8; 2];
+        mem.read(at, &mut f).map(|()| u16::from_ne_bytes(f)).unwrap_or(0)
+    };
+    match name {
+        "socket" => args[0] != libc::AF_UNIX as u64,
+        "bind" | "connect" => family(args[1]) != libc::AF_UNIX as u16,
+        "ioctl" => crate::net::ifreq::REQUESTS.contains(&(args[1] & 0xffff_ffff)),
+        "listen" | "accept" | "accept4" | "getsockname" | "getpeername" | "getsockopt" | "setsockopt" | "sendto"
+        | "recvfrom" | "sendmsg" | "recvmsg" | "sendmmsg" | "recvmmsg" => true,
+        _ => false,
+    }
+}
+
+fn encode(req: &Notification) -> [u8; CALL] {
+    let mut b = [0u8; CALL];
+    b[..8].copy_from_slice(&req.id.to_ne_bytes());
+    b[8..12].copy_from_slice(&req.pid.to_ne_bytes());
+    b[12..16].copy_from_slice(&i32::from(req.syscall).to_ne_bytes());
+    for (i, a) in req.args.iter().enumerate() {
+        b[16 + i * 8..24 + i * 8].copy_from_slice(&a.to_ne_bytes());
+    }
+    b
+}
+
+fn decode(b: &[u8; CALL]) -> Notification {
+    let word = |at: usize| u64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
+    let mut args = [0u64; 6];
+    for (i, a) in args.iter_mut().enumerate() {
+        *a = word(16 + i * 8);
+    }
+    Notification {
+        id: word(0),
+        pid: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+        syscall: ScmpSyscall::from(i32::from_ne_bytes([b[12], b[13], b[14], b[15]])),
+        args,
+    }
+}
+
+/// One forwarded call as the owner receives it: the notification, the
+/// caller's thread's pidfd, the notify fd to answer it on. None: the guest
+/// is gone (or sent something else).
+pub fn receive(sock: BorrowedFd<'_>) -> Option<(Notification, OwnedFd, OwnedFd)> {
+    let mut buf = [0u8; CALL];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let msg = loop {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(Errno::EINTR) => continue,
+            r => break r.ok()?,
+        }
+    };
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v.into_iter().map(super::mem::adopt));
+        }
+    }
+    if msg.bytes != CALL || fds.len() != 2 {
+        return None;
+    }
+    let notify = fds.pop()?;
+    let pidfd = fds.pop()?;
+    Some((decode(&buf), pidfd, notify))
+}
+
+/// Whether a hello on a control socket connection is a guest's: then its
+/// procfs.
+pub fn is_hello(text: &[u8], fds: &mut Vec<OwnedFd>) -> Option<OwnedFd> {
+    (text == b"guest" && fds.len() == 1).then(|| fds.pop()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_reads_back_as_written() {
+        let req = Notification {
+            id: 0x1122_3344_5566_7788,
+            pid: 4242,
+            syscall: ScmpSyscall::from(libc::SYS_connect as i32),
+            args: [3, 0x7fff_0000, 16, 0, 0, 9],
+        };
+        let back = decode(&encode(&req));
+        assert_eq!((back.id, back.pid, back.args), (req.id, req.pid, req.args));
+        assert_eq!(i32::from(back.syscall), libc::SYS_connect as i32);
+    }
+
+    struct Addr(u16);
+    impl Memory for Addr {
+        fn read(&self, _: u64, buf: &mut [u8]) -> Result<(), Errno> {
+            buf.copy_from_slice(&self.0.to_ne_bytes()[..buf.len()]);
+            Ok(())
+        }
+        fn write(&self, _: u64, _: &[u8]) -> Result<(), Errno> {
+            Err(Errno::EFAULT)
+        }
+        fn read_cstr(&self, _: u64, _: usize) -> Result<Option<Vec<u8>>, Errno> {
+            Err(Errno::EFAULT)
+        }
+    }
+
+    #[test]
+    fn unix_sockets_stay_the_guests() {
+        let inet = Addr(libc::AF_INET as u16);
+        let unix = Addr(libc::AF_UNIX as u16);
+        assert!(forwarded("socket", &[libc::AF_INET6 as u64, 1, 0, 0, 0, 0], &inet));
+        assert!(!forwarded("socket", &[libc::AF_UNIX as u64, 1, 0, 0, 0, 0], &inet));
+        assert!(forwarded("connect", &[3, 8, 16, 0, 0, 0], &inet));
+        assert!(!forwarded("bind", &[3, 8, 16, 0, 0, 0], &unix));
+        assert!(forwarded("recvmsg", &[3, 8, 0, 0, 0, 0], &unix));
+        assert!(!forwarded("socketpair", &[1, 1, 0, 8, 0, 0], &unix));
+        assert!(!forwarded("openat", &[0; 6], &unix));
+        assert!(forwarded("ioctl", &[3, 0x8933, 8, 0, 0, 0], &unix));
+        assert!(!forwarded("ioctl", &[3, 0x5401, 8, 0, 0, 0], &unix));
+    }
+}
