@@ -399,6 +399,12 @@ p = socket.create_connection((sys.argv[1], 8082), timeout=5)
 p.sendall(b"GET / HTTP/1.0\r\n\r\n")
 print("peer", p.makefile("rb").read().decode().split("\r\n\r\n")[-1])
 print("interface", socket.if_nametoindex("eth0") > 1)
+# a port of the host's loopback: this loopback is the pod's
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5)
+    print("reached the host")
+except ConnectionRefusedError:
+    print("host refused")
 "#;
 
 /// A Kubernetes pod as containerd's CRI plugin makes one: its "pause"
@@ -440,7 +446,9 @@ fn a_pods_containers_share_one_netstack() {
         .unwrap();
     let mut ready = [0u8; 6];
     peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
-    let mut sidecar = pod_bundle(&net, &["python3", "-c", SIDECAR, PEER_IP]);
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = host.local_addr().unwrap().port().to_string();
+    let mut sidecar = pod_bundle(&net, &["python3", "-c", SIDECAR, PEER_IP, &host_port]);
     mark(&mut sidecar, "container");
     for round in 0..2 {
         let app_id = unique_id(&format!("pod-app{round}"));
@@ -450,7 +458,13 @@ fn a_pods_containers_share_one_netstack() {
         let side_id = unique_id(&format!("pod-side{round}"));
         let (code, out, err) = moat_e2e::run_fg(&moat, &sidecar, &side_id);
         assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
-        assert_eq!(out, format!("loopback from the app\npeer hello from the peer ::ffff:{POD_IP}\ninterface True\n"));
+        assert_eq!(
+            out,
+            format!(
+                "loopback from the app\npeer hello from the peer ::ffff:{POD_IP}\ninterface True\n\
+             host refused\n"
+            )
+        );
         assert_no_leaks(&moat, &side_id, sidecar.path());
         moat.ok(&["kill", &app_id, "KILL"]);
         moat.wait_status(&app_id, "stopped");
