@@ -18,7 +18,9 @@ pub fn send_many(sock: BorrowedFd<'_>, payload: &[u8], fds: &[BorrowedFd<'_>]) -
     let iov = [IoSlice::new(payload)];
     let fds: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let cmsg: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(&fds)] };
-    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None).map(drop)
+    // (the flags mark it as moat's own to the sentry platform's filter)
+    let flags = MsgFlags::from_bits_retain(moat_sentry::platform::filter::OWN_SEND_FLAGS as i32);
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, flags, None).map(drop)
 }
 
 /// Receives one message into `buf`: its length (0 at EOF) and the first fd
@@ -27,7 +29,8 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<(usize, Option<
     let mut space = nix::cmsg_space!([RawFd; 1]);
     let mut iov = [IoSliceMut::new(buf)];
     let msg = loop {
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+        let flags = MsgFlags::from_bits_retain(moat_sentry::platform::filter::OWN_RECV_FLAGS as i32);
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
             Err(nix::errno::Errno::EINTR) => continue,
             other => break other?,
         }

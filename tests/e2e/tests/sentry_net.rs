@@ -184,6 +184,24 @@ for fam, proto, typ, host in [(socket.AF_INET, socket.IPPROTO_ICMP, 8, "127.0.0.
 x.sendmsg([b"ga", b"ther"], [], 0, six.getsockname()[:2])
 d, anc, flags, a = six.recvmsg(4)
 print("msg", d.decode(), anc, flags & socket.MSG_TRUNC != 0, a[1] == x.getsockname()[1])
+# the address a datagram was sent to, and the interface (IP_PKTINFO, 8: not
+# in this Python, IPV6_PKTINFO)
+srv4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+srv4.bind(("0.0.0.0", 0))
+srv4.setsockopt(socket.IPPROTO_IP, 8, 1)
+cl.sendto(b"where", ("127.0.0.1", srv4.getsockname()[1]))
+d, anc, flags, a = srv4.recvmsg(10, 64)
+(level, kind, data), = anc
+index, spec, to = struct.unpack("=I4s4s", data)
+print("pktinfo", level == socket.IPPROTO_IP, kind == 8, index, socket.inet_ntoa(to), srv4.getsockopt(socket.IPPROTO_IP, 8))
+six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+x.sendto(b"where", six.getsockname()[:2])
+d, anc, flags, a = six.recvmsg(10, 64)
+(level, kind, data), = anc
+print("pktinfo6", kind == socket.IPV6_PKTINFO, socket.inet_ntop(socket.AF_INET6, data[:16]), struct.unpack("=I", data[16:])[0])
+x.sendto(b"short", six.getsockname()[:2])
+d, anc, flags, a = six.recvmsg(10, 8)
+print("no room", anc, flags & socket.MSG_CTRUNC != 0)
 "#;
 
 #[test]
@@ -191,7 +209,8 @@ fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
         python("net-udp", UDP),
         "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
-         ping 127.0.0.1 0 7 moat-ping!\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n"
+         ping 127.0.0.1 0 7 moat-ping!\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n\
+         pktinfo True True 1 127.0.0.1 1\npktinfo6 True ::1 1\nno room [] True\n"
     );
 }
 

@@ -227,6 +227,12 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(5)
 u.sendto(b"udp", (peer, 7001))
 print("udp", u.recvfrom(100)[0].decode())
+u.setsockopt(socket.IPPROTO_IP, 8, 1)
+u.sendto(b"again", (peer, 7001))
+d, anc, _, _ = u.recvmsg(100, 64)
+index, _, to = struct.unpack("=I4s4s", anc[0][2])
+print("pktinfo", index == socket.if_nametoindex("eth0"), socket.inet_ntoa(to))
+u.setsockopt(socket.IPPROTO_IP, 8, 0)
 # longer than the link's MTU: fragments out, and (IPv4) in
 u.sendto(b"x" * 4000, (peer, 7001))
 print("fragments", u.recvfrom(65536)[0] == b"X" * 4000)
@@ -293,7 +299,7 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
         out,
         format!(
             "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
-             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\nfragments True\n\
+             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\npktinfo True {POD_IP}\nfragments True\n\
              fragments v6 3000 bytes\nping {PEER_IP} hello!\nping {PEER_IP6} hello!\n\
              interfaces ['lo', 'eth0']\ndead host EHOSTUNREACH True\nunix xinu\n"
         )

@@ -91,6 +91,10 @@ pub struct Opts {
     pub ttl: Option<u8>,
     /// SO_LINGER: on, seconds
     pub linger: Option<(bool, i32)>,
+    /// IP_PKTINFO: each datagram received tells its destination
+    pub pktinfo: bool,
+    /// IPV6_RECVPKTINFO: the same, IPv6's way
+    pub pktinfo6: bool,
 }
 
 /// One app socket.
@@ -123,10 +127,12 @@ pub struct Sock {
     pub(super) readable: bool,
     /// the app's end may take bytes (no EAGAIN since it last said so)
     pub(super) writable: bool,
-    /// UDP: the senders of the datagrams on the app's end, oldest first
-    pub(super) sources: VecDeque<Addr>,
-    /// UDP: datagrams not yet written to the app's end (it was full), with their senders
-    pub(super) held: VecDeque<(Vec<u8>, Addr)>,
+    /// UDP: the senders of the datagrams on the app's end, oldest first,
+    /// and the addresses they were sent to
+    pub(super) sources: VecDeque<(Addr, Option<IpAddress>)>,
+    /// UDP: datagrams not yet written to the app's end (it was full), with
+    /// their senders and destinations
+    pub(super) held: VecDeque<(Vec<u8>, Addr, Option<IpAddress>)>,
     /// bytes the Sentry wrote on the app's end to keep it from polling
     /// writable while it connects ([`Stack::hold_writes`]), still to be
     /// read off the stack's end before the app's own

@@ -147,20 +147,32 @@ impl Stack {
 
     /// recvfrom(2) asking for the sender, on UDP socket `key` whose app end
     /// is `theirs`: the next datagram there (up to `buf`'s length; its own
-    /// length with MSG_TRUNC) and its sender. EAGAIN if there is none.
+    /// length with MSG_TRUNC), its sender, and the control messages the
+    /// socket's options ask for (IP_PKTINFO, IPV6_PKTINFO: the address it
+    /// was sent to). EAGAIN if there is none.
     pub fn udp_recv(
         &mut self,
         key: u64,
         theirs: &OwnedFd,
         buf: &mut [u8],
         flags: MsgFlags,
-    ) -> Result<(usize, Addr), Errno> {
+    ) -> Result<(usize, Addr, Vec<u8>), Errno> {
         let peek = flags.contains(MsgFlags::MSG_PEEK);
         let flags = (flags & (MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)) | MsgFlags::MSG_DONTWAIT;
         let n = recv(theirs.as_raw_fd(), buf, flags)?;
+        let pod = self.pod.as_ref().map_or(0, |p| p.index);
         let s = self.sock(key)?;
-        let from = if peek { s.sources.front().copied() } else { s.sources.pop_front() };
-        Ok((n, from.unwrap_or(Addr::ANY)))
+        let (from, to) = match if peek { s.sources.front().copied() } else { s.sources.pop_front() } {
+            Some(got) => got,
+            None => (Addr::ANY, None),
+        };
+        let control = match to {
+            Some(to) => {
+                pktinfo(s.opts, s.family, to, if std::net::IpAddr::from(to).is_loopback() { LO_INDEX } else { pod })
+            }
+            None => Vec::new(),
+        };
+        Ok((n, from, control))
     }
 
     /// Moves datagram socket `key`'s datagrams both ways; whether any moved.
@@ -191,7 +203,7 @@ impl Stack {
                 let from = Addr::from(meta.endpoint);
                 // a connected socket takes its peer's datagrams only
                 if peer.is_none_or(|p| p == from) {
-                    return Some((data.to_vec(), from));
+                    return Some((data.to_vec(), from, meta.local_address));
                 }
             }
         });
@@ -229,19 +241,22 @@ pub(super) fn from_app(
 }
 
 /// Writes the datagrams that came in for `sock` to the app's end, the
-/// held ones first, then what `next` gives, noting each sender; whether
-/// any moved.
-fn deliver(sock: &mut super::stack::Sock, mut next: impl FnMut() -> Option<(Vec<u8>, Addr)>) -> bool {
+/// held ones first, then what `next` gives, noting each sender and
+/// destination; whether any moved.
+fn deliver(
+    sock: &mut super::stack::Sock,
+    mut next: impl FnMut() -> Option<(Vec<u8>, Addr, Option<IpAddress>)>,
+) -> bool {
     let fd = sock.ours.as_raw_fd();
     let mut moved = false;
     loop {
-        if let Some((data, from)) = sock.held.front() {
+        if let Some((data, from, to)) = sock.held.front() {
             if !sock.writable {
                 break;
             }
             match send(fd, data, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => {
-                    sock.sources.push_back(*from);
+                    sock.sources.push_back((*from, *to));
                     sock.held.pop_front();
                     moved = true;
                     continue;
@@ -261,6 +276,37 @@ fn deliver(sock: &mut super::stack::Sock, mut next: impl FnMut() -> Option<(Vec<
         moved = true;
     }
     moved
+}
+
+/// The loopback's interface index.
+const LO_INDEX: u32 = 1;
+
+/// The control messages a datagram to `to`, which came in on interface
+/// `index`, carries for a socket with `opts`: IP_PKTINFO (struct
+/// in_pktinfo) for an IPv4 one, IPV6_PKTINFO (struct in6_pktinfo, IPv4 as
+/// mapped) with IPV6_RECVPKTINFO, each a struct cmsghdr padded to 8 bytes.
+fn pktinfo(opts: super::stack::Opts, family: Family, to: IpAddress, index: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut cmsg = |level: i32, kind: i32, data: &[u8]| {
+        out.extend_from_slice(&(16 + data.len() as u64).to_ne_bytes());
+        out.extend_from_slice(&level.to_ne_bytes());
+        out.extend_from_slice(&kind.to_ne_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(8), 0);
+    };
+    if let (true, IpAddress::Ipv4(v4)) = (opts.pktinfo, to) {
+        let data = [index.to_ne_bytes(), v4.octets(), v4.octets()].concat();
+        cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &data);
+    }
+    if opts.pktinfo6 && family == Family::V6 {
+        let v6 = match to {
+            IpAddress::Ipv4(v4) => v4.to_ipv6_mapped(),
+            IpAddress::Ipv6(v6) => v6,
+        };
+        let data = [v6.octets().as_slice(), &index.to_ne_bytes()].concat();
+        cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &data);
+    }
+    out
 }
 
 /// What a datagram socket's thread waits for: the app's datagrams, and
@@ -314,7 +360,7 @@ impl Stack {
         moved |= deliver(sock, || loop {
             let (data, from) = i.recv().ok()?;
             if data.first().is_some_and(|t| ECHO_REPLY.contains(t)) {
-                return Some((data.to_vec(), Addr { ip: Some(from), port: 0 }));
+                return Some((data.to_vec(), Addr { ip: Some(from), port: 0 }, None));
             }
         });
         want_datagrams(sock, epoll, key);

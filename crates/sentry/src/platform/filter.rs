@@ -24,9 +24,20 @@ fn err(what: impl Into<String>, e: impl std::fmt::Display) -> FilterError {
     FilterError { what: what.into(), msg: e.to_string() }
 }
 
+/// The flags moat's own sendmsg and recvmsg carry on its channels
+/// (MSG_CONFIRM, which unix sockets ignore, marks them): with a netstack,
+/// only such a call on one of the `own` fds passes the filter unserved.
+/// An fd number alone would not do: once the program has exec'd, its own
+/// sockets take those numbers (a UDP socket's recvmsg would go unserved,
+/// without its sender).
+pub const OWN_SEND_FLAGS: u64 = (libc::MSG_NOSIGNAL | libc::MSG_CONFIRM) as u64;
+/// See [`OWN_SEND_FLAGS`].
+pub const OWN_RECV_FLAGS: u64 = (libc::MSG_CMSG_CLOEXEC | libc::MSG_CONFIRM) as u64;
+
 /// Compiles the table, for a sandbox with a netstack or without; `own`:
-/// fds whose netstack-served calls pass all the same (the caller's own
-/// channels, used before the Sentry has the notify fd).
+/// fds whose sendmsg and recvmsg with moat's flags ([`OWN_SEND_FLAGS`])
+/// pass all the same (the caller's own channels, used before the Sentry
+/// has the notify fd).
 pub fn compile(netstack: bool, own: &[u64]) -> Result<ScmpFilterContext, FilterError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Notify).map_err(|e| err("init", e))?;
     for e in TABLE {
@@ -45,9 +56,24 @@ pub fn compile(netstack: bool, own: &[u64]) -> Result<ScmpFilterContext, FilterE
             Class::Denied(libc::ENOSYS) => add(&mut ctx, ScmpAction::Errno(libc::ENOSYS), &[]),
             // the default action already notifies (libseccomp refuses a duplicate)
             Class::Served(_) | Class::Interim(_) | Class::Denied(_) => Ok(()),
-            Class::Net(_) if netstack => own.iter().try_for_each(|fd| {
-                add(&mut ctx, ScmpAction::Allow, &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, *fd)])
-            }),
+            Class::Net(_) if netstack => {
+                let flags = match e.name {
+                    "sendmsg" => Some(OWN_SEND_FLAGS),
+                    "recvmsg" => Some(OWN_RECV_FLAGS),
+                    _ => None,
+                };
+                own.iter().zip(std::iter::repeat(flags)).try_for_each(|(fd, flags)| match flags {
+                    Some(f) => add(
+                        &mut ctx,
+                        ScmpAction::Allow,
+                        &[
+                            ScmpArgCompare::new(0, ScmpCompareOp::Equal, *fd),
+                            ScmpArgCompare::new(2, ScmpCompareOp::Equal, f),
+                        ],
+                    ),
+                    None => Ok(()),
+                })
+            }
             Class::Net(_) => add(&mut ctx, ScmpAction::Allow, &[]),
             // when the rule does not hold, the default applies: the Sentry
             // answers EPERM and logs it (a checked call: serves it)

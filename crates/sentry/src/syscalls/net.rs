@@ -466,6 +466,8 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
                 int(i32::from(o.ttl.unwrap_or(64)))
             }
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => int(i32::from(o.v6only)),
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) => int(i32::from(o.pktinfo)),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if s.family == Family::V6 => int(i32::from(o.pktinfo6)),
             _ => Err(Errno::ENOPROTOOPT),
         }
     };
@@ -526,26 +528,23 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
                 _ => return Reply::Error(Errno::EINVAL),
             }
         }
+        (libc::IPPROTO_IP, libc::IP_PKTINFO) => o.pktinfo = v != 0,
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if s.family == Family::V6 => o.pktinfo6 = v != 0,
         // accepted, with no effect here: no error queue, path MTU discovery
-        // or ancillary data on the stack's sockets yet (glibc's resolver
-        // sets IP_RECVERR on each of its sockets)
+        // or other ancillary data on the stack's sockets yet (glibc's
+        // resolver sets IP_RECVERR on each of its sockets)
         (
             libc::IPPROTO_IP,
             libc::IP_TOS
             | libc::IP_RECVERR
             | libc::IP_MTU_DISCOVER
-            | libc::IP_PKTINFO
             | libc::IP_RECVTOS
             | libc::IP_FREEBIND
             | libc::IP_BIND_ADDRESS_NO_PORT,
         )
         | (
             libc::IPPROTO_IPV6,
-            libc::IPV6_TCLASS
-            | libc::IPV6_RECVERR
-            | libc::IPV6_MTU_DISCOVER
-            | libc::IPV6_RECVPKTINFO
-            | libc::IPV6_RECVTCLASS,
+            libc::IPV6_TCLASS | libc::IPV6_RECVERR | libc::IPV6_MTU_DISCOVER | libc::IPV6_RECVTCLASS,
         ) => {}
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => o.v6only = v != 0,
         _ => return Reply::Error(Errno::ENOPROTOOPT),
@@ -603,7 +602,7 @@ pub fn recvfrom(c: &Call<'_>) -> Reply {
     // the next datagram, handed over; None if there is none yet
     let take = move |net: &Netstack, theirs: &OwnedFd, mem: &dyn Memory| {
         let mut buf = vec![0u8; len];
-        let (n, from) = match net.lock().udp_recv(key, theirs, &mut buf, msg_flags) {
+        let (n, from, _) = match net.lock().udp_recv(key, theirs, &mut buf, msg_flags) {
             Ok(got) => got,
             Err(Errno::EAGAIN) => return None,
             Err(e) => return Some(Reply::Error(e)),
@@ -667,6 +666,8 @@ struct MsgHdr {
     namelen: u32,
     iov: u64,
     iovlen: u64,
+    control: u64,
+    controllen: u64,
 }
 
 /// sizeof(struct msghdr), sizeof(struct mmsghdr)
@@ -684,6 +685,8 @@ fn read_msghdr(mem: &dyn Memory, at: u64) -> Result<MsgHdr, Errno> {
         namelen: u32::from_ne_bytes(b[8..12].try_into().unwrap_or([0; 4])),
         iov: u64_at(16),
         iovlen: u64_at(24),
+        control: u64_at(32),
+        controllen: u64_at(40),
     };
     if hdr.iovlen > MAX_IOV {
         return Err(Errno::EMSGSIZE);
@@ -750,28 +753,29 @@ fn recv_one(
     flags: MsgFlags,
 ) -> Result<Option<i64>, Errno> {
     scatter(mem, at, flags, crate::net::udp::MAX_DATAGRAM + 1, |buf| {
-        let (n, from) = net.lock().udp_recv(key, theirs, buf, flags | MsgFlags::MSG_TRUNC)?;
-        Ok((n, addr::encode(family, from).to_vec()))
+        let (n, from, control) = net.lock().udp_recv(key, theirs, buf, flags | MsgFlags::MSG_TRUNC)?;
+        Ok((n, addr::encode(family, from).to_vec(), control))
     })
 }
 
 /// One recvmsg whose struct msghdr is at `at`: `take` receives into a
 /// buffer as large as the iovecs (up to `max`) and tells the message's
-/// whole length and its sender's address, which are handed to the caller
-/// (no control data; MSG_TRUNC in msg_flags if it did not fit). The bytes
-/// received (the message's length with MSG_TRUNC); None if none waits.
+/// whole length, its sender's address and its control messages, which are
+/// handed to the caller (MSG_TRUNC in msg_flags if it did not fit,
+/// MSG_CTRUNC if the control messages did not). The bytes received (the
+/// message's length with MSG_TRUNC); None if none waits.
 fn scatter(
     mem: &dyn Memory,
     at: u64,
     flags: MsgFlags,
     max: usize,
-    take: impl FnOnce(&mut [u8]) -> Result<(usize, Vec<u8>), Errno>,
+    take: impl FnOnce(&mut [u8]) -> Result<(usize, Vec<u8>, Vec<u8>), Errno>,
 ) -> Result<Option<i64>, Errno> {
     let hdr = read_msghdr(mem, at)?;
     let iovs = iovecs(mem, &hdr)?;
     let room: usize = iovs.iter().map(|(_, l)| *l).fold(0, usize::saturating_add).min(max);
     let mut buf = vec![0u8; room];
-    let (n, from) = match take(&mut buf) {
+    let (n, from, control) = match take(&mut buf) {
         Ok(got) => got,
         Err(Errno::EAGAIN) => return Ok(None),
         Err(e) => return Err(e),
@@ -789,9 +793,22 @@ fn scatter(
         mem.write(hdr.name, &from[..from.len().min(hdr.namelen as usize)])?;
         mem.write(at + 8, &(from.len() as u32).to_ne_bytes())?;
     }
-    // no control data; MSG_TRUNC if the datagram did not fit
-    mem.write(at + 40, &0u64.to_ne_bytes())?;
-    let truncated = if n > room { libc::MSG_TRUNC } else { 0 };
+    // the control messages that fit whole
+    let room_for_control = if hdr.control == 0 { 0 } else { usize::try_from(hdr.controllen).unwrap_or(0) };
+    let mut fit = 0;
+    while fit < control.len() {
+        let len = u64::from_ne_bytes(control[fit..fit + 8].try_into().unwrap_or([0; 8]));
+        let next = fit + usize::try_from(len).unwrap_or(usize::MAX).next_multiple_of(8);
+        if next > control.len() || next > room_for_control {
+            break;
+        }
+        fit = next;
+    }
+    if fit > 0 {
+        mem.write(hdr.control, &control[..fit])?;
+    }
+    mem.write(at + 40, &(fit as u64).to_ne_bytes())?;
+    let truncated = if n > room { libc::MSG_TRUNC } else { 0 } | if fit < control.len() { libc::MSG_CTRUNC } else { 0 };
     mem.write(at + 48, &truncated.to_ne_bytes())?;
     let shown = if flags.contains(MsgFlags::MSG_TRUNC) { n } else { n.min(room) };
     Ok(Some(shown as i64))
@@ -820,8 +837,8 @@ pub fn sendmsg(c: &Call<'_>) -> Reply {
 }
 
 /// recvmsg(fd, msg, flags): the netstack's UDP sockets here (the sender in
-/// msg_name, no control data; a blocking one waits on a worker); the host
-/// makes the rest.
+/// msg_name, the destination as IP_PKTINFO or IPV6_PKTINFO if the socket
+/// asks; a blocking one waits on a worker); the host makes the rest.
 pub fn recvmsg(c: &Call<'_>) -> Reply {
     let (at, flags) = (c.args[1], MsgFlags::from_bits_truncate(c.args[2] as i32));
     if let Some((net, _, theirs)) = ours_netlink(c) {
@@ -830,17 +847,19 @@ pub fn recvmsg(c: &Call<'_>) -> Reply {
             let f = (flags & (MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)) | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
             let got = scatter(mem, at, flags, MAX_NETLINK, |buf| {
                 let n = nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(theirs), buf, f)?;
-                Ok((n, sockaddr_nl(0)))
+                Ok((n, sockaddr_nl(0), Vec::new()))
             });
             got.map(|got| got.map(Reply::Value)).unwrap_or_else(|e| Some(Reply::Error(e)))
         });
     }
     let Some((net, key, theirs, family)) = ours_udp(c) else { return Reply::Continue };
-    received(c, net, theirs, flags, move |net, theirs, mem| {
+    let r = received(c, net, theirs, flags, move |net, theirs, mem| {
         recv_one(mem, net, key, theirs, family, at, flags)
             .map(|got| got.map(Reply::Value))
             .unwrap_or_else(|e| Some(Reply::Error(e)))
-    })
+    });
+    tracing::warn!("DBG recvmsg {:?}", r);
+    r
 }
 
 /// sendmmsg(fd, msgs, vlen, flags): each message as sendmsg; how many went.

@@ -93,7 +93,7 @@ pub static TABLE: &[Entry] = &[
     s!(sendto, Class::Checked(Rule::OneOf(4, &[0]), net::sendto), "without an address: socket I/O on held fds; with one: the netstack's UDP and netlink sockets served, others the host"),
     s!(recvfrom, Class::Checked(Rule::OneOf(4, &[0]), net::recvfrom), "without asking for the sender: socket I/O on held fds; asking: the netstack's UDP and netlink sockets served (a blocking one waits on a worker), others the host"),
     s!(sendmsg, Class::Net(net::sendmsg), "with a netstack: its UDP and netlink sockets served (an address from msg_name, control data ignored), others the host; without one: socket I/O on held fds"),
-    s!(recvmsg, Class::Net(net::recvmsg), "with a netstack: its UDP and netlink sockets served (the sender in msg_name, no control data), others the host; without one: socket I/O on held fds"),
+    s!(recvmsg, Class::Net(net::recvmsg), "with a netstack: its UDP and netlink sockets served (the sender in msg_name, IP_PKTINFO and IPV6_PKTINFO when asked for), others the host; without one: socket I/O on held fds"),
     s!(shutdown, Passthrough(Rule::Any), "socket I/O on held fds (netstack: served once it lands)"),
     s!(bind, Class::Interim(Some(net::bind)), "the netstack's sockets: served; a unix socket's path: bound by the Sentry in the real tree, as the caller; others: the host"),
     s!(listen, Class::Interim(Some(net::listen)), "the netstack's sockets: served; others: the host"),
