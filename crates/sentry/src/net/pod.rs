@@ -339,12 +339,36 @@ fn packet_socket(index: u32) -> nix::Result<(OwnedFd, bool)> {
     let fd = socket(Af::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
     let vnet = super::offload::enable(fd.as_fd());
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &super::device::link_addr(index, libc::ETH_P_ALL as u16, None))?;
+    // the kernel's copy of each packet the stack sends, which would come
+    // back to this socket to be read and skipped: never made
+    if !ignore_outgoing(fd.as_fd()) {
+        tracing::debug!("the packet socket sees the stack's own packets too");
+    }
     if !super::offload::reassemble(fd.as_fd()) {
         tracing::debug!("no IPv4 reassembly before the packet socket: fragmented datagrams are lost");
     }
     // bursts from a fast peer wait here while the stack catches up
     let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
     Ok((fd, vnet))
+}
+
+/// PACKET_IGNORE_OUTGOING (Linux 4.20) on packet socket `fd`: whether the
+/// kernel took it.
+fn ignore_outgoing(fd: BorrowedFd<'_>) -> bool {
+    const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+    let on: libc::c_int = 1;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `on` is a valid c_int for the call's duration, `len` its size
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SOL_PACKET,
+            PACKET_IGNORE_OUTGOING,
+            (&raw const on).cast(),
+            len,
+        )
+    };
+    r == 0
 }
 
 /// A route netlink socket to the kernel of this thread's network namespace.
