@@ -405,6 +405,8 @@ p = socket.create_connection((sys.argv[1], 8082), timeout=5)
 p.sendall(b"GET / HTTP/1.0\r\n\r\n")
 print("peer", p.makefile("rb").read().decode().split("\r\n\r\n")[-1])
 print("interface", socket.if_nametoindex("eth0") > 1)
+# the pod's sockets, the app's listener among them (127.0.0.1:9000)
+print("listed", any(l.split()[1:4:2] == ["0100007F:2328", "0A"] for l in open("/proc/net/tcp")))
 # a port of the host's loopback: this loopback is the pod's
 try:
     socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5)
@@ -468,7 +470,7 @@ fn a_pods_containers_share_one_netstack() {
             out,
             format!(
                 "loopback from the app\npeer hello from the peer ::ffff:{POD_IP}\ninterface True\n\
-             host refused\n"
+             listed True\nhost refused\n"
             )
         );
         assert_no_leaks(&moat, &side_id, sidecar.path());

@@ -17,7 +17,7 @@
 //! "continue", and the guest's kernel makes the call.
 
 use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 
@@ -94,6 +94,91 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// The owner's /proc/net `table` (the pod's sockets), as the stack
+    /// shows it.
+    pub fn table(&self, table: crate::net::table::Table) -> Result<String, Errno> {
+        let sock = self.sock.lock().map_err(|_| Errno::EIO)?;
+        let ask = encode(&Notification {
+            id: TABLE_ID,
+            pid: 0,
+            syscall: ScmpSyscall::from(-1),
+            args: [code(table), 0, 0, 0, 0, 0],
+        });
+        let sent = nix::sys::socket::send(sock.as_raw_fd(), &ask, MsgFlags::MSG_NOSIGNAL)?;
+        if sent != CALL {
+            return Err(Errno::EIO);
+        }
+        let mut len = [0u8; 4];
+        read_exact(sock.as_fd(), &mut len)?;
+        let mut text = vec![0u8; u32::from_ne_bytes(len) as usize];
+        read_exact(sock.as_fd(), &mut text)?;
+        String::from_utf8(text).map_err(|_| Errno::EIO)
+    }
+}
+
+/// The id that marks a request for a /proc/net table (no notification has it).
+const TABLE_ID: u64 = u64::MAX;
+
+/// A table's number on the wire.
+fn code(t: crate::net::table::Table) -> u64 {
+    use crate::net::{addr::Family, table::Table};
+    match t {
+        Table::Tcp(Family::V4) => 0,
+        Table::Tcp(Family::V6) => 1,
+        Table::Udp(Family::V4) => 2,
+        Table::Udp(Family::V6) => 3,
+    }
+}
+
+/// The table of number `n`.
+fn table_of(n: u64) -> Option<crate::net::table::Table> {
+    use crate::net::{addr::Family, table::Table};
+    Some(match n {
+        0 => Table::Tcp(Family::V4),
+        1 => Table::Tcp(Family::V6),
+        2 => Table::Udp(Family::V4),
+        3 => Table::Udp(Family::V6),
+        _ => return None,
+    })
+}
+
+fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        match nix::unistd::read(fd, buf) {
+            Ok(0) => return Err(Errno::EPIPE),
+            Ok(n) => buf = &mut buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What a guest sends the owner.
+pub enum Incoming {
+    /// a call to serve: the notification, the caller's thread's pidfd, the
+    /// notify fd to answer it on
+    Call(Notification, OwnedFd, OwnedFd),
+    /// a /proc/net table to send back
+    Table(crate::net::table::Table),
+}
+
+/// Sends `text` (a table) back to the guest on `sock`.
+pub fn answer_table(sock: BorrowedFd<'_>, text: &str) -> Result<(), Errno> {
+    let mut out = (text.len() as u32).to_ne_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    let mut rest = out.as_slice();
+    while !rest.is_empty() {
+        match nix::sys::socket::send(sock.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Whether a guest forwards call `name` with `args` (reading an address's
 /// family in the caller's memory `mem`).
 pub fn forwarded(name: &str, args: &[u64; 6], mem: &dyn Memory) -> bool {
@@ -136,10 +221,10 @@ fn decode(b: &[u8; CALL]) -> Notification {
     }
 }
 
-/// One forwarded call as the owner receives it: the notification, the
-/// caller's thread's pidfd, the notify fd to answer it on. None: the guest
-/// is gone (or sent something else).
-pub fn receive(sock: BorrowedFd<'_>) -> Option<(Notification, OwnedFd, OwnedFd)> {
+/// What a guest sent, as the owner receives it (every message is [`CALL`]
+/// bytes long, so a read never runs into the next). None: the guest is
+/// gone (or sent something else).
+pub fn receive(sock: BorrowedFd<'_>) -> Option<Incoming> {
     let mut buf = [0u8; CALL];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 2]);
@@ -155,12 +240,19 @@ pub fn receive(sock: BorrowedFd<'_>) -> Option<(Notification, OwnedFd, OwnedFd)>
             fds.extend(v.into_iter().map(super::mem::adopt));
         }
     }
-    if msg.bytes != CALL || fds.len() != 2 {
+    if msg.bytes != CALL {
+        return None;
+    }
+    let n = decode(&buf);
+    if n.id == TABLE_ID && fds.is_empty() {
+        return table_of(n.args[0]).map(Incoming::Table);
+    }
+    if fds.len() != 2 {
         return None;
     }
     let notify = fds.pop()?;
     let pidfd = fds.pop()?;
-    Some((decode(&buf), pidfd, notify))
+    Some(Incoming::Call(n, pidfd, notify))
 }
 
 /// Whether a hello on a control socket connection is a guest's: then its

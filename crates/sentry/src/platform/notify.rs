@@ -298,7 +298,17 @@ fn serve_guest(conn: std::os::unix::net::UnixStream, proc: OwnedFd, kernel: &'st
             Err(_) => break,
             Ok(_) => {}
         }
-        let Some((req, pidfd, notify)) = super::guest::receive(conn.as_fd()) else { break };
+        let (req, pidfd, notify) = match super::guest::receive(conn.as_fd()) {
+            Some(super::guest::Incoming::Call(req, pidfd, notify)) => (req, pidfd, notify),
+            Some(super::guest::Incoming::Table(t)) => {
+                let text = kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default();
+                if super::guest::answer_table(conn.as_fd(), &text).is_err() {
+                    break;
+                }
+                continue;
+            }
+            None => break,
+        };
         let loop_ = Loop { workers: &workers, tasks: &tasks };
         let fds = StubFds::forwarded(proc.as_fd(), req.pid, notify.as_fd(), req.id, loop_, pidfd.as_fd());
         let mem = ProcMem::forwarded(proc.as_fd(), req.pid, notify.as_fd(), req.id);

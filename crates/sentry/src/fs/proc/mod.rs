@@ -355,7 +355,10 @@ impl<'k> ProcFs<'k> {
             },
             ["fd" | "ns", n] => Ok(Node::PidLink(format!("{base}/{}/{n}", rest[0]))),
             ["fdinfo", n] if is_number(n) => Ok(Node::PidFile(format!("{base}/fdinfo/{n}"))),
-            ["net", f] if self.kernel.net.is_some() && crate::net::table::Table::named(f).is_some() => {
+            ["net", f]
+                if (self.kernel.net.is_some() || self.kernel.pod_owner.is_some())
+                    && crate::net::table::Table::named(f).is_some() =>
+            {
                 let table = crate::net::table::Table::named(f).ok_or(Errno::ENOENT)?;
                 Ok(Node::NetTable(format!("{base}/net/{f}"), table))
             }
@@ -562,9 +565,12 @@ impl Filesystem for ProcFs<'_> {
                 self.read_real(&p)
             }
             Node::PidRewritten(base, n) => self.rewritten(&base, n, ctx),
-            Node::NetTable(_, t) => {
-                Ok(self.kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default().into_bytes())
-            }
+            Node::NetTable(_, t) => match (&self.kernel.net, &self.kernel.pod_owner) {
+                (Some(n), _) => Ok(n.lock().table(t).into_bytes()),
+                // a guest of the pod's netstack: the owner's
+                (None, Some(owner)) => owner.table(t).map(String::into_bytes),
+                (None, None) => Ok(Vec::new()),
+            },
             Node::UnixTable(own) => {
                 let text = String::from_utf8_lossy(&self.read_real(&own)?).into_owned();
                 let hidden = self.kernel.net.as_ref().map(|n| n.lock().own_inodes()).unwrap_or_default();
