@@ -278,6 +278,15 @@ mod tests {
         assert_eq!(i32::from(back.syscall), libc::SYS_connect as i32);
     }
 
+    #[test]
+    fn tables_read_back_as_asked() {
+        use crate::net::{addr::Family, table::Table};
+        for t in [Table::Tcp(Family::V4), Table::Tcp(Family::V6), Table::Udp(Family::V4), Table::Udp(Family::V6)] {
+            assert_eq!(table_of(code(t)), Some(t));
+        }
+        assert_eq!(table_of(9), None);
+    }
+
     struct Addr(u16);
     impl Memory for Addr {
         fn read(&self, _: u64, buf: &mut [u8]) -> Result<(), Errno> {
