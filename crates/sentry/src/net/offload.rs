@@ -39,14 +39,19 @@ const MAX_PEERS: usize = 4096;
 /// packet (offsets in the header count from it)
 const ETHER: usize = 14;
 
+/// Sets packet socket `fd`'s SOL_PACKET option `name` (an int) to
+/// `value`; whether the kernel took it.
+pub fn packet_option(fd: BorrowedFd<'_>, name: libc::c_int, value: libc::c_int) -> bool {
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` is a valid c_int for the call's duration, `len` its size
+    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, name, (&raw const value).cast(), len) };
+    r == 0
+}
+
 /// Turns the header on for packet socket `fd` (before it is bound);
 /// whether the kernel took it.
 pub fn enable(fd: BorrowedFd<'_>) -> bool {
-    let on: libc::c_int = 1;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `on` is a valid c_int for the call's duration, `len` its size
-    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_VNET_HDR, (&raw const on).cast(), len) };
-    r == 0
+    packet_option(fd, PACKET_VNET_HDR, 1)
 }
 
 /// Has the kernel put IPv4 fragments together before packet socket `fd`
@@ -57,11 +62,7 @@ pub fn reassemble(fd: BorrowedFd<'_>) -> bool {
     const FANOUT_CPU: libc::c_int = 2;
     const FLAG_UNIQUEID: libc::c_int = 0x2000;
     const FLAG_DEFRAG: libc::c_int = 0x8000;
-    let arg: libc::c_int = (FANOUT_CPU | FLAG_UNIQUEID | FLAG_DEFRAG) << 16;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `arg` is a valid c_int for the call's duration, `len` its size
-    let r = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_FANOUT, (&raw const arg).cast(), len) };
-    r == 0
+    packet_option(fd, PACKET_FANOUT, (FANOUT_CPU | FLAG_UNIQUEID | FLAG_DEFRAG) << 16)
 }
 
 /// A connection as the wire sees it: the peer's address and port, ours.

@@ -356,19 +356,7 @@ fn packet_socket(index: u32) -> nix::Result<(OwnedFd, bool)> {
 /// kernel took it.
 fn ignore_outgoing(fd: BorrowedFd<'_>) -> bool {
     const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-    let on: libc::c_int = 1;
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `on` is a valid c_int for the call's duration, `len` its size
-    let r = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            libc::SOL_PACKET,
-            PACKET_IGNORE_OUTGOING,
-            (&raw const on).cast(),
-            len,
-        )
-    };
-    r == 0
+    super::offload::packet_option(fd, PACKET_IGNORE_OUTGOING, 1)
 }
 
 /// A route netlink socket to the kernel of this thread's network namespace.
