@@ -306,3 +306,42 @@ fn podman_detached_exec_stop_rm() {
     podman.run_ok(&["rm", "--force", "--time", "0", &name]);
     assert_no_leaks(&[&name, &id], &podman_state(&podman, &id));
 }
+
+/// Two podman containers in one network namespace the test made
+/// (`--network ns:`, as a CNI plugin leaves a pod's; podman 4.3's own pods
+/// refuse a path): the first one's sandbox takes the interface, the second
+/// shares its netstack. A server in the first is reached from the pod's
+/// network, and over the loopback from the second.
+#[test]
+fn podman_containers_in_one_network_namespace_share_one_netstack() {
+    use moat_e2e::podnet::{PodNet, POD_IP};
+    let net = PodNet::new("pm-pod");
+    let podman = podman_with_busybox();
+    let ns = format!("--network=ns:{}", net.pod_path());
+    let app = unique_id("pm-app");
+    let serve = "echo hello from the pod > /tmp/index.html; exec httpd -f -p 8080 -h /tmp";
+    let app_id = podman.run_ok(&["run", "--detach", "--pull=never", &ns, "--name", &app, IMAGE, "sh", "-c", serve]);
+    let app_id = app_id.trim().to_string();
+    let curl = || {
+        let out = net.peer_run(&["curl", "-sS", "-m", "5", &format!("http://{POD_IP}:8080/index.html")]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for("the app's server from the pod's network", Duration::from_secs(20), || curl() == "hello from the pod\n");
+    // the default runtime, moat on the sentry platform, has a netstack, which
+    // took the addresses (the pod's kernel does not answer for them); runc
+    // and moat's native platform leave them to the kernel's stack
+    let kernel = net.pod_kernel_addrs();
+    if std::env::var_os("MOAT_E2E_RUNTIME").is_none() {
+        assert!(!kernel.contains(&format!("inet {POD_IP}/")), "{kernel}");
+    }
+    let side = unique_id("pm-side");
+    let (out, side_id) =
+        podman_run_rm(&podman, &side, &[&ns, IMAGE, "wget", "-qO-", "http://127.0.0.1:8080/index.html"]);
+    assert!(out.status.success(), "the sidecar: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_of(&out), "hello from the pod\n");
+    assert_no_leaks(&[&side, &side_id], &podman_state(&podman, &side_id));
+    podman.run_ok(&["rm", "--force", "--time", "0", &app]);
+    assert_no_leaks(&[&app, &app_id], &podman_state(&podman, &app_id));
+    // the pod's kernel has its address back
+    assert!(net.pod_kernel_addrs().contains(&format!("inet {POD_IP}/24")), "{}", net.pod_kernel_addrs());
+}
