@@ -793,25 +793,33 @@ fn scatter(
         mem.write(hdr.name, &from[..from.len().min(hdr.namelen as usize)])?;
         mem.write(at + 8, &(from.len() as u32).to_ne_bytes())?;
     }
-    // the control messages that fit whole
-    let room_for_control = if hdr.control == 0 { 0 } else { usize::try_from(hdr.controllen).unwrap_or(0) };
-    let mut fit = 0;
-    while fit < control.len() {
-        let len = u64::from_ne_bytes(control[fit..fit + 8].try_into().unwrap_or([0; 8]));
-        let next = fit + usize::try_from(len).unwrap_or(usize::MAX).next_multiple_of(8);
-        if next > control.len() || next > room_for_control {
-            break;
-        }
-        fit = next;
+    let (given, whole) = control_that_fits(&control, if hdr.control == 0 { 0 } else { hdr.controllen });
+    if given > 0 {
+        mem.write(hdr.control, &control[..given])?;
     }
-    if fit > 0 {
-        mem.write(hdr.control, &control[..fit])?;
-    }
-    mem.write(at + 40, &(fit as u64).to_ne_bytes())?;
-    let truncated = if n > room { libc::MSG_TRUNC } else { 0 } | if fit < control.len() { libc::MSG_CTRUNC } else { 0 };
+    mem.write(at + 40, &(given as u64).to_ne_bytes())?;
+    let truncated = if n > room { libc::MSG_TRUNC } else { 0 } | if whole { 0 } else { libc::MSG_CTRUNC };
     mem.write(at + 48, &truncated.to_ne_bytes())?;
     let shown = if flags.contains(MsgFlags::MSG_TRUNC) { n } else { n.min(room) };
     Ok(Some(shown as i64))
+}
+
+/// How many bytes of `control` (control messages, each padded to 8 bytes)
+/// a buffer of `room` bytes takes, as Linux's put_cmsg fills one: whole
+/// messages, the last of which need not have its padding; and whether all
+/// of them fit.
+fn control_that_fits(control: &[u8], room: u64) -> (usize, bool) {
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    let mut given = 0;
+    while given + 16 <= control.len() {
+        let len = usize::try_from(u64::from_ne_bytes(control[given..given + 8].try_into().unwrap_or([0; 8])))
+            .unwrap_or(usize::MAX);
+        if given + len > room || given + len > control.len() {
+            return (given, false);
+        }
+        given = (given + len.next_multiple_of(8)).min(room).min(control.len());
+    }
+    (given, true)
 }
 
 /// The netstack's UDP socket behind the caller's fd at argument 0 and its
@@ -853,13 +861,11 @@ pub fn recvmsg(c: &Call<'_>) -> Reply {
         });
     }
     let Some((net, key, theirs, family)) = ours_udp(c) else { return Reply::Continue };
-    let r = received(c, net, theirs, flags, move |net, theirs, mem| {
+    received(c, net, theirs, flags, move |net, theirs, mem| {
         recv_one(mem, net, key, theirs, family, at, flags)
             .map(|got| got.map(Reply::Value))
             .unwrap_or_else(|e| Some(Reply::Error(e)))
-    });
-    tracing::warn!("DBG recvmsg {:?}", r);
-    r
+    })
 }
 
 /// sendmmsg(fd, msgs, vlen, flags): each message as sendmsg; how many went.
@@ -910,4 +916,32 @@ pub fn recvmmsg(c: &Call<'_>) -> Reply {
         }
         (got > 0).then_some(Reply::Value(got))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::control_that_fits;
+
+    /// One control message of `data` bytes, padded.
+    fn cmsg(data: usize) -> Vec<u8> {
+        let mut m = ((16 + data) as u64).to_ne_bytes().to_vec();
+        m.resize((16 + data).next_multiple_of(8), 0);
+        m
+    }
+
+    #[test]
+    fn control_messages_fit_as_linux_fits_them() {
+        // IP_PKTINFO (12 bytes of data: 28, padded to 32)
+        let one = cmsg(12);
+        assert_eq!(control_that_fits(&one, 64), (32, true));
+        // CMSG_LEN is room enough for the last one
+        assert_eq!(control_that_fits(&one, 28), (28, true));
+        assert_eq!(control_that_fits(&one, 20), (0, false));
+        assert_eq!(control_that_fits(&one, 0), (0, false));
+        // two: the second does not fit
+        let two = [cmsg(12), cmsg(20)].concat();
+        assert_eq!(control_that_fits(&two, 40), (32, false));
+        assert_eq!(control_that_fits(&two, 68), (68, true));
+        assert_eq!(control_that_fits(&[], 0), (0, true));
+    }
 }
