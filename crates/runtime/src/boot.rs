@@ -212,10 +212,10 @@ pub struct Sentry {
     /// `--network=sandbox`: the pod's interface, taken over for the netstack
     pub pod: Option<moat_sentry::net::pod::Pod>,
     /// `--network=sandbox` in a pod whose interface another sandbox's
-    /// netstack has: a connection to that Sentry's control socket, which
-    /// then serves this sandbox's network calls
+    /// netstack has: two connections to that Sentry's control socket
+    /// (calls, tables), announced; it serves this sandbox's network calls
     /// ([`moat_sentry::platform::guest`])
-    pub pod_owner: Option<UnixStream>,
+    pub pod_owner: Option<(UnixStream, UnixStream)>,
 }
 
 impl Sentry {
@@ -362,7 +362,7 @@ pub fn spawn(
             }
             keep.extend(s.memory_usage.as_ref().map(|f| f.as_raw_fd()));
             keep.extend(s.pod.as_ref().map(|p| p.packets.as_raw_fd()));
-            keep.extend(s.pod_owner.as_ref().map(|o| o.as_raw_fd()));
+            keep.extend(s.pod_owner.iter().flat_map(|(calls, tables)| [calls.as_raw_fd(), tables.as_raw_fd()]));
             if let Err(e) = sys::close_inherited_fds(&keep) {
                 tracing::error!("sentry: close inherited fds: {e}");
                 return 1;
@@ -431,8 +431,8 @@ pub fn spawn(
             kernel.cgroupns = s.cgroupns;
             kernel.replayer = std::sync::Mutex::new(replayer);
             kernel.ifsock = ifsock;
-            if let Some(owner) = s.pod_owner {
-                match moat_sentry::platform::guest::Owner::hello(owner, proc.as_fd()) {
+            if let Some((calls, tables)) = s.pod_owner {
+                match moat_sentry::platform::guest::Owner::hello(calls, tables, proc.as_fd()) {
                     Ok(o) => kernel.pod_owner = Some(o),
                     Err(e) => {
                         tracing::error!("sentry: reach the pod's netstack: {e}");

@@ -8,6 +8,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use moat_jail::cgroups::Manager;
@@ -441,11 +442,13 @@ fn netstack(g: &Global) -> bool {
 
 /// The Sentry whose netstack has the interface of `init`'s network
 /// namespace (another container under `root` took it: the pod's first,
-/// as a Kubernetes pod's pause container): a connection to its control
-/// socket, over which the new Sentry becomes its guest. None if no
-/// running one has it.
-fn pod_owner(root: &std::path::Path, ours: &std::path::Path, init: Pid) -> Option<std::os::unix::net::UnixStream> {
+/// as a Kubernetes pod's pause container): two connections to its control
+/// socket, for calls and for tables, each announced at once, over which
+/// the new Sentry becomes its guest ([`moat_sentry::platform::guest`]).
+/// None if no running one has it.
+fn pod_owner(root: &std::path::Path, ours: &std::path::Path, init: Pid) -> Option<(UnixStream, UnixStream)> {
     use moat_jail::ns::Id;
+    use moat_sentry::platform::guest::{HELLO_CALLS, HELLO_TABLES};
     let theirs = Id::at(std::path::Path::new(&format!("/proc/{init}/ns/net"))).ok()?;
     for id in crate::state::list_ids(root) {
         let dir = root.join(&id);
@@ -460,8 +463,13 @@ fn pod_owner(root: &std::path::Path, ours: &std::path::Path, init: Pid) -> Optio
         // (through the directory: the root may be too long for a socket's path)
         let Ok(d) = std::fs::File::open(&dir) else { continue };
         let path = format!("/proc/self/fd/{}/{}", std::os::fd::AsRawFd::as_raw_fd(&d), crate::boot::CONTROL_SOCKET);
-        match std::os::unix::net::UnixStream::connect(&path) {
-            Ok(s) => return Some(s),
+        let connect = |hello: &[u8]| -> std::io::Result<UnixStream> {
+            let s = UnixStream::connect(&path)?;
+            crate::fdpass::send(s.as_fd(), hello, None)?;
+            Ok(s)
+        };
+        match connect(HELLO_CALLS).and_then(|calls| Ok((calls, connect(HELLO_TABLES)?))) {
+            Ok(both) => return Some(both),
             Err(e) => tracing::warn!("the pod's netstack (container {id}) does not answer: {e}"),
         }
     }

@@ -483,9 +483,52 @@ fn a_pods_containers_share_one_netstack() {
     }
     let _ = peer.kill();
     let _ = peer.wait();
+    // the pause container goes first: a guest's waiting accept ends with
+    // ENETDOWN, it gets no new socket, its unix sockets work on
+    let mut lasting = pod_bundle(&net, &["python3", "-c", ORPHAN]);
+    mark(&mut lasting, "container");
+    let lasting_id = unique_id("pod-orphan");
+    let mut run = moat
+        .cmd(&["run".as_ref(), "--bundle".as_ref(), lasting.path().as_os_str(), lasting_id.as_ref()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 6];
+    run.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
     moat.ok(&["kill", &pause_id, "KILL"]);
     moat.wait_status(&pause_id, "stopped");
+    // (a caller left waiting would wait for good)
+    let ended = eventually(|| run.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = run.kill();
+    }
+    let out = run.wait_with_output().unwrap();
+    assert!(ended, "the guest's accept still waits: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "accept ENETDOWN\nsocket ENETDOWN\nunix x\n");
+    assert_no_leaks(&moat, &lasting_id, lasting.path());
     moat.ok(&["delete", &pause_id]);
     assert_no_leaks(&moat, &pause_id, pause.path());
     assert!(net.pod_kernel_addrs().contains(&format!("inet {POD_IP}/24")));
 }
+
+/// A guest of the pod's netstack that outlives it.
+const ORPHAN: &str = r#"
+import errno, socket
+u1, u2 = socket.socketpair()
+l = socket.socket()
+l.bind(("0.0.0.0", 9100))
+l.listen()
+print("ready", flush=True)
+try:
+    l.accept()
+    print("accepted")
+except OSError as e:
+    print("accept", errno.errorcode[e.errno])
+try:
+    socket.socket()
+    print("made")
+except OSError as e:
+    print("socket", errno.errorcode[e.errno])
+u1.send(b"x")
+print("unix", u2.recv(1).decode())
+"#;

@@ -65,7 +65,8 @@ impl<'a> StubFds<'a> {
     /// The fds of a caller of another sandbox of the pod, whose Sentry
     /// forwarded its call ([`super::guest`]): `proc` is that sandbox's
     /// procfs, `pidfd` the caller's thread's. (Only what network calls use
-    /// works: the Sentry's own fds are not in that procfs.)
+    /// works: the Sentry's own fds are not in that procfs, so reopening or
+    /// naming one fails with ENOSYS.)
     pub fn forwarded(
         proc: BorrowedFd<'a>,
         tid: u32,
@@ -192,7 +193,12 @@ impl StubFds<'_> {
     /// The caller's process id: from a pidfd (PIDFD_GET_INFO, Linux 6.13;
     /// cheap), else from /proc/TID/status.
     fn tgid(&self) -> Option<u32> {
-        let from_pidfd = self.thread_pidfd().and_then(|p| pidfd_tgid(p.as_fd()));
+        // (PIDFD_GET_INFO numbers it in the Sentry's pid namespace: not a
+        // forwarded caller's)
+        let from_pidfd = match self.pidfd {
+            Some(_) => Err(Errno::ENOTSUP),
+            None => pidfd_of_thread(self.tid).and_then(|p| pidfd_tgid(p.as_fd())),
+        };
         let tgid = match from_pidfd {
             Ok(t) => t,
             Err(_) => tgid_in(&self.status().ok()?)?,
@@ -314,6 +320,10 @@ impl Fds for StubFds<'_> {
     }
 
     fn reopen_into_caller(&self, file: OwnedFd, flags: OFlag, cloexec: bool) -> Result<Reply, Errno> {
+        // (the Sentry's own fds are not in a forwarded caller's procfs)
+        if self.pidfd.is_some() {
+            return Err(Errno::ENOSYS);
+        }
         let fifo = nix::sys::stat::fstat(file.as_fd())
             .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO && !flags.contains(OFlag::O_NONBLOCK));
         let proc = self.proc.try_clone_to_owned().map_err(|_| Errno::EMFILE)?;
@@ -342,6 +352,9 @@ impl Fds for StubFds<'_> {
     }
 
     fn path_of(&self, ours: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+        if self.pidfd.is_some() {
+            return Err(Errno::ENOSYS);
+        }
         Ok(nix::fcntl::readlinkat(self.proc, own_link(ours).as_str())?.into_encoded_bytes())
     }
 

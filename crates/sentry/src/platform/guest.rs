@@ -7,7 +7,14 @@
 //! through the guest's procfs (sent once, with the hello), and answers it
 //! on the guest's notify fd itself. So every container of the pod has the
 //! pod's address, and they reach each other over the loopback, as they
-//! would on Linux.
+//! would on Linux. The owner serves only what a guest forwards (it checks
+//! again), and answers "continue" for a socket not the netstack's.
+//!
+//! `create` makes the two connections and announces each at once
+//! ([`HELLO_CALLS`], [`HELLO_TABLES`]): the owner's loop never waits on a
+//! Sentry still starting. When the owner goes, the calls it had not
+//! answered are answered with ENETDOWN, new sockets fail with ENETDOWN,
+//! and the guest serves the rest itself (its unix sockets work on).
 //!
 //! Forwarded: socket(2) of every family but AF_UNIX (a guest's unix
 //! sockets stay its own), bind and connect to any address but a unix one,
@@ -19,9 +26,10 @@
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use libseccomp::{ScmpNotifReq, ScmpSyscall};
+use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
@@ -51,62 +59,111 @@ impl From<&ScmpNotifReq> for Notification {
     }
 }
 
-/// The guest's end: its connection to the owner's Sentry.
+/// What `create` says first on the connection a guest forwards calls on.
+pub const HELLO_CALLS: &[u8] = b"guest";
+/// What `create` says first on the connection a guest asks for tables on.
+pub const HELLO_TABLES: &[u8] = b"guest-tables";
+/// What the guest's Sentry says next on the calls' connection, with its procfs.
+const PROCFS: &[u8] = b"procfs";
+
+/// The guest's end: its two connections to the owner's Sentry, one for
+/// the calls it forwards, one for the /proc/net tables it asks for (apart,
+/// so that a table's answer never waits behind a call the owner is
+/// serving, which may read memory this Sentry's FUSE thread serves).
 #[derive(Debug)]
 pub struct Owner {
-    sock: Mutex<UnixStream>,
+    calls: Mutex<UnixStream>,
+    tables: Mutex<UnixStream>,
+    /// the calls forwarded and maybe not answered yet: a copy of the notify
+    /// fd of each, and its id (answered with ENETDOWN if the owner goes)
+    pending: Mutex<Vec<(OwnedFd, u64)>>,
+    /// the owner hung up
+    gone: AtomicBool,
 }
 
 impl Owner {
-    /// The connection `sock` (to the owner's control socket, made by
-    /// `create`): says hello with `proc`, this Sentry's procfs.
-    pub fn hello(sock: UnixStream, proc: BorrowedFd<'_>) -> std::io::Result<Owner> {
+    /// The connections `calls` and `tables` to the owner's control socket
+    /// (made and announced by `create`): sends the owner `proc`, this
+    /// Sentry's procfs.
+    pub fn hello(calls: UnixStream, tables: UnixStream, proc: BorrowedFd<'_>) -> std::io::Result<Owner> {
         let fds = [proc.as_raw_fd()];
         sendmsg::<()>(
-            sock.as_raw_fd(),
-            &[std::io::IoSlice::new(b"guest")],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        )?;
-        Ok(Owner { sock: Mutex::new(sock) })
-    }
-
-    /// Forwards `req`, received on `notify`: the owner answers it.
-    pub fn forward(&self, req: &Notification, notify: BorrowedFd<'_>) -> Result<(), Errno> {
-        let pidfd = super::fds::pidfd_of_thread(req.pid)?;
-        // the pidfd is the caller's if the notification still is
-        libseccomp::notify_id_valid(notify.as_raw_fd(), req.id).map_err(|_| Errno::ESRCH)?;
-        let bytes = encode(req);
-        let fds = [pidfd.as_raw_fd(), notify.as_raw_fd()];
-        let sock = self.sock.lock().map_err(|_| Errno::EIO)?;
-        let sent = sendmsg::<()>(
-            sock.as_raw_fd(),
-            &[std::io::IoSlice::new(&bytes)],
+            calls.as_raw_fd(),
+            &[std::io::IoSlice::new(PROCFS)],
             &[ControlMessage::ScmRights(&fds)],
             MsgFlags::MSG_NOSIGNAL,
             None,
         )?;
-        if sent != CALL {
-            return Err(Errno::EIO);
+        Ok(Owner {
+            calls: Mutex::new(calls),
+            tables: Mutex::new(tables),
+            pending: Mutex::new(Vec::new()),
+            gone: AtomicBool::new(false),
+        })
+    }
+
+    /// The calls' connection, to poll: the owner never writes on it, so it
+    /// polls readable (EOF) or hung up once the owner is gone.
+    pub fn watched(&self) -> Option<OwnedFd> {
+        let sock = self.calls.lock().ok()?;
+        sock.as_fd().try_clone_to_owned().ok()
+    }
+
+    /// Forwards `req`, received on `notify`: the owner answers it.
+    /// ENETDOWN once the owner is gone.
+    pub fn forward(&self, req: &Notification, notify: BorrowedFd<'_>) -> Result<(), Errno> {
+        if self.is_gone() {
+            return Err(Errno::ENETDOWN);
         }
+        let pidfd = super::fds::pidfd_of_thread(req.pid)?;
+        // the pidfd is the caller's if the notification still is
+        libseccomp::notify_id_valid(notify.as_raw_fd(), req.id).map_err(|_| Errno::ESRCH)?;
+        let kept = notify.try_clone_to_owned().map_err(|_| Errno::EMFILE)?;
+        let bytes = encode(req);
+        let fds = [pidfd.as_raw_fd(), notify.as_raw_fd()];
+        let mut pending = self.pending.lock().map_err(|_| Errno::EIO)?;
+        {
+            let sock = self.calls.lock().map_err(|_| Errno::EIO)?;
+            let sent = sendmsg::<()>(
+                sock.as_raw_fd(),
+                &[std::io::IoSlice::new(&bytes)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            );
+            if sent != Ok(CALL) {
+                drop(pending);
+                self.lost();
+                return Err(Errno::ENETDOWN);
+            }
+        }
+        // (the answered ones go: the kernel forgets an id once answered)
+        pending.retain(|(n, id)| libseccomp::notify_id_valid(n.as_raw_fd(), *id).is_ok());
+        pending.push((kept, req.id));
         Ok(())
     }
-}
 
-impl Owner {
-    /// The owner's /proc/net `table` (the pod's sockets), as the stack
+    /// The owner is gone: every call forwarded and not answered is
+    /// answered with ENETDOWN (an answered one refuses the answer).
+    pub fn lost(&self) {
+        self.gone.store(true, Ordering::Release);
+        let pending = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        for (notify, id) in pending {
+            let _ = ScmpNotifResp::new_error(id, -(Errno::ENETDOWN as i32), ScmpNotifRespFlags::empty())
+                .respond(notify.as_raw_fd());
+        }
+    }
+
+    /// Whether the owner is gone.
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
+
+    /// The owner's /proc/net `table` (the pod's sockets), as its stack
     /// shows it.
     pub fn table(&self, table: crate::net::table::Table) -> Result<String, Errno> {
-        let sock = self.sock.lock().map_err(|_| Errno::EIO)?;
-        let ask = encode(&Notification {
-            id: TABLE_ID,
-            pid: 0,
-            syscall: ScmpSyscall::from(-1),
-            args: [code(table), 0, 0, 0, 0, 0],
-        });
-        let sent = nix::sys::socket::send(sock.as_raw_fd(), &ask, MsgFlags::MSG_NOSIGNAL)?;
-        if sent != CALL {
+        let sock = self.tables.lock().map_err(|_| Errno::EIO)?;
+        if nix::sys::socket::send(sock.as_raw_fd(), &[code(table)], MsgFlags::MSG_NOSIGNAL)? != 1 {
             return Err(Errno::EIO);
         }
         let mut len = [0u8; 4];
@@ -117,11 +174,8 @@ impl Owner {
     }
 }
 
-/// The id that marks a request for a /proc/net table (no notification has it).
-const TABLE_ID: u64 = u64::MAX;
-
 /// A table's number on the wire.
-fn code(t: crate::net::table::Table) -> u64 {
+fn code(t: crate::net::table::Table) -> u8 {
     use crate::net::{addr::Family, table::Table};
     match t {
         Table::Tcp(Family::V4) => 0,
@@ -132,7 +186,7 @@ fn code(t: crate::net::table::Table) -> u64 {
 }
 
 /// The table of number `n`.
-fn table_of(n: u64) -> Option<crate::net::table::Table> {
+fn table_of(n: u8) -> Option<crate::net::table::Table> {
     use crate::net::{addr::Family, table::Table};
     Some(match n {
         0 => Table::Tcp(Family::V4),
@@ -155,22 +209,9 @@ fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// What a guest sends the owner.
-pub enum Incoming {
-    /// a call to serve: the notification, the caller's thread's pidfd, the
-    /// notify fd to answer it on
-    Call(Notification, OwnedFd, OwnedFd),
-    /// a /proc/net table to send back
-    Table(crate::net::table::Table),
-}
-
-/// Sends `text` (a table) back to the guest on `sock`.
-pub fn answer_table(sock: BorrowedFd<'_>, text: &str) -> Result<(), Errno> {
-    let mut out = (text.len() as u32).to_ne_bytes().to_vec();
-    out.extend_from_slice(text.as_bytes());
-    let mut rest = out.as_slice();
+fn write_all(fd: BorrowedFd<'_>, mut rest: &[u8]) -> Result<(), Errno> {
     while !rest.is_empty() {
-        match nix::sys::socket::send(sock.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
+        match nix::sys::socket::send(fd.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
             Ok(n) => rest = &rest[n..],
             Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
@@ -179,8 +220,58 @@ pub fn answer_table(sock: BorrowedFd<'_>, text: &str) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The owner's side of a guest's tables connection: answers each table
+/// asked for (one byte, its number) with its text from `table`, until the
+/// guest hangs up.
+pub fn serve_tables(sock: UnixStream, table: impl Fn(crate::net::table::Table) -> String) {
+    let mut asked = [0u8; 1];
+    loop {
+        match nix::unistd::read(&sock, &mut asked) {
+            Ok(1) => {}
+            Err(Errno::EINTR) => continue,
+            _ => return,
+        }
+        let Some(t) = table_of(asked[0]) else { return };
+        let text = table(t);
+        let mut out = (text.len() as u32).to_ne_bytes().to_vec();
+        out.extend_from_slice(text.as_bytes());
+        if write_all(sock.as_fd(), &out).is_err() {
+            return;
+        }
+    }
+}
+
+/// The owner's side of a guest's calls connection, first: the guest's
+/// procfs. None: it never came (the guest's Sentry did not start).
+pub fn receive_procfs(sock: BorrowedFd<'_>) -> Option<OwnedFd> {
+    let (text, mut fds) = recv_with_fds::<1>(sock, PROCFS.len())?;
+    (text == PROCFS && fds.len() == 1).then(|| fds.pop()).flatten()
+}
+
+/// One message of up to `len` bytes with up to `N` fds.
+fn recv_with_fds<const N: usize>(sock: BorrowedFd<'_>, len: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = vec![0u8; len];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; N]);
+    let msg = loop {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(Errno::EINTR) => continue,
+            r => break r.ok()?,
+        }
+    };
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            fds.extend(v.into_iter().map(super::mem::adopt));
+        }
+    }
+    let n = msg.bytes;
+    buf.truncate(n);
+    Some((buf, fds))
+}
+
 /// Whether a guest forwards call `name` with `args` (reading an address's
-/// family in the caller's memory `mem`).
+/// family in the caller's memory `mem`); the owner serves only those.
 pub fn forwarded(name: &str, args: &[u64; 6], mem: &dyn Memory) -> bool {
     let family = |at: u64| {
         let mut f = [0u8; 2];
@@ -207,58 +298,32 @@ fn encode(req: &Notification) -> [u8; CALL] {
     b
 }
 
-fn decode(b: &[u8; CALL]) -> Notification {
+fn decode(b: &[u8]) -> Option<Notification> {
+    let b: &[u8; CALL] = b.try_into().ok()?;
     let word = |at: usize| u64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
     let mut args = [0u64; 6];
     for (i, a) in args.iter_mut().enumerate() {
         *a = word(16 + i * 8);
     }
-    Notification {
+    Some(Notification {
         id: word(0),
         pid: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
         syscall: ScmpSyscall::from(i32::from_ne_bytes([b[12], b[13], b[14], b[15]])),
         args,
-    }
+    })
 }
 
-/// What a guest sent, as the owner receives it (every message is [`CALL`]
-/// bytes long, so a read never runs into the next). None: the guest is
-/// gone (or sent something else).
-pub fn receive(sock: BorrowedFd<'_>) -> Option<Incoming> {
-    let mut buf = [0u8; CALL];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let msg = loop {
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Err(Errno::EINTR) => continue,
-            r => break r.ok()?,
-        }
-    };
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            fds.extend(v.into_iter().map(super::mem::adopt));
-        }
-    }
-    if msg.bytes != CALL {
-        return None;
-    }
-    let n = decode(&buf);
-    if n.id == TABLE_ID && fds.is_empty() {
-        return table_of(n.args[0]).map(Incoming::Table);
-    }
+/// One forwarded call as the owner receives it: the notification, the
+/// caller's thread's pidfd, the notify fd to answer it on. None: the guest
+/// is gone (or sent something else).
+pub fn receive(sock: BorrowedFd<'_>) -> Option<(Notification, OwnedFd, OwnedFd)> {
+    let (bytes, mut fds) = recv_with_fds::<2>(sock, CALL)?;
     if fds.len() != 2 {
         return None;
     }
     let notify = fds.pop()?;
     let pidfd = fds.pop()?;
-    Some(Incoming::Call(n, pidfd, notify))
-}
-
-/// Whether a hello on a control socket connection is a guest's: then its
-/// procfs.
-pub fn is_hello(text: &[u8], fds: &mut Vec<OwnedFd>) -> Option<OwnedFd> {
-    (text == b"guest" && fds.len() == 1).then(|| fds.pop()).flatten()
+    Some((decode(&bytes)?, pidfd, notify))
 }
 
 #[cfg(test)]
@@ -273,7 +338,7 @@ mod tests {
             syscall: ScmpSyscall::from(libc::SYS_connect as i32),
             args: [3, 0x7fff_0000, 16, 0, 0, 9],
         };
-        let back = decode(&encode(&req));
+        let back = decode(&encode(&req)).expect("a call");
         assert_eq!((back.id, back.pid, back.args), (req.id, req.pid, req.args));
         assert_eq!(i32::from(back.syscall), libc::SYS_connect as i32);
     }
@@ -285,6 +350,7 @@ mod tests {
             assert_eq!(table_of(code(t)), Some(t));
         }
         assert_eq!(table_of(9), None);
+        assert!(decode(&[0u8; 10]).is_none());
     }
 
     struct Addr(u16);

@@ -111,10 +111,12 @@ pub fn serve(
         })?;
     }
     let mut init_gone = init.is_none();
+    // a guest of the pod's netstack watches its connection to the owner
+    let mut owner_conn = kernel.pod_owner.as_ref().and_then(|o| o.watched());
     let workers = Workers::new();
     let tasks = super::tasks::Tasks::new();
     while !(fds.is_empty() && (seen || init_gone)) {
-        let (ready, hung, new_conn, init_ended) = {
+        let (ready, hung, new_conn, init_ended, owner_lost) = {
             let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)).collect();
             let control_at = pfds.len();
             if let Some(l) = &control {
@@ -123,6 +125,10 @@ pub fn serve(
             let init_at = pfds.len();
             if let Some(i) = init.as_ref().filter(|_| !init_gone) {
                 pfds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
+            }
+            let owner_at = pfds.len();
+            if let Some(o) = &owner_conn {
+                pfds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
             }
             let end = pfds.len();
             // with workers out, tick: a caller that stops waiting frees its worker
@@ -144,10 +150,19 @@ pub fn serve(
             }
             let revents = |i: usize| pfds.get(i).and_then(|p| p.revents()).unwrap_or(PollFlags::empty());
             let new_conn = control.is_some() && revents(control_at).contains(PollFlags::POLLIN);
-            let init_ended = init_at < end && !revents(init_at).is_empty();
-            (ready, hung, new_conn, init_ended)
+            let init_ended = init_at < owner_at && !revents(init_at).is_empty();
+            let owner_lost = owner_at < end && !revents(owner_at).is_empty();
+            (ready, hung, new_conn, init_ended, owner_lost)
         };
         init_gone |= init_ended;
+        if owner_lost {
+            // (it never writes on this connection: readable is its end)
+            if let Some(o) = &kernel.pod_owner {
+                tracing::warn!("sentry: the pod's netstack is gone: network calls fail with ENETDOWN");
+                o.lost();
+            }
+            owner_conn = None;
+        }
         workers.tend();
         for i in ready {
             serve_one(
@@ -167,10 +182,24 @@ pub fn serve(
             if let Some(l) = &control {
                 if let Ok((conn, _)) = l.accept() {
                     match recv_control(conn.as_raw_fd()) {
-                        Some(Control::Guest(proc)) => {
-                            // (unnamed: naming a thread is a prctl the allowlist refuses)
-                            let serving =
-                                std::thread::Builder::new().spawn(move || serve_guest(conn, proc, kernel, opts));
+                        // (threads unnamed: naming one is a prctl the allowlist refuses)
+                        Some(Control::GuestCalls) => {
+                            let serving = std::thread::Builder::new().spawn(move || {
+                                if let Some(proc) = super::guest::receive_procfs(conn.as_fd()) {
+                                    serve_guest(conn, proc, kernel, opts);
+                                }
+                            });
+                            if let Err(e) = serving {
+                                tracing::error!("sentry: serve a guest sandbox: {e}");
+                            }
+                            continue;
+                        }
+                        Some(Control::GuestTables) => {
+                            let serving = std::thread::Builder::new().spawn(move || {
+                                super::guest::serve_tables(conn, |t| {
+                                    kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default()
+                                })
+                            });
                             if let Err(e) = serving {
                                 tracing::error!("sentry: serve a guest sandbox: {e}");
                             }
@@ -275,8 +304,10 @@ enum Control {
     /// it; with `--directfs=false`, the gofer's view
     Tree(OwnedFd, OwnedFd, Option<GoferView>),
     /// another sandbox of the pod, whose network calls come on this
-    /// connection from now on ([`super::guest`]): its procfs
-    Guest(OwnedFd),
+    /// connection from now on, after its procfs ([`super::guest`])
+    GuestCalls,
+    /// the same sandbox's connection for its /proc/net tables
+    GuestTables,
 }
 
 /// Serves the network calls a guest sandbox forwards on `conn`, until it
@@ -298,20 +329,17 @@ fn serve_guest(conn: std::os::unix::net::UnixStream, proc: OwnedFd, kernel: &'st
             Err(_) => break,
             Ok(_) => {}
         }
-        let (req, pidfd, notify) = match super::guest::receive(conn.as_fd()) {
-            Some(super::guest::Incoming::Call(req, pidfd, notify)) => (req, pidfd, notify),
-            Some(super::guest::Incoming::Table(t)) => {
-                let text = kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default();
-                if super::guest::answer_table(conn.as_fd(), &text).is_err() {
-                    break;
-                }
-                continue;
-            }
-            None => break,
-        };
+        let Some((req, pidfd, notify)) = super::guest::receive(conn.as_fd()) else { break };
         let loop_ = Loop { workers: &workers, tasks: &tasks };
         let fds = StubFds::forwarded(proc.as_fd(), req.pid, notify.as_fd(), req.id, loop_, pidfd.as_fd());
         let mem = ProcMem::forwarded(proc.as_fd(), req.pid, notify.as_fd(), req.id);
+        // only what a guest forwards (its Sentry is trusted; the check
+        // keeps the handlers that would need the caller's own Sentry away)
+        if !dispatch.entry(req.syscall).is_some_and(|e| super::guest::forwarded(e.name, &req.args, &mem)) {
+            let _ = ScmpNotifResp::new_error(req.id, -(Errno::EPERM as i32), ScmpNotifRespFlags::empty())
+                .respond(notify.as_raw_fd());
+            continue;
+        }
         serve_req(&req, notify.as_fd(), &mem, &fds, &dispatch, kernel, opts, &mut warned);
         workers.tend();
     }
@@ -326,8 +354,11 @@ fn serve_guest(conn: std::os::unix::net::UnixStream, proc: OwnedFd, kernel: &'st
 
 fn recv_control(sock: RawFd) -> Option<Control> {
     let (text, mut fds) = recv_msg(sock)?;
-    if let Some(proc) = super::guest::is_hello(&text, &mut fds) {
-        return Some(Control::Guest(proc));
+    if fds.is_empty() && text == super::guest::HELLO_CALLS {
+        return Some(Control::GuestCalls);
+    }
+    if fds.is_empty() && text == super::guest::HELLO_TABLES {
+        return Some(Control::GuestTables);
     }
     match (text.as_slice(), fds.len()) {
         (b"fd", 1) => fds.pop().map(Control::Notify),
@@ -390,13 +421,19 @@ fn serve_one(
     if let (Some(owner), Some(e)) = (&kernel.pod_owner, dispatch.entry(req.data.syscall)) {
         let mem = ProcMem::new(proc, req.pid, notify, req.id);
         if super::guest::forwarded(e.name, &req.data.args, &mem) {
-            let Err(err) = owner.forward(&(&req).into(), notify) else { return };
-            if err != Errno::ESRCH {
-                tracing::warn!("sentry: forward {} to the pod's netstack: {err}", e.name);
+            match owner.forward(&(&req).into(), notify) {
+                Ok(()) => return,
+                // the caller is gone
+                Err(Errno::ESRCH) => return,
+                // the owner is gone: no new sockets; the rest is served
+                // here (unix sockets work on; the stack's are dead ends)
+                Err(_) if e.name == "socket" => {
+                    let _ = ScmpNotifResp::new_error(req.id, -(Errno::ENETDOWN as i32), ScmpNotifRespFlags::empty())
+                        .respond(raw);
+                    return;
+                }
+                Err(_) => {}
             }
-            let _ =
-                ScmpNotifResp::new_error(req.id, -(Errno::ENETDOWN as i32), ScmpNotifRespFlags::empty()).respond(raw);
-            return;
         }
     }
     let fds = StubFds::new(proc, req.pid, notify, req.id, loop_);
