@@ -335,6 +335,13 @@ try:
     print("reached the host")
 except ConnectionRefusedError:
     print("host port refused")
+# the interfaces any socket is told of (SIOCGIFCONF): the sandbox's, on a
+# TCP socket (one end of the Sentry's socketpair) and on a unix socket
+import array, fcntl
+for s in (socket.socket(), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)):
+    buf = array.array("B", bytes(40 * 32))
+    n = struct.unpack("iL", fcntl.ioctl(s.fileno(), 0x8912, struct.pack("iL", len(buf), buf.buffer_info()[0])))[0]
+    print("interfaces", [bytes(buf[i:i + 16]).rstrip(b"\0").decode() for i in range(0, n, 40)])
 "#;
 
 #[test]
@@ -352,7 +359,7 @@ fn nothing_in_the_sandbox_reaches_the_hosts_network() {
     assert_eq!(
         out,
         "refused EPERM\nrefused EPERM\nrefused EPERM\nadd address EPERM\nlink down EPERM\nadd route EPERM\n\
-         host port refused\n"
+         host port refused\ninterfaces ['lo', 'eth0']\ninterfaces ['lo', 'eth0']\n"
     );
     // the pod's kernel saw none of it: its interface has what it had (given
     // back when the sandbox was deleted), and nothing more
