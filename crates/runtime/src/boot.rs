@@ -380,13 +380,9 @@ pub fn spawn(
             if let Err(e) = getrlimit(RLIMIT_NOFILE).and_then(|(_, hard)| setrlimit(RLIMIT_NOFILE, hard, hard)) {
                 tracing::warn!("sentry: RLIMIT_NOFILE: {e}");
             }
-            // a network namespace of its own, with nothing in it: the app's
-            // unix sockets are made here, so the abstract names they bind
-            // and reach are the sandbox's alone (not the host's, nor a
-            // pod's), and the Sentry itself reaches no network but the
-            // pod's interface it was handed
-            // (without a netstack, the interface ioctls an app makes on
-            // those are made on a socket of its own namespace, made first)
+            // without a netstack, the interface ioctls an app makes on its
+            // unix sockets are made on a socket of its own namespace, made
+            // before the Sentry leaves it
             let ifsock = match s.netstack {
                 true => None,
                 false => match interface_socket(&init_for_sentry) {
@@ -397,6 +393,11 @@ pub fn spawn(
                     }
                 },
             };
+            // a network namespace of its own, with nothing in it: the app's
+            // unix sockets are made here, so the abstract names they bind
+            // and reach are the sandbox's alone (not the host's, nor a
+            // pod's), and the Sentry itself reaches no network but the
+            // pod's interface it was handed
             if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
                 tracing::error!("sentry: a network namespace of its own: {e}");
                 return 1;

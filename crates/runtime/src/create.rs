@@ -7,8 +7,7 @@
 //! is left behind.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixListener;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use moat_jail::cgroups::Manager;
@@ -346,6 +345,8 @@ pub fn create(g: &Global, o: CreateOpts) -> Result<Created> {
                 let mut sentry = crate::boot::Sentry::for_spec(&spec, &plan, g.strace, &cgroup, mounts);
                 sentry.directfs = g.directfs;
                 sentry.netstack = netstack(g);
+                // the pod's interface: a guest of the netstack that has it,
+                // or the netstack that takes it
                 if sentry.netstack && g.network == crate::Network::Sandbox {
                     sentry.pod_owner = pod_owner(&g.root, c.dir(), init_pid);
                 }

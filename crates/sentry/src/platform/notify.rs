@@ -3,6 +3,9 @@
 //! container's init and each `exec`'d process bring their own notify fd,
 //! handed over on the Sentry's control socket. The loop ends when every
 //! notify fd has hung up (all processes using the filters are gone).
+//! The network calls of a pod's other sandboxes, which their Sentries
+//! forward on connections to the control socket, are served on a thread
+//! per sandbox ([`super::guest`]); a guest's own loop forwards them.
 //!
 //! Handlers run on the loop's thread; a call that may block (today:
 //! reopening a FIFO by name) goes to a worker ([`super::workers`]), which

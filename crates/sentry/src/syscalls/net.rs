@@ -1,8 +1,10 @@
 //! Sockets. The Sentry decides which sockets a program may have; internet
 //! TCP and UDP sockets are the sandbox's own netstack's where it has one
 //! ([`crate::net`]: bind, listen, accept, connect, names, options, and
-//! sendto/recvfrom with addresses served here), the host makes the rest
-//! (SECCOMP_USER_NOTIF_FLAG_CONTINUE) until the netstack serves them too.
+//! sendto/recvfrom with addresses served here); unix sockets are made by
+//! the Sentry in a network namespace of its own and used natively; the
+//! host makes the rest (SECCOMP_USER_NOTIF_FLAG_CONTINUE: internet
+//! sockets with `--network=host`).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -31,8 +33,9 @@ const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
 
 /// Serves socket(2): raw and packet sockets are refused (they would reach
 /// below the sandbox's network), netlink only for routing and diagnostics;
-/// TCP sockets are the netstack's where the sandbox has one; other kinds
-/// are made by the host for now (SECCOMP_USER_NOTIF_FLAG_CONTINUE). The
+/// TCP, UDP and ICMP echo sockets are the netstack's where the sandbox has
+/// one; unix sockets the Sentry makes ([`unix_socket`]); other internet
+/// sockets are made by the host (SECCOMP_USER_NOTIF_FLAG_CONTINUE). The
 /// arguments are registers, not memory, so the host sees exactly what was
 /// checked.
 pub fn socket(c: &Call<'_>) -> Reply {
@@ -104,6 +107,8 @@ pub fn socketpair(c: &Call<'_>) -> Reply {
         c.mem.write(c.args[3], &[0u8; 8])?;
         let (a, b) = nix::sys::socket::socketpair(AddressFamily::Unix, kind, None, flags)?;
         let cloexec = c.args[1] & SOCK_CLOEXEC != 0;
+        // (a caller out of fds for the second keeps the first: there is no
+        // taking an installed fd back)
         let a = c.fds.place(a, cloexec)?;
         let b = c.fds.place(b, cloexec)?;
         c.mem.write(c.args[3], &[a.to_ne_bytes(), b.to_ne_bytes()].concat())?;
