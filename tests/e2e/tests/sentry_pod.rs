@@ -470,6 +470,16 @@ fn a_pods_containers_share_one_netstack() {
         moat.ok(&["create".as_ref(), "--bundle".as_ref(), app.path().as_os_str(), app_id.as_ref()]);
         moat.ok(&["start", &app_id]);
         assert!(eventually(|| curl() == "hello from the sandbox"), "round {round}: {}", curl());
+        if round == 0 {
+            // a guest's server under 500 connections at once, UDP and ICMP
+            let out = net.peer_run(&["python3", "-c", FROM_PEER, POD_IP]);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("echoed 500\nudp PING\nicmp reply {POD_IP} moat!!\n"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let side_id = unique_id(&format!("pod-side{round}"));
         let (code, out, err) = moat_e2e::run_fg(&moat, &sidecar, &side_id);
         assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
