@@ -414,6 +414,10 @@ print("peer", p.makefile("rb").read().decode().split("\r\n\r\n")[-1])
 print("interface", socket.if_nametoindex("eth0") > 1)
 # the pod's sockets, the app's listener among them (127.0.0.1:9000)
 print("listed", any(l.split()[1:4:2] == ["0100007F:2328", "0A"] for l in open("/proc/net/tcp")))
+# the pod's abstract unix names are one namespace, as on Linux
+a = socket.socket(socket.AF_UNIX)
+a.connect("\0pod-abstract")
+print("abstract", a.recv(100).decode(), "@pod-abstract" in open("/proc/net/unix").read())
 # a port of the host's loopback: this loopback is the pod's
 try:
     socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5)
@@ -446,8 +450,9 @@ fn a_pods_containers_share_one_netstack() {
     moat.ok(&["create".as_ref(), "--bundle".as_ref(), pause.path().as_os_str(), pause_id.as_ref()]);
     moat.ok(&["start", &pause_id]);
     assert!(!net.pod_kernel_addrs().contains("inet "), "the pause container's netstack has the addresses");
-    // the app: HTTP on the pod's address, and a server on its loopback only
-    let local = "\nl = socket.socket(); l.bind(('127.0.0.1', 9000)); l.listen(8)\nthreading.Thread(target=lambda: [l.accept()[0].sendall(b'from the app') for _ in iter(int, 1)], daemon=True).start()\n";
+    // the app: HTTP on the pod's address, a server on its loopback only, one on an
+    // abstract unix name
+    let local = "\nl = socket.socket(); l.bind(('127.0.0.1', 9000)); l.listen(8)\nthreading.Thread(target=lambda: [l.accept()[0].sendall(b'from the app') for _ in iter(int, 1)], daemon=True).start()\nu = socket.socket(socket.AF_UNIX); u.bind('\\0pod-abstract'); u.listen(8)\nthreading.Thread(target=lambda: [u.accept()[0].sendall(b'from the app, unix') for _ in iter(int, 1)], daemon=True).start()\n";
     let mut app = pod_bundle(&net, &["python3", "-c", &format!("{HTTP}{local}{SERVERS}")]);
     mark(&mut app, "container");
     let curl = || {
@@ -487,7 +492,7 @@ fn a_pods_containers_share_one_netstack() {
             out,
             format!(
                 "loopback from the app\npeer hello from the peer ::ffff:{POD_IP}\ninterface True\n\
-             listed True\nhost refused\n"
+             listed True\nabstract from the app, unix True\nhost refused\n"
             )
         );
         assert_no_leaks(&moat, &side_id, sidecar.path());

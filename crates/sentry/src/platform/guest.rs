@@ -13,14 +13,16 @@
 //! `create` makes the two connections and announces each at once
 //! ([`HELLO_CALLS`], [`HELLO_TABLES`]): the owner's loop never waits on a
 //! Sentry still starting. When the owner goes, the calls it had not
-//! answered are answered with ENETDOWN, new sockets fail with ENETDOWN,
-//! and the guest serves the rest itself (its unix sockets work on).
+//! answered are answered with ENETDOWN, new internet sockets fail with
+//! ENETDOWN, and the guest serves the rest itself (unix sockets, new ones
+//! made by its own Sentry, work on).
 //!
-//! Forwarded: socket(2) of every family but AF_UNIX (a guest's unix
-//! sockets stay its own), bind and connect to any address but a unix one,
-//! and the calls that act on a socket (listen, accept, names, options,
-//! sendto/recvfrom, sendmsg/recvmsg and their batches, the interface
-//! ioctls). For a socket that is not the netstack's the owner answers
+//! Forwarded: socket(2) and socketpair(2) of every family (unix sockets
+//! too: made in the owner's network namespace, the pod's abstract names
+//! are one namespace, as on Linux), bind and connect to any address but a
+//! path (paths are the guest's tree's), and the calls that act on a socket
+//! (listen, accept, names, options, sendto/recvfrom, sendmsg/recvmsg and
+//! their batches, the interface ioctls). For a socket that is not the netstack's the owner answers
 //! "continue", and the guest's kernel makes the call.
 
 use std::io::IoSliceMut;
@@ -159,11 +161,10 @@ impl Owner {
         self.gone.load(Ordering::Acquire)
     }
 
-    /// The owner's /proc/net `table` (the pod's sockets), as its stack
-    /// shows it.
-    pub fn table(&self, table: crate::net::table::Table) -> Result<String, Errno> {
+    /// The owner's /proc/net table `asked` (the pod's sockets).
+    pub fn table(&self, asked: Asked) -> Result<String, Errno> {
         let sock = self.tables.lock().map_err(|_| Errno::EIO)?;
-        if nix::sys::socket::send(sock.as_raw_fd(), &[code(table)], MsgFlags::MSG_NOSIGNAL)? != 1 {
+        if nix::sys::socket::send(sock.as_raw_fd(), &[code(asked)], MsgFlags::MSG_NOSIGNAL)? != 1 {
             return Err(Errno::EIO);
         }
         let mut len = [0u8; 4];
@@ -174,25 +175,36 @@ impl Owner {
     }
 }
 
+/// A /proc/net table a guest asks its owner for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// one the stack makes (tcp, tcp6, udp, udp6)
+    Net(crate::net::table::Table),
+    /// unix: the pod's unix sockets, which are the owner's Sentry's
+    Unix,
+}
+
 /// A table's number on the wire.
-fn code(t: crate::net::table::Table) -> u8 {
+fn code(asked: Asked) -> u8 {
     use crate::net::{addr::Family, table::Table};
-    match t {
-        Table::Tcp(Family::V4) => 0,
-        Table::Tcp(Family::V6) => 1,
-        Table::Udp(Family::V4) => 2,
-        Table::Udp(Family::V6) => 3,
+    match asked {
+        Asked::Net(Table::Tcp(Family::V4)) => 0,
+        Asked::Net(Table::Tcp(Family::V6)) => 1,
+        Asked::Net(Table::Udp(Family::V4)) => 2,
+        Asked::Net(Table::Udp(Family::V6)) => 3,
+        Asked::Unix => 4,
     }
 }
 
 /// The table of number `n`.
-fn table_of(n: u8) -> Option<crate::net::table::Table> {
+fn table_of(n: u8) -> Option<Asked> {
     use crate::net::{addr::Family, table::Table};
     Some(match n {
-        0 => Table::Tcp(Family::V4),
-        1 => Table::Tcp(Family::V6),
-        2 => Table::Udp(Family::V4),
-        3 => Table::Udp(Family::V6),
+        0 => Asked::Net(Table::Tcp(Family::V4)),
+        1 => Asked::Net(Table::Tcp(Family::V6)),
+        2 => Asked::Net(Table::Udp(Family::V4)),
+        3 => Asked::Net(Table::Udp(Family::V6)),
+        4 => Asked::Unix,
         _ => return None,
     })
 }
@@ -223,7 +235,7 @@ fn write_all(fd: BorrowedFd<'_>, mut rest: &[u8]) -> Result<(), Errno> {
 /// The owner's side of a guest's tables connection: answers each table
 /// asked for (one byte, its number) with its text from `table`, until the
 /// guest hangs up.
-pub fn serve_tables(sock: UnixStream, table: impl Fn(crate::net::table::Table) -> String) {
+pub fn serve_tables(sock: UnixStream, table: impl Fn(Asked) -> String) {
     let mut asked = [0u8; 1];
     loop {
         match nix::unistd::read(&sock, &mut asked) {
@@ -278,7 +290,8 @@ pub fn forwarded(name: &str, args: &[u64; 6], mem: &dyn Memory) -> bool {
         mem.read(at, &mut f).map(|()| u16::from_ne_bytes(f)).unwrap_or(0)
     };
     match name {
-        "socket" => args[0] != libc::AF_UNIX as u64,
+        // (unix ones too: the pod's abstract names are one namespace)
+        "socket" | "socketpair" => true,
         "bind" | "connect" => family(args[1]) != libc::AF_UNIX as u16,
         "ioctl" => crate::net::ifreq::REQUESTS.contains(&(args[1] & 0xffff_ffff)),
         "listen" | "accept" | "accept4" | "getsockname" | "getpeername" | "getsockopt" | "setsockopt" | "sendto"
@@ -347,8 +360,9 @@ mod tests {
     fn tables_read_back_as_asked() {
         use crate::net::{addr::Family, table::Table};
         for t in [Table::Tcp(Family::V4), Table::Tcp(Family::V6), Table::Udp(Family::V4), Table::Udp(Family::V6)] {
-            assert_eq!(table_of(code(t)), Some(t));
+            assert_eq!(table_of(code(Asked::Net(t))), Some(Asked::Net(t)));
         }
+        assert_eq!(table_of(code(Asked::Unix)), Some(Asked::Unix));
         assert_eq!(table_of(9), None);
         assert!(decode(&[0u8; 10]).is_none());
     }
@@ -368,15 +382,15 @@ mod tests {
     }
 
     #[test]
-    fn unix_sockets_stay_the_guests() {
+    fn unix_addresses_stay_the_guests() {
         let inet = Addr(libc::AF_INET as u16);
         let unix = Addr(libc::AF_UNIX as u16);
         assert!(forwarded("socket", &[libc::AF_INET6 as u64, 1, 0, 0, 0, 0], &inet));
-        assert!(!forwarded("socket", &[libc::AF_UNIX as u64, 1, 0, 0, 0, 0], &inet));
+        assert!(forwarded("socket", &[libc::AF_UNIX as u64, 1, 0, 0, 0, 0], &inet));
         assert!(forwarded("connect", &[3, 8, 16, 0, 0, 0], &inet));
         assert!(!forwarded("bind", &[3, 8, 16, 0, 0, 0], &unix));
         assert!(forwarded("recvmsg", &[3, 8, 0, 0, 0, 0], &unix));
-        assert!(!forwarded("socketpair", &[1, 1, 0, 8, 0, 0], &unix));
+        assert!(forwarded("socketpair", &[1, 1, 0, 8, 0, 0], &unix));
         assert!(!forwarded("openat", &[0; 6], &unix));
         assert!(forwarded("ioctl", &[3, 0x8933, 8, 0, 0, 0], &unix));
         assert!(!forwarded("ioctl", &[3, 0x5401, 8, 0, 0, 0], &unix));

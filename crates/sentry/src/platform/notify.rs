@@ -198,10 +198,10 @@ pub fn serve(
                             continue;
                         }
                         Some(Control::GuestTables) => {
+                            let own = proc.try_clone();
                             let serving = std::thread::Builder::new().spawn(move || {
-                                super::guest::serve_tables(conn, |t| {
-                                    kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default()
-                                })
+                                let own = own.ok();
+                                super::guest::serve_tables(conn, |asked| pod_table(kernel, own.as_ref(), asked))
                             });
                             if let Err(e) = serving {
                                 tracing::error!("sentry: serve a guest sandbox: {e}");
@@ -311,6 +311,23 @@ enum Control {
     GuestCalls,
     /// the same sandbox's connection for its /proc/net tables
     GuestTables,
+}
+
+/// A /proc/net table of the pod, for a guest: the stack's, or the unix
+/// sockets of this Sentry's network namespace (`proc`, its procfs), less
+/// the stack's own socketpairs.
+fn pod_table(kernel: &Kernel, proc: Option<&OwnedFd>, asked: super::guest::Asked) -> String {
+    match asked {
+        super::guest::Asked::Net(t) => kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default(),
+        super::guest::Asked::Unix => {
+            let text = proc
+                .and_then(|p| crate::fs::proxy::read(p, &format!("{}/net/unix", std::process::id())).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let hidden = kernel.net.as_ref().map(|n| n.lock().own_inodes()).unwrap_or_default();
+            crate::net::table::unix(&text, &hidden)
+        }
+    }
 }
 
 /// Serves the network calls a guest sandbox forwards on `conn`, until it
@@ -428,9 +445,10 @@ fn serve_one(
                 Ok(()) => return,
                 // the caller is gone
                 Err(Errno::ESRCH) => return,
-                // the owner is gone: no new sockets; the rest is served
-                // here (unix sockets work on; the stack's are dead ends)
-                Err(_) if e.name == "socket" => {
+                // the owner is gone: no new internet sockets; the rest is
+                // served here (unix sockets work on, new ones made here;
+                // the stack's are dead ends)
+                Err(_) if e.name == "socket" && req.data.args[0] != libc::AF_UNIX as u64 => {
                     let _ = ScmpNotifResp::new_error(req.id, -(Errno::ENETDOWN as i32), ScmpNotifRespFlags::empty())
                         .respond(raw);
                     return;

@@ -568,14 +568,18 @@ impl Filesystem for ProcFs<'_> {
             Node::NetTable(_, t) => match (&self.kernel.net, &self.kernel.pod_owner) {
                 (Some(n), _) => Ok(n.lock().table(t).into_bytes()),
                 // a guest of the pod's netstack: the owner's
-                (None, Some(owner)) => owner.table(t).map(String::into_bytes),
+                (None, Some(owner)) => owner.table(crate::platform::guest::Asked::Net(t)).map(String::into_bytes),
                 (None, None) => Ok(Vec::new()),
             },
-            Node::UnixTable(own) => {
-                let text = String::from_utf8_lossy(&self.read_real(&own)?).into_owned();
-                let hidden = self.kernel.net.as_ref().map(|n| n.lock().own_inodes()).unwrap_or_default();
-                Ok(crate::net::table::unix(&text, &hidden).into_bytes())
-            }
+            Node::UnixTable(own) => match &self.kernel.pod_owner {
+                // a guest of the pod's netstack: its unix sockets are the owner's Sentry's
+                Some(owner) => owner.table(crate::platform::guest::Asked::Unix).map(String::into_bytes),
+                None => {
+                    let text = String::from_utf8_lossy(&self.read_real(&own)?).into_owned();
+                    let hidden = self.kernel.net.as_ref().map(|n| n.lock().own_inodes()).unwrap_or_default();
+                    Ok(crate::net::table::unix(&text, &hidden).into_bytes())
+                }
+            },
             Node::Root | Node::SysDir(_) | Node::Pid(..) | Node::PidDir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::ELOOP),
         }
