@@ -89,6 +89,8 @@ struct Wire {
     vnet: bool,
     /// the MSS the wire's peers announced
     peers: super::offload::Peers,
+    /// IPv6 packets that came in fragments, being put together
+    reassembly: super::reassembly::Reassembly,
 }
 
 /// The stack's one device.
@@ -121,6 +123,7 @@ impl Link {
                 readable: true,
                 vnet: p.vnet,
                 peers: Default::default(),
+                reassembly: Default::default(),
             }),
             None => None,
         };
@@ -353,6 +356,11 @@ impl Wire {
             match u16::from_be(from.protocol()) {
                 ETH_P_ARP => self.arp(&packet),
                 ETH_P_IPV6 if is_ndisc(&packet) => self.ndisc(&packet, mac),
+                ETH_P_IPV6 if super::reassembly::is_fragment(&packet) => {
+                    if let Some(whole) = self.reassembly.take(&packet, std::time::Instant::now()) {
+                        return Some(whole);
+                    }
+                }
                 ETH_P_IP | ETH_P_IPV6 => {
                     if self.vnet {
                         self.peers.clamp_syn(&mut packet);

@@ -32,6 +32,7 @@ pub mod netlink;
 mod offload;
 pub mod pod;
 mod pump;
+mod reassembly;
 pub mod rtnl;
 pub mod stack;
 pub mod table;
