@@ -73,7 +73,7 @@ impl Reassembly {
         let id = u32::from_be_bytes([frag[4], frag[5], frag[6], frag[7]]);
         let data = &frag[8..];
         // every fragment but the last carries a multiple of 8 bytes
-        if (more && data.len() % 8 != 0) || offset + data.len() > MAX_PAYLOAD {
+        if (more && !data.len().is_multiple_of(8)) || offset + data.len() > MAX_PAYLOAD {
             return None;
         }
         let key = (src(packet), dst(packet), id);
