@@ -46,7 +46,8 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// A dual-stack HTTP server (Http) whose handler (Hello) answers every GET
-/// with what the script's `answer(request)` makes; scripts follow it.
+/// with what the script's `answer(request)` makes, and a UDP echo
+/// (`udp_echo`, upper case back); scripts follow it.
 const HTTP: &str = r#"
 import socket, socketserver, threading, http.server
 class Http(http.server.ThreadingHTTPServer):
@@ -63,6 +64,14 @@ class Hello(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
+def udp_echo(family, address):
+    u = socket.socket(family, socket.SOCK_DGRAM)
+    u.bind(address)
+    def serve():
+        while True:
+            d, a = u.recvfrom(65536)
+            u.sendto(d.upper(), a)
+    threading.Thread(target=serve, daemon=True).start()
 "#;
 
 /// The sandbox's servers: HTTP on 8080 (both families), a TCP echo on 7000
@@ -71,13 +80,7 @@ const SERVERS: &str = r#"
 import selectors
 answer = lambda request: b"hello from the sandbox"
 threading.Thread(target=Http(("::", 8080), Hello).serve_forever, daemon=True).start()
-def udp():
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("0.0.0.0", 7001))
-    while True:
-        d, a = u.recvfrom(2048)
-        u.sendto(d.upper(), a)
-threading.Thread(target=udp, daemon=True).start()
+udp_echo(socket.AF_INET, ("0.0.0.0", 7001))
 sel = selectors.DefaultSelector()
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -182,20 +185,8 @@ import struct, sys
 answer = lambda request: b"hello from the peer " + request.client_address[0].encode()
 h = Http(("::", 8082), Hello)
 threading.Thread(target=h.serve_forever, daemon=True).start()
-def udp():
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind((sys.argv[1], 7001))
-    while True:
-        d, a = u.recvfrom(65536)
-        u.sendto(d.upper(), a)
-threading.Thread(target=udp, daemon=True).start()
-def udp6():
-    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    u.bind(("::", 7002))
-    while True:
-        d, a = u.recvfrom(65536)
-        u.sendto(d.upper(), a)
-threading.Thread(target=udp6, daemon=True).start()
+udp_echo(socket.AF_INET, (sys.argv[1], 7001))
+udp_echo(socket.AF_INET6, ("::", 7002))
 dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 dns.bind((sys.argv[1], 53))
 print("ready", flush=True)
