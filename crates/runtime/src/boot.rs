@@ -331,6 +331,19 @@ pub fn spawn(
                 return end_init(&init_fd);
             }
         };
+        // `--network=host`: the app's internet sockets are made by a maker
+        // in its network namespace (the Sentry leaves it), out of the
+        // sandbox's pid namespace as the replayer is
+        let maker = match s.netstack {
+            true => None,
+            false => match start_maker(&init_fd, &root) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!("sentry: start its socket maker: {e}");
+                    return end_init(&init_fd);
+                }
+            },
+        };
         // the Sentry (our child) goes into the sandbox's pid namespace; we stay out
         let joined = nix::sched::setns(&pidns, nix::sched::CloneFlags::CLONE_NEWPID);
         let Ok(init_for_sentry) = init_fd.try_clone().map_err(|_| ()).and_then(|f| joined.map(|_| f).map_err(|_| ()))
@@ -357,6 +370,7 @@ pub fn spawn(
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
             let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
             keep.extend(replayer.as_ref().map(|r| r.as_raw_fd()));
+            keep.extend(maker.as_ref().map(|m| m.as_raw_fd()));
             for m in &s.mounts {
                 keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
@@ -380,19 +394,6 @@ pub fn spawn(
             if let Err(e) = getrlimit(RLIMIT_NOFILE).and_then(|(_, hard)| setrlimit(RLIMIT_NOFILE, hard, hard)) {
                 tracing::warn!("sentry: RLIMIT_NOFILE: {e}");
             }
-            // without a netstack, the interface ioctls an app makes on its
-            // unix sockets are made on a socket of its own namespace, made
-            // before the Sentry leaves it
-            let ifsock = match s.netstack {
-                true => None,
-                false => match interface_socket(&init_for_sentry) {
-                    Ok(sock) => Some(sock),
-                    Err(e) => {
-                        tracing::error!("sentry: a socket in the sandbox's network namespace: {e}");
-                        return 1;
-                    }
-                },
-            };
             // a network namespace of its own, with nothing in it: the app's
             // unix sockets are made here, so the abstract names they bind
             // and reach are the sandbox's alone (not the host's, nor a
@@ -431,7 +432,19 @@ pub fn spawn(
             kernel.boottime_offset = s.boottime_offset;
             kernel.cgroupns = s.cgroupns;
             kernel.replayer = std::sync::Mutex::new(replayer);
-            kernel.ifsock = ifsock;
+            if let Some(m) = maker {
+                let m = moat_sentry::net::maker::Maker::new(m);
+                // without a netstack, the interface ioctls an app makes on its
+                // unix sockets are made on a socket of its own namespace
+                match m.socket(libc::AF_INET, libc::SOCK_DGRAM, 0, 0, 0) {
+                    Ok(sock) => kernel.ifsock = Some(sock),
+                    Err(e) => {
+                        tracing::error!("sentry: a socket in the sandbox's network namespace: {e}");
+                        return 1;
+                    }
+                }
+                kernel.maker = Some(m);
+            }
             if let Some((calls, tables)) = s.pod_owner {
                 match moat_sentry::platform::guest::Owner::hello(calls, tables, proc.as_fd()) {
                     Ok(o) => kernel.pod_owner = Some(o),
@@ -468,14 +481,6 @@ pub fn spawn(
     })
     .map_err(|e| Error::io("fork the sentry", e))?;
     Ok(())
-}
-
-/// A datagram socket of the network namespace of `init` (a pidfd): joins
-/// it to make one. The caller leaves it next (for a namespace of its own).
-fn interface_socket(init: &OwnedFd) -> nix::Result<OwnedFd> {
-    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    nix::sched::setns(init, nix::sched::CloneFlags::CLONE_NEWNET)?;
-    socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
 }
 
 /// Makes the FUSE mounts (here, in the sandbox's pid namespace) and sends
@@ -577,6 +582,46 @@ fn confine(
         policy: Some(&policy),
         join_userns: userns,
     })
+}
+
+/// Starts the Sentry's socket maker ([`moat_sentry::net::maker`]) for a
+/// sandbox whose init is `init` (a pidfd): a process of its own in init's
+/// network namespace, confined as the Sentry is (`root`, the same
+/// allowlist) with only CAP_SETUID and CAP_SETGID (for each caller's
+/// file-system ids). Returns the Sentry's end of its socket.
+fn start_maker(init: &OwnedFd, root: &std::path::Path) -> Result<OwnedFd> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::io("socketpair for the socket maker", e))?;
+    let root = root.to_path_buf();
+    let (theirs_fd, init_fd) = (theirs.as_raw_fd(), init.as_raw_fd());
+    sys::fork_with(move || {
+        // SAFETY: the child owns its copies of these fds; nothing else closes them.
+        let (sock, init) = unsafe {
+            (
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs_fd),
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(init_fd),
+            )
+        };
+        let run = || -> Result<()> {
+            nix::sched::setns(&init, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| Error::io("join the sandbox's network namespace", e))?;
+            drop(init);
+            sys::close_inherited_fds(&[sock.as_raw_fd()]).map_err(|e| Error::io("close inherited fds", e))?;
+            confine(&root, &[caps::Capability::CAP_SETUID, caps::Capability::CAP_SETGID], None)?;
+            moat_sentry::net::maker::serve(sock.as_fd()).map_err(|e| Error::io("serve", e))
+        };
+        match run() {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("sentry socket maker: {e}");
+                1
+            }
+        }
+    })
+    .map_err(|e| Error::io("fork the socket maker", e))?;
+    drop(theirs);
+    Ok(ours)
 }
 
 /// Starts the Sentry's replayer ([`moat_sentry::vfs::remote`]) for a sandbox

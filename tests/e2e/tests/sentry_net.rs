@@ -286,3 +286,51 @@ fn a_new_network_namespace_has_its_loopback_up() {
         assert_no_leaks(&moat, &id, b.path());
     }
 }
+
+/// `--network=host`: the app's internet sockets are the host's, made by the
+/// Sentry's socket maker in the app's network namespace as the caller's
+/// ids (a socket's owner uid is its maker's).
+const HOST: &str = r#"
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+port = s.getsockname()[1]
+c = socket.create_connection(("127.0.0.1", port))
+a, _ = s.accept()
+c.sendall(b"hi")
+print("tcp", a.recv(2).decode())
+u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u.bind(("::1", 0))
+u.sendto(b"udp", u.getsockname()[:2])
+print("udp", u.recvfrom(10)[0].decode())
+# the listener's and the accepted connection's owner, as /proc/net/tcp shows it
+owner = {l.split()[7] for l in open("/proc/net/tcp") if l.split()[1] == "0100007F:%04X" % port}
+print("owner", owner == {str(os.getuid())}, os.getuid())
+# the host's loopback: a port the test listens on
+h = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+print("host", h.recv(20).decode())
+"#;
+
+#[test]
+fn host_network_sockets_are_made_as_the_caller() {
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = host.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = host.accept().unwrap();
+        std::io::Write::write_all(&mut c, b"from the host").unwrap();
+    });
+    let mut moat = Moat::new();
+    moat.global = vec!["--platform".into(), "sentry".into(), "--network=host".into()];
+    let mut b = debian::bundle(&["python3", "-c", HOST, &port]);
+    b.edit(|s| {
+        s["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
+        s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    });
+    let id = unique_id("net-host");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    server.join().unwrap();
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(out, "tcp hi\nudp udp\nowner True 1000\nhost from the host\n");
+    assert_no_leaks(&moat, &id, b.path());
+}

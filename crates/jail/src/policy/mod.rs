@@ -173,8 +173,18 @@ mod tests {
         for forbidden in ["execve", "connect", "setns", "ptrace", "process_vm_writev", "mount", "pivot_root"] {
             assert!(!p.allowed_syscalls().contains(&forbidden), "{forbidden}");
         }
-        // sockets: unix ones only
-        for r in p.rules.iter().filter(|r| r.name == "socket" || r.name == "socketpair") {
+        // sockets: unix and internet ones only (pairs: unix only), never raw or packet ones
+        let internet = [libc::AF_INET, libc::AF_INET6].map(|f| f as u64);
+        let kinds = [libc::SOCK_STREAM, libc::SOCK_DGRAM].map(|k| k as u64);
+        for r in p.rules.iter().filter(|r| r.name == "socket") {
+            let ok = match r.args {
+                [Arg::Eq(0, f)] => *f == libc::AF_UNIX as u64,
+                [Arg::Eq(0, f), Arg::MaskedEq(1, 0xf, k)] => internet.contains(f) && kinds.contains(k),
+                _ => false,
+            };
+            assert!(ok, "{r:?}");
+        }
+        for r in p.rules.iter().filter(|r| r.name == "socketpair") {
             assert!(matches!(r.args, [Arg::Eq(0, f)] if *f == libc::AF_UNIX as u64), "{r:?}");
         }
         // unshare only of the fs_struct (the notify thread's own root), never a namespace

@@ -8,13 +8,23 @@
 //! as the caller (moat_sentry::vfs). With a netstack (`--network=sandbox` or `none`),
 //! one socketpair per app socket, pumped by its thread. The app's unix
 //! sockets it makes, in a network namespace of its own (entered before
-//! this list applies). No other sockets of its own, no exec, no namespaces.
+//! this list applies); with `--network=host`, its socket maker (confined
+//! by this list too) makes the app's internet sockets in the app's. No
+//! other sockets of its own, no exec, no namespaces.
 
 use super::{Arg, Policy, Rule, THREAD_FLAGS};
 
 /// Why the interface queries (SIOCGIFNAME, CONF, FLAGS, ADDR, MTU, HWADDR,
 /// INDEX) are allowed.
 const IFREQ_WHY: &str = "without a netstack: an app's interface query, made on a socket of its network namespace";
+
+/// Why internet sockets are allowed.
+const MAKER_WHY: &str =
+    "--network=host: the app's internet sockets, made by the socket maker in the app's namespace (the Sentry's is empty)";
+/// A socket's type (the low bits of socket(2)'s second argument): stream.
+const STREAM: Arg = Arg::MaskedEq(1, 0xf, libc::SOCK_STREAM as u64);
+/// A socket's type: datagram (UDP, ICMP echo).
+const DGRAM: Arg = Arg::MaskedEq(1, 0xf, libc::SOCK_DGRAM as u64);
 
 /// FUSE_DEV_IOC_BACKING_OPEN: _IOW(229, 1, struct fuse_backing_map)
 const FUSE_BACKING_OPEN: u64 = 0x4010_e501;
@@ -149,6 +159,10 @@ pub fn policy() -> Policy {
             &[Arg::Eq(0, libc::AF_UNIX as u64)],
             "the app's unix sockets, in the Sentry's own network namespace",
         ),
+        Rule::with("socket", &[Arg::Eq(0, libc::AF_INET as u64), STREAM], MAKER_WHY),
+        Rule::with("socket", &[Arg::Eq(0, libc::AF_INET as u64), DGRAM], MAKER_WHY),
+        Rule::with("socket", &[Arg::Eq(0, libc::AF_INET6 as u64), STREAM], MAKER_WHY),
+        Rule::with("socket", &[Arg::Eq(0, libc::AF_INET6 as u64), DGRAM], MAKER_WHY),
         Rule::any("epoll_create1", "netstack: its thread waits on every socket's end"),
         Rule::any("epoll_ctl", "netstack: what it waits for"),
         Rule::any("epoll_wait", "netstack: waiting"),

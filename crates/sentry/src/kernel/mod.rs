@@ -42,6 +42,9 @@ pub struct Kernel {
     /// a guest of the pod's netstack: the connection to the Sentry that has
     /// it, which serves the network calls ([`crate::platform::guest`])
     pub pod_owner: Option<crate::platform::guest::Owner>,
+    /// `--network=host`: the maker of the app's internet sockets, in its
+    /// network namespace ([`crate::net::maker`])
+    pub maker: Option<crate::net::maker::Maker>,
     /// the Sentry's end of the replayer's socket, until the tree takes it
     /// (a sandbox with a user namespace: [`crate::vfs::remote`])
     pub replayer: Mutex<Option<std::os::fd::OwnedFd>>,
@@ -80,6 +83,7 @@ impl Kernel {
             net: None,
             ifsock: None,
             pod_owner: None,
+            maker: None,
             replayer: Mutex::new(None),
             hostname: Mutex::new(hostname.into()),
             domainname: Mutex::new("(none)".into()),

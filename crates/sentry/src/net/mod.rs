@@ -28,6 +28,7 @@
 pub mod addr;
 mod device;
 pub mod ifreq;
+pub mod maker;
 pub mod netlink;
 mod offload;
 pub mod pod;

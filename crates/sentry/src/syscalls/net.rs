@@ -2,9 +2,9 @@
 //! TCP and UDP sockets are the sandbox's own netstack's where it has one
 //! ([`crate::net`]: bind, listen, accept, connect, names, options, and
 //! sendto/recvfrom with addresses served here); unix sockets are made by
-//! the Sentry in a network namespace of its own and used natively; the
-//! host makes the rest (SECCOMP_USER_NOTIF_FLAG_CONTINUE: internet
-//! sockets with `--network=host`).
+//! the Sentry in a network namespace of its own and used natively; with
+//! `--network=host` internet sockets are made by the Sentry's maker in the
+//! app's namespace and used natively too.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -34,10 +34,8 @@ const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
 /// Serves socket(2): raw and packet sockets are refused (they would reach
 /// below the sandbox's network), netlink only for routing and diagnostics;
 /// TCP, UDP and ICMP echo sockets are the netstack's where the sandbox has
-/// one; unix sockets the Sentry makes ([`unix_socket`]); other internet
-/// sockets are made by the host (SECCOMP_USER_NOTIF_FLAG_CONTINUE). The
-/// arguments are registers, not memory, so the host sees exactly what was
-/// checked.
+/// one; unix sockets the Sentry makes ([`unix_socket`]); with
+/// `--network=host` internet sockets its maker makes ([`host_socket`]).
 pub fn socket(c: &Call<'_>) -> Reply {
     let domain = i32::try_from(c.args[0]).unwrap_or(-1);
     let kind = i32::try_from(c.args[1] & 0xf).unwrap_or(-1);
@@ -61,9 +59,24 @@ pub fn socket(c: &Call<'_>) -> Reply {
         (libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_DGRAM) if c.kernel.net.is_some() => {
             stack_socket(c, domain, kind == libc::SOCK_DGRAM)
         }
-        (libc::AF_INET | libc::AF_INET6, _) => Reply::Continue,
+        (libc::AF_INET | libc::AF_INET6, _) => match &c.kernel.maker {
+            Some(maker) => host_socket(c, maker, domain),
+            None => Reply::Continue,
+        },
         _ => Reply::Error(Errno::EAFNOSUPPORT),
     }
+}
+
+/// `--network=host`: an internet socket of the app's network namespace,
+/// made by the Sentry's maker as the caller's file-system ids
+/// ([`crate::net::maker`]).
+fn host_socket(c: &Call<'_>, maker: &crate::net::maker::Maker, domain: i32) -> Reply {
+    if c.args[1] & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Reply::Error(Errno::EINVAL);
+    }
+    let kind = (c.args[1] & (0xf | SOCK_NONBLOCK)) as i32;
+    let made = c.task.creds().and_then(|who| maker.socket(domain, kind, c.args[2] as i32, who.fsuid, who.fsgid));
+    reply(made.and_then(|s| c.fds.install(s, c.args[1] & SOCK_CLOEXEC != 0)))
 }
 
 /// The kind of unix socket socket(2) or socketpair(2) asks for, checked
