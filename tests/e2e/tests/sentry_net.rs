@@ -291,7 +291,7 @@ fn a_new_network_namespace_has_its_loopback_up() {
 /// Sentry's socket maker in the app's network namespace as the caller's
 /// ids (a socket's owner uid is its maker's).
 const HOST: &str = r#"
-import os, socket, sys
+import errno, os, socket, sys
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 s.listen()
@@ -307,6 +307,11 @@ print("udp", u.recvfrom(10)[0].decode())
 # the listener's and the accepted connection's owner, as /proc/net/tcp shows it
 owner = {l.split()[7] for l in open("/proc/net/tcp") if l.split()[1] == "0100007F:%04X" % port}
 print("owner", owner == {str(os.getuid())}, os.getuid())
+# a kind the maker does not make (SCTP) is refused, and it makes the next
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_SEQPACKET, 132)
+except OSError as e:
+    print("sctp", e.errno == errno.ESOCKTNOSUPPORT)
 # the host's loopback: a port the test listens on
 h = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 print("host", h.recv(20).decode())
@@ -331,6 +336,6 @@ fn host_network_sockets_are_made_as_the_caller() {
     let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
     server.join().unwrap();
     assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
-    assert_eq!(out, "tcp hi\nudp udp\nowner True 1000\nhost from the host\n");
+    assert_eq!(out, "tcp hi\nudp udp\nowner True 1000\nsctp True\nhost from the host\n");
     assert_no_leaks(&moat, &id, b.path());
 }

@@ -39,13 +39,15 @@ impl Maker {
             req.extend_from_slice(&v.to_ne_bytes());
         }
         let sock = self.sock.lock().map_err(|_| Errno::EIO)?;
-        sendmsg::<()>(sock.as_raw_fd(), &[std::io::IoSlice::new(&req)], &[], MsgFlags::MSG_NOSIGNAL, None)?;
+        // (a maker that is gone: the network is, for this sandbox)
+        sendmsg::<()>(sock.as_raw_fd(), &[std::io::IoSlice::new(&req)], &[], MsgFlags::MSG_NOSIGNAL, None)
+            .map_err(|_| Errno::ENETDOWN)?;
         let mut answer = [0u8; 4];
-        let (n, fd) = recv_fd(sock.as_raw_fd(), &mut answer)?;
+        let (n, fd) = recv_fd(sock.as_raw_fd(), &mut answer).map_err(|_| Errno::ENETDOWN)?;
         match (n, fd) {
             (4, Some(fd)) => Ok(fd),
             (4, None) => Err(Errno::from_raw(i32::from_ne_bytes(answer))),
-            _ => Err(Errno::EIO),
+            _ => Err(Errno::ENETDOWN),
         }
     }
 }
@@ -116,13 +118,18 @@ pub fn serve(sock: BorrowedFd<'_>) -> Result<(), Errno> {
     }
 }
 
-/// socket(2) of internet `domain` only, as `fsuid`/`fsgid`.
+/// socket(2) of internet `domain` only, stream or datagram, as
+/// `fsuid`/`fsgid`.
 fn make(domain: i32, kind: i32, protocol: i32, fsuid: u32, fsgid: u32) -> Result<OwnedFd, Errno> {
     if domain != libc::AF_INET && domain != libc::AF_INET6 {
         return Err(Errno::EAFNOSUPPORT);
     }
-    if kind & libc::SOCK_CLOEXEC != 0 || kind & 0xf == libc::SOCK_RAW {
+    if kind & !(0xf | libc::SOCK_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
+    }
+    // (its allowlist has no other: anything else would kill it)
+    if kind & 0xf != libc::SOCK_STREAM && kind & 0xf != libc::SOCK_DGRAM {
+        return Err(Errno::ESOCKTNOSUPPORT);
     }
     // (setfsuid answers with the previous id, never an error)
     let uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(fsuid));
@@ -158,7 +165,9 @@ mod tests {
         let domain = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::SockType).unwrap();
         assert_eq!(domain, nix::sys::socket::SockType::Stream);
         assert_eq!(maker.socket(libc::AF_UNIX, libc::SOCK_STREAM, 0, uid, gid).unwrap_err(), Errno::EAFNOSUPPORT);
-        assert_eq!(maker.socket(libc::AF_INET, libc::SOCK_RAW, 1, uid, gid).unwrap_err(), Errno::EINVAL);
+        assert_eq!(maker.socket(libc::AF_INET, libc::SOCK_RAW, 1, uid, gid).unwrap_err(), Errno::ESOCKTNOSUPPORT);
+        assert_eq!(maker.socket(libc::AF_INET, libc::SOCK_SEQPACKET, 132, uid, gid).unwrap_err(), Errno::ESOCKTNOSUPPORT);
+        assert_eq!(maker.socket(libc::AF_INET, libc::SOCK_STREAM | 0x100, 0, uid, gid).unwrap_err(), Errno::EINVAL);
         drop(maker);
         assert_eq!(server.join().unwrap(), Ok(()));
     }
