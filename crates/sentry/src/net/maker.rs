@@ -166,7 +166,10 @@ mod tests {
         assert_eq!(domain, nix::sys::socket::SockType::Stream);
         assert_eq!(maker.socket(libc::AF_UNIX, libc::SOCK_STREAM, 0, uid, gid).unwrap_err(), Errno::EAFNOSUPPORT);
         assert_eq!(maker.socket(libc::AF_INET, libc::SOCK_RAW, 1, uid, gid).unwrap_err(), Errno::ESOCKTNOSUPPORT);
-        assert_eq!(maker.socket(libc::AF_INET, libc::SOCK_SEQPACKET, 132, uid, gid).unwrap_err(), Errno::ESOCKTNOSUPPORT);
+        assert_eq!(
+            maker.socket(libc::AF_INET, libc::SOCK_SEQPACKET, 132, uid, gid).unwrap_err(),
+            Errno::ESOCKTNOSUPPORT
+        );
         assert_eq!(maker.socket(libc::AF_INET, libc::SOCK_STREAM | 0x100, 0, uid, gid).unwrap_err(), Errno::EINVAL);
         drop(maker);
         assert_eq!(server.join().unwrap(), Ok(()));
