@@ -241,6 +241,11 @@ for fam, proto, typ, host in [(socket.AF_INET, socket.IPPROTO_ICMP, 8, peer), (s
     p.sendto(req[:2] + struct.pack("!H", checksum(req)) + req[4:], (host, 0))
     d, a = p.recvfrom(100)
     print("ping", a[0], d[8:].decode())
+    # longer than the link's MTU: cut here, put together coming back
+    req = struct.pack("!BBHHH", typ, 0, 0, 0, 4) + b"z" * 3000
+    p.sendto(req[:2] + struct.pack("!H", checksum(req)) + req[4:], (host, 0))
+    d, a = p.recvfrom(65536)
+    print("long ping", a[0], d[8:] == b"z" * 3000)
 print("interfaces", [n for _, n in socket.if_nameindex()])
 # a host on the link that does not answer ARP: "No route to host", in seconds
 import errno, time
@@ -291,7 +296,7 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
         format!(
             "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
              by name hello from the peer ::ffff:{POD_IP}\nudp UDP\npktinfo True {POD_IP}\nfragments True\n\
-             fragments v6 True\nping {PEER_IP} hello!\nping {PEER_IP6} hello!\n\
+             fragments v6 True\nping {PEER_IP} hello!\nlong ping {PEER_IP} True\nping {PEER_IP6} hello!\nlong ping {PEER_IP6} True\n\
              interfaces ['lo', 'eth0']\ndead host EHOSTUNREACH True\nunix xinu\n"
         )
     );

@@ -91,6 +91,8 @@ struct Wire {
     peers: super::offload::Peers,
     /// IPv6 packets that came in fragments, being put together
     reassembly: super::reassembly::Reassembly,
+    /// the identification of the last IPv6 packet cut here
+    fragment_id: std::cell::Cell<u32>,
 }
 
 /// The stack's one device.
@@ -124,6 +126,7 @@ impl Link {
                 vnet: p.vnet,
                 peers: Default::default(),
                 reassembly: Default::default(),
+                fragment_id: std::cell::Cell::new(std::process::id()),
             }),
             None => None,
         };
@@ -227,22 +230,33 @@ impl Wire {
 
     /// Writes one packet of `proto` to `mac`, in an Ethernet frame. A TCP
     /// segment or UDP datagram longer than the interface's MTU goes as one
-    /// GSO packet, which the kernel cuts; any other is dropped (the stack
-    /// does not fragment).
+    /// GSO packet, which the kernel cuts; any other is cut into fragments
+    /// here ([`super::reassembly::split`]).
     fn put(&self, proto: u16, mac: [u8; 6], packet: &mut [u8]) {
+        let vnet = match self.vnet {
+            true => self.peers.header(packet, self.mtu),
+            false => (packet.len() <= self.mtu).then_some([0; super::offload::HDR]),
+        };
+        match vnet {
+            Some(h) => self.frame(proto, mac, &h, packet),
+            // too long, and not the kernel's to cut: cut here
+            None => {
+                self.fragment_id.set(self.fragment_id.get().wrapping_add(1));
+                for f in super::reassembly::split(packet, self.mtu, self.fragment_id.get()) {
+                    self.frame(proto, mac, &[0; super::offload::HDR], &f);
+                }
+            }
+        }
+    }
+
+    /// Writes `packet` in an Ethernet frame to `mac`, after virtio-net
+    /// header `vnet` if the socket takes one.
+    fn frame(&self, proto: u16, mac: [u8; 6], vnet: &[u8; super::offload::HDR], packet: &[u8]) {
         let to = link_addr(self.index, proto, Some(mac));
         let mut ether = [0u8; ETHER];
         ether[..6].copy_from_slice(&mac);
         ether[6..12].copy_from_slice(&self.mac);
         ether[12..].copy_from_slice(&proto.to_be_bytes());
-        let vnet = match self.vnet {
-            true => match self.peers.header(packet, self.mtu) {
-                Some(h) => h,
-                None => return,
-            },
-            false if packet.len() > self.mtu => return,
-            false => [0; super::offload::HDR],
-        };
         let vnet = if self.vnet { &vnet[..] } else { &[] };
         let iov = [std::io::IoSlice::new(vnet), std::io::IoSlice::new(&ether), std::io::IoSlice::new(packet)];
         let _ = nix::sys::socket::sendmsg(self.fd.as_raw_fd(), &iov, &[], MsgFlags::MSG_DONTWAIT, Some(&to));

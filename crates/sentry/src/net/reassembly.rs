@@ -1,10 +1,17 @@
-//! IPv6 fragments put back together (RFC 8200 §4.5), for the pod's
-//! interface: smoltcp reassembles none, and the kernel does it before a
-//! packet socket only for IPv4 ([`super::offload::reassemble`]). A
-//! fragment header right after the fixed header is handled (what a host
-//! that fragments its own datagram sends); the whole packet is handed on
-//! as if it had come unfragmented. Like Linux, an incomplete packet is
-//! dropped after [`TIMEOUT`], and at most [`MAX_PENDING`] wait.
+//! IP fragments, for the pod's interface, which smoltcp neither makes nor
+//! puts together.
+//!
+//! Coming in: IPv6 fragments put back together (RFC 8200 §4.5); the
+//! kernel does it before a packet socket only for IPv4
+//! ([`super::offload::reassemble`]). A fragment header right after the
+//! fixed header is handled (what a host that fragments its own datagram
+//! sends); the whole packet is handed on as if it had come unfragmented.
+//! Like Linux, an incomplete packet is dropped after [`TIMEOUT`], and at
+//! most [`MAX_PENDING`] wait.
+//!
+//! Going out: a packet longer than the link's MTU that the kernel does not
+//! cut itself ([`super::offload`]: TCP and UDP with virtio-net headers) is
+//! cut here ([`split`]), IPv6's with a fragment header.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -122,6 +129,88 @@ impl Reassembly {
     }
 }
 
+/// `packet` (an IPv4 or IPv6 packet longer than `mtu`) as fragments that
+/// each fit `mtu`; `id` identifies an IPv6 packet's fragments (an IPv4
+/// packet has its own). Empty if it cannot be cut (a fragment already, an
+/// MTU too small).
+pub fn split(packet: &[u8], mtu: usize, id: u32) -> Vec<Vec<u8>> {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) => split_v4(packet, mtu),
+        Some(6) => split_v6(packet, mtu, id),
+        _ => Vec::new(),
+    }
+}
+
+fn split_v4(p: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let ihl = usize::from(p[0] & 0xf) * 4;
+    let total = usize::from(u16::from_be_bytes([p.get(2).copied().unwrap_or(0), p.get(3).copied().unwrap_or(0)]));
+    let frag = u16::from_be_bytes([p.get(6).copied().unwrap_or(0), p.get(7).copied().unwrap_or(0)]);
+    // a fragment already (MF or an offset). DF is the stack's own (smoltcp
+    // sets it on every packet), not a program's: cut all the same, as
+    // Linux does a packet longer than the MTU it makes itself
+    if ihl < 20 || total > p.len() || total <= ihl || frag & 0x3fff != 0 {
+        return Vec::new();
+    }
+    let size = mtu.saturating_sub(ihl) & !7;
+    if size == 0 {
+        return Vec::new();
+    }
+    let payload = &p[ihl..total];
+    let n = payload.len().div_ceil(size);
+    payload
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut f = p[..ihl].to_vec();
+            f[2..4].copy_from_slice(&((ihl + chunk.len()) as u16).to_be_bytes());
+            let more: u16 = if i + 1 < n { 0x2000 } else { 0 };
+            f[6..8].copy_from_slice(&(more | ((i * size / 8) as u16)).to_be_bytes());
+            f[10..12].copy_from_slice(&[0, 0]);
+            let sum = !checksum(&f);
+            f[10..12].copy_from_slice(&sum.to_be_bytes());
+            f.extend_from_slice(chunk);
+            f
+        })
+        .collect()
+}
+
+/// The one's complement sum of `b` (16-bit words).
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+fn split_v6(p: &[u8], mtu: usize, id: u32) -> Vec<Vec<u8>> {
+    let len = usize::from(u16::from_be_bytes([p.get(4).copied().unwrap_or(0), p.get(5).copied().unwrap_or(0)]));
+    if p.len() < FIXED + len || p[6] == FRAGMENT {
+        return Vec::new();
+    }
+    let size = mtu.saturating_sub(FIXED + 8) & !7;
+    if size == 0 {
+        return Vec::new();
+    }
+    let payload = &p[FIXED..FIXED + len];
+    let n = payload.len().div_ceil(size);
+    payload
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut f = p[..FIXED].to_vec();
+            f[4..6].copy_from_slice(&((8 + chunk.len()) as u16).to_be_bytes());
+            f[6] = FRAGMENT;
+            let more = u16::from(i + 1 < n);
+            f.extend_from_slice(&[p[6], 0]);
+            f.extend_from_slice(&((((i * size) / 8) as u16) << 3 | more).to_be_bytes());
+            f.extend_from_slice(&id.to_be_bytes());
+            f.extend_from_slice(chunk);
+            f
+        })
+        .collect()
+}
+
 fn src(p: &[u8]) -> [u8; 16] {
     p[8..24].try_into().unwrap_or([0; 16])
 }
@@ -190,6 +279,48 @@ mod tests {
         assert_eq!(r.take(&other[0], now + TIMEOUT), None);
         assert_eq!(r.pending.len(), 1);
         assert!(!is_fragment(&fragments(10, 8, 1).0));
+    }
+
+    #[test]
+    fn a_long_ipv6_packet_cut_is_put_together_again() {
+        let (whole, _) = fragments(3000, 1448, 1);
+        let frags = split(&whole, 1500, 77);
+        assert_eq!(frags.len(), 3);
+        assert!(frags.iter().all(|f| f.len() <= 1500 && is_fragment(f)));
+        let mut r = Reassembly::default();
+        let now = Instant::now();
+        let got: Vec<_> = frags.iter().filter_map(|f| r.take(f, now)).collect();
+        assert_eq!(got, vec![whole]);
+    }
+
+    #[test]
+    fn a_long_ipv4_packet_is_cut() {
+        let mut p = vec![0u8; 20 + 3000];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&3020u16.to_be_bytes());
+        p[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 1;
+        for (i, b) in p[20..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let frags = split(&p, 1500, 0);
+        assert_eq!(frags.len(), 3);
+        let mut data = Vec::new();
+        for (i, f) in frags.iter().enumerate() {
+            assert!(f.len() <= 1500);
+            assert_eq!(checksum(&f[..20]), 0xffff, "header checksum of fragment {i}");
+            let word = u16::from_be_bytes([f[6], f[7]]);
+            assert_eq!(usize::from(word & 0x1fff) * 8, data.len());
+            assert_eq!(word & 0x2000 != 0, i < 2);
+            data.extend_from_slice(&f[20..]);
+        }
+        assert_eq!(data, &p[20..]);
+        // DF (smoltcp's, on every packet) is cleared; a fragment is not cut again
+        p[6] = 0x40;
+        assert!(split(&p, 1500, 0).iter().all(|f| f[6] & 0x40 == 0));
+        p[6] = 0x20;
+        assert!(split(&p, 1500, 0).is_empty());
     }
 
     #[test]
