@@ -590,36 +590,39 @@ fn confine(
 /// allowlist) with only CAP_SETUID and CAP_SETGID (for each caller's
 /// file-system ids). Returns the Sentry's end of its socket.
 fn start_maker(init: &OwnedFd, root: &std::path::Path) -> Result<OwnedFd> {
+    let root = root.to_path_buf();
+    let init_fd = init.as_raw_fd();
+    start_helper("socket maker", move |sock| {
+        // SAFETY: the child owns its copy of init's pidfd; nothing else closes it.
+        let init = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(init_fd) };
+        nix::sched::setns(&init, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Error::io("join the sandbox's network namespace", e))?;
+        drop(init);
+        sys::close_inherited_fds(&[sock.as_raw_fd()]).map_err(|e| Error::io("close inherited fds", e))?;
+        confine(&root, &[caps::Capability::CAP_SETUID, caps::Capability::CAP_SETGID], None)?;
+        moat_sentry::net::maker::serve(sock.as_fd()).map_err(|e| Error::io("serve", e))
+    })
+}
+
+/// Forks a helper of the Sentry's (`what`, for its log lines) that runs
+/// `main` on its end of a SOCK_SEQPACKET socketpair; returns the Sentry's.
+fn start_helper(what: &'static str, main: impl FnOnce(OwnedFd) -> Result<()>) -> Result<OwnedFd> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| Error::io("socketpair for the socket maker", e))?;
-    let root = root.to_path_buf();
-    let (theirs_fd, init_fd) = (theirs.as_raw_fd(), init.as_raw_fd());
+        .map_err(|e| Error::io(format!("socketpair for the {what}"), e))?;
+    let theirs_fd = theirs.as_raw_fd();
     sys::fork_with(move || {
-        // SAFETY: the child owns its copies of these fds; nothing else closes them.
-        let (sock, init) = unsafe {
-            (
-                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs_fd),
-                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(init_fd),
-            )
-        };
-        let run = || -> Result<()> {
-            nix::sched::setns(&init, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| Error::io("join the sandbox's network namespace", e))?;
-            drop(init);
-            sys::close_inherited_fds(&[sock.as_raw_fd()]).map_err(|e| Error::io("close inherited fds", e))?;
-            confine(&root, &[caps::Capability::CAP_SETUID, caps::Capability::CAP_SETGID], None)?;
-            moat_sentry::net::maker::serve(sock.as_fd()).map_err(|e| Error::io("serve", e))
-        };
-        match run() {
+        // SAFETY: the child owns its copy of the socket; nothing else closes it.
+        let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs_fd) };
+        match main(sock) {
             Ok(()) => 0,
             Err(e) => {
-                tracing::error!("sentry socket maker: {e}");
+                tracing::error!("sentry {what}: {e}");
                 1
             }
         }
     })
-    .map_err(|e| Error::io("fork the socket maker", e))?;
+    .map_err(|e| Error::io(format!("fork the {what}"), e))?;
     drop(theirs);
     Ok(ours)
 }
@@ -630,25 +633,8 @@ fn start_maker(init: &OwnedFd, root: &std::path::Path) -> Result<OwnedFd> {
 /// allowlist) with only the capabilities a caller may lend it. Returns the
 /// Sentry's end of its socket.
 fn start_replayer(userns: std::fs::File, root: &std::path::Path) -> Result<OwnedFd> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| Error::io("socketpair for the replayer", e))?;
     let root = root.to_path_buf();
-    let theirs_fd = theirs.as_raw_fd();
-    sys::fork_with(move || {
-        // SAFETY: the child owns its copy of the socket; nothing else closes it.
-        let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs_fd) };
-        match replayer_main(sock, userns, &root) {
-            Ok(()) => 0,
-            Err(e) => {
-                tracing::error!("sentry replayer: {e}");
-                1
-            }
-        }
-    })
-    .map_err(|e| Error::io("fork the replayer", e))?;
-    drop(theirs);
-    Ok(ours)
+    start_helper("replayer", move |sock| replayer_main(sock, userns, &root))
 }
 
 fn replayer_main(sock: OwnedFd, userns: std::fs::File, root: &std::path::Path) -> Result<()> {

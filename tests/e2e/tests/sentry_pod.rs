@@ -104,6 +104,17 @@ while True:
                 c.close()
 "#;
 
+/// Runs [`FROM_PEER`] in the peer against the pod's address.
+fn from_peer(net: &PodNet) {
+    let out = net.peer_run(&["python3", "-c", FROM_PEER, POD_IP]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("echoed 500\nudp PING\nicmp reply {POD_IP} moat!!\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// From the peer: 500 connections to the sandbox's echo at once, UDP echo,
 /// ICMP echo (a raw socket: the peer is the host's, root there).
 const FROM_PEER: &str = r#"
@@ -152,13 +163,7 @@ fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
     let v4 = format!("http://{POD_IP}:8080/");
     assert!(eventually(|| curl(&v4) == "hello from the sandbox"), "curl {v4}: {}", curl(&v4));
     assert_eq!(curl(&format!("http://[{POD_IP6}]:8080/")), "hello from the sandbox");
-    let out = net.peer_run(&["python3", "-c", FROM_PEER, POD_IP]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("echoed 500\nudp PING\nicmp reply {POD_IP} moat!!\n"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    from_peer(&net);
     // the 500 connections are gone in the sandbox too: its listeners remain
     let sockets = "print(sum(1 for f in ('/proc/net/tcp', '/proc/net/tcp6') for _ in open(f).readlines()[1:]))";
     assert!(
@@ -470,16 +475,19 @@ fn a_pods_containers_share_one_netstack() {
         let app_id = unique_id(&format!("pod-app{round}"));
         moat.ok(&["create".as_ref(), "--bundle".as_ref(), app.path().as_os_str(), app_id.as_ref()]);
         moat.ok(&["start", &app_id]);
-        assert!(eventually(|| curl() == "hello from the sandbox"), "round {round}: {}", curl());
+        if !eventually(|| curl() == "hello from the sandbox") {
+            let state = moat.run(&["state", &app_id]);
+            let tables = moat.run(&["exec", &pause_id, "cat", "/proc/net/tcp6", "/proc/net/udp"]);
+            panic!(
+                "round {round}: {:?}\napp: {}\nthe pod's sockets: {}",
+                curl(),
+                String::from_utf8_lossy(&state.stdout),
+                String::from_utf8_lossy(&tables.stdout)
+            );
+        }
         if round == 0 {
             // a guest's server under 500 connections at once, UDP and ICMP
-            let out = net.peer_run(&["python3", "-c", FROM_PEER, POD_IP]);
-            assert_eq!(
-                String::from_utf8_lossy(&out.stdout),
-                format!("echoed 500\nudp PING\nicmp reply {POD_IP} moat!!\n"),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            from_peer(&net);
         }
         let side_id = unique_id(&format!("pod-side{round}"));
         let (code, out, err) = moat_e2e::run_fg(&moat, &sidecar, &side_id);

@@ -383,8 +383,9 @@ impl Stack {
                     && !matches!(s.state, State::Listening { .. })
                     && (s.opts.reuse_addr || matches!(s.state, State::Connected(_) | State::Connecting(_))))
                 && !(s.opts.reuse_port && reuse)
-                // (a closed listener's port is free at once, as on Linux)
-                && !(matches!(s.state, State::Listening { .. }) && s.app_gone())
+                // (a closed listener's or datagram socket's port is free at
+                // once, as on Linux, before the thread drops it)
+                && !(matches!(s.state, State::Listening { .. } | State::Datagram { .. }) && s.app_gone())
         })
     }
 
