@@ -94,6 +94,17 @@ impl PodNet {
         c
     }
 
+    /// Starts `args` in the peer's namespace and waits for its first line
+    /// (a server saying it is ready); it is killed when the guard goes,
+    /// also when a test fails first.
+    pub fn serve_in_peer(&self, args: &[&str]) -> PeerProcess {
+        let mut child = self.in_peer(args).stdout(std::process::Stdio::piped()).spawn().expect("start in the peer");
+        let mut ready = String::new();
+        let out = child.stdout.take().expect("its stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut ready).expect("its first line");
+        PeerProcess(child)
+    }
+
     /// Runs `args` in the peer's namespace; its output.
     pub fn peer_run(&self, args: &[&str]) -> Output {
         self.in_peer(args).output().expect("run in the peer's namespace")
@@ -111,5 +122,15 @@ impl Drop for PodNet {
         for ns in [&self.pod, &self.peer] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+    }
+}
+
+/// A process in the peer's namespace, killed (and reaped) when dropped.
+pub struct PeerProcess(std::process::Child);
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

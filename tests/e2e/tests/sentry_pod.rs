@@ -274,9 +274,7 @@ t.join()
 fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
     let net = PodNet::new("pod-cli");
     let services = format!("{HTTP}{PEER_SERVICES}");
-    let mut peer = net.in_peer(&["python3", "-c", &services, PEER_IP]).stdout(Stdio::piped()).spawn().unwrap();
-    let mut ready = [0u8; 6];
-    peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    let peer = net.serve_in_peer(&["python3", "-c", &services, PEER_IP]);
     let resolv = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(resolv.path(), format!("nameserver {PEER_IP}\noptions timeout:2 attempts:2\n")).unwrap();
     let mut b = pod_bundle(&net, &["python3", "-c", CLIENT]);
@@ -293,8 +291,7 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
     let moat = sentry();
     let id = unique_id("pod-cli");
     let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
-    let _ = peer.kill();
-    let _ = peer.wait();
+    drop(peer);
     assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
     assert_eq!(
         out,
@@ -384,9 +381,7 @@ fn nothing_in_the_sandbox_reaches_the_hosts_network() {
 fn a_pod_routed_through_an_onlink_gateway() {
     let net = PodNet::routed("pod-onlink");
     let services = format!("{HTTP}{PEER_SERVICES}");
-    let mut peer = net.in_peer(&["python3", "-c", &services, PEER_IP]).stdout(Stdio::piped()).spawn().unwrap();
-    let mut ready = [0u8; 6];
-    peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    let peer = net.serve_in_peer(&["python3", "-c", &services, PEER_IP]);
     let get = format!(
         "import urllib.request; print(urllib.request.urlopen('http://{PEER_IP}:8082/', timeout=10).read().decode())"
     );
@@ -394,8 +389,7 @@ fn a_pod_routed_through_an_onlink_gateway() {
     let moat = sentry();
     let id = unique_id("pod-onlink");
     let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
-    let _ = peer.kill();
-    let _ = peer.wait();
+    drop(peer);
     assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
     assert_eq!(out, format!("hello from the peer ::ffff:{POD_IP}\n"));
     assert_no_leaks(&moat, &id, b.path());
@@ -460,13 +454,7 @@ fn a_pods_containers_share_one_netstack() {
         let out = net.peer_run(&["curl", "-sS", "-m", "5", &format!("http://{POD_IP}:8080/")]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let mut peer = net
-        .in_peer(&["python3", "-c", &format!("{HTTP}{PEER_SERVICES}"), PEER_IP])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = [0u8; 6];
-    peer.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    let peer = net.serve_in_peer(&["python3", "-c", &format!("{HTTP}{PEER_SERVICES}"), PEER_IP]);
     let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host_port = host.local_addr().unwrap().port().to_string();
     let mut sidecar = pod_bundle(&net, &["python3", "-c", SIDECAR, PEER_IP, &host_port]);
@@ -507,8 +495,7 @@ fn a_pods_containers_share_one_netstack() {
         // the pause container's netstack keeps the addresses
         assert!(!net.pod_kernel_addrs().contains("inet "));
     }
-    let _ = peer.kill();
-    let _ = peer.wait();
+    drop(peer);
     // the pause container goes first: a guest's waiting accept ends with
     // ENETDOWN, it gets no new socket, its unix sockets work on
     let mut lasting = pod_bundle(&net, &["python3", "-c", ORPHAN]);
