@@ -40,6 +40,20 @@ impl Default for Moat {
     }
 }
 
+/// A test that fails halfway leaves its containers: they are deleted
+/// (forced) before the state root goes, or their processes would outlive
+/// the test with nothing left to find them by.
+impl Drop for Moat {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.root.path()) else { return };
+        for e in entries.flatten() {
+            if e.path().join("state.json").exists() {
+                let _ = self.cmd(&["delete".as_ref(), "--force".as_ref(), e.file_name().as_os_str()]).output();
+            }
+        }
+    }
+}
+
 impl Moat {
     /// A fresh state root.
     pub fn new() -> Moat {
