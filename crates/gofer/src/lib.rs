@@ -56,6 +56,8 @@ use std::os::fd::OwnedFd;
 
 pub use client::{Client, ClientError, ClientOptions};
 pub use server::{Config, Server, ServerError};
+/// One message and the fds that came with it (the Sentry's helpers speak so too).
+pub use sys::recv_with_fds;
 
 /// Serves `config.root` on the connected socket `sock` until the peer closes it.
 ///

@@ -23,6 +23,7 @@ use smoltcp::wire::{
     NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
 };
 
+use super::offload::ETHER;
 use super::pod::{Cidr, Pod, Route};
 
 /// The largest IP packet (the loopback's MTU; Linux's lo says 65536).
@@ -40,8 +41,6 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86DD;
 const BROADCAST: [u8; 6] = [0xff; 6];
-/// An Ethernet header's length
-const ETHER: usize = 14;
 
 /// A link-layer socket address: interface `index`, protocol `proto` (host
 /// order) and, to send to, a MAC address.

@@ -56,7 +56,7 @@ pub struct Iface {
 pub fn of_stack(pod: Option<&Pod>) -> Vec<Iface> {
     let up = (libc::IFF_UP | libc::IFF_RUNNING) as u16;
     let mut all = vec![Iface {
-        index: 1,
+        index: super::LO_INDEX,
         name: "lo".into(),
         flags: up | libc::IFF_LOOPBACK as u16,
         mtu: 65536,

@@ -8,12 +8,11 @@
 //! is its maker's too). The Sentry installs it in the caller; what the app
 //! then does on it runs natively, as with runc.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use nix::errno::Errno;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::MsgFlags;
 
 /// One request: domain, type (with SOCK_NONBLOCK), protocol, fsuid, fsgid.
 const REQUEST: usize = 5 * 4;
@@ -40,38 +39,16 @@ impl Maker {
         }
         let sock = self.sock.lock().map_err(|_| Errno::EIO)?;
         // (a maker that is gone: the network is, for this sandbox)
-        sendmsg::<()>(sock.as_raw_fd(), &[std::io::IoSlice::new(&req)], &[], MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|_| Errno::ENETDOWN)?;
+        crate::vfs::remote::send(sock.as_fd(), &req, &[]).map_err(|_| Errno::ENETDOWN)?;
         let mut answer = [0u8; 4];
-        let (n, fd) = recv_fd(sock.as_raw_fd(), &mut answer).map_err(|_| Errno::ENETDOWN)?;
-        match (n, fd) {
+        let mut fds = Vec::new();
+        let n = moat_gofer::recv_with_fds(sock.as_fd(), &mut answer, &mut fds).map_err(|_| Errno::ENETDOWN)?;
+        match (n, fds.pop()) {
             (4, Some(fd)) => Ok(fd),
             (4, None) => Err(Errno::from_raw(i32::from_ne_bytes(answer))),
             _ => Err(Errno::ENETDOWN),
         }
     }
-}
-
-/// One message into `buf` and the fd that came with it, if any.
-fn recv_fd(sock: RawFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), Errno> {
-    let mut iov = [IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = loop {
-        match recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Err(Errno::EINTR) => continue,
-            r => break r?,
-        }
-    };
-    let mut fd = None;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            for raw in v {
-                let owned = crate::platform::mem::adopt(raw);
-                fd.get_or_insert(owned);
-            }
-        }
-    }
-    Ok((msg.bytes, fd))
 }
 
 /// The maker's loop, on `sock` (its end): each request answered with the
@@ -95,26 +72,10 @@ pub fn serve(sock: BorrowedFd<'_>) -> Result<(), Errno> {
         }
         let v = |i: usize| u32::from_ne_bytes([req[i * 4], req[i * 4 + 1], req[i * 4 + 2], req[i * 4 + 3]]);
         let made = make(v(0) as i32, v(1) as i32, v(2) as i32, v(3), v(4));
-        let sent = match &made {
-            Ok(fd) => {
-                let fds = [fd.as_raw_fd()];
-                sendmsg::<()>(
-                    sock.as_raw_fd(),
-                    &[std::io::IoSlice::new(&0i32.to_ne_bytes())],
-                    &[ControlMessage::ScmRights(&fds)],
-                    MsgFlags::MSG_NOSIGNAL,
-                    None,
-                )
-            }
-            Err(e) => sendmsg::<()>(
-                sock.as_raw_fd(),
-                &[std::io::IoSlice::new(&(*e as i32).to_ne_bytes())],
-                &[],
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ),
-        };
-        sent?;
+        match &made {
+            Ok(fd) => crate::vfs::remote::send(sock, &0i32.to_ne_bytes(), &[fd.as_raw_fd()])?,
+            Err(e) => crate::vfs::remote::send(sock, &(*e as i32).to_ne_bytes(), &[])?,
+        }
     }
 }
 
@@ -131,17 +92,15 @@ fn make(domain: i32, kind: i32, protocol: i32, fsuid: u32, fsgid: u32) -> Result
     if kind & 0xf != libc::SOCK_STREAM && kind & 0xf != libc::SOCK_DGRAM {
         return Err(Errno::ESOCKTNOSUPPORT);
     }
-    // (setfsuid answers with the previous id, never an error)
-    let uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(fsuid));
-    let gid = nix::unistd::setfsgid(nix::unistd::Gid::from_raw(fsgid));
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    crate::vfs::creds::set_fs_ids(fsuid, fsgid)?;
     // SAFETY: socket(2) takes three integers and no memory; it returns a new fd or -1.
     let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
     let made = Errno::result(fd).map(|fd| {
         // SAFETY: the kernel just returned this new fd; nothing else owns it.
         unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
     });
-    nix::unistd::setfsgid(gid);
-    nix::unistd::setfsuid(uid);
+    crate::vfs::creds::set_fs_ids(uid, gid)?;
     made
 }
 

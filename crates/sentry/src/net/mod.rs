@@ -46,6 +46,9 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 pub use stack::{Sock, Stack};
 
+/// The loopback's interface index, as in every network namespace.
+pub(crate) const LO_INDEX: u32 = 1;
+
 /// One sandbox's network stack, shared by the handlers (which lock it) and
 /// its thread.
 pub struct Netstack {

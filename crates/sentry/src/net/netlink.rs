@@ -19,6 +19,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::pod::{family, Cidr, Pod};
 use super::rtnl;
+use super::LO_INDEX;
 
 const RTM_GETLINK: u16 = 18;
 const RTM_GETADDR: u16 = 22;
@@ -26,8 +27,6 @@ const RTM_GETROUTE: u16 = 26;
 /// The first route netlink message type (RTM_BASE).
 const RTM_BASE: u16 = 16;
 const NLM_F_ACK: u16 = 4;
-/// The loopback's index, as in every network namespace.
-const LO_INDEX: u32 = 1;
 
 /// The answer to one datagram `request` an app sent on a netlink socket of
 /// port `port`: the datagrams to hand it, in order.

@@ -37,7 +37,7 @@ const BIG_MSS: [u16; 2] = [65535 - 40, 65535 - 60];
 const MAX_PEERS: usize = 4096;
 /// The length of an Ethernet header, which the kernel puts before the IP
 /// packet (offsets in the header count from it)
-const ETHER: usize = 14;
+pub(super) const ETHER: usize = 14;
 
 /// Sets packet socket `fd`'s SOL_PACKET option `name` (an int) to
 /// `value`; whether the kernel took it.

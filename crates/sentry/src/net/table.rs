@@ -51,6 +51,15 @@ pub fn unix(text: &str, hidden: &std::collections::HashSet<u64>) -> String {
     out
 }
 
+/// The sandbox's /proc/net/unix: that of the Sentry's own network namespace
+/// (read through its procfs `proc`), where the app's unix sockets are,
+/// less the socketpairs of its stack `net`.
+pub fn unix_of(proc: &std::os::fd::OwnedFd, net: Option<&super::Netstack>) -> Result<String, nix::errno::Errno> {
+    let text = crate::fs::proxy::read(proc, &format!("{}/net/unix", std::process::id()))?;
+    let hidden = net.map(|n| n.lock().own_inodes()).unwrap_or_default();
+    Ok(unix(&String::from_utf8_lossy(&text), &hidden))
+}
+
 /// Linux's TCP state numbers (include/net/tcp_states.h).
 fn tcp_state(s: tcp::State) -> u8 {
     match s {

@@ -167,9 +167,12 @@ impl Stack {
             None => (Addr::ANY, None),
         };
         let control = match to {
-            Some(to) => {
-                pktinfo(s.opts, s.family, to, if std::net::IpAddr::from(to).is_loopback() { LO_INDEX } else { pod })
-            }
+            Some(to) => pktinfo(
+                s.opts,
+                s.family,
+                to,
+                if std::net::IpAddr::from(to).is_loopback() { super::LO_INDEX } else { pod },
+            ),
             None => Vec::new(),
         };
         Ok((n, from, control))
@@ -277,9 +280,6 @@ fn deliver(
     }
     moved
 }
-
-/// The loopback's interface index.
-const LO_INDEX: u32 = 1;
 
 /// The control messages a datagram to `to`, which came in on interface
 /// `index`, carries for a socket with `opts`: IP_PKTINFO (struct

@@ -345,9 +345,7 @@ impl Fds for StubFds<'_> {
     }
 
     fn place(&self, file: OwnedFd, cloexec: bool) -> Result<i32, Errno> {
-        let srcfd = u32::try_from(file.as_raw_fd()).map_err(|_| Errno::EBADF)?;
-        let newfd_flags = if cloexec { libc::O_CLOEXEC as u32 } else { 0 };
-        let fd = addfd(self.notify, &AddFd { id: self.id, flags: 0, srcfd, newfd: 0, newfd_flags })?;
+        let fd = add_to_caller(self.notify, self.id, file.as_fd(), cloexec, 0)?;
         i32::try_from(fd).map_err(|_| Errno::EBADF)
     }
 
@@ -418,9 +416,21 @@ fn reopen(proc: BorrowedFd<'_>, file: BorrowedFd<'_>, flags: OFlag) -> Result<Ow
 
 /// Installs `file` in the caller of notification `id` as its call's result.
 fn install(notify: BorrowedFd<'_>, id: u64, file: BorrowedFd<'_>, cloexec: bool) -> Result<i64, Errno> {
+    add_to_caller(notify, id, file, cloexec, ADDFD_FLAG_SEND)
+}
+
+/// ADDFD of `file` to the caller of notification `id`, with `flags`
+/// (ADDFD_FLAG_SEND: as the call's result); the caller's new fd.
+fn add_to_caller(
+    notify: BorrowedFd<'_>,
+    id: u64,
+    file: BorrowedFd<'_>,
+    cloexec: bool,
+    flags: u32,
+) -> Result<i64, Errno> {
     let srcfd = u32::try_from(file.as_raw_fd()).map_err(|_| Errno::EBADF)?;
     let newfd_flags = if cloexec { libc::O_CLOEXEC as u32 } else { 0 };
-    addfd(notify, &AddFd { id, flags: ADDFD_FLAG_SEND, srcfd, newfd: 0, newfd_flags })
+    addfd(notify, &AddFd { id, flags, srcfd, newfd: 0, newfd_flags })
 }
 
 #[cfg(test)]

@@ -62,17 +62,16 @@ pub fn compile(netstack: bool, own: &[u64]) -> Result<ScmpFilterContext, FilterE
                     "recvmsg" => Some(OWN_RECV_FLAGS),
                     _ => None,
                 };
-                own.iter().zip(std::iter::repeat(flags)).try_for_each(|(fd, flags)| match flags {
-                    Some(f) => add(
-                        &mut ctx,
-                        ScmpAction::Allow,
-                        &[
+                match flags {
+                    Some(f) => own.iter().try_for_each(|fd| {
+                        let conds = [
                             ScmpArgCompare::new(0, ScmpCompareOp::Equal, *fd),
                             ScmpArgCompare::new(2, ScmpCompareOp::Equal, f),
-                        ],
-                    ),
+                        ];
+                        add(&mut ctx, ScmpAction::Allow, &conds)
+                    }),
                     None => Ok(()),
-                })
+                }
             }
             Class::Net(_) => add(&mut ctx, ScmpAction::Allow, &[]),
             // when the rule does not hold, the default applies: the Sentry

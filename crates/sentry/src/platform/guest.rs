@@ -25,15 +25,14 @@
 //! their batches, the interface ioctls). For a socket that is not the netstack's the owner answers
 //! "continue", and the guest's kernel makes the call.
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
 use nix::errno::Errno;
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::socket::MsgFlags;
 
 use crate::syscalls::Memory;
 
@@ -88,14 +87,7 @@ impl Owner {
     /// (made and announced by `create`): sends the owner `proc`, this
     /// Sentry's procfs.
     pub fn hello(calls: UnixStream, tables: UnixStream, proc: BorrowedFd<'_>) -> std::io::Result<Owner> {
-        let fds = [proc.as_raw_fd()];
-        sendmsg::<()>(
-            calls.as_raw_fd(),
-            &[std::io::IoSlice::new(PROCFS)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )?;
+        crate::vfs::remote::send(calls.as_fd(), PROCFS, &[proc.as_raw_fd()])?;
         Ok(Owner {
             calls: Mutex::new(calls),
             tables: Mutex::new(tables),
@@ -126,14 +118,8 @@ impl Owner {
         let mut pending = self.pending.lock().map_err(|_| Errno::EIO)?;
         {
             let sock = self.calls.lock().map_err(|_| Errno::EIO)?;
-            let sent = sendmsg::<()>(
-                sock.as_raw_fd(),
-                &[std::io::IoSlice::new(&bytes)],
-                &[ControlMessage::ScmRights(&fds)],
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            );
-            if sent != Ok(CALL) {
+            // (a message of a seqpacket-sized few bytes goes whole or not at all)
+            if crate::vfs::remote::send(sock.as_fd(), &bytes, &fds).is_err() {
                 drop(pending);
                 self.lost();
                 return Err(Errno::ENETDOWN);
@@ -167,10 +153,11 @@ impl Owner {
         if nix::sys::socket::send(sock.as_raw_fd(), &[code(asked)], MsgFlags::MSG_NOSIGNAL)? != 1 {
             return Err(Errno::EIO);
         }
+        let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
         let mut len = [0u8; 4];
-        read_exact(sock.as_fd(), &mut len)?;
+        std::io::Read::read_exact(&mut &*sock, &mut len).map_err(io)?;
         let mut text = vec![0u8; u32::from_ne_bytes(len) as usize];
-        read_exact(sock.as_fd(), &mut text)?;
+        std::io::Read::read_exact(&mut &*sock, &mut text).map_err(io)?;
         String::from_utf8(text).map_err(|_| Errno::EIO)
     }
 }
@@ -209,18 +196,6 @@ fn table_of(n: u8) -> Option<Asked> {
     })
 }
 
-fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> Result<(), Errno> {
-    while !buf.is_empty() {
-        match nix::unistd::read(fd, buf) {
-            Ok(0) => return Err(Errno::EPIPE),
-            Ok(n) => buf = &mut buf[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 fn write_all(fd: BorrowedFd<'_>, mut rest: &[u8]) -> Result<(), Errno> {
     while !rest.is_empty() {
         match nix::sys::socket::send(fd.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
@@ -256,28 +231,15 @@ pub fn serve_tables(sock: UnixStream, table: impl Fn(Asked) -> String) {
 /// The owner's side of a guest's calls connection, first: the guest's
 /// procfs. None: it never came (the guest's Sentry did not start).
 pub fn receive_procfs(sock: BorrowedFd<'_>) -> Option<OwnedFd> {
-    let (text, mut fds) = recv_with_fds::<1>(sock, PROCFS.len())?;
+    let (text, mut fds) = recv_with_fds(sock, PROCFS.len())?;
     (text == PROCFS && fds.len() == 1).then(|| fds.pop()).flatten()
 }
 
-/// One message of up to `len` bytes with up to `N` fds.
-fn recv_with_fds<const N: usize>(sock: BorrowedFd<'_>, len: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+/// One message of up to `len` bytes, and the fds that came with it.
+fn recv_with_fds(sock: BorrowedFd<'_>, len: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     let mut buf = vec![0u8; len];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; N]);
-    let msg = loop {
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Err(Errno::EINTR) => continue,
-            r => break r.ok()?,
-        }
-    };
     let mut fds = Vec::new();
-    for c in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            fds.extend(v.into_iter().map(super::mem::adopt));
-        }
-    }
-    let n = msg.bytes;
+    let n = moat_gofer::recv_with_fds(sock, &mut buf, &mut fds).ok()?;
     buf.truncate(n);
     Some((buf, fds))
 }
@@ -330,7 +292,7 @@ fn decode(b: &[u8]) -> Option<Notification> {
 /// caller's thread's pidfd, the notify fd to answer it on. None: the guest
 /// is gone (or sent something else).
 pub fn receive(sock: BorrowedFd<'_>) -> Option<(Notification, OwnedFd, OwnedFd)> {
-    let (bytes, mut fds) = recv_with_fds::<2>(sock, CALL)?;
+    let (bytes, mut fds) = recv_with_fds(sock, CALL)?;
     if fds.len() != 2 {
         return None;
     }

@@ -320,12 +320,7 @@ fn pod_table(kernel: &Kernel, proc: Option<&OwnedFd>, asked: super::guest::Asked
     match asked {
         super::guest::Asked::Net(t) => kernel.net.as_ref().map(|n| n.lock().table(t)).unwrap_or_default(),
         super::guest::Asked::Unix => {
-            let text = proc
-                .and_then(|p| crate::fs::proxy::read(p, &format!("{}/net/unix", std::process::id())).ok())
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            let hidden = kernel.net.as_ref().map(|n| n.lock().own_inodes()).unwrap_or_default();
-            crate::net::table::unix(&text, &hidden)
+            proc.and_then(|p| crate::net::table::unix_of(p, kernel.net.as_deref()).ok()).unwrap_or_default()
         }
     }
 }
@@ -437,31 +432,23 @@ fn serve_one(
         // the caller died between poll and receive
         Err(_) => return,
     };
-    // a guest of the pod's netstack: its owner serves the network calls
+    // memory is opened, and the notification re-checked, on first use (see
+    // platform::mem); a handler that fails to reach it answers with the
+    // error, so the caller never waits forever
+    let mem = ProcMem::new(proc, req.pid, notify, req.id);
+    // a guest of the pod's netstack: its owner serves the network calls;
+    // once it is gone they are served here (net::socket then refuses new
+    // internet sockets; unix ones work on; the stack's are dead ends)
     if let (Some(owner), Some(e)) = (&kernel.pod_owner, dispatch.entry(req.data.syscall)) {
-        let mem = ProcMem::new(proc, req.pid, notify, req.id);
         if super::guest::forwarded(e.name, &req.data.args, &mem) {
             match owner.forward(&(&req).into(), notify) {
-                Ok(()) => return,
-                // the caller is gone
-                Err(Errno::ESRCH) => return,
-                // the owner is gone: no new internet sockets; the rest is
-                // served here (unix sockets work on, new ones made here;
-                // the stack's are dead ends)
-                Err(_) if e.name == "socket" && req.data.args[0] != libc::AF_UNIX as u64 => {
-                    let _ = ScmpNotifResp::new_error(req.id, -(Errno::ENETDOWN as i32), ScmpNotifRespFlags::empty())
-                        .respond(raw);
-                    return;
-                }
+                // forwarded, or the caller is gone
+                Ok(()) | Err(Errno::ESRCH) => return,
                 Err(_) => {}
             }
         }
     }
     let fds = StubFds::new(proc, req.pid, notify, req.id, loop_);
-    // memory is opened, and the notification re-checked, on first use (see
-    // platform::mem); a handler that fails to reach it answers with the
-    // error, so the caller never waits forever
-    let mem = ProcMem::new(proc, req.pid, notify, req.id);
     serve_req(&(&req).into(), notify, &mem, &fds, dispatch, kernel, opts, warned);
 }
 

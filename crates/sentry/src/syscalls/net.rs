@@ -39,6 +39,11 @@ const SOCK_CLOEXEC: u64 = libc::SOCK_CLOEXEC as u64;
 pub fn socket(c: &Call<'_>) -> Reply {
     let domain = i32::try_from(c.args[0]).unwrap_or(-1);
     let kind = i32::try_from(c.args[1] & 0xf).unwrap_or(-1);
+    // a guest of a pod's netstack that is gone (while it lives, its owner
+    // serves these): no socket of the host's but a unix one
+    if c.kernel.pod_owner.is_some() && domain != libc::AF_UNIX {
+        return Reply::Error(Errno::ENETDOWN);
+    }
     match (domain, kind) {
         // the kernel's socket diagnostics know none of the netstack's
         // sockets: refused, ss reads /proc/net, which the netstack makes

@@ -134,6 +134,12 @@ fn set_groups(groups: &[u32]) -> Result<(), Errno> {
 
 /// setfsuid/setfsgid of the calling thread, checked (they report the old id,
 /// never an error: asking for an invalid id after reads the current one).
+/// Switches the calling thread's file-system gid, then uid (checked).
+pub(crate) fn set_fs_ids(fsuid: u32, fsgid: u32) -> Result<(), Errno> {
+    set_fs_id(libc::SYS_setfsgid, fsgid)?;
+    set_fs_id(libc::SYS_setfsuid, fsuid)
+}
+
 fn set_fs_id(nr: libc::c_long, id: u32) -> Result<(), Errno> {
     // SAFETY: setfsuid/setfsgid take an id by value, no memory.
     unsafe { libc::syscall(nr, id) };
@@ -214,8 +220,7 @@ impl<'a> AsCaller<'a> {
         if ids {
             set_caps(home.with(ID_CAPS))?;
             set_groups(&c.groups)?;
-            set_fs_id(libc::SYS_setfsgid, c.fsgid)?;
-            set_fs_id(libc::SYS_setfsuid, c.fsuid)?;
+            set_fs_ids(c.fsuid, c.fsgid)?;
         }
         let effective = c.cap_eff & FILE_CAPS & home.caps.permitted;
         set_caps(Caps { effective, ..home.caps })?;

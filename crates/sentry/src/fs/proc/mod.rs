@@ -571,14 +571,10 @@ impl Filesystem for ProcFs<'_> {
                 (None, Some(owner)) => owner.table(crate::platform::guest::Asked::Net(t)).map(String::into_bytes),
                 (None, None) => Ok(Vec::new()),
             },
-            Node::UnixTable(own) => match &self.kernel.pod_owner {
+            Node::UnixTable(_) => match &self.kernel.pod_owner {
                 // a guest of the pod's netstack: its unix sockets are the owner's Sentry's
                 Some(owner) => owner.table(crate::platform::guest::Asked::Unix).map(String::into_bytes),
-                None => {
-                    let text = String::from_utf8_lossy(&self.read_real(&own)?).into_owned();
-                    let hidden = self.kernel.net.as_ref().map(|n| n.lock().own_inodes()).unwrap_or_default();
-                    Ok(crate::net::table::unix(&text, &hidden).into_bytes())
-                }
+                None => crate::net::table::unix_of(&self.sandbox, self.kernel.net.as_deref()).map(String::into_bytes),
             },
             Node::Root | Node::SysDir(_) | Node::Pid(..) | Node::PidDir(_) => Err(Errno::EISDIR),
             _ => Err(Errno::ELOOP),
