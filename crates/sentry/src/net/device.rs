@@ -123,7 +123,7 @@ impl Link {
                 buf: vec![0; super::offload::HDR + ETHER + MAX_PACKET + 1],
                 readable: true,
                 vnet: p.vnet,
-                peers: Default::default(),
+                peers: super::offload::Peers::new(p.gso_max_size),
                 reassembly: Default::default(),
                 fragment_id: std::cell::Cell::new(std::process::id()),
             }),

@@ -366,6 +366,7 @@ mod tests {
             name: "eth0".into(),
             mac: [2, 0, 0, 0, 0, 2],
             mtu: 1500,
+            gso_max_size: 65536,
             vnet: false,
             addrs: vec!["10.0.0.2/24".parse().unwrap()],
             routes: vec!["10.0.0.0/24".parse().unwrap(), "0.0.0.0/0 via 10.0.0.1".parse().unwrap()],

@@ -31,8 +31,8 @@ const GSO_TCPV6: u8 = 4;
 const GSO_UDP: u8 = 3;
 const TCP: u8 = 6;
 const UDP: u8 = 17;
-/// What a SYN's MSS is raised to: a segment of it fills an IP packet.
-const BIG_MSS: [u16; 2] = [65535 - 40, 65535 - 60];
+/// The largest TCP header (with options), which each segment may carry.
+const MAX_TCP_HEADER: usize = 60;
 /// At most this many peers' MSS are kept (past it, the link's MTU decides).
 const MAX_PEERS: usize = 4096;
 /// The length of an Ethernet header, which the kernel puts before the IP
@@ -56,21 +56,44 @@ pub fn enable(fd: BorrowedFd<'_>) -> bool {
 
 /// Has the kernel put IPv4 fragments together before packet socket `fd`
 /// (bound) sees them: a fanout group of its own, of one socket, that
-/// defragments. Whether the kernel took it.
+/// defragments. The group's hook replaces the socket's, so the socket's
+/// PACKET_IGNORE_OUTGOING no longer counts: the group ignores outgoing
+/// packets itself where the kernel can (Linux 6.9), or else every packet
+/// the stack sends comes back to it as a clone to be read and skipped.
+/// Whether the kernel took the group.
 pub fn reassemble(fd: BorrowedFd<'_>) -> bool {
     const PACKET_FANOUT: libc::c_int = 18;
     const FANOUT_CPU: libc::c_int = 2;
     const FLAG_UNIQUEID: libc::c_int = 0x2000;
+    const FLAG_IGNORE_OUTGOING: libc::c_int = 0x4000;
     const FLAG_DEFRAG: libc::c_int = 0x8000;
-    packet_option(fd, PACKET_FANOUT, (FANOUT_CPU | FLAG_UNIQUEID | FLAG_DEFRAG) << 16)
+    let group = FANOUT_CPU | FLAG_UNIQUEID | FLAG_DEFRAG;
+    packet_option(fd, PACKET_FANOUT, (group | FLAG_IGNORE_OUTGOING) << 16)
+        || packet_option(fd, PACKET_FANOUT, group << 16)
 }
 
 /// A connection as the wire sees it: the peer's address and port, ours.
 type Conn = (IpAddr, u16, u16);
 
-/// The MSS each peer announced in its SYN.
-#[derive(Debug, Default)]
-pub struct Peers(HashMap<Conn, u16>);
+/// The MSS each peer announced in its SYN, and what SYNs' MSS is raised
+/// to.
+#[derive(Debug)]
+pub struct Peers {
+    mss: HashMap<Conn, u16>,
+    /// for IPv4 and IPv6: a segment of it, with the largest TCP header,
+    /// fills an IP packet, and fits the link's largest GSO packet with its
+    /// Ethernet header (a longer one, the kernel would cut in software
+    /// before the device, copying every byte: `gso_max_size`, 64 KiB on a
+    /// veth, counts the Ethernet header and must not be reached)
+    big: [u16; 2],
+}
+
+impl Default for Peers {
+    /// For a link of Linux's default GSO size (64 KiB).
+    fn default() -> Peers {
+        Peers::new(65536)
+    }
+}
 
 /// Where an IP packet's header of protocol `proto` (TCP, UDP) is, and its
 /// addresses; None if it is none (or an IPv6 one with extension headers).
@@ -123,6 +146,15 @@ fn port(p: &[u8], at: usize) -> u16 {
 }
 
 impl Peers {
+    /// For a link whose GSO packets are shorter than `gso_max_size`.
+    pub fn new(gso_max_size: u32) -> Peers {
+        let big = |ip: usize| {
+            let packet = (gso_max_size as usize).saturating_sub(1 + ETHER).min(65535);
+            packet.saturating_sub(ip + MAX_TCP_HEADER) as u16
+        };
+        Peers { mss: HashMap::new(), big: [big(20), big(40)] }
+    }
+
     /// Notes the MSS of a SYN that came in (`p`, an IP packet) and raises it.
     pub fn clamp_syn(&mut self, p: &mut [u8]) {
         let Some((t, src, _)) = tcp_of(p) else { return };
@@ -137,12 +169,14 @@ impl Peers {
                 1 => o += 1,
                 2 if p[o + 1] == 4 && o + 4 <= t + thl => {
                     let theirs = u16::from_be_bytes([p[o + 2], p[o + 3]]);
-                    if self.0.len() >= MAX_PEERS {
-                        self.0.clear();
+                    if self.mss.len() >= MAX_PEERS {
+                        self.mss.clear();
                     }
-                    self.0.insert((src, port(p, t), port(p, t + 2)), theirs);
-                    let big = BIG_MSS[usize::from(src.is_ipv6())];
-                    p[o + 2..o + 4].copy_from_slice(&big.to_be_bytes());
+                    self.mss.insert((src, port(p, t), port(p, t + 2)), theirs);
+                    let big = self.big[usize::from(src.is_ipv6())];
+                    if big > theirs {
+                        p[o + 2..o + 4].copy_from_slice(&big.to_be_bytes());
+                    }
                     return;
                 }
                 _ => o += usize::from(p[o + 1]).max(2),
@@ -165,7 +199,7 @@ impl Peers {
             };
         };
         let thl = usize::from(p[t + 12] >> 4) * 4;
-        let theirs = self.0.get(&(dst, port(p, t + 2), port(p, t))).copied().unwrap_or(u16::MAX);
+        let theirs = self.mss.get(&(dst, port(p, t + 2), port(p, t))).copied().unwrap_or(u16::MAX);
         // (their MSS counts no TCP options; each segment carries ours)
         let size = usize::from(theirs).saturating_sub(thl.saturating_sub(20)).min(mtu.saturating_sub(t + thl));
         if p.len() > mtu && size == 0 {
@@ -223,7 +257,8 @@ mod tests {
         // NOP, NOP, MSS 1400, NOP, NOP
         let mut syn = tcp4(peer, us, true, &[1, 1, 2, 4, 0x05, 0x78, 1, 1], 0);
         peers.clamp_syn(&mut syn);
-        assert_eq!(u16::from_be_bytes([syn[44], syn[45]]), 65495);
+        // 64 KiB less one, the Ethernet header, IPv4's and the largest TCP header
+        assert_eq!(u16::from_be_bytes([syn[44], syn[45]]), 65535 - 14 - 20 - 60);
         // a 20 000-byte segment back to the peer (its ports the other way round)
         let mut seg = tcp4(us, peer, false, &[], 20_000);
         seg[20..22].copy_from_slice(&80u16.to_be_bytes());
@@ -238,6 +273,22 @@ mod tests {
         // the pseudo-header's sum: addresses, protocol, TCP length
         let sum: u32 = [0x0a00u32, 0x0002, 0x0a00, 0x0001, 6, 20 + 20_000].iter().sum();
         assert_eq!(u16::from_be_bytes([seg[36], seg[37]]), sum as u16);
+    }
+
+    #[test]
+    fn the_raised_mss_fits_the_links_gso_size() {
+        // a link whose GSO packets stay below 16 KiB: Ethernet, IPv4 and
+        // the largest TCP header fit with a segment of the raised MSS
+        let mut peers = Peers::new(16384);
+        let mut syn = tcp4([10, 0, 0, 1], [10, 0, 0, 2], true, &[2, 4, 0x05, 0xb4], 0);
+        peers.clamp_syn(&mut syn);
+        let big = u16::from_be_bytes([syn[42], syn[43]]);
+        assert_eq!(usize::from(big) + 14 + 20 + 60, 16383);
+        // one below the peer's own leaves it as it was
+        let mut peers = Peers::new(1400);
+        let mut syn = tcp4([10, 0, 0, 1], [10, 0, 0, 2], true, &[2, 4, 0x05, 0xb4], 0);
+        peers.clamp_syn(&mut syn);
+        assert_eq!(u16::from_be_bytes([syn[42], syn[43]]), 1460);
     }
 
     #[test]

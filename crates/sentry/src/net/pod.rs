@@ -117,6 +117,9 @@ pub struct Pod {
     pub mac: [u8; 6],
     /// its MTU
     pub mtu: u32,
+    /// the length its GSO packets stay below, Ethernet header included
+    /// (IFLA_GSO_MAX_SIZE)
+    pub gso_max_size: u32,
     /// the packet socket carries virtio-net headers (TCP segmentation offload)
     pub vnet: bool,
     /// the addresses it had
@@ -182,12 +185,13 @@ fn take_here() -> Result<Option<Pod>, String> {
         return Ok(None);
     };
     let index = link.header.index;
-    let (mut name, mut mac, mut mtu) = (String::new(), [0u8; 6], 1500);
+    let (mut name, mut mac, mut mtu, mut gso_max_size) = (String::new(), [0u8; 6], 1500, 65536);
     for a in &link.attributes {
         match a {
             LinkAttribute::IfName(n) => name = n.clone(),
             LinkAttribute::Address(m) if m.len() == 6 => mac.copy_from_slice(m),
             LinkAttribute::Mtu(m) => mtu = *m,
+            LinkAttribute::GsoMaxSize(g) => gso_max_size = *g,
             _ => {}
         }
     }
@@ -214,7 +218,7 @@ fn take_here() -> Result<Option<Pod>, String> {
     }
     let mut routes: Vec<Route> = routes.into_iter().map(|(r, _)| r).collect();
     routes.sort_by_key(|r| std::cmp::Reverse(r.dst.prefix));
-    Ok(Some(Pod { packets, index, name, mac, mtu, vnet, addrs: cidrs, routes }))
+    Ok(Some(Pod { packets, index, name, mac, mtu, gso_max_size, vnet, addrs: cidrs, routes }))
 }
 
 /// Gives interface `index` of the network namespace `netns` back the
