@@ -2,7 +2,8 @@
 //! namespace holding one end of a veth pair (eth0, 10.78.0.2/24), whose other end is in a peer
 //! namespace (10.78.0.1) where the clients run: the bench itself for TCP streams (1 and 8
 //! connections, reading what the container's `micro serve` sends), and wrk for HTTP requests
-//! (2 threads, 8 keep-alive connections) to its small HTTP server. Both namespaces are the
+//! to its small HTTP server: one keep-alive connection (the latency of a request alone), then 8
+//! from 2 threads (the latency under load, where it is the throughput's inverse). Both namespaces are the
 //! bench's, made in `prepare` and removed when it ends.
 //!
 //! The runtimes' network flags are adjusted for this workload: a moat runtime with
@@ -27,9 +28,10 @@ use super::{Ctx, Metric, Plan, Workload};
 use crate::reaper::Reaper;
 use crate::runtime::{Container, Runtime};
 
-static METRICS: [Metric; 4] = [
+static METRICS: [Metric; 5] = [
     Metric::higher("pod/tcp-1", "TCP stream out of the pod, 1 connection", "MB/s"),
     Metric::higher("pod/tcp-8", "TCP streams out of the pod, 8 connections", "MB/s"),
+    Metric::lower("pod/http-p50-1", "HTTP request latency p50 (wrk, 1 connection)", "µs"),
     Metric::lower("pod/http-p50", "HTTP request latency p50 (wrk, 8 connections)", "µs"),
     Metric::higher("pod/http-rps", "HTTP requests/s (wrk, 8 connections)", "req/s").table_only(),
 ];
@@ -156,9 +158,16 @@ impl Workload for Pod {
         wait_serving(&peer)?;
         let one = stream(&peer, 1, duration)?;
         let eight = stream(&peer, 8, duration)?;
-        let (p50, rps) = wrk(ctx, &net.peer, self.secs)?;
+        let (alone, _) = wrk(ctx, &net.peer, 1, self.secs)?;
+        let (p50, rps) = wrk(ctx, &net.peer, 8, self.secs)?;
         container.delete()?;
-        Ok(vec![("pod/tcp-1", one), ("pod/tcp-8", eight), ("pod/http-p50", p50), ("pod/http-rps", rps)])
+        Ok(vec![
+            ("pod/tcp-1", one),
+            ("pod/tcp-8", eight),
+            ("pod/http-p50-1", alone),
+            ("pod/http-p50", p50),
+            ("pod/http-rps", rps),
+        ])
     }
 }
 
@@ -220,11 +229,14 @@ fn stream(peer: &fs::File, streams: usize, duration: Duration) -> Result<f64> {
     Ok(total as f64 / 1e6 / started.elapsed().as_secs_f64())
 }
 
-/// wrk's p50 latency (µs) and requests/s against the container's HTTP server.
-fn wrk(ctx: &Ctx, peer: &str, secs: u64) -> Result<(f64, f64)> {
+/// wrk's p50 latency (µs) and requests/s against the container's HTTP
+/// server, over `connections` keep-alive connections (one thread per 4).
+fn wrk(ctx: &Ctx, peer: &str, connections: usize, secs: u64) -> Result<(f64, f64)> {
     let url = format!("http://{POD_IP}:5002/");
+    let threads = format!("-t{}", connections.div_ceil(4));
+    let conns = format!("-c{connections}");
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", peer, "wrk", "-t2", "-c8", &format!("-d{secs}s"), "--latency", &url]);
+    cmd.args(["netns", "exec", peer, "wrk", &threads, &conns, &format!("-d{secs}s"), "--latency", &url]);
     let out = ctx.reaper.capture(&mut cmd, Duration::from_secs(secs + 30)).context("run wrk")?;
     let text = out.stdout;
     if out.code != 0 {
