@@ -202,6 +202,39 @@ print("pktinfo6", kind == socket.IPV6_PKTINFO, socket.inet_ntop(socket.AF_INET6,
 x.sendto(b"short", six.getsockname()[:2])
 d, anc, flags, a = six.recvmsg(10, 8)
 print("no room", anc, flags & socket.MSG_CTRUNC != 0)
+six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 0)
+# control messages sent: a hop limit and traffic class of the datagram's
+# own, a source address of the stack's; told on receipt, with the time
+IP_RECVTTL, SO_TIMESTAMP, SO_TIMESTAMPNS, SO_MARK = 12, 29, 35, 36  # (not all in this Python)
+import errno, time
+r4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r4.bind(("127.0.0.1", 0))
+r4.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+r4.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+r4.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+started = time.time()
+cl.sendmsg([b"marked"], [(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", 7)), (socket.IPPROTO_IP, socket.IP_TOS, struct.pack("i", 0x28)),
+                         (socket.IPPROTO_IP, 8, struct.pack("=I4s4s", 0, socket.inet_aton("127.0.0.5"), bytes(4)))], 0, r4.getsockname())
+d, anc, flags, a = r4.recvmsg(10, 256)
+sec, nsec = struct.unpack("qq", anc[0][2])
+print("marks", d.decode(), a[0], [(l, t) for l, t, _ in anc] == [(socket.SOL_SOCKET, SO_TIMESTAMPNS), (socket.IPPROTO_IP, socket.IP_TTL), (socket.IPPROTO_IP, socket.IP_TOS)],
+      struct.unpack("i", anc[1][2])[0], anc[2][2], started <= sec + nsec / 1e9 <= time.time(), r4.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS))
+for bad in [[(socket.IPPROTO_IP, 8, struct.pack("=I4s4s", 0, socket.inet_aton("10.1.2.3"), bytes(4)))],
+            [(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", 0))], [(socket.IPPROTO_IP, 99, struct.pack("i", 0))],
+            [(socket.SOL_SOCKET, SO_MARK, struct.pack("i", 1))]]:
+    try:
+        cl.sendmsg([b"bad"], bad, 0, r4.getsockname())
+        print("sent!")
+    except OSError as e:
+        print("refused", errno.errorcode[e.errno])
+r6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+r6.bind(("::1", 0))
+r6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+r6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVTCLASS, 1)
+x.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x30)
+x.sendmsg([b"six"], [(socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("i", 3))], 0, r6.getsockname()[:2])
+d, anc, flags, a = r6.recvmsg(10, 256)
+print("marks6", d.decode(), [(t, struct.unpack("i", v)[0]) for _, t, v in anc] == [(socket.IPV6_HOPLIMIT, 3), (socket.IPV6_TCLASS, 0x30)])
 "#;
 
 #[test]
@@ -210,7 +243,9 @@ fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
         python("net-udp", UDP),
         "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
          ping 127.0.0.1 0 7 moat-ping!\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n\
-         pktinfo True True 1 127.0.0.1 1\npktinfo6 True ::1 1\nno room [] True\n"
+         pktinfo True True 1 127.0.0.1 1\npktinfo6 True ::1 1\nno room [] True\n\
+         marks marked 127.0.0.5 True 7 b'(' True 1\nrefused EINVAL\nrefused EINVAL\nrefused EINVAL\nrefused EPERM\n\
+         marks6 six True\n"
     );
 }
 

@@ -192,6 +192,20 @@ h = Http(("::", 8082), Hello)
 threading.Thread(target=h.serve_forever, daemon=True).start()
 udp_echo(socket.AF_INET, (sys.argv[1], 7001))
 udp_echo(socket.AF_INET6, ("::", 7002))
+IP_RECVTTL = 12  # (not in this Python)
+# tells each datagram's TTL and TOS, in a datagram of TTL 33 and TOS 0x48
+marks = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+marks.bind((sys.argv[1], 7003))
+marks.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+marks.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+marks.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 33)
+marks.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x48)
+def tell():
+    while True:
+        d, anc, _, a = marks.recvmsg(100, 64)
+        got = {t: (v[0] if len(v) == 1 else struct.unpack("i", v)[0]) for _, t, v in anc}
+        marks.sendto(b"%d %#x" % (got.get(socket.IP_TTL, -1), got.get(socket.IP_TOS, -1)), a)
+threading.Thread(target=tell, daemon=True).start()
 dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 dns.bind((sys.argv[1], 53))
 print("ready", flush=True)
@@ -229,6 +243,26 @@ d, anc, _, _ = u.recvmsg(100, 64)
 index, _, to = struct.unpack("=I4s4s", anc[0][2])
 print("pktinfo", index == socket.if_nametoindex("eth0"), socket.inet_ntoa(to))
 u.setsockopt(socket.IPPROTO_IP, 8, 0)
+# a datagram's own TTL and TOS, on the wire (the peer tells them), and the
+# peer's, told here with the time each came
+IP_RECVTTL, SO_TIMESTAMP = 12, 29  # (not in this Python)
+u.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+u.setsockopt(socket.IPPROTO_IP, socket.IP_RECVTOS, 1)
+u.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+import time
+started = time.time()
+u.sendmsg([b"m"], [(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", 5)), (socket.IPPROTO_IP, socket.IP_TOS, b"\x20")], 0, (peer, 7003))
+d, anc, _, _ = u.recvmsg(100, 128)
+sec, usec = struct.unpack("qq", anc[0][2])
+print("marks", d.decode(), [t for _, t, _ in anc] == [SO_TIMESTAMP, socket.IP_TTL, socket.IP_TOS],
+      struct.unpack("i", anc[1][2])[0], hex(anc[2][2][0]), started <= sec + usec / 1e6 <= time.time())
+u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 9)
+u.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
+u.sendto(b"s", (peer, 7003))
+print("socket marks", u.recvfrom(100)[0].decode())
+for o in (IP_RECVTTL, socket.IP_RECVTOS, socket.IP_TTL, socket.IP_TOS):
+    u.setsockopt(socket.IPPROTO_IP, o, 0 if o != socket.IP_TTL else 64)
+u.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 0)
 # longer than the link's MTU: fragments out and in
 u.sendto(b"x" * 4000, (peer, 7001))
 print("fragments", u.recvfrom(65536)[0] == b"X" * 4000)
@@ -297,7 +331,8 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
         out,
         format!(
             "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
-             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\npktinfo True {POD_IP}\nfragments True\n\
+             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\npktinfo True {POD_IP}\nmarks 5 0x20 True 33 0x48 True\n\
+             socket marks 9 0x10\nfragments True\n\
              fragments v6 True\nping {PEER_IP} hello!\nlong ping {PEER_IP} True\nping {PEER_IP6} hello!\nlong ping {PEER_IP6} True\n\
              interfaces ['lo', 'eth0']\ndead host EHOSTUNREACH True\nunix xinu\n"
         )

@@ -102,6 +102,8 @@ pub struct Link {
     wire: Option<Wire>,
     /// where smoltcp writes each packet it sends
     tx: Vec<u8>,
+    /// UDP packets' headers as they came, and as they are to go
+    pub meta: super::ipmeta::Meta,
 }
 
 impl Link {
@@ -129,7 +131,7 @@ impl Link {
             }),
             None => None,
         };
-        Ok(Link { queue: VecDeque::new(), wire, tx: Vec::new() })
+        Ok(Link { queue: VecDeque::new(), wire, tx: Vec::new(), meta: Default::default() })
     }
 
     /// Notes that the pod interface's socket has packets to read.
@@ -493,8 +495,8 @@ fn ndisc_packet(src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr, nd: NdiscRepr<
     b
 }
 
-/// A packet received.
-pub struct Rx(Vec<u8>);
+/// A packet received, and the id smoltcp keeps with it.
+pub struct Rx(Vec<u8>, phy::PacketMeta);
 
 /// Room for a packet to send.
 pub struct Tx<'a>(&'a mut Link);
@@ -502,6 +504,10 @@ pub struct Tx<'a>(&'a mut Link);
 impl phy::RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(&self.0)
+    }
+
+    fn meta(&self) -> phy::PacketMeta {
+        self.1
     }
 }
 
@@ -513,6 +519,7 @@ impl phy::TxToken for Tx<'_> {
             buf.resize(len, 0);
         }
         let r = f(&mut buf[..len]);
+        self.0.meta.mark(&mut buf[..len]);
         self.0.send(&mut buf[..len]);
         self.0.tx = buf;
         r
@@ -553,7 +560,8 @@ impl Device for Link {
             Some(p) => p,
             None => self.wire.as_mut()?.receive()?,
         };
-        Some((Rx(packet), Tx(self)))
+        let meta = self.meta.arrived(&packet);
+        Some((Rx(packet, meta), Tx(self)))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {

@@ -26,8 +26,10 @@
 //! names a sandbox binds and reaches are its alone.
 
 pub mod addr;
+pub mod cmsg;
 mod device;
 pub mod ifreq;
+mod ipmeta;
 pub mod maker;
 pub mod netlink;
 mod offload;

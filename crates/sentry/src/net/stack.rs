@@ -95,6 +95,32 @@ pub struct Opts {
     pub pktinfo: bool,
     /// IPV6_RECVPKTINFO: the same, IPv6's way
     pub pktinfo6: bool,
+    /// IP_TOS: each IPv4 datagram's traffic class
+    pub tos: u8,
+    /// IPV6_TCLASS: each IPv6 datagram's
+    pub tclass: u8,
+    /// IP_RECVTTL: each datagram received tells its IPv4 header's TTL
+    pub recv_ttl: bool,
+    /// IP_RECVTOS: and its TOS
+    pub recv_tos: bool,
+    /// IPV6_RECVHOPLIMIT: an IPv6 socket's, the hop limit
+    pub recv_hoplimit: bool,
+    /// IPV6_RECVTCLASS: and the traffic class
+    pub recv_tclass: bool,
+    /// SO_TIMESTAMP, SO_TIMESTAMPNS (and their _NEW numbers): each datagram
+    /// received tells when it came in
+    pub stamp: Option<Stamp>,
+}
+
+/// How a datagram's time of arrival is told: the control message's type,
+/// and whether in nanoseconds (struct timespec) or microseconds (struct
+/// timeval; the same layout as the _NEW numbers' 64-bit ones on x86-64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// the control message's type (SCM_TIMESTAMP, SCM_TIMESTAMPNS, …)
+    pub kind: i32,
+    /// in nanoseconds (else microseconds)
+    pub nanos: bool,
 }
 
 /// One app socket.
@@ -127,12 +153,11 @@ pub struct Sock {
     pub(super) readable: bool,
     /// the app's end may take bytes (no EAGAIN since it last said so)
     pub(super) writable: bool,
-    /// UDP: the senders of the datagrams on the app's end, oldest first,
-    /// and the addresses they were sent to
-    pub(super) sources: VecDeque<(Addr, Option<IpAddress>)>,
-    /// UDP: datagrams not yet written to the app's end (it was full), with
-    /// their senders and destinations
-    pub(super) held: VecDeque<(Vec<u8>, Addr, Option<IpAddress>)>,
+    /// UDP: where the datagrams on the app's end came from, oldest first
+    pub(super) sources: VecDeque<super::udp::Came>,
+    /// UDP: datagrams not yet written to the app's end (it was full), and
+    /// where they came from
+    pub(super) held: VecDeque<(Vec<u8>, super::udp::Came)>,
     /// bytes the Sentry wrote on the app's end to keep it from polling
     /// writable while it connects ([`Stack::hold_writes`]), still to be
     /// read off the stack's end before the app's own

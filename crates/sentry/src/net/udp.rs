@@ -22,7 +22,9 @@ use smoltcp::socket::{icmp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Address};
 
 use super::addr::{Addr, Family};
-use super::stack::{Stack, State};
+use super::cmsg::Ancillary;
+use super::ipmeta::{Arrival, Marks};
+use super::stack::{Opts, Stack, State};
 
 /// Datagrams each UDP socket buffers each way, and their bytes.
 const DATAGRAMS: usize = 64;
@@ -38,6 +40,18 @@ fn udp_socket() -> udp::Socket<'static> {
 fn icmp_socket() -> icmp::Socket<'static> {
     let buffer = || icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; DATAGRAMS], vec![0; BYTES]);
     icmp::Socket::new(buffer(), buffer())
+}
+
+/// Where a datagram on the app's end came from: its sender, the address
+/// it was sent to, and its IP header and time of arrival (when still kept).
+#[derive(Debug, Clone, Copy)]
+pub struct Came {
+    /// its sender
+    pub from: Addr,
+    /// the address it was sent to
+    pub to: Option<IpAddress>,
+    /// its IP header and time of arrival
+    pub arrival: Option<Arrival>,
 }
 
 /// ICMP and ICMPv6 echo request and reply types.
@@ -63,10 +77,11 @@ impl Stack {
     }
 
     /// What a datagram of socket `local` to `to` is sent with: its
-    /// destination, and its source where smoltcp's choice would not be Linux's.
-    fn meta(&self, local: Addr, to: IpEndpoint) -> udp::UdpMetadata {
+    /// destination, and its source (`source`, or where smoltcp's choice
+    /// would not be Linux's).
+    fn meta(&self, local: Addr, to: IpEndpoint, source: Option<IpAddress>) -> udp::UdpMetadata {
         let mut m = udp::UdpMetadata::from(to);
-        m.local_address = local.ip.or_else(|| self.source(to.addr));
+        m.local_address = source.or(local.ip).or_else(|| self.source(to.addr));
         m
     }
 
@@ -112,8 +127,9 @@ impl Stack {
         Ok(())
     }
 
-    /// sendto(2) of `data` to `to` (None: the peer) on UDP socket `key`.
-    pub fn udp_send(&mut self, key: u64, data: &[u8], to: Option<Addr>) -> Result<usize, Errno> {
+    /// sendto(2) of `data` to `to` (None: the peer) on UDP socket `key`,
+    /// with what control messages ask (`anc`).
+    pub fn udp_send(&mut self, key: u64, data: &[u8], to: Option<Addr>, anc: &Ancillary) -> Result<usize, Errno> {
         if data.len() > MAX_DATAGRAM {
             return Err(Errno::EMSGSIZE);
         }
@@ -132,14 +148,22 @@ impl Stack {
         let (State::Datagram { handle: Some(h), .. }, ident) = (&s.state, s.local.port) else {
             return Err(Errno::EINVAL);
         };
-        let (h, local) = (*h, s.local);
+        let (h, local, opts) = (*h, s.local, s.opts);
         if ping {
             return send_echo(self.sockets.get_mut::<icmp::Socket>(h), family, ident, data, to.addr);
         }
-        let meta = self.meta(local, to);
+        // a source of the app's own must be one of the stack's (Linux: EINVAL)
+        if anc.source.is_some_and(|ip| !self.device.is_own(ip.into())) {
+            return Err(Errno::EINVAL);
+        }
+        let meta = self.meta(local, to, anc.source);
         let u = self.sockets.get_mut::<udp::Socket>(h);
         match u.send_slice(data, meta) {
-            Ok(()) => Ok(data.len()),
+            Ok(()) => {
+                let flow = (local.port, to.addr.into(), to.port);
+                self.device.meta.sending(flow, marks(&opts, to.addr, &anc.marks));
+                Ok(data.len())
+            }
             Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
             Err(udp::SendError::Unaddressable) => Err(Errno::EINVAL),
         }
@@ -148,8 +172,7 @@ impl Stack {
     /// recvfrom(2) asking for the sender, on UDP socket `key` whose app end
     /// is `theirs`: the next datagram there (up to `buf`'s length; its own
     /// length with MSG_TRUNC), its sender, and the control messages the
-    /// socket's options ask for (IP_PKTINFO, IPV6_PKTINFO: the address it
-    /// was sent to). EAGAIN if there is none.
+    /// socket's options ask for ([`super::cmsg::received`]). EAGAIN if there is none.
     pub fn udp_recv(
         &mut self,
         key: u64,
@@ -162,20 +185,13 @@ impl Stack {
         let n = recv(theirs.as_raw_fd(), buf, flags)?;
         let pod = self.pod.as_ref().map_or(0, |p| p.index);
         let s = self.sock(key)?;
-        let (from, to) = match if peek { s.sources.front().copied() } else { s.sources.pop_front() } {
-            Some(got) => got,
-            None => (Addr::ANY, None),
+        let came = if peek { s.sources.front().copied() } else { s.sources.pop_front() };
+        let Some(came) = came else { return Ok((n, Addr::ANY, Vec::new())) };
+        let index = match came.to {
+            Some(to) if !std::net::IpAddr::from(to).is_loopback() => pod,
+            _ => super::LO_INDEX,
         };
-        let control = match to {
-            Some(to) => pktinfo(
-                s.opts,
-                s.family,
-                to,
-                if std::net::IpAddr::from(to).is_loopback() { super::LO_INDEX } else { pod },
-            ),
-            None => Vec::new(),
-        };
-        Ok((n, from, control))
+        Ok((n, came.from, super::cmsg::received(&s.opts, s.family, &came, index)))
     }
 
     /// Moves datagram socket `key`'s datagrams both ways; whether any moved.
@@ -185,8 +201,12 @@ impl Stack {
         }
         let Some(sock) = self.socks.get(&key) else { return false };
         let State::Datagram { peer, .. } = sock.state else { return false };
-        let to = peer.and_then(|p| p.endpoint()).map(|to| self.meta(sock.local, to));
-        let Stack { sockets, socks, epoll, .. } = self;
+        let opts = sock.opts;
+        let to = peer.and_then(|p| p.endpoint()).map(|to| {
+            let flow = (sock.local.port, to.addr.into(), to.port);
+            (self.meta(sock.local, to, None), flow, marks(&opts, to.addr, &Marks::default()))
+        });
+        let Stack { sockets, socks, epoll, device, .. } = self;
         let Some(sock) = socks.get_mut(&key) else { return false };
         let State::Datagram { handle: Some(h), .. } = sock.state else { return false };
         let u = sockets.get_mut::<udp::Socket>(h);
@@ -194,19 +214,22 @@ impl Stack {
         // no peer there is nowhere to send them (Linux: EDESTADDRREQ)
         let can = u.can_send();
         let mut moved = from_app(sock, buf, can, |data| {
-            if let Some(to) = to {
-                let _ = u.send_slice(data, to);
+            if let Some((meta, flow, marks)) = to {
+                if u.send_slice(data, meta).is_ok() {
+                    device.meta.sending(flow, marks);
+                }
             }
             u.can_send()
         });
-        // datagrams that came in, to the app's end, their senders noted
+        // datagrams that came in, to the app's end, where they came from noted
         moved |= deliver(sock, || {
             loop {
                 let (data, meta) = u.recv().ok()?;
                 let from = Addr::from(meta.endpoint);
                 // a connected socket takes its peer's datagrams only
                 if peer.is_none_or(|p| p == from) {
-                    return Some((data.to_vec(), from, meta.local_address));
+                    let arrival = device.meta.arrival(meta.meta.id);
+                    return Some((data.to_vec(), Came { from, to: meta.local_address, arrival }));
                 }
             }
         });
@@ -246,20 +269,17 @@ pub(super) fn from_app(
 /// Writes the datagrams that came in for `sock` to the app's end, the
 /// held ones first, then what `next` gives, noting each sender and
 /// destination; whether any moved.
-fn deliver(
-    sock: &mut super::stack::Sock,
-    mut next: impl FnMut() -> Option<(Vec<u8>, Addr, Option<IpAddress>)>,
-) -> bool {
+fn deliver(sock: &mut super::stack::Sock, mut next: impl FnMut() -> Option<(Vec<u8>, Came)>) -> bool {
     let fd = sock.ours.as_raw_fd();
     let mut moved = false;
     loop {
-        if let Some((data, from, to)) = sock.held.front() {
+        if let Some((data, came)) = sock.held.front() {
             if !sock.writable {
                 break;
             }
             match send(fd, data, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL) {
                 Ok(_) => {
-                    sock.sources.push_back((*from, *to));
+                    sock.sources.push_back(*came);
                     sock.held.pop_front();
                     moved = true;
                     continue;
@@ -281,32 +301,14 @@ fn deliver(
     moved
 }
 
-/// The control messages a datagram to `to`, which came in on interface
-/// `index`, carries for a socket with `opts`: IP_PKTINFO (struct
-/// in_pktinfo) for an IPv4 one, IPV6_PKTINFO (struct in6_pktinfo, IPv4 as
-/// mapped) with IPV6_RECVPKTINFO, each a struct cmsghdr padded to 8 bytes.
-fn pktinfo(opts: super::stack::Opts, family: Family, to: IpAddress, index: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut cmsg = |level: i32, kind: i32, data: &[u8]| {
-        out.extend_from_slice(&(16 + data.len() as u64).to_ne_bytes());
-        out.extend_from_slice(&level.to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().next_multiple_of(8), 0);
+/// The marks of a datagram to `to` of a socket with `opts`: the control
+/// messages' (`asked`), else the socket's IP_TTL and IP_TOS (IPV6_TCLASS).
+fn marks(opts: &Opts, to: IpAddress, asked: &Marks) -> Marks {
+    let tos = match to {
+        IpAddress::Ipv4(_) => opts.tos,
+        IpAddress::Ipv6(_) => opts.tclass,
     };
-    if let (true, IpAddress::Ipv4(v4)) = (opts.pktinfo, to) {
-        let data = [index.to_ne_bytes(), v4.octets(), v4.octets()].concat();
-        cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &data);
-    }
-    if opts.pktinfo6 && family == Family::V6 {
-        let v6 = match to {
-            IpAddress::Ipv4(v4) => v4.to_ipv6_mapped(),
-            IpAddress::Ipv6(v6) => v6,
-        };
-        let data = [v6.octets().as_slice(), &index.to_ne_bytes()].concat();
-        cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &data);
-    }
-    out
+    Marks { hop_limit: asked.hop_limit.or(opts.ttl), tclass: asked.tclass.or((tos != 0).then_some(tos)) }
 }
 
 /// What a datagram socket's thread waits for: the app's datagrams, and
@@ -360,7 +362,7 @@ impl Stack {
         moved |= deliver(sock, || loop {
             let (data, from) = i.recv().ok()?;
             if data.first().is_some_and(|t| ECHO_REPLY.contains(t)) {
-                return Some((data.to_vec(), Addr { ip: Some(from), port: 0 }, None));
+                return Some((data.to_vec(), Came { from: Addr { ip: Some(from), port: 0 }, to: None, arrival: None }));
             }
         });
         want_datagrams(sock, epoll, key);

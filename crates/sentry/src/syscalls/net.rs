@@ -14,6 +14,8 @@ use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 
 use super::{Call, Later, Memory, Reply};
 use crate::net::addr::{self, Family};
+use crate::net::cmsg::{Ancillary, MAX_CONTROL};
+use crate::net::stack::Stamp;
 use crate::net::Netstack;
 
 /// Netlink families a program may open: routing (ip, getaddrinfo's
@@ -443,6 +445,12 @@ fn name(c: &Call<'_>, peer: bool) -> Reply {
 }
 
 const SOL_SOCKET: i32 = libc::SOL_SOCKET;
+/// SO_TIMESTAMP, SO_TIMESTAMPNS and their 64-bit-time numbers (x86-64's
+/// are the same structs)
+const TIMESTAMP: i32 = libc::SO_TIMESTAMP;
+const TIMESTAMPNS: i32 = libc::SO_TIMESTAMPNS;
+const TIMESTAMP_NEW: i32 = 63;
+const TIMESTAMPNS_NEW: i32 = 64;
 
 /// getsockopt(fd, level, name, value, len): the options the netstack
 /// keeps; others of SOL_SOCKET (timeouts, buffer sizes) are the app's
@@ -482,6 +490,8 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
                 let (on, secs) = o.linger.unwrap_or((false, 0));
                 Ok([i32::from(on).to_ne_bytes(), secs.to_ne_bytes()].concat())
             }
+            (SOL_SOCKET, TIMESTAMP | TIMESTAMP_NEW) if udp => int(i32::from(o.stamp.is_some_and(|st| !st.nanos))),
+            (SOL_SOCKET, TIMESTAMPNS | TIMESTAMPNS_NEW) if udp => int(i32::from(o.stamp.is_some_and(|st| st.nanos))),
             (SOL_SOCKET, _) => return Reply::Continue,
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => int(i32::from(o.nodelay)),
             (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => int(1460),
@@ -491,6 +501,12 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => int(i32::from(o.v6only)),
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => int(i32::from(o.pktinfo)),
             (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if s.family == Family::V6 => int(i32::from(o.pktinfo6)),
+            (libc::IPPROTO_IP, libc::IP_TOS) => int(i32::from(o.tos)),
+            (libc::IPPROTO_IP, libc::IP_RECVTTL) => int(i32::from(o.recv_ttl)),
+            (libc::IPPROTO_IP, libc::IP_RECVTOS) => int(i32::from(o.recv_tos)),
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if s.family == Family::V6 => int(i32::from(o.tclass)),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) if s.family == Family::V6 => int(i32::from(o.recv_hoplimit)),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) if s.family == Family::V6 => int(i32::from(o.recv_tclass)),
             _ => Err(Errno::ENOPROTOOPT),
         }
     };
@@ -505,9 +521,15 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
         return r;
     }
     let (level, name, at, len) = (c.args[1] as i32, c.args[2] as i32, c.args[3], c.args[4]);
+    let stamp = level == SOL_SOCKET && matches!(name, TIMESTAMP | TIMESTAMPNS | TIMESTAMP_NEW | TIMESTAMPNS_NEW);
     if level == SOL_SOCKET
+        && !stamp
         && !matches!(name, libc::SO_REUSEADDR | libc::SO_REUSEPORT | libc::SO_KEEPALIVE | libc::SO_LINGER)
     {
+        return Reply::Continue;
+    }
+    // (a TCP socket's timestamps are its app end's: nothing comes of them)
+    if stamp && !net.lock().sock(key).is_ok_and(|s| s.is_udp()) {
         return Reply::Continue;
     }
     let len = usize::try_from(len).unwrap_or(0);
@@ -553,22 +575,33 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
         }
         (libc::IPPROTO_IP, libc::IP_PKTINFO) => o.pktinfo = v != 0,
         (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if s.family == Family::V6 => o.pktinfo6 = v != 0,
-        // accepted, with no effect here: no error queue, path MTU discovery
-        // or other ancillary data on the stack's sockets yet (glibc's
-        // resolver sets IP_RECVERR on each of its sockets)
+        (SOL_SOCKET, TIMESTAMP | TIMESTAMP_NEW) => {
+            // (Linux's SCM_TIMESTAMP* numbers are the options')
+            o.stamp = (v != 0).then_some(Stamp { kind: name, nanos: false });
+        }
+        (SOL_SOCKET, TIMESTAMPNS | TIMESTAMPNS_NEW) => o.stamp = (v != 0).then_some(Stamp { kind: name, nanos: true }),
+        // a UDP socket's traffic class is its datagrams' (smoltcp's TCP
+        // has none: accepted, with no effect, on a TCP socket)
+        (libc::IPPROTO_IP, libc::IP_TOS) => o.tos = v as u8,
+        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if s.family == Family::V6 => {
+            o.tclass = match v {
+                -1 => 0,
+                0..=255 => v as u8,
+                _ => return Reply::Error(Errno::EINVAL),
+            }
+        }
+        (libc::IPPROTO_IP, libc::IP_RECVTTL) => o.recv_ttl = v != 0,
+        (libc::IPPROTO_IP, libc::IP_RECVTOS) => o.recv_tos = v != 0,
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) if s.family == Family::V6 => o.recv_hoplimit = v != 0,
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) if s.family == Family::V6 => o.recv_tclass = v != 0,
+        // accepted, with no effect here: no error queue or path MTU
+        // discovery on the stack's sockets yet (glibc's resolver sets
+        // IP_RECVERR on each of its sockets)
         (
             libc::IPPROTO_IP,
-            libc::IP_TOS
-            | libc::IP_RECVERR
-            | libc::IP_MTU_DISCOVER
-            | libc::IP_RECVTOS
-            | libc::IP_FREEBIND
-            | libc::IP_BIND_ADDRESS_NO_PORT,
+            libc::IP_RECVERR | libc::IP_MTU_DISCOVER | libc::IP_FREEBIND | libc::IP_BIND_ADDRESS_NO_PORT,
         )
-        | (
-            libc::IPPROTO_IPV6,
-            libc::IPV6_TCLASS | libc::IPV6_RECVERR | libc::IPV6_MTU_DISCOVER | libc::IPV6_RECVTCLASS,
-        ) => {}
+        | (libc::IPPROTO_IPV6, libc::IPV6_RECVERR | libc::IPV6_MTU_DISCOVER) => {}
         (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.family == Family::V6 => o.v6only = v != 0,
         _ => return Reply::Error(Errno::ENOPROTOOPT),
     }
@@ -602,7 +635,7 @@ pub fn sendto(c: &Call<'_>) -> Reply {
         Ok(a) => a,
         Err(e) => return Reply::Error(e),
     };
-    let sent = net.lock().udp_send(key, &data, Some(to));
+    let sent = net.lock().udp_send(key, &data, Some(to), &Ancillary::default());
     net.wake();
     reply(sent.map(|n| Reply::Value(n as i64)))
 }
@@ -734,12 +767,22 @@ fn iovecs(mem: &dyn Memory, hdr: &MsgHdr) -> Result<Vec<(u64, usize)>, Errno> {
 
 /// One sendmsg on UDP socket `key`: the bytes sent.
 fn send_one(mem: &dyn Memory, net: &Netstack, key: u64, family: Family, at: u64) -> Result<i64, Errno> {
-    let (data, name) = gather(mem, at, crate::net::udp::MAX_DATAGRAM)?;
+    let hdr = read_msghdr(mem, at)?;
+    let (data, name) = gather(mem, &hdr, crate::net::udp::MAX_DATAGRAM)?;
     let to = match name {
         None => None,
         Some((at, len)) => Some(read_addr(mem, family, at, u64::from(len))?),
     };
-    let sent = net.lock().udp_send(key, &data, to);
+    let anc = match (hdr.control, hdr.controllen) {
+        (0, _) | (_, 0..16) => Ancillary::default(),
+        (_, len) if len > MAX_CONTROL => return Err(Errno::ENOBUFS),
+        (at, len) => {
+            let mut control = vec![0u8; len as usize];
+            mem.read(at, &mut control)?;
+            Ancillary::parse(&control, family)?
+        }
+    };
+    let sent = net.lock().udp_send(key, &data, to, &anc);
     net.wake();
     sent.map(|n| n as i64)
 }
@@ -747,12 +790,11 @@ fn send_one(mem: &dyn Memory, net: &Netstack, key: u64, family: Family, at: u64)
 /// Where a message's address is in the caller, and its length.
 type Name = (u64, u32);
 
-/// The bytes of the message whose struct msghdr is at `at` (EMSGSIZE past
-/// `max`), and where its address is, if it has one.
-fn gather(mem: &dyn Memory, at: u64, max: usize) -> Result<(Vec<u8>, Option<Name>), Errno> {
-    let hdr = read_msghdr(mem, at)?;
+/// The bytes of the message of struct msghdr `hdr` (EMSGSIZE past `max`),
+/// and where its address is, if it has one.
+fn gather(mem: &dyn Memory, hdr: &MsgHdr, max: usize) -> Result<(Vec<u8>, Option<Name>), Errno> {
     let mut data = Vec::new();
-    for (base, len) in iovecs(mem, &hdr)? {
+    for (base, len) in iovecs(mem, hdr)? {
         if data.len() + len > max {
             return Err(Errno::EMSGSIZE);
         }
@@ -854,10 +896,11 @@ fn ours_udp(c: &Call<'_>) -> Option<(Arc<Netstack>, u64, OwnedFd, Family)> {
 }
 
 /// sendmsg(fd, msg, flags): the netstack's UDP sockets here (an address,
-/// if any, from msg_name; control data ignored); the host makes the rest.
+/// if any, from msg_name; the control messages of [`Ancillary::parse`]);
+/// the host makes the rest.
 pub fn sendmsg(c: &Call<'_>) -> Reply {
     if let Some((net, key, _)) = ours_netlink(c) {
-        let r = gather(c.mem, c.args[1], MAX_NETLINK).and_then(|(data, _)| {
+        let r = read_msghdr(c.mem, c.args[1]).and_then(|hdr| gather(c.mem, &hdr, MAX_NETLINK)).and_then(|(data, _)| {
             net.lock().netlink_request(key, &data)?;
             Ok(Reply::Value(data.len() as i64))
         });

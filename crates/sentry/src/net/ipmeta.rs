@@ -1,0 +1,284 @@
+//! What a datagram carries besides its bytes, for the control messages of
+//! recvmsg and sendmsg: the hop limit (TTL) and traffic class (TOS) of its
+//! IP header, and when it came in.
+//!
+//! smoltcp keeps a packet id with each datagram that comes in
+//! (`PacketMeta`): the device numbers each UDP packet it receives and notes
+//! its header and time ([`Meta::arrived`]), and the stack looks them up by
+//! the id the datagram comes out of its socket with ([`Meta::arrival`]).
+//! Going out, smoltcp hands the device no id for an IPv6 packet, so a
+//! datagram sent with a hop limit or traffic class of its own (sendmsg's
+//! IP_TTL, IP_TOS, …, a socket's IP_TOS) is queued by its flow instead
+//! ([`Meta::sending`]; a UDP socket's datagrams leave in the order they
+//! were sent), and the device writes the marks into the next packet of
+//! that flow smoltcp makes ([`Meta::mark`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use smoltcp::phy::PacketMeta;
+
+/// How many packets' arrivals are kept (a datagram is looked up as soon as
+/// the stack's thread moves it to the app's end, within the same round),
+/// and how many datagrams' marks wait at most.
+const SLOTS: usize = 4096;
+/// Marks not used by then are of a datagram smoltcp dropped (with no
+/// route for it): they go, so as not to land on the flow's next one.
+const STALE: Duration = Duration::from_secs(1);
+const UDP: u8 = 17;
+
+/// What a datagram's IP header said, and when it came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// TTL, IPv6's hop limit
+    pub hop_limit: u8,
+    /// TOS, IPv6's traffic class
+    pub tclass: u8,
+    /// since the epoch (CLOCK_REALTIME, as SO_TIMESTAMP tells it)
+    pub at: Duration,
+}
+
+/// What a datagram sent asks of its IP header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// the TTL, hop limit
+    pub hop_limit: Option<u8>,
+    /// the TOS, traffic class
+    pub tclass: Option<u8>,
+}
+
+/// A UDP flow going out: source port, destination address and port.
+pub type Flow = (u16, IpAddr, u16);
+
+/// Recent packets' arrivals by id, and the marks of datagrams to be sent,
+/// by flow, oldest first.
+#[derive(Debug)]
+pub struct Meta {
+    last: u32,
+    arrivals: Vec<Option<(u32, Arrival)>>,
+    marks: HashMap<Flow, VecDeque<(Instant, Marks)>>,
+    /// how many marks wait, in all flows
+    waiting: usize,
+}
+
+impl Default for Meta {
+    fn default() -> Meta {
+        Meta { last: 0, arrivals: vec![None; SLOTS], marks: HashMap::new(), waiting: 0 }
+    }
+}
+
+fn meta(id: u32) -> PacketMeta {
+    let mut m = PacketMeta::default();
+    m.id = id;
+    m
+}
+
+impl Meta {
+    fn next(&mut self) -> u32 {
+        // (0 is "none")
+        self.last = self.last.checked_add(1).unwrap_or(1);
+        self.last
+    }
+
+    /// Notes IP packet `p` coming in: the id smoltcp is to keep with it
+    /// (none for a packet that is not UDP).
+    pub fn arrived(&mut self, p: &[u8]) -> PacketMeta {
+        let Some((hop_limit, tclass)) = header_of(p) else { return PacketMeta::default() };
+        let at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let id = self.next();
+        self.arrivals[id as usize % SLOTS] = Some((id, Arrival { hop_limit, tclass, at }));
+        meta(id)
+    }
+
+    /// The arrival of the packet smoltcp numbered `id`, if still kept.
+    pub fn arrival(&self, id: u32) -> Option<Arrival> {
+        match self.arrivals[id as usize % SLOTS] {
+            Some((i, a)) if i == id && id != 0 => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Notes that the datagram just handed to smoltcp for `flow` is to
+    /// leave with `marks` (none: unmarked, but after those waiting).
+    pub fn sending(&mut self, flow: Flow, marks: Marks) {
+        let queue = self.marks.get(&flow);
+        if marks == Marks::default() && queue.is_none() {
+            return;
+        }
+        if self.waiting >= SLOTS {
+            self.marks.clear();
+            self.waiting = 0;
+        }
+        self.marks.entry(flow).or_default().push_back((Instant::now(), marks));
+        self.waiting += 1;
+    }
+
+    /// Writes into `p`, an IP packet smoltcp made, the marks its datagram
+    /// was sent with, if any.
+    pub fn mark(&mut self, p: &mut [u8]) {
+        if self.waiting == 0 {
+            return;
+        }
+        let Some(flow) = flow_of(p) else { return };
+        let Some(queue) = self.marks.get_mut(&flow) else { return };
+        let now = Instant::now();
+        while let Some((at, m)) = queue.pop_front() {
+            self.waiting -= 1;
+            if now - at < STALE {
+                set_header(p, m);
+                break;
+            }
+        }
+        if queue.is_empty() {
+            self.marks.remove(&flow);
+        }
+    }
+}
+
+/// The flow of UDP packet `p` (IPv6: with no extension header).
+fn flow_of(p: &[u8]) -> Option<Flow> {
+    let (t, dst) = match p.first()? >> 4 {
+        4 if p.get(9) == Some(&UDP) => {
+            let t = usize::from(p[0] & 0xf) * 4;
+            (t, IpAddr::from(<[u8; 4]>::try_from(p.get(16..20)?).ok()?))
+        }
+        6 if p.get(6) == Some(&UDP) => (40, IpAddr::from(<[u8; 16]>::try_from(p.get(24..40)?).ok()?)),
+        _ => return None,
+    };
+    let port = |at: usize| Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]));
+    Some((port(t)?, dst, port(t + 2)?))
+}
+
+/// A UDP packet's hop limit and traffic class; None for any other.
+fn header_of(p: &[u8]) -> Option<(u8, u8)> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 && p[9] == UDP => Some((p[8], p[1])),
+        6 if p.len() >= 40 && p[6] == UDP => Some((p[7], (p[0] << 4) | (p[1] >> 4))),
+        _ => None,
+    }
+}
+
+/// Sets IP packet `p`'s hop limit and traffic class to `m`'s (an IPv4
+/// header's checksum made again).
+fn set_header(p: &mut [u8], m: Marks) {
+    match p.first().map(|b| b >> 4) {
+        Some(4) if p.len() >= 20 => {
+            let ihl = (usize::from(p[0] & 0xf) * 4).clamp(20, p.len());
+            if let Some(h) = m.hop_limit {
+                p[8] = h;
+            }
+            if let Some(t) = m.tclass {
+                p[1] = t;
+            }
+            p[10..12].fill(0);
+            let mut sum: u32 = p[..ihl].chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+            while sum > 0xffff {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        }
+        Some(6) if p.len() >= 40 => {
+            if let Some(h) = m.hop_limit {
+                p[7] = h;
+            }
+            if let Some(t) = m.tclass {
+                p[0] = (p[0] & 0xf0) | (t >> 4);
+                p[1] = (p[1] & 0x0f) | (t << 4);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 UDP packet with a valid header checksum.
+    fn udp4() -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = UDP;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        set_header(&mut p, Marks::default());
+        p
+    }
+
+    fn checksum_ok(p: &[u8]) -> bool {
+        let mut sum: u32 = p[..20].chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
+    #[test]
+    fn arrivals_are_kept_by_id_for_udp_only() {
+        let mut m = Meta::default();
+        let mut p = udp4();
+        p[1] = 0x28;
+        p[8] = 17;
+        let id = m.arrived(&p).id;
+        let a = m.arrival(id).expect("kept");
+        assert_eq!((a.hop_limit, a.tclass), (17, 0x28));
+        assert!(a.at > Duration::from_secs(1_600_000_000));
+        let mut icmp = p.clone();
+        icmp[9] = 1;
+        assert_eq!(m.arrived(&icmp).id, 0);
+        assert_eq!(m.arrival(0), None);
+        // IPv6: traffic class across the first two bytes
+        let mut v6 = vec![0u8; 48];
+        v6[0] = 0x6a;
+        v6[1] = 0xb0;
+        v6[6] = UDP;
+        v6[7] = 5;
+        let id6 = m.arrived(&v6).id;
+        let a = m.arrival(id6).expect("kept");
+        assert_eq!((a.hop_limit, a.tclass), (5, 0xab));
+        // one whose slot was taken since is gone
+        for _ in 0..SLOTS {
+            m.arrived(&p);
+        }
+        assert_eq!(m.arrival(id), None);
+    }
+
+    #[test]
+    fn marks_go_into_their_flows_packets_in_order() {
+        let mut m = Meta::default();
+        let flow: Flow = (0, IpAddr::from([10, 0, 0, 2]), 0);
+        m.sending(flow, Marks::default());
+        assert_eq!(m.waiting, 0, "nothing to wait for");
+        m.sending(flow, Marks { hop_limit: Some(3), tclass: Some(0xb8) });
+        // an unmarked one after a marked one keeps its place
+        m.sending(flow, Marks::default());
+        m.sending(flow, Marks { hop_limit: Some(4), tclass: None });
+        // another flow's packet is left alone
+        let mut other = udp4();
+        other[16..20].copy_from_slice(&[10, 0, 0, 3]);
+        m.mark(&mut other);
+        assert_eq!((other[8], other[1]), (64, 0));
+        let mut p = udp4();
+        m.mark(&mut p);
+        assert_eq!((p[8], p[1]), (3, 0xb8));
+        assert!(checksum_ok(&p));
+        let mut q = udp4();
+        m.mark(&mut q);
+        assert_eq!((q[8], q[1]), (64, 0));
+        let mut r = udp4();
+        m.mark(&mut r);
+        assert_eq!((r[8], r[1]), (4, 0));
+        assert_eq!(m.waiting, 0);
+        // IPv6: the traffic class across the first two bytes
+        let mut v6 = vec![0u8; 48];
+        v6[0] = 0x60;
+        v6[6] = UDP;
+        v6[7] = 64;
+        m.sending((0, IpAddr::from([0u8; 16]), 0), Marks { hop_limit: None, tclass: Some(0xab) });
+        m.mark(&mut v6);
+        assert_eq!((v6[0], v6[1], v6[7]), (0x6a, 0xb0, 64));
+    }
+}
