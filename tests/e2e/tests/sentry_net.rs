@@ -180,6 +180,12 @@ for fam, proto, typ, host in [(socket.AF_INET, socket.IPPROTO_ICMP, 8, "127.0.0.
     p.sendto(req, (host, 0))
     d, a = p.recvfrom(100)
     print("ping", a[0], d[0], struct.unpack("!H", d[6:8])[0], d[8:].decode())
+    if fam == socket.AF_INET:
+        # the reply's TTL (IP_RECVTTL, 12), as ping shows it
+        p.setsockopt(socket.IPPROTO_IP, 12, 1)
+        p.sendto(req, (host, 0))
+        d, anc, _, a = p.recvmsg(100, 64)
+        print("ping ttl", [(l, t, struct.unpack("i", v)[0]) for l, t, v in anc] == [(socket.IPPROTO_IP, socket.IP_TTL, 64)])
 # sendmsg and recvmsg: gathered and scattered, the sender, truncation
 x.sendmsg([b"ga", b"ther"], [], 0, six.getsockname()[:2])
 d, anc, flags, a = six.recvmsg(4)
@@ -242,7 +248,7 @@ fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
         python("net-udp", UDP),
         "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
-         ping 127.0.0.1 0 7 moat-ping!\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n\
+         ping 127.0.0.1 0 7 moat-ping!\nping ttl True\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n\
          pktinfo True True 1 127.0.0.1 1\npktinfo6 True ::1 1\nno room [] True\n\
          marks marked 127.0.0.5 True 7 b'(' True 1\nrefused EINVAL\nrefused EINVAL\nrefused EINVAL\nrefused EPERM\n\
          marks6 six True\n"

@@ -122,7 +122,8 @@ pub fn received(opts: &Opts, family: Family, came: &Came, index: u32) -> Vec<u8>
         let data = [a.at.as_secs().to_ne_bytes(), u64::from(fraction).to_ne_bytes()].concat();
         cmsg(libc::SOL_SOCKET, stamp.kind, &data);
     }
-    let v4 = matches!(came.to, Some(IpAddress::Ipv4(_)));
+    // (a ping socket's datagrams have no destination noted)
+    let v4 = matches!(came.to.or(came.from.ip), Some(IpAddress::Ipv4(_)));
     if let (true, Some(IpAddress::Ipv4(to))) = (opts.pktinfo, came.to) {
         let data = [index.to_ne_bytes(), to.octets(), to.octets()].concat();
         cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &data);

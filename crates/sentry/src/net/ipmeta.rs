@@ -6,6 +6,8 @@
 //! (`PacketMeta`): the device numbers each UDP packet it receives and notes
 //! its header and time ([`Meta::arrived`]), and the stack looks them up by
 //! the id the datagram comes out of its socket with ([`Meta::arrival`]).
+//! Its ICMP sockets keep no id: an echo reply's are noted by its sender,
+//! identifier and sequence number instead ([`Meta::echo`]).
 //! Going out, smoltcp hands the device no id for an IPv6 packet, so a
 //! datagram sent with a hop limit or traffic class of its own (sendmsg's
 //! IP_TTL, IP_TOS, …, a socket's IP_TOS) is queued by its flow instead
@@ -27,6 +29,8 @@ const SLOTS: usize = 4096;
 /// route for it): they go, so as not to land on the flow's next one.
 const STALE: Duration = Duration::from_secs(1);
 const UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
 
 /// What a datagram's IP header said, and when it came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +64,13 @@ pub struct Meta {
     marks: HashMap<Flow, VecDeque<(Instant, Marks)>>,
     /// how many marks wait, in all flows
     waiting: usize,
+    /// echo replies' arrivals by sender, identifier and sequence number
+    echoes: HashMap<(IpAddr, u16, u16), Arrival>,
 }
 
 impl Default for Meta {
     fn default() -> Meta {
-        Meta { last: 0, arrivals: vec![None; SLOTS], marks: HashMap::new(), waiting: 0 }
+        Meta { last: 0, arrivals: vec![None; SLOTS], marks: HashMap::new(), waiting: 0, echoes: HashMap::new() }
     }
 }
 
@@ -84,11 +90,30 @@ impl Meta {
     /// Notes IP packet `p` coming in: the id smoltcp is to keep with it
     /// (none for a packet that is not UDP).
     pub fn arrived(&mut self, p: &[u8]) -> PacketMeta {
-        let Some((hop_limit, tclass)) = header_of(p) else { return PacketMeta::default() };
+        let Some((proto, hop_limit, tclass, t)) = header_of(p) else { return PacketMeta::default() };
         let at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let arrival = Arrival { hop_limit, tclass, at };
+        if proto != UDP {
+            // an echo reply (ICMP 0, ICMPv6 129)
+            if let (Some(&(0 | 129)), Some(src), Some(key)) = (p.get(t), source_of(p), p.get(t + 4..t + 8)) {
+                if self.echoes.len() >= SLOTS {
+                    self.echoes.clear();
+                }
+                let (ident, seq) = (u16::from_be_bytes([key[0], key[1]]), u16::from_be_bytes([key[2], key[3]]));
+                self.echoes.insert((src, ident, seq), arrival);
+            }
+            return PacketMeta::default();
+        }
         let id = self.next();
-        self.arrivals[id as usize % SLOTS] = Some((id, Arrival { hop_limit, tclass, at }));
+        self.arrivals[id as usize % SLOTS] = Some((id, arrival));
         meta(id)
+    }
+
+    /// The arrival of echo reply `reply` (an ICMP message) from `from`, if
+    /// still kept (once).
+    pub fn echo(&mut self, from: IpAddr, reply: &[u8]) -> Option<Arrival> {
+        let key = reply.get(4..8)?;
+        self.echoes.remove(&(from, u16::from_be_bytes([key[0], key[1]]), u16::from_be_bytes([key[2], key[3]])))
     }
 
     /// The arrival of the packet smoltcp numbered `id`, if still kept.
@@ -150,11 +175,21 @@ fn flow_of(p: &[u8]) -> Option<Flow> {
     Some((port(t)?, dst, port(t + 2)?))
 }
 
-/// A UDP packet's hop limit and traffic class; None for any other.
-fn header_of(p: &[u8]) -> Option<(u8, u8)> {
+/// A UDP or ICMP packet's protocol, hop limit, traffic class and where its
+/// UDP or ICMP header is; None for any other.
+fn header_of(p: &[u8]) -> Option<(u8, u8, u8, usize)> {
     match p.first()? >> 4 {
-        4 if p.len() >= 20 && p[9] == UDP => Some((p[8], p[1])),
-        6 if p.len() >= 40 && p[6] == UDP => Some((p[7], (p[0] << 4) | (p[1] >> 4))),
+        4 if p.len() >= 20 && matches!(p[9], UDP | ICMP) => Some((p[9], p[8], p[1], usize::from(p[0] & 0xf) * 4)),
+        6 if p.len() >= 40 && matches!(p[6], UDP | ICMPV6) => Some((p[6], p[7], (p[0] << 4) | (p[1] >> 4), 40)),
+        _ => None,
+    }
+}
+
+/// An IP packet's source.
+fn source_of(p: &[u8]) -> Option<IpAddr> {
+    match p.first()? >> 4 {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(p.get(12..16)?).ok()?)),
+        6 => Some(IpAddr::from(<[u8; 16]>::try_from(p.get(8..24)?).ok()?)),
         _ => None,
     }
 }
@@ -226,10 +261,15 @@ mod tests {
         let a = m.arrival(id).expect("kept");
         assert_eq!((a.hop_limit, a.tclass), (17, 0x28));
         assert!(a.at > Duration::from_secs(1_600_000_000));
+        // an echo reply: kept by sender, identifier and sequence number
         let mut icmp = p.clone();
-        icmp[9] = 1;
+        icmp[9] = ICMP;
+        icmp[24..28].copy_from_slice(&[0x12, 0x34, 0, 7]);
         assert_eq!(m.arrived(&icmp).id, 0);
         assert_eq!(m.arrival(0), None);
+        let from = IpAddr::from([10, 0, 0, 1]);
+        assert_eq!(m.echo(from, &icmp[20..]).map(|a| a.hop_limit), Some(17));
+        assert_eq!(m.echo(from, &icmp[20..]), None, "once");
         // IPv6: traffic class across the first two bytes
         let mut v6 = vec![0u8; 48];
         v6[0] = 0x6a;

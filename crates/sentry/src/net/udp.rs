@@ -346,7 +346,7 @@ impl Stack {
     /// [`Stack::pump_udp`] of an ICMP echo socket: requests the app writes
     /// on a connected socket go to its peer, replies come in.
     fn pump_ping(&mut self, key: u64, buf: &mut [u8]) -> bool {
-        let Stack { sockets, socks, epoll, .. } = self;
+        let Stack { sockets, socks, epoll, device, .. } = self;
         let Some(sock) = socks.get_mut(&key) else { return false };
         let State::Datagram { handle: Some(h), peer, .. } = sock.state else { return false };
         let (family, ident) = (sock.family, sock.local.port);
@@ -362,7 +362,8 @@ impl Stack {
         moved |= deliver(sock, || loop {
             let (data, from) = i.recv().ok()?;
             if data.first().is_some_and(|t| ECHO_REPLY.contains(t)) {
-                return Some((data.to_vec(), Came { from: Addr { ip: Some(from), port: 0 }, to: None, arrival: None }));
+                let arrival = device.meta.echo(from.into(), data);
+                return Some((data.to_vec(), Came { from: Addr { ip: Some(from), port: 0 }, to: None, arrival }));
             }
         });
         want_datagrams(sock, epoll, key);
