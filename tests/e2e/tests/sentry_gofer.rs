@@ -123,3 +123,48 @@ fn a_pipeline_with_find_tar_and_gzip_runs_from_the_gofer_view() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "/bin/busybox\n1\nsame\n");
     assert_no_leaks(&moat, &id, b.path());
 }
+
+/// A unix socket server and client in the sandbox, over a path, and a
+/// socket the host listens on in a mounted directory.
+const UNIX: &str = r#"
+import errno, socket, threading
+def ask(name, sock, path, talk):
+    try:
+        sock.connect(path)
+        print(name, talk(sock))
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno))
+srv = socket.socket(socket.AF_UNIX)
+srv.bind("/tmp/sock")
+srv.listen(1)
+def serve():
+    c, _ = srv.accept(); c.sendall(c.recv(10)[::-1]); c.close()
+threading.Thread(target=serve, daemon=True).start()
+ask("in the sandbox", socket.socket(socket.AF_UNIX), "/tmp/sock", lambda c: c.sendall(b"unix") or c.recv(10).decode())
+d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+d.bind("/tmp/dgram")
+ask("datagram", socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), "/tmp/dgram", lambda e: e.send(b"datagram") and d.recv(10).decode())
+ask("host", socket.socket(socket.AF_UNIX), "/data/host.sock", lambda h: h.recv(20).decode())
+ask("none", socket.socket(socket.AF_UNIX), "/tmp/none", lambda n: "connected!")
+"#;
+
+#[test]
+fn unix_sockets_are_reached_by_path_in_the_gofer_view() {
+    let data = tempfile::tempdir().unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(data.path().join("host.sock")).unwrap();
+    // (a thread the test does not wait for: it may never be reached)
+    std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok((mut c, _)) = listener.accept() {
+            let _ = c.write_all(b"hello from the host");
+        }
+    });
+    let moat = gofer_moat();
+    let mut b = moat_e2e::debian::bundle(&["python3", "-c", UNIX]);
+    b.mount(json!({"destination": "/data", "type": "bind", "source": data.path(), "options": ["rbind", "rw"]}));
+    let id = unique_id("gofer-unix");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(out, "in the sandbox xinu\ndatagram datagram\nhost hello from the host\nnone ENOENT\n");
+    assert_no_leaks(&moat, &id, b.path());
+}
