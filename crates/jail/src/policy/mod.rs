@@ -170,9 +170,7 @@ mod tests {
     fn sentry_policy_compiles_and_allows_no_exec_namespaces_or_network_sockets() {
         let p = sentry::policy();
         assert!(instruction_count(&p).unwrap() < 4096);
-        // (connect is allowed: the Sentry's network namespace is empty, and
-        // the one thread whose root is not is in the sandbox's own tree)
-        for forbidden in ["execve", "setns", "ptrace", "process_vm_writev", "mount", "pivot_root"] {
+        for forbidden in ["execve", "connect", "setns", "ptrace", "process_vm_writev", "mount", "pivot_root"] {
             assert!(!p.allowed_syscalls().contains(&forbidden), "{forbidden}");
         }
         // sockets: unix and internet ones only (pairs: unix only), never raw or packet ones

@@ -129,7 +129,6 @@ pub fn policy() -> Policy {
         Rule::any("lremovexattr", "the caller's call, in the tree"),
         Rule::any("faccessat2", "the caller's access check for writing, in the tree"),
         Rule::any("bind", "the caller's unix socket, bound to a path in the tree"),
-        Rule::any("connect", "--directfs=false: the caller's unix socket, connected to a path in the tree"),
         Rule::fail("clone3", libc::ENOSYS, "glibc falls back to clone, whose flags we can check"),
         Rule::with("clone", &[Arg::Eq(0, THREAD_FLAGS)], "workers: a served call that may block"),
         Rule::any("set_robust_list", "glibc thread start"),

@@ -93,11 +93,10 @@ impl Netstack {
     }
 }
 
-/// Sets `fd`'s O_NONBLOCK; whether it was set before.
-pub(crate) fn nonblocking(fd: &OwnedFd, on: bool) -> nix::Result<bool> {
+/// Sets `fd`'s O_NONBLOCK.
+fn nonblocking(fd: &OwnedFd, on: bool) -> nix::Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     let fl = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
-    let was = fl.contains(OFlag::O_NONBLOCK);
     let fl = if on { fl | OFlag::O_NONBLOCK } else { fl & !OFlag::O_NONBLOCK };
-    fcntl(fd, FcntlArg::F_SETFL(fl)).map(|_| was)
+    fcntl(fd, FcntlArg::F_SETFL(fl)).map(|_| ())
 }

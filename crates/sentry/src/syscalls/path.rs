@@ -495,59 +495,24 @@ fn sun_path(addr: &[u8]) -> Option<&[u8]> {
     Some(&path[..end]).filter(|p| !p.is_empty())
 }
 
-/// Whether the caller's address at argument `at` (its length the next) is
-/// a unix socket's path (not an abstract name, not another family).
-fn unix_path(c: &Call<'_>, at: usize) -> Result<bool, Errno> {
-    let len = c.args[at + 1];
-    // sizeof(struct sockaddr_un)
-    if !(3..=110).contains(&len) {
-        return Ok(false);
-    }
-    let mut head = [0u8; 3];
-    // (an address the Sentry cannot read is never the host's: it would read it again)
-    c.mem.read(c.args[at], &mut head)?;
-    Ok(u16::from_le_bytes([head[0], head[1]]) == libc::AF_UNIX as u16 && head[2] != 0)
-}
-
 /// bind(fd, addr, len) of a unix socket to a path: the socket file is made
 /// in the tree, as the caller. Other addresses stay with the host until
 /// the netstack (the abstract namespace, other families).
 pub fn bind(c: &Call<'_>) -> Reply {
-    match unix_path(c, 1) {
-        Ok(true) => replay(c, libc::SYS_bind, &[F, Sun(2), V], Post::Value),
-        Ok(false) => Reply::Continue,
-        Err(e) => Reply::Error(e),
-    }
-}
-
-/// connect(fd, addr, len) of a unix socket to a path, with
-/// `--directfs=false`: a socket file in the gofer's view is a FUSE inode no
-/// socket is bound to (the host would refuse with ECONNREFUSED), so the
-/// Sentry connects the caller's socket in the real tree, as the caller.
-/// Never waiting there: a socket whose listener's backlog is full fails
-/// with EAGAIN, as a non-blocking one. Otherwise the host connects, in the
-/// replica (whose socket files are the tree's).
-pub fn connect(c: &Call<'_>) -> Reply {
-    if !c.kernel.tree.get().is_some_and(|t| t.through_gofer()) {
+    let len = c.args[2];
+    // sizeof(struct sockaddr_un)
+    if !(3..=110).contains(&len) {
         return Reply::Continue;
     }
-    match unix_path(c, 1) {
-        Ok(true) => {}
-        Ok(false) => return Reply::Continue,
-        Err(e) => return Reply::Error(e),
+    let mut head = [0u8; 3];
+    if let Err(e) = c.mem.read(c.args[1], &mut head) {
+        // never the host: it would read the address again
+        return Reply::Error(e);
     }
-    let sock = match c.fds.get(i32::try_from(c.args[0]).unwrap_or(-1)) {
-        Ok(s) => s,
-        Err(e) => return Reply::Error(e),
-    };
-    // (the flag is the open file's, the caller's too: it waits in this
-    // very call meanwhile)
-    let blocking = crate::net::nonblocking(&sock, true).is_ok_and(|was| !was);
-    let r = replay(c, libc::SYS_connect, &[F, Sun(2), V], Post::Value);
-    if blocking {
-        let _ = crate::net::nonblocking(&sock, false);
+    if u16::from_le_bytes([head[0], head[1]]) != libc::AF_UNIX as u16 || head[2] == 0 {
+        return Reply::Continue;
     }
-    r
+    replay(c, libc::SYS_bind, &[F, Sun(2), V], Post::Value)
 }
 
 fn open_how_flags(carried: &[Carried]) -> Result<u64, Errno> {

@@ -88,7 +88,7 @@ pub static TABLE: &[Entry] = &[
     s!(getpid, Passthrough(Rule::Any), "process identity within the sandbox namespaces"),
     s!(sendfile, Passthrough(Rule::Any), "on fds the app holds"),
     s!(socket, Served(net::socket), "raw and packet sockets refused, netlink only for routing and diagnostics; TCP, UDP, ICMP echo and route netlink sockets the netstack's where the sandbox has one (--network=sandbox, none); AF_UNIX made by the Sentry in its own network namespace (the sandbox's abstract names are its own); with --network=host, internet sockets made by the Sentry's socket maker in the app's namespace, as the caller's ids"),
-    s!(connect, Class::Interim(Some(net::connect)), "the netstack's sockets: served (a blocking connect waits on a worker); a unix socket to a path with --directfs=false: connected by the Sentry in the real tree, as the caller; others: the host"),
+    s!(connect, Class::Interim(Some(net::connect)), "the netstack's sockets: served (a blocking connect waits on a worker); others: the host"),
     s!(accept, Class::Interim(Some(net::accept)), "the netstack's sockets: served (a blocking accept waits on a worker); others: the host"),
     s!(sendto, Class::Checked(Rule::OneOf(4, &[0]), net::sendto), "without an address: socket I/O on held fds; with one: the netstack's UDP and netlink sockets served, others the host"),
     s!(recvfrom, Class::Checked(Rule::OneOf(4, &[0]), net::recvfrom), "without asking for the sender: socket I/O on held fds; asking: the netstack's UDP and netlink sockets served (a blocking one waits on a worker), others the host"),

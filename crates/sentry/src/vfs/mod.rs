@@ -83,11 +83,6 @@ impl Tree {
         self.view = Some(view);
     }
 
-    /// Whether the stubs' view is the gofer's.
-    pub fn through_gofer(&self) -> bool {
-        self.view.is_some()
-    }
-
     /// The tree's root.
     pub fn root(&self) -> std::os::fd::BorrowedFd<'_> {
         self.seat.root()
