@@ -233,6 +233,13 @@ for bad in [[(socket.IPPROTO_IP, 8, struct.pack("=I4s4s", 0, socket.inet_aton("1
         print("sent!")
     except OSError as e:
         print("refused", errno.errorcode[e.errno])
+# a source of the other family (a mapped IPv4 one to ::1): refused, and
+# the stack lives on
+try:
+    x.sendmsg([b"mixed"], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1") + bytes(4))], 0, ("::1", 9))
+    print("sent!")
+except OSError as e:
+    print("mixed", errno.errorcode[e.errno])
 r6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 r6.bind(("::1", 0))
 r6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
@@ -250,7 +257,7 @@ fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
         "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
          ping 127.0.0.1 0 7 moat-ping!\nping ttl True\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n\
          pktinfo True True 1 127.0.0.1 1\npktinfo6 True ::1 1\nno room [] True\n\
-         marks marked 127.0.0.5 True 7 b'(' True 1\nrefused EINVAL\nrefused EINVAL\nrefused EINVAL\nrefused EPERM\n\
+         marks marked 127.0.0.5 True 7 b'(' True 1\nrefused EINVAL\nrefused EINVAL\nrefused EINVAL\nrefused EPERM\nmixed EINVAL\n\
          marks6 six True\n"
     );
 }

@@ -256,6 +256,13 @@ d, anc, _, _ = u.recvmsg(100, 128)
 sec, usec = struct.unpack("qq", anc[0][2])
 print("marks", d.decode(), [t for _, t, _ in anc] == [SO_TIMESTAMP, socket.IP_TTL, socket.IP_TOS],
       struct.unpack("i", anc[1][2])[0], hex(anc[2][2][0]), started <= sec + usec / 1e6 <= time.time())
+# a loopback source does not leave by the wire
+import errno
+try:
+    u.sendmsg([b"l"], [(socket.IPPROTO_IP, 8, struct.pack("=I4s4s", 0, socket.inet_aton("127.0.0.1"), bytes(4)))], 0, (peer, 7003))
+    print("sent!")
+except OSError as e:
+    print("loopback source", errno.errorcode[e.errno])
 u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 9)
 u.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
 u.sendto(b"s", (peer, 7003))
@@ -331,7 +338,7 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
         out,
         format!(
             "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
-             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\npktinfo True {POD_IP}\nmarks 5 0x20 True 33 0x48 True\n\
+             by name hello from the peer ::ffff:{POD_IP}\nudp UDP\npktinfo True {POD_IP}\nmarks 5 0x20 True 33 0x48 True\nloopback source EINVAL\n\
              socket marks 9 0x10\nfragments True\n\
              fragments v6 True\nping {PEER_IP} hello!\nlong ping {PEER_IP} True\nping {PEER_IP6} hello!\nlong ping {PEER_IP6} True\n\
              interfaces ['lo', 'eth0']\ndead host EHOSTUNREACH True\nunix xinu\n"

@@ -69,6 +69,9 @@ impl Ancillary {
             (libc::SOL_SOCKET, ..) => return Err(Errno::EINVAL),
             (libc::IPPROTO_IP, libc::IP_PKTINFO, Family::V4) => {
                 // struct in_pktinfo: index, the source to use, (ignored) a destination
+                if data.len() != 12 {
+                    return Err(Errno::EINVAL);
+                }
                 let spec: [u8; 4] = data.get(4..8).and_then(|b| b.try_into().ok()).ok_or(Errno::EINVAL)?;
                 let spec = Ipv4Address::from(spec);
                 self.source = (!spec.is_unspecified()).then_some(IpAddress::Ipv4(spec));
@@ -84,6 +87,9 @@ impl Ancillary {
             (libc::IPPROTO_IP, _, Family::V4) => return Err(Errno::EINVAL),
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, Family::V6) => {
                 // struct in6_pktinfo: the source to use, an index
+                if data.len() < 20 {
+                    return Err(Errno::EINVAL);
+                }
                 let a: [u8; 16] = data.get(..16).and_then(|b| b.try_into().ok()).ok_or(Errno::EINVAL)?;
                 let a = Ipv6Address::from(a);
                 self.source = match a.to_ipv4_mapped() {
@@ -105,53 +111,56 @@ impl Ancillary {
 /// The control messages a datagram that `came`, in on interface `index`,
 /// carries for a socket of `family` with `opts`, in Linux's order, each a
 /// struct cmsghdr padded to 8 bytes: its time of arrival (SO_TIMESTAMP,
-/// SO_TIMESTAMPNS); for an IPv4 one IP_PKTINFO (struct in_pktinfo), IP_TTL
-/// (an int) and IP_TOS (a byte); for an IPv6 socket IPV6_PKTINFO (struct
-/// in6_pktinfo, IPv4 as mapped), IPV6_HOPLIMIT and IPV6_TCLASS (ints).
+/// SO_TIMESTAMPNS; now, for one whose arrival was not kept any more); for
+/// an IPv6 socket IPV6_PKTINFO (struct in6_pktinfo, IPv4 as mapped); for
+/// a datagram that came over IPv4, IP_PKTINFO (struct in_pktinfo), IP_TTL
+/// (an int) and IP_TOS (a byte), whatever the socket's family; for one over
+/// IPv6, IPV6_HOPLIMIT and IPV6_TCLASS (ints).
 pub fn received(opts: &Opts, family: Family, came: &Came, index: u32) -> Vec<u8> {
     let mut out = Vec::new();
     let mut cmsg = |level: i32, kind: i32, data: &[u8]| {
-        out.extend_from_slice(&(16 + data.len() as u64).to_ne_bytes());
+        out.extend_from_slice(&(HDR + data.len()).to_ne_bytes());
         out.extend_from_slice(&level.to_ne_bytes());
         out.extend_from_slice(&kind.to_ne_bytes());
         out.extend_from_slice(data);
         out.resize(out.len().next_multiple_of(8), 0);
     };
-    if let (Some(stamp), Some(a)) = (opts.stamp, came.arrival) {
-        let fraction = if stamp.nanos { a.at.subsec_nanos() } else { a.at.subsec_micros() };
-        let data = [a.at.as_secs().to_ne_bytes(), u64::from(fraction).to_ne_bytes()].concat();
+    if let Some(stamp) = opts.stamp {
+        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let at = came.arrival.map_or_else(now, |a| a.at);
+        let fraction = if stamp.nanos { at.subsec_nanos() } else { at.subsec_micros() };
+        let data = [at.as_secs().to_ne_bytes(), u64::from(fraction).to_ne_bytes()].concat();
         cmsg(libc::SOL_SOCKET, stamp.kind, &data);
+    }
+    if let (Family::V6, true, Some(to)) = (family, opts.pktinfo6, came.to) {
+        let v6 = match to {
+            IpAddress::Ipv4(v4) => v4.to_ipv6_mapped(),
+            IpAddress::Ipv6(v6) => v6,
+        };
+        let data = [v6.octets().as_slice(), &index.to_ne_bytes()].concat();
+        cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &data);
     }
     // (a ping socket's datagrams have no destination noted)
     let v4 = matches!(came.to.or(came.from.ip), Some(IpAddress::Ipv4(_)));
-    if let (true, Some(IpAddress::Ipv4(to))) = (opts.pktinfo, came.to) {
-        let data = [index.to_ne_bytes(), to.octets(), to.octets()].concat();
-        cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &data);
-    }
-    if let (true, Some(a)) = (v4, came.arrival) {
-        if opts.recv_ttl {
-            cmsg(libc::IPPROTO_IP, libc::IP_TTL, &i32::from(a.hop_limit).to_ne_bytes());
-        }
-        if opts.recv_tos {
-            cmsg(libc::IPPROTO_IP, libc::IP_TOS, &[a.tclass]);
-        }
-    }
-    if family == Family::V6 {
-        if let (true, Some(to)) = (opts.pktinfo6, came.to) {
-            let v6 = match to {
-                IpAddress::Ipv4(v4) => v4.to_ipv6_mapped(),
-                IpAddress::Ipv6(v6) => v6,
-            };
-            let data = [v6.octets().as_slice(), &index.to_ne_bytes()].concat();
-            cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &data);
+    if v4 {
+        if let (true, Some(IpAddress::Ipv4(to))) = (opts.pktinfo, came.to) {
+            let data = [index.to_ne_bytes(), to.octets(), to.octets()].concat();
+            cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &data);
         }
         if let Some(a) = came.arrival {
-            if opts.recv_hoplimit {
-                cmsg(libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, &i32::from(a.hop_limit).to_ne_bytes());
+            if opts.recv_ttl {
+                cmsg(libc::IPPROTO_IP, libc::IP_TTL, &i32::from(a.hop_limit).to_ne_bytes());
             }
-            if opts.recv_tclass {
-                cmsg(libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &i32::from(a.tclass).to_ne_bytes());
+            if opts.recv_tos {
+                cmsg(libc::IPPROTO_IP, libc::IP_TOS, &[a.tclass]);
             }
+        }
+    } else if let (Family::V6, Some(a)) = (family, came.arrival) {
+        if opts.recv_hoplimit {
+            cmsg(libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, &i32::from(a.hop_limit).to_ne_bytes());
+        }
+        if opts.recv_tclass {
+            cmsg(libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &i32::from(a.tclass).to_ne_bytes());
         }
     }
     out
@@ -196,12 +205,16 @@ mod tests {
         let anc = Ancillary::parse(&control, Family::V6).unwrap();
         assert_eq!(anc.source, Some(IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 2))));
         assert_eq!(anc.marks, Marks::default());
+        let short = cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &mapped[..16]);
+        assert_eq!(Ancillary::parse(&short, Family::V6), Err(Errno::EINVAL));
         for (bad, errno) in [
             (cmsg(libc::IPPROTO_IP, libc::IP_TTL, &0i32.to_ne_bytes()), Errno::EINVAL),
             (cmsg(libc::IPPROTO_IP, libc::IP_TTL, &[1]), Errno::EINVAL),
             (cmsg(libc::IPPROTO_IP, 99, &[]), Errno::EINVAL),
             (cmsg(libc::SOL_SOCKET, libc::SO_MARK, &1i32.to_ne_bytes()), Errno::EPERM),
             (cmsg(libc::SOL_SOCKET, 999, &[]), Errno::EINVAL),
+            // struct in_pktinfo is 12 bytes, in6_pktinfo 20
+            (cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &[0; 11]), Errno::EINVAL),
         ] {
             assert_eq!(Ancillary::parse(&bad, Family::V4), Err(errno));
         }
@@ -240,5 +253,40 @@ mod tests {
         assert_eq!(got, want);
         // nothing asked, nothing told
         assert!(received(&Opts::default(), Family::V4, &came, 2).is_empty());
+        // an IPv4 datagram on an IPv6 socket: IPV6_PKTINFO first, then
+        // IPv4's own; no IPV6_HOPLIMIT for it
+        let opts = Opts { pktinfo6: true, pktinfo: true, recv_ttl: true, recv_hoplimit: true, ..Default::default() };
+        let mapped =
+            [std::net::Ipv4Addr::new(10, 0, 0, 2).to_ipv6_mapped().octets().as_slice(), &2u32.to_ne_bytes()].concat();
+        let want = [
+            cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &mapped),
+            cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &pktinfo),
+            cmsg(libc::IPPROTO_IP, libc::IP_TTL, &33i32.to_ne_bytes()),
+        ]
+        .concat();
+        assert_eq!(received(&opts, Family::V6, &came, 2), want);
+        // an IPv6 one: its hop limit and traffic class
+        let six = Came {
+            to: Some(IpAddress::Ipv6(Ipv6Address::LOCALHOST)),
+            arrival: Some(Arrival { hop_limit: 3, tclass: 0x30, at: std::time::Duration::ZERO }),
+            ..came
+        };
+        let opts = Opts { recv_hoplimit: true, recv_tclass: true, ..Default::default() };
+        let want = [
+            cmsg(libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT, &3i32.to_ne_bytes()),
+            cmsg(libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &0x30i32.to_ne_bytes()),
+        ]
+        .concat();
+        assert_eq!(received(&opts, Family::V6, &six, 1), want);
+        // one whose arrival is not kept any more: its time is now's
+        let lost = Came { arrival: None, ..came };
+        let opts = Opts {
+            stamp: Some(crate::net::stack::Stamp { kind: libc::SO_TIMESTAMPNS, nanos: true }),
+            ..Default::default()
+        };
+        let got = received(&opts, Family::V4, &lost, 2);
+        let secs = u64::from_ne_bytes(got[16..24].try_into().unwrap());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(now - secs <= 1, "{secs} against {now}");
     }
 }

@@ -8,12 +8,14 @@
 //! the id the datagram comes out of its socket with ([`Meta::arrival`]).
 //! Its ICMP sockets keep no id: an echo reply's are noted by its sender,
 //! identifier and sequence number instead ([`Meta::echo`]).
-//! Going out, smoltcp hands the device no id for an IPv6 packet, so a
-//! datagram sent with a hop limit or traffic class of its own (sendmsg's
-//! IP_TTL, IP_TOS, …, a socket's IP_TOS) is queued by its flow instead
-//! ([`Meta::sending`]; a UDP socket's datagrams leave in the order they
-//! were sent), and the device writes the marks into the next packet of
-//! that flow smoltcp makes ([`Meta::mark`]).
+//! Going out, smoltcp hands the device no id for an IPv6 packet, so each
+//! datagram's marks, the hop limit or traffic class of its own (sendmsg's
+//! IP_TTL, IP_TOS, …, a socket's IP_TOS) or none, are queued by its flow
+//! instead ([`Meta::sending`]; a UDP socket's datagrams leave in the order
+//! they were sent), and the device writes them into the flow's next packet
+//! smoltcp makes ([`Meta::mark`]). A flow is a source port and a
+//! destination: two sockets sharing a port (SO_REUSEPORT) and sending to
+//! one destination could swap their datagrams' marks.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -23,11 +25,13 @@ use smoltcp::phy::PacketMeta;
 
 /// How many packets' arrivals are kept (a datagram is looked up as soon as
 /// the stack's thread moves it to the app's end, within the same round),
-/// and how many datagrams' marks wait at most.
+/// and echo replies'.
 const SLOTS: usize = 4096;
 /// Marks not used by then are of a datagram smoltcp dropped (with no
-/// route for it): they go, so as not to land on the flow's next one.
+/// route for it): they go, and are never written into another's packet.
 const STALE: Duration = Duration::from_secs(1);
+/// Past this many datagrams noted and not sent, the stale ones go.
+const MAX_WAITING: usize = 64 * 1024;
 const UDP: u8 = 17;
 const ICMP: u8 = 1;
 const ICMPV6: u8 = 58;
@@ -125,15 +129,17 @@ impl Meta {
     }
 
     /// Notes that the datagram just handed to smoltcp for `flow` is to
-    /// leave with `marks` (none: unmarked, but after those waiting).
+    /// leave with `marks` (none: unmarked). Every datagram is noted, so
+    /// that each packet of the flow takes its own datagram's marks.
     pub fn sending(&mut self, flow: Flow, marks: Marks) {
-        let queue = self.marks.get(&flow);
-        if marks == Marks::default() && queue.is_none() {
-            return;
-        }
-        if self.waiting >= SLOTS {
-            self.marks.clear();
-            self.waiting = 0;
+        if self.waiting >= MAX_WAITING {
+            // those of datagrams smoltcp dropped (no route): gone by now
+            let now = Instant::now();
+            for queue in self.marks.values_mut() {
+                queue.retain(|(at, _)| now - *at < STALE);
+            }
+            self.marks.retain(|_, q| !q.is_empty());
+            self.waiting = self.marks.values().map(VecDeque::len).sum();
         }
         self.marks.entry(flow).or_default().push_back((Instant::now(), marks));
         self.waiting += 1;
@@ -147,12 +153,12 @@ impl Meta {
         }
         let Some(flow) = flow_of(p) else { return };
         let Some(queue) = self.marks.get_mut(&flow) else { return };
-        let now = Instant::now();
-        while let Some((at, m)) = queue.pop_front() {
+        if let Some((at, m)) = queue.pop_front() {
             self.waiting -= 1;
-            if now - at < STALE {
+            // (one older than that is of a datagram smoltcp dropped, and
+            // its packet is another's: left alone)
+            if at.elapsed() < STALE && m != Marks::default() {
                 set_header(p, m);
-                break;
             }
         }
         if queue.is_empty() {
@@ -289,35 +295,50 @@ mod tests {
     #[test]
     fn marks_go_into_their_flows_packets_in_order() {
         let mut m = Meta::default();
-        let flow: Flow = (0, IpAddr::from([10, 0, 0, 2]), 0);
+        // an IPv4 UDP packet from port 5000 to 10.0.0.2:53
+        let packet = |dport: u16| {
+            let mut p = udp4();
+            p[20..22].copy_from_slice(&5000u16.to_be_bytes());
+            p[22..24].copy_from_slice(&dport.to_be_bytes());
+            p
+        };
+        let flow: Flow = (5000, IpAddr::from([10, 0, 0, 2]), 53);
+        // an unmarked datagram ahead of a marked one keeps its own (none)
         m.sending(flow, Marks::default());
-        assert_eq!(m.waiting, 0, "nothing to wait for");
         m.sending(flow, Marks { hop_limit: Some(3), tclass: Some(0xb8) });
-        // an unmarked one after a marked one keeps its place
-        m.sending(flow, Marks::default());
         m.sending(flow, Marks { hop_limit: Some(4), tclass: None });
-        // another flow's packet is left alone
-        let mut other = udp4();
-        other[16..20].copy_from_slice(&[10, 0, 0, 3]);
+        // another destination port's packet is another flow's: left alone
+        let mut other = packet(54);
         m.mark(&mut other);
         assert_eq!((other[8], other[1]), (64, 0));
-        let mut p = udp4();
+        let mut p = packet(53);
         m.mark(&mut p);
-        assert_eq!((p[8], p[1]), (3, 0xb8));
-        assert!(checksum_ok(&p));
-        let mut q = udp4();
+        assert_eq!((p[8], p[1]), (64, 0), "the first datagram's: none");
+        let mut q = packet(53);
         m.mark(&mut q);
-        assert_eq!((q[8], q[1]), (64, 0));
-        let mut r = udp4();
+        assert_eq!((q[8], q[1]), (3, 0xb8));
+        assert!(checksum_ok(&q));
+        let mut r = packet(53);
         m.mark(&mut r);
         assert_eq!((r[8], r[1]), (4, 0));
+        assert_eq!(m.waiting, 0);
+        assert!(m.marks.is_empty());
+        // a stale mark (of a datagram smoltcp dropped) is used up, never written
+        let old = Instant::now().checked_sub(2 * STALE).expect("an instant 2 s ago");
+        m.marks.entry(flow).or_default().push_back((old, Marks { hop_limit: Some(9), tclass: None }));
+        m.waiting += 1;
+        let mut s = packet(53);
+        m.mark(&mut s);
+        assert_eq!(s[8], 64);
         assert_eq!(m.waiting, 0);
         // IPv6: the traffic class across the first two bytes
         let mut v6 = vec![0u8; 48];
         v6[0] = 0x60;
         v6[6] = UDP;
         v6[7] = 64;
-        m.sending((0, IpAddr::from([0u8; 16]), 0), Marks { hop_limit: None, tclass: Some(0xab) });
+        v6[40..42].copy_from_slice(&5000u16.to_be_bytes());
+        v6[42..44].copy_from_slice(&53u16.to_be_bytes());
+        m.sending((5000, IpAddr::from([0u8; 16]), 53), Marks { hop_limit: None, tclass: Some(0xab) });
         m.mark(&mut v6);
         assert_eq!((v6[0], v6[1], v6[7]), (0x6a, 0xb0, 64));
     }

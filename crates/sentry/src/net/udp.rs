@@ -120,6 +120,12 @@ impl Stack {
             Some(a) => Some(Addr::from(self.destination(family, a, ping)?)),
             None => None,
         };
+        let local = self.sock(key)?.local.ip;
+        if let (Some(from), Some(to)) = (local, peer.and_then(|p| p.ip)) {
+            if !source_fits(from, to) {
+                return Err(Errno::EINVAL);
+            }
+        }
         self.udp_open(key)?;
         if let State::Datagram { peer: p, .. } = &mut self.sock(key)?.state {
             *p = peer;
@@ -154,6 +160,9 @@ impl Stack {
         }
         // a source of the app's own must be one of the stack's (Linux: EINVAL)
         if anc.source.is_some_and(|ip| !self.device.is_own(ip.into())) {
+            return Err(Errno::EINVAL);
+        }
+        if anc.source.or(local.ip).is_some_and(|from| !source_fits(from, to.addr)) {
             return Err(Errno::EINVAL);
         }
         let meta = self.meta(local, to, anc.source);
@@ -202,7 +211,8 @@ impl Stack {
         let Some(sock) = self.socks.get(&key) else { return false };
         let State::Datagram { peer, .. } = sock.state else { return false };
         let opts = sock.opts;
-        let to = peer.and_then(|p| p.endpoint()).map(|to| {
+        let fits = |to: &IpEndpoint| sock.local.ip.is_none_or(|from| source_fits(from, to.addr));
+        let to = peer.and_then(|p| p.endpoint()).filter(fits).map(|to| {
             let flow = (sock.local.port, to.addr.into(), to.port);
             (self.meta(sock.local, to, None), flow, marks(&opts, to.addr, &Marks::default()))
         });
@@ -299,6 +309,14 @@ fn deliver(sock: &mut super::stack::Sock, mut next: impl FnMut() -> Option<(Vec<
         moved = true;
     }
     moved
+}
+
+/// Whether a datagram from `from` may go to `to`: of the same family
+/// (smoltcp would not make a packet of two), and from a loopback address
+/// only to one (Linux: EINVAL; no loopback source leaves by the wire).
+fn source_fits(from: IpAddress, to: IpAddress) -> bool {
+    let (from, to) = (std::net::IpAddr::from(from), std::net::IpAddr::from(to));
+    from.is_ipv4() == to.is_ipv4() && (!from.is_loopback() || to.is_loopback())
 }
 
 /// The marks of a datagram to `to` of a socket with `opts`: the control

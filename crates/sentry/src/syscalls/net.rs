@@ -774,7 +774,9 @@ fn send_one(mem: &dyn Memory, net: &Netstack, key: u64, family: Family, at: u64)
         Some((at, len)) => Some(read_addr(mem, family, at, u64::from(len))?),
     };
     let anc = match (hdr.control, hdr.controllen) {
-        (0, _) | (_, 0..16) => Ancillary::default(),
+        (_, 0) => Ancillary::default(),
+        // (Linux copies whatever length is given)
+        (0, _) => return Err(Errno::EFAULT),
         (_, len) if len > MAX_CONTROL => return Err(Errno::ENOBUFS),
         (at, len) => {
             let mut control = vec![0u8; len as usize];
