@@ -213,11 +213,8 @@ fn set_header(p: &mut [u8], m: Marks) {
                 p[1] = t;
             }
             p[10..12].fill(0);
-            let mut sum: u32 = p[..ihl].chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-            while sum > 0xffff {
-                sum = (sum & 0xffff) + (sum >> 16);
-            }
-            p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            let sum = !super::reassembly::checksum(&p[..ihl]);
+            p[10..12].copy_from_slice(&sum.to_be_bytes());
         }
         Some(6) if p.len() >= 40 => {
             if let Some(h) = m.hop_limit {
@@ -250,11 +247,7 @@ mod tests {
     }
 
     fn checksum_ok(p: &[u8]) -> bool {
-        let mut sum: u32 = p[..20].chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum == 0xffff
+        crate::net::reassembly::checksum(&p[..20]) == 0xffff
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn split_v4(p: &[u8], mtu: usize) -> Vec<Vec<u8>> {
 }
 
 /// The one's complement sum of `b` (16-bit words).
-fn checksum(b: &[u8]) -> u16 {
+pub(super) fn checksum(b: &[u8]) -> u16 {
     let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))).sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
