@@ -60,17 +60,24 @@ impl<'a> ProcMem<'a> {
     }
 }
 
+/// The caller's error for a failed access to its memory through
+/// /proc/TID/mem: an address it has no page at reads EIO there (or short),
+/// where the system call it made would have failed with EFAULT.
+fn mem_error(e: std::io::Error) -> Errno {
+    match e.raw_os_error() {
+        None | Some(libc::EIO) => Errno::EFAULT,
+        Some(n) => Errno::from_raw(n),
+    }
+}
+
 impl Memory for ProcMem<'_> {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.file()?.write_all_at(data, addr).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)))
+        self.file()?.write_all_at(data, addr).map_err(mem_error)
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
         if self.foreign {
-            return self
-                .file()?
-                .read_exact_at(buf, addr)
-                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EFAULT)));
+            return self.file()?.read_exact_at(buf, addr).map_err(mem_error);
         }
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.tid).map_err(|_| Errno::ESRCH)?);
         let len = buf.len();
