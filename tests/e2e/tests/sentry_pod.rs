@@ -587,3 +587,31 @@ except OSError as e:
 u1.send(b"x")
 print("unix", u2.recv(1).decode())
 "#;
+
+/// The netstack's calls with random arguments ([`net_fuzz.py`]) from a
+/// guest of the pod: forwarded to the owner, whose handlers read and write
+/// the guest's memory through its procfs. Neither Sentry dies, and both
+/// keep working.
+#[test]
+fn random_arguments_from_a_guest_leave_the_pods_stack_working() {
+    let net = PodNet::new("pod-fuzz");
+    let moat = sentry();
+    let owner = pod_bundle(&net, &["sleep", "1000"]);
+    let owner_id = unique_id("pod-fuzz-owner");
+    moat.ok(&["create".as_ref(), "--bundle".as_ref(), owner.path().as_os_str(), owner_id.as_ref()]);
+    moat.ok(&["start", &owner_id]);
+    let guest = pod_bundle(&net, &["python3", "-c", include_str!("../probes/net_fuzz.py")]);
+    let guest_id = unique_id("pod-fuzz-guest");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &guest, &guest_id);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(out, "tcp alive\nudp alive\nerrors seen True True True\n");
+    assert_no_leaks(&moat, &guest_id, guest.path());
+    // the owner serves its own sandbox still
+    let check = "import socket\ns = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
+                 c = socket.create_connection(s.getsockname(), timeout=5); c.sendall(b'ok'); print(s.accept()[0].recv(2).decode())";
+    assert_eq!(moat.ok(&["exec", &owner_id, "python3", "-c", check]), "ok\n");
+    moat.ok(&["kill", &owner_id, "KILL"]);
+    moat.wait_status(&owner_id, "stopped");
+    moat.ok(&["delete", &owner_id]);
+    assert_no_leaks(&moat, &owner_id, owner.path());
+}
