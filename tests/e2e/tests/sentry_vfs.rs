@@ -441,3 +441,16 @@ fn a_message_queue_is_charged_to_its_caller_even_through_a_symlink() {
     std::fs::set_permissions(b.rootfs().join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     assert_eq!(run_ok(&sentry(), &b, "vfsmq"), "refused\nabsent\n");
 }
+
+/// 5000 path calls with random arguments ([`fs_fuzz.py`]) in a Debian
+/// sandbox, with the default view and the gofer's: each ends with an error
+/// of the program's own, and the Sentry lives on.
+#[test]
+fn random_arguments_to_the_path_calls_never_bring_the_sentry_down() {
+    for (seed, directfs) in [("1", "--directfs=true"), ("2", "--directfs=false")] {
+        let mut moat = sentry();
+        moat.global.push(directfs.into());
+        let b = moat_e2e::debian::bundle(&["python3", "-c", include_str!("../probes/fs_fuzz.py"), seed]);
+        assert_eq!(run_ok(&moat, &b, "vfs-fuzz"), "done True True True\n", "{directfs}");
+    }
+}
