@@ -240,6 +240,10 @@ try:
     print("sent!")
 except OSError as e:
     print("mixed", errno.errorcode[e.errno])
+# an IPv6 socket to a mapped IPv4 address: IPv4's messages count
+x.sendmsg([b"mapped"], [(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("i", 5))], 0, ("::ffff:127.0.0.1", r4.getsockname()[1]))
+d, anc, flags, a = r4.recvmsg(10, 256)
+print("mapped", d.decode(), [struct.unpack("i", v)[0] for l, t, v in anc if t == socket.IP_TTL])
 r6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 r6.bind(("::1", 0))
 r6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
@@ -257,7 +261,7 @@ fn udp_over_the_sandbox_loopback_is_served_by_its_netstack() {
         "type True\nunconnected HELLO True True\nconnected AGAIN True\nin order True\ntimeout\nv6 v6 ::1\n\
          ping 127.0.0.1 0 7 moat-ping!\nping ttl True\nping ::1 129 7 moat-ping!\nmsg gath [] True True\n\
          pktinfo True True 1 127.0.0.1 1\npktinfo6 True ::1 1\nno room [] True\n\
-         marks marked 127.0.0.5 True 7 b'(' True 1\nrefused EINVAL\nrefused EINVAL\nrefused EINVAL\nrefused EPERM\nmixed EINVAL\n\
+         marks marked 127.0.0.5 True 7 b'(' True 1\nrefused EINVAL\nrefused EINVAL\nrefused EINVAL\nrefused EPERM\nmixed EINVAL\nmapped mapped [5]\n\
          marks6 six True\n"
     );
 }

@@ -29,13 +29,16 @@ pub struct Ancillary {
 
 impl Ancillary {
     /// What the control messages `control` of a sendmsg on a socket of
-    /// `family` ask (EINVAL for a malformed or unknown one, as Linux):
-    /// SOL_SOCKET ones are taken and ignored (SCM_RIGHTS and SCM_CREDENTIALS
-    /// mean nothing on an internet socket; priorities, transmit times and
-    /// timestamping requests do nothing here) but SO_MARK, which needs
-    /// CAP_NET_ADMIN; then IPPROTO_IP's for an IPv4 socket, IPPROTO_IPV6's
-    /// for an IPv6 one; other levels are skipped.
-    pub fn parse(control: &[u8], family: Family) -> Result<Ancillary, Errno> {
+    /// family `socket` ask of a datagram to an address of family `to`
+    /// (EINVAL for a malformed or unknown one, as Linux): SOL_SOCKET ones
+    /// are taken and ignored (SCM_RIGHTS and SCM_CREDENTIALS mean nothing on
+    /// an internet socket; priorities, transmit times and timestamping
+    /// requests do nothing here) but SO_MARK, which needs CAP_NET_ADMIN;
+    /// then those of the destination's protocol, IPPROTO_IP's or
+    /// IPPROTO_IPV6's, and the others skipped (an IPv6 socket sending to a
+    /// mapped IPv4 address takes IPPROTO_IP's, and an IPV6_PKTINFO of a
+    /// mapped source, as Linux's udp_sendmsg does).
+    pub fn parse(control: &[u8], socket: Family, to: Family) -> Result<Ancillary, Errno> {
         let mut anc = Ancillary::default();
         let mut at = 0;
         while at + HDR <= control.len() {
@@ -46,20 +49,26 @@ impl Ancillary {
             }
             let level = i32::from_ne_bytes(control[at + 8..at + 12].try_into().unwrap_or([0; 4]));
             let kind = i32::from_ne_bytes(control[at + 12..at + 16].try_into().unwrap_or([0; 4]));
-            anc.take(level, kind, &control[at + HDR..at + len], family)?;
+            anc.take(level, kind, &control[at + HDR..at + len], socket, to)?;
             at += len.next_multiple_of(8);
         }
         Ok(anc)
     }
 
-    fn take(&mut self, level: i32, kind: i32, data: &[u8], family: Family) -> Result<(), Errno> {
+    fn take(&mut self, level: i32, kind: i32, data: &[u8], socket: Family, to: Family) -> Result<(), Errno> {
         let int = || data.try_into().map(i32::from_ne_bytes).map_err(|_| Errno::EINVAL);
         let byte = |v: i32, least: i32| match v {
             -1 if least < 0 => Ok(None),
             0..=255 if v >= least => Ok(Some(v as u8)),
             _ => Err(Errno::EINVAL),
         };
-        match (level, kind, family) {
+        // struct in6_pktinfo: the source to use, an index
+        let source6 = || {
+            let a: [u8; 16] =
+                data.get(..16).filter(|_| data.len() >= 20).and_then(|b| b.try_into().ok()).ok_or(Errno::EINVAL)?;
+            Ok::<_, Errno>(Ipv6Address::from(a))
+        };
+        match (level, kind, to) {
             (libc::SOL_SOCKET, libc::SO_MARK, _) => return Err(Errno::EPERM),
             (
                 libc::SOL_SOCKET,
@@ -85,13 +94,17 @@ impl Ancillary {
                 self.marks.tclass = byte(v, 0)?;
             }
             (libc::IPPROTO_IP, _, Family::V4) => return Err(Errno::EINVAL),
+            // an IPv6 socket's datagram to a mapped IPv4 address: its source
+            // may be given as a mapped one
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, Family::V4) if socket == Family::V6 => {
+                let a = source6()?;
+                self.source = match a.to_ipv4_mapped() {
+                    Some(v4) => (!v4.is_unspecified()).then_some(IpAddress::Ipv4(v4)),
+                    None => return Err(Errno::EINVAL),
+                };
+            }
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, Family::V6) => {
-                // struct in6_pktinfo: the source to use, an index
-                if data.len() < 20 {
-                    return Err(Errno::EINVAL);
-                }
-                let a: [u8; 16] = data.get(..16).and_then(|b| b.try_into().ok()).ok_or(Errno::EINVAL)?;
-                let a = Ipv6Address::from(a);
+                let a = source6()?;
                 self.source = match a.to_ipv4_mapped() {
                     _ if a.is_unspecified() => None,
                     Some(v4) => Some(IpAddress::Ipv4(v4)),
@@ -192,7 +205,7 @@ mod tests {
             cmsg(libc::SOL_SOCKET, libc::SCM_RIGHTS, &0i32.to_ne_bytes()),
         ]
         .concat();
-        let anc = Ancillary::parse(&control, Family::V4).unwrap();
+        let anc = Ancillary::parse(&control, Family::V4, Family::V4).unwrap();
         assert_eq!(anc.marks, Marks { hop_limit: Some(7), tclass: Some(0x28) });
         assert_eq!(anc.source, Some(IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 5))));
         // a mapped IPv4 source of an IPv6 socket is the IPv4 one; -1 is the default
@@ -202,11 +215,21 @@ mod tests {
             cmsg(libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &(-1i32).to_ne_bytes()),
         ]
         .concat();
-        let anc = Ancillary::parse(&control, Family::V6).unwrap();
+        let anc = Ancillary::parse(&control, Family::V6, Family::V4).unwrap();
         assert_eq!(anc.source, Some(IpAddress::Ipv4(Ipv4Address::new(10, 0, 0, 2))));
         assert_eq!(anc.marks, Marks::default());
+        // an IPv6 socket's datagram to a mapped IPv4 address takes IPv4's
+        // messages, and a source only as a mapped one
+        let ttl = cmsg(libc::IPPROTO_IP, libc::IP_TTL, &7i32.to_ne_bytes());
+        assert_eq!(Ancillary::parse(&ttl, Family::V6, Family::V4).unwrap().marks.hop_limit, Some(7));
+        assert_eq!(Ancillary::parse(&ttl, Family::V6, Family::V6).unwrap().marks.hop_limit, None);
+        let six = [Ipv6Address::LOCALHOST.octets().as_slice(), &[0; 4]].concat();
+        let six = cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &six);
+        assert_eq!(Ancillary::parse(&six, Family::V6, Family::V4), Err(Errno::EINVAL));
+        // an IPv4 socket skips IPv6's
+        assert_eq!(Ancillary::parse(&six, Family::V4, Family::V4), Ok(Ancillary::default()));
         let short = cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &mapped[..16]);
-        assert_eq!(Ancillary::parse(&short, Family::V6), Err(Errno::EINVAL));
+        assert_eq!(Ancillary::parse(&short, Family::V6, Family::V6), Err(Errno::EINVAL));
         for (bad, errno) in [
             (cmsg(libc::IPPROTO_IP, libc::IP_TTL, &0i32.to_ne_bytes()), Errno::EINVAL),
             (cmsg(libc::IPPROTO_IP, libc::IP_TTL, &[1]), Errno::EINVAL),
@@ -216,14 +239,14 @@ mod tests {
             // struct in_pktinfo is 12 bytes, in6_pktinfo 20
             (cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &[0; 11]), Errno::EINVAL),
         ] {
-            assert_eq!(Ancillary::parse(&bad, Family::V4), Err(errno));
+            assert_eq!(Ancillary::parse(&bad, Family::V4, Family::V4), Err(errno));
         }
         // a length past the buffer, or shorter than the header
         let mut long = cmsg(libc::IPPROTO_IP, libc::IP_TTL, &7i32.to_ne_bytes());
         long[0] = 64;
-        assert_eq!(Ancillary::parse(&long, Family::V4), Err(Errno::EINVAL));
+        assert_eq!(Ancillary::parse(&long, Family::V4, Family::V4), Err(Errno::EINVAL));
         long[0] = 8;
-        assert_eq!(Ancillary::parse(&long, Family::V4), Err(Errno::EINVAL));
+        assert_eq!(Ancillary::parse(&long, Family::V4, Family::V4), Err(Errno::EINVAL));
     }
 
     #[test]

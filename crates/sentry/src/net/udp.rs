@@ -134,8 +134,8 @@ impl Stack {
     }
 
     /// sendto(2) of `data` to `to` (None: the peer) on UDP socket `key`,
-    /// with what control messages ask (`anc`).
-    pub fn udp_send(&mut self, key: u64, data: &[u8], to: Option<Addr>, anc: &Ancillary) -> Result<usize, Errno> {
+    /// with what control messages `control` ask ([`Ancillary::parse`]).
+    pub fn udp_send(&mut self, key: u64, data: &[u8], to: Option<Addr>, control: &[u8]) -> Result<usize, Errno> {
         if data.len() > MAX_DATAGRAM {
             return Err(Errno::EMSGSIZE);
         }
@@ -155,6 +155,11 @@ impl Stack {
             return Err(Errno::EINVAL);
         };
         let (h, local, opts) = (*h, s.local, s.opts);
+        let to_family = match to.addr {
+            IpAddress::Ipv4(_) => Family::V4,
+            IpAddress::Ipv6(_) => Family::V6,
+        };
+        let anc = &Ancillary::parse(control, family, to_family)?;
         if ping {
             return send_echo(self.sockets.get_mut::<icmp::Socket>(h), family, ident, data, to.addr);
         }

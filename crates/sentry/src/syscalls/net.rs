@@ -14,7 +14,7 @@ use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType};
 
 use super::{Call, Later, Memory, Reply};
 use crate::net::addr::{self, Family};
-use crate::net::cmsg::{Ancillary, MAX_CONTROL};
+use crate::net::cmsg::MAX_CONTROL;
 use crate::net::stack::Stamp;
 use crate::net::Netstack;
 
@@ -635,7 +635,7 @@ pub fn sendto(c: &Call<'_>) -> Reply {
         Ok(a) => a,
         Err(e) => return Reply::Error(e),
     };
-    let sent = net.lock().udp_send(key, &data, Some(to), &Ancillary::default());
+    let sent = net.lock().udp_send(key, &data, Some(to), &[]);
     net.wake();
     reply(sent.map(|n| Reply::Value(n as i64)))
 }
@@ -773,18 +773,18 @@ fn send_one(mem: &dyn Memory, net: &Netstack, key: u64, family: Family, at: u64)
         None => None,
         Some((at, len)) => Some(read_addr(mem, family, at, u64::from(len))?),
     };
-    let anc = match (hdr.control, hdr.controllen) {
-        (_, 0) => Ancillary::default(),
+    let control = match (hdr.control, hdr.controllen) {
+        (_, 0) => Vec::new(),
         // (Linux copies whatever length is given)
         (0, _) => return Err(Errno::EFAULT),
         (_, len) if len > MAX_CONTROL => return Err(Errno::ENOBUFS),
         (at, len) => {
             let mut control = vec![0u8; len as usize];
             mem.read(at, &mut control)?;
-            Ancillary::parse(&control, family)?
+            control
         }
     };
-    let sent = net.lock().udp_send(key, &data, to, &anc);
+    let sent = net.lock().udp_send(key, &data, to, &control);
     net.wake();
     sent.map(|n| n as i64)
 }
@@ -898,7 +898,8 @@ fn ours_udp(c: &Call<'_>) -> Option<(Arc<Netstack>, u64, OwnedFd, Family)> {
 }
 
 /// sendmsg(fd, msg, flags): the netstack's UDP sockets here (an address,
-/// if any, from msg_name; the control messages of [`Ancillary::parse`]);
+/// if any, from msg_name; the control messages of
+/// [`crate::net::cmsg::Ancillary::parse`]);
 /// the host makes the rest.
 pub fn sendmsg(c: &Call<'_>) -> Reply {
     if let Some((net, key, _)) = ours_netlink(c) {
