@@ -1,7 +1,8 @@
 //! Control messages of the stack's datagram sockets: those recvmsg hands
-//! the app with each datagram ([`received`]), and those a sendmsg gives
-//! ([`Ancillary::parse`]), as Linux reads and writes them (x86-64: struct
-//! cmsghdr is 16 bytes, each message padded to 8).
+//! the app with each datagram ([`received`], as many as its buffer takes:
+//! [`fitting`]), and those a sendmsg gives ([`Ancillary::parse`]), as Linux
+//! reads and writes them (x86-64: struct cmsghdr is 16 bytes, each message
+//! padded to 8).
 
 use nix::errno::Errno;
 use smoltcp::wire::{IpAddress, Ipv4Address, Ipv6Address};
@@ -42,8 +43,7 @@ impl Ancillary {
         let mut anc = Ancillary::default();
         let mut at = 0;
         while at + HDR <= control.len() {
-            let len = u64::from_ne_bytes(control[at..at + 8].try_into().unwrap_or([0; 8]));
-            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            let len = cmsg_len(control, at);
             if len < HDR || len > control.len() - at {
                 return Err(Errno::EINVAL);
             }
@@ -119,6 +119,30 @@ impl Ancillary {
         }
         Ok(())
     }
+}
+
+/// The cmsg_len of the message at `at` in `control` (HDR bytes at least
+/// there).
+fn cmsg_len(control: &[u8], at: usize) -> usize {
+    let len = u64::from_ne_bytes(control[at..at + 8].try_into().unwrap_or([0; 8]));
+    usize::try_from(len).unwrap_or(usize::MAX)
+}
+
+/// How many bytes of `control` (control messages, each padded to 8 bytes)
+/// a buffer of `room` bytes takes, as Linux's put_cmsg fills one: whole
+/// messages, the last of which need not have its padding; and whether all
+/// of them fit.
+pub fn fitting(control: &[u8], room: u64) -> (usize, bool) {
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    let mut given = 0;
+    while given + HDR <= control.len() {
+        let len = cmsg_len(control, given);
+        if given + len > room || given + len > control.len() {
+            return (given, false);
+        }
+        given = (given + len.next_multiple_of(8)).min(room).min(control.len());
+    }
+    (given, true)
 }
 
 /// The control messages a datagram that `came`, in on interface `index`,
@@ -247,6 +271,22 @@ mod tests {
         assert_eq!(Ancillary::parse(&long, Family::V4, Family::V4), Err(Errno::EINVAL));
         long[0] = 8;
         assert_eq!(Ancillary::parse(&long, Family::V4, Family::V4), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn control_messages_fit_as_linux_fits_them() {
+        // IP_PKTINFO (12 bytes of data: 28, padded to 32)
+        let one = cmsg(libc::IPPROTO_IP, libc::IP_PKTINFO, &[0; 12]);
+        assert_eq!(fitting(&one, 64), (32, true));
+        // CMSG_LEN is room enough for the last one
+        assert_eq!(fitting(&one, 28), (28, true));
+        assert_eq!(fitting(&one, 20), (0, false));
+        assert_eq!(fitting(&one, 0), (0, false));
+        // two: the second does not fit
+        let two = [one.clone(), cmsg(libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &[0; 20])].concat();
+        assert_eq!(fitting(&two, 40), (32, false));
+        assert_eq!(fitting(&two, 68), (68, true));
+        assert_eq!(fitting(&[], 0), (0, true));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use smoltcp::phy::PacketMeta;
 
+use super::packet::{fill_ipv4_checksum, transport_of, word, ICMP, ICMPV6, UDP};
+
 /// How many packets' arrivals are kept (a datagram is looked up as soon as
 /// the stack's thread moves it to the app's end, within the same round),
 /// and echo replies'.
@@ -32,9 +34,6 @@ const SLOTS: usize = 4096;
 const STALE: Duration = Duration::from_secs(1);
 /// Past this many datagrams noted and not sent, the stale ones go.
 const MAX_WAITING: usize = 64 * 1024;
-const UDP: u8 = 17;
-const ICMP: u8 = 1;
-const ICMPV6: u8 = 58;
 
 /// What a datagram's IP header said, and when it came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,30 +93,31 @@ impl Meta {
     /// Notes IP packet `p` coming in: the id smoltcp is to keep with it
     /// (none for a packet that is not UDP).
     pub fn arrived(&mut self, p: &[u8]) -> PacketMeta {
-        let Some((proto, hop_limit, tclass, t)) = header_of(p) else { return PacketMeta::default() };
-        let at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        let arrival = Arrival { hop_limit, tclass, at };
-        if proto != UDP {
-            // an echo reply (ICMP 0, ICMPv6 129)
-            if let (Some(&(0 | 129)), Some(src), Some(key)) = (p.get(t), source_of(p), p.get(t + 4..t + 8)) {
-                if self.echoes.len() >= SLOTS {
-                    self.echoes.clear();
-                }
-                let (ident, seq) = (u16::from_be_bytes([key[0], key[1]]), u16::from_be_bytes([key[2], key[3]]));
-                self.echoes.insert((src, ident, seq), arrival);
-            }
-            return PacketMeta::default();
+        let now = || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        if transport_of(p, UDP).is_some() {
+            let (hop_limit, tclass) = traffic_of(p);
+            let id = self.next();
+            self.arrivals[id as usize % SLOTS] = Some((id, Arrival { hop_limit, tclass, at: now() }));
+            return meta(id);
         }
-        let id = self.next();
-        self.arrivals[id as usize % SLOTS] = Some((id, arrival));
-        meta(id)
+        // an echo reply (ICMP 0, ICMPv6 129)
+        let echo = transport_of(p, ICMP).or_else(|| transport_of(p, ICMPV6));
+        if let Some((t, src, _)) = echo.filter(|(t, ..)| matches!(p[*t], 0 | 129)) {
+            if self.echoes.len() >= SLOTS {
+                self.echoes.clear();
+            }
+            let (hop_limit, tclass) = traffic_of(p);
+            let (ident, seq) = echo_key(&p[t..]);
+            self.echoes.insert((src, ident, seq), Arrival { hop_limit, tclass, at: now() });
+        }
+        PacketMeta::default()
     }
 
-    /// The arrival of echo reply `reply` (an ICMP message) from `from`, if
-    /// still kept (once).
+    /// The arrival of echo reply `reply` (an ICMP message, of 8 bytes at
+    /// least) from `from`, if still kept (once).
     pub fn echo(&mut self, from: IpAddr, reply: &[u8]) -> Option<Arrival> {
-        let key = reply.get(4..8)?;
-        self.echoes.remove(&(from, u16::from_be_bytes([key[0], key[1]]), u16::from_be_bytes([key[2], key[3]])))
+        let (ident, seq) = (reply.len() >= 8).then(|| echo_key(reply))?;
+        self.echoes.remove(&(from, ident, seq))
     }
 
     /// The arrival of the packet smoltcp numbered `id`, if still kept.
@@ -169,35 +169,21 @@ impl Meta {
 
 /// The flow of UDP packet `p` (IPv6: with no extension header).
 fn flow_of(p: &[u8]) -> Option<Flow> {
-    let (t, dst) = match p.first()? >> 4 {
-        4 if p.get(9) == Some(&UDP) => {
-            let t = usize::from(p[0] & 0xf) * 4;
-            (t, IpAddr::from(<[u8; 4]>::try_from(p.get(16..20)?).ok()?))
-        }
-        6 if p.get(6) == Some(&UDP) => (40, IpAddr::from(<[u8; 16]>::try_from(p.get(24..40)?).ok()?)),
-        _ => return None,
-    };
-    let port = |at: usize| Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]));
-    Some((port(t)?, dst, port(t + 2)?))
+    let (t, _, dst) = transport_of(p, UDP)?;
+    Some((word(p, t), dst, word(p, t + 2)))
 }
 
-/// A UDP or ICMP packet's protocol, hop limit, traffic class and where its
-/// UDP or ICMP header is; None for any other.
-fn header_of(p: &[u8]) -> Option<(u8, u8, u8, usize)> {
-    match p.first()? >> 4 {
-        4 if p.len() >= 20 && matches!(p[9], UDP | ICMP) => Some((p[9], p[8], p[1], usize::from(p[0] & 0xf) * 4)),
-        6 if p.len() >= 40 && matches!(p[6], UDP | ICMPV6) => Some((p[6], p[7], (p[0] << 4) | (p[1] >> 4), 40)),
-        _ => None,
+/// An IP packet's hop limit and traffic class (its header checked whole).
+fn traffic_of(p: &[u8]) -> (u8, u8) {
+    match p[0] >> 4 {
+        4 => (p[8], p[1]),
+        _ => (p[7], (p[0] << 4) | (p[1] >> 4)),
     }
 }
 
-/// An IP packet's source.
-fn source_of(p: &[u8]) -> Option<IpAddr> {
-    match p.first()? >> 4 {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(p.get(12..16)?).ok()?)),
-        6 => Some(IpAddr::from(<[u8; 16]>::try_from(p.get(8..24)?).ok()?)),
-        _ => None,
-    }
+/// An ICMP echo message's identifier and sequence number.
+fn echo_key(icmp: &[u8]) -> (u16, u16) {
+    (word(icmp, 4), word(icmp, 6))
 }
 
 /// Sets IP packet `p`'s hop limit and traffic class to `m`'s (an IPv4
@@ -212,9 +198,7 @@ fn set_header(p: &mut [u8], m: Marks) {
             if let Some(t) = m.tclass {
                 p[1] = t;
             }
-            p[10..12].fill(0);
-            let sum = !super::reassembly::checksum(&p[..ihl]);
-            p[10..12].copy_from_slice(&sum.to_be_bytes());
+            fill_ipv4_checksum(&mut p[..ihl]);
         }
         Some(6) if p.len() >= 40 => {
             if let Some(h) = m.hop_limit {
@@ -247,7 +231,7 @@ mod tests {
     }
 
     fn checksum_ok(p: &[u8]) -> bool {
-        crate::net::reassembly::checksum(&p[..20]) == 0xffff
+        crate::net::packet::checksum(&p[..20]) == 0xffff
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod ipmeta;
 pub mod maker;
 pub mod netlink;
 mod offload;
+mod packet;
 pub mod pod;
 mod pump;
 mod reassembly;

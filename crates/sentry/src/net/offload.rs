@@ -20,6 +20,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
+use super::packet::{checksum, fold, transport_of, word, TCP, UDP};
+
 /// sizeof(struct virtio_net_hdr)
 pub const HDR: usize = 10;
 /// Linux's SOL_PACKET option that adds the header
@@ -29,8 +31,6 @@ const GSO_TCPV4: u8 = 1;
 const GSO_TCPV6: u8 = 4;
 /// VIRTIO_NET_HDR_GSO_UDP: UDP fragmentation offload
 const GSO_UDP: u8 = 3;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
 /// The largest TCP header (with options), which each segment may carry.
 const MAX_TCP_HEADER: usize = 60;
 /// At most this many peers' MSS are kept (past it, the link's MTU decides).
@@ -95,26 +95,6 @@ impl Default for Peers {
     }
 }
 
-/// Where an IP packet's header of protocol `proto` (TCP, UDP) is, and its
-/// addresses; None if it is none (or an IPv6 one with extension headers).
-fn transport_of(p: &[u8], proto: u8) -> Option<(usize, IpAddr, IpAddr)> {
-    let least = if proto == TCP { 20 } else { 8 };
-    match p.first()? >> 4 {
-        4 if p.get(9) == Some(&proto) => {
-            let ihl = usize::from(p[0] & 0xf) * 4;
-            let src = <[u8; 4]>::try_from(p.get(12..16)?).ok()?;
-            let dst = <[u8; 4]>::try_from(p.get(16..20)?).ok()?;
-            (p.len() >= ihl + least).then_some((ihl, IpAddr::from(src), IpAddr::from(dst)))
-        }
-        6 if p.get(6) == Some(&proto) => {
-            let src = <[u8; 16]>::try_from(p.get(8..24)?).ok()?;
-            let dst = <[u8; 16]>::try_from(p.get(24..40)?).ok()?;
-            (p.len() >= 40 + least).then_some((40, IpAddr::from(src), IpAddr::from(dst)))
-        }
-        _ => None,
-    }
-}
-
 /// Where an IP packet's TCP header is, and its addresses.
 fn tcp_of(p: &[u8]) -> Option<(usize, IpAddr, IpAddr)> {
     transport_of(p, TCP)
@@ -139,10 +119,6 @@ fn fragmented(p: &[u8], mtu: usize) -> Option<[u8; HDR]> {
     // the UDP checksum's offset in its header
     h[8..10].copy_from_slice(&6u16.to_le_bytes());
     Some(h)
-}
-
-fn port(p: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([p[at], p[at + 1]])
 }
 
 impl Peers {
@@ -172,7 +148,7 @@ impl Peers {
                     if self.mss.len() >= MAX_PEERS {
                         self.mss.clear();
                     }
-                    self.mss.insert((src, port(p, t), port(p, t + 2)), theirs);
+                    self.mss.insert((src, word(p, t), word(p, t + 2)), theirs);
                     let big = self.big[usize::from(src.is_ipv6())];
                     if big > theirs {
                         p[o + 2..o + 4].copy_from_slice(&big.to_be_bytes());
@@ -199,21 +175,15 @@ impl Peers {
             };
         };
         let thl = usize::from(p[t + 12] >> 4) * 4;
-        let theirs = self.mss.get(&(dst, port(p, t + 2), port(p, t))).copied().unwrap_or(u16::MAX);
+        let theirs = self.mss.get(&(dst, word(p, t + 2), word(p, t))).copied().unwrap_or(u16::MAX);
         // (their MSS counts no TCP options; each segment carries ours)
         let size = usize::from(theirs).saturating_sub(thl.saturating_sub(20)).min(mtu.saturating_sub(t + thl));
         if p.len() > mtu && size == 0 {
             return None;
         }
         let tcp_len = p.len() - t;
-        let mut sum: u32 = 6 + tcp_len as u32;
-        for pair in p[if src.is_ipv4() { 12..20 } else { 8..40 }].chunks(2) {
-            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        p[t + 16..t + 18].copy_from_slice(&(sum as u16).to_be_bytes());
+        let addrs = u32::from(checksum(&p[if src.is_ipv4() { 12..20 } else { 8..40 }]));
+        p[t + 16..t + 18].copy_from_slice(&fold(6 + tcp_len as u32 + addrs).to_be_bytes());
         let mut h = [0u8; HDR];
         h[0] = F_NEEDS_CSUM;
         h[2..4].copy_from_slice(&((ETHER + t + thl) as u16).to_le_bytes());

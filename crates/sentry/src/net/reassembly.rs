@@ -165,22 +165,11 @@ fn split_v4(p: &[u8], mtu: usize) -> Vec<Vec<u8>> {
             f[2..4].copy_from_slice(&((ihl + chunk.len()) as u16).to_be_bytes());
             let more: u16 = if i + 1 < n { 0x2000 } else { 0 };
             f[6..8].copy_from_slice(&(more | ((i * size / 8) as u16)).to_be_bytes());
-            f[10..12].copy_from_slice(&[0, 0]);
-            let sum = !checksum(&f);
-            f[10..12].copy_from_slice(&sum.to_be_bytes());
+            super::packet::fill_ipv4_checksum(&mut f);
             f.extend_from_slice(chunk);
             f
         })
         .collect()
-}
-
-/// The one's complement sum of `b` (16-bit words).
-pub(super) fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
 }
 
 fn split_v6(p: &[u8], mtu: usize, id: u32) -> Vec<Vec<u8>> {
@@ -309,7 +298,7 @@ mod tests {
         let mut data = Vec::new();
         for (i, f) in frags.iter().enumerate() {
             assert!(f.len() <= 1500);
-            assert_eq!(checksum(&f[..20]), 0xffff, "header checksum of fragment {i}");
+            assert_eq!(crate::net::packet::checksum(&f[..20]), 0xffff, "header checksum of fragment {i}");
             let word = u16::from_be_bytes([f[6], f[7]]);
             assert_eq!(usize::from(word & 0x1fff) * 8, data.len());
             assert_eq!(word & 0x2000 != 0, i < 2);

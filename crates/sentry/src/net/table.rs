@@ -51,11 +51,16 @@ pub fn unix(text: &str, hidden: &std::collections::HashSet<u64>) -> String {
     out
 }
 
-/// The sandbox's /proc/net/unix: that of the Sentry's own network namespace
-/// (read through its procfs `proc`), where the app's unix sockets are,
-/// less the socketpairs of its stack `net`.
+/// Where the Sentry's own network namespace's /proc/net/unix is in its
+/// procfs: the app's unix sockets are there.
+pub fn unix_path() -> String {
+    format!("{}/net/unix", std::process::id())
+}
+
+/// The sandbox's /proc/net/unix: [`unix_path`]'s (read through the
+/// Sentry's procfs `proc`), less the socketpairs of its stack `net`.
 pub fn unix_of(proc: &std::os::fd::OwnedFd, net: Option<&super::Netstack>) -> Result<String, nix::errno::Errno> {
-    let text = crate::fs::proxy::read(proc, &format!("{}/net/unix", std::process::id()))?;
+    let text = crate::fs::proxy::read(proc, &unix_path())?;
     let hidden = net.map(|n| n.lock().own_inodes()).unwrap_or_default();
     Ok(unix(&String::from_utf8_lossy(&text), &hidden))
 }

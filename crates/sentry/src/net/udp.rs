@@ -23,7 +23,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, Ipv4Address, Ipv6Ad
 
 use super::addr::{Addr, Family};
 use super::cmsg::Ancillary;
-use super::ipmeta::{Arrival, Marks};
+use super::ipmeta::{Arrival, Flow, Marks};
 use super::stack::{Opts, Stack, State};
 
 /// Datagrams each UDP socket buffers each way, and their bytes.
@@ -76,13 +76,26 @@ impl Stack {
         Ok(IpEndpoint::new(ip, to.port))
     }
 
-    /// What a datagram of socket `local` to `to` is sent with: its
-    /// destination, and its source (`source`, or where smoltcp's choice
-    /// would not be Linux's).
-    fn meta(&self, local: Addr, to: IpEndpoint, source: Option<IpAddress>) -> udp::UdpMetadata {
+    /// How a datagram of socket `local` with `opts` goes to `to`, with what
+    /// its control messages ask (`anc`): its metadata for smoltcp (the
+    /// destination, and the source: `anc`'s, the socket's, or where
+    /// smoltcp's choice would not be Linux's), its flow and its marks
+    /// ([`super::ipmeta`]). None: its source does not fit the destination
+    /// ([`source_fits`]).
+    fn outgoing(
+        &self,
+        local: Addr,
+        opts: &Opts,
+        to: IpEndpoint,
+        anc: &Ancillary,
+    ) -> Option<(udp::UdpMetadata, Flow, Marks)> {
+        let source = anc.source.or(local.ip);
+        if source.is_some_and(|from| !source_fits(from, to.addr)) {
+            return None;
+        }
         let mut m = udp::UdpMetadata::from(to);
-        m.local_address = source.or(local.ip).or_else(|| self.source(to.addr));
-        m
+        m.local_address = source.or_else(|| self.source(to.addr));
+        Some((m, (local.port, to.addr.into(), to.port), marks(opts, to.addr, &anc.marks)))
     }
 
     /// Binds datagram socket `key`'s smoltcp socket to its local address
@@ -167,15 +180,11 @@ impl Stack {
         if anc.source.is_some_and(|ip| !self.device.is_own(ip.into())) {
             return Err(Errno::EINVAL);
         }
-        if anc.source.or(local.ip).is_some_and(|from| !source_fits(from, to.addr)) {
-            return Err(Errno::EINVAL);
-        }
-        let meta = self.meta(local, to, anc.source);
+        let (meta, flow, marks) = self.outgoing(local, &opts, to, anc).ok_or(Errno::EINVAL)?;
         let u = self.sockets.get_mut::<udp::Socket>(h);
         match u.send_slice(data, meta) {
             Ok(()) => {
-                let flow = (local.port, to.addr.into(), to.port);
-                self.device.meta.sending(flow, marks(&opts, to.addr, &anc.marks));
+                self.device.meta.sending(flow, marks);
                 Ok(data.len())
             }
             Err(udp::SendError::BufferFull) => Err(Errno::EAGAIN),
@@ -215,12 +224,9 @@ impl Stack {
         }
         let Some(sock) = self.socks.get(&key) else { return false };
         let State::Datagram { peer, .. } = sock.state else { return false };
-        let opts = sock.opts;
-        let fits = |to: &IpEndpoint| sock.local.ip.is_none_or(|from| source_fits(from, to.addr));
-        let to = peer.and_then(|p| p.endpoint()).filter(fits).map(|to| {
-            let flow = (sock.local.port, to.addr.into(), to.port);
-            (self.meta(sock.local, to, None), flow, marks(&opts, to.addr, &Marks::default()))
-        });
+        let to = peer
+            .and_then(|p| p.endpoint())
+            .and_then(|to| self.outgoing(sock.local, &sock.opts, to, &Ancillary::default()));
         let Stack { sockets, socks, epoll, device, .. } = self;
         let Some(sock) = socks.get_mut(&key) else { return false };
         let State::Datagram { handle: Some(h), .. } = sock.state else { return false };

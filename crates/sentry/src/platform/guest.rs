@@ -171,29 +171,26 @@ pub enum Asked {
     Unix,
 }
 
+/// The tables, each on the wire as its index here.
+const TABLES: [Asked; 5] = {
+    use crate::net::{addr::Family, table::Table};
+    [
+        Asked::Net(Table::Tcp(Family::V4)),
+        Asked::Net(Table::Tcp(Family::V6)),
+        Asked::Net(Table::Udp(Family::V4)),
+        Asked::Net(Table::Udp(Family::V6)),
+        Asked::Unix,
+    ]
+};
+
 /// A table's number on the wire.
 fn code(asked: Asked) -> u8 {
-    use crate::net::{addr::Family, table::Table};
-    match asked {
-        Asked::Net(Table::Tcp(Family::V4)) => 0,
-        Asked::Net(Table::Tcp(Family::V6)) => 1,
-        Asked::Net(Table::Udp(Family::V4)) => 2,
-        Asked::Net(Table::Udp(Family::V6)) => 3,
-        Asked::Unix => 4,
-    }
+    TABLES.iter().position(|t| *t == asked).unwrap_or(0) as u8
 }
 
 /// The table of number `n`.
 fn table_of(n: u8) -> Option<Asked> {
-    use crate::net::{addr::Family, table::Table};
-    Some(match n {
-        0 => Asked::Net(Table::Tcp(Family::V4)),
-        1 => Asked::Net(Table::Tcp(Family::V6)),
-        2 => Asked::Net(Table::Udp(Family::V4)),
-        3 => Asked::Net(Table::Udp(Family::V6)),
-        4 => Asked::Unix,
-        _ => return None,
-    })
+    TABLES.get(usize::from(n)).copied()
 }
 
 fn write_all(fd: BorrowedFd<'_>, mut rest: &[u8]) -> Result<(), Errno> {
@@ -236,7 +233,7 @@ pub fn receive_procfs(sock: BorrowedFd<'_>) -> Option<OwnedFd> {
 }
 
 /// One message of up to `len` bytes, and the fds that came with it.
-fn recv_with_fds(sock: BorrowedFd<'_>, len: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+pub(super) fn recv_with_fds(sock: BorrowedFd<'_>, len: usize) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
     let mut buf = vec![0u8; len];
     let mut fds = Vec::new();
     let n = moat_gofer::recv_with_fds(sock, &mut buf, &mut fds).ok()?;

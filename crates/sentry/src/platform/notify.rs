@@ -12,14 +12,12 @@
 //! answers it itself, so every other stub is still served meanwhile.
 
 use std::collections::HashSet;
-use std::io::IoSliceMut;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
 use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags, ScmpSyscall};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::fds::{Loop, StubFds};
 use super::guest::Notification;
@@ -184,7 +182,7 @@ pub fn serve(
         if new_conn {
             if let Some(l) = &control {
                 if let Ok((conn, _)) = l.accept() {
-                    match recv_control(conn.as_raw_fd()) {
+                    match recv_control(conn.as_fd()) {
                         // (threads unnamed: naming one is a prctl the allowlist refuses)
                         Some(Control::GuestCalls) => {
                             let serving = std::thread::Builder::new().spawn(move || {
@@ -249,22 +247,6 @@ pub fn serve(
         }
     }
     Ok(())
-}
-
-/// One message on the control socket: its text and the fds that came with it.
-fn recv_msg(sock: RawFd) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
-    let mut buf = [0u8; 64];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    let mut fds = Vec::new();
-    for c in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(v) = c {
-            fds.extend(v.into_iter().map(super::mem::adopt));
-        }
-    }
-    let n = msg.bytes;
-    Some((buf[..n].to_vec(), fds))
 }
 
 /// With `--directfs=false`: the gofer's socket, and the FUSE connection of
@@ -367,15 +349,12 @@ fn serve_guest(conn: std::os::unix::net::UnixStream, proc: OwnedFd, kernel: &'st
     }
 }
 
-fn recv_control(sock: RawFd) -> Option<Control> {
-    let (text, mut fds) = recv_msg(sock)?;
-    if fds.is_empty() && text == super::guest::HELLO_CALLS {
-        return Some(Control::GuestCalls);
-    }
-    if fds.is_empty() && text == super::guest::HELLO_TABLES {
-        return Some(Control::GuestTables);
-    }
+/// One message on the control socket, as what it asks.
+fn recv_control(sock: BorrowedFd<'_>) -> Option<Control> {
+    let (text, mut fds) = super::guest::recv_with_fds(sock, 64)?;
     match (text.as_slice(), fds.len()) {
+        (super::guest::HELLO_CALLS, 0) => Some(Control::GuestCalls),
+        (super::guest::HELLO_TABLES, 0) => Some(Control::GuestTables),
         (b"fd", 1) => fds.pop().map(Control::Notify),
         (b"tree", 2) => {
             let ns = fds.pop()?;

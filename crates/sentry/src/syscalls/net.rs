@@ -528,10 +528,6 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
     {
         return Reply::Continue;
     }
-    // (a TCP socket's timestamps are its app end's: nothing comes of them)
-    if stamp && !net.lock().sock(key).is_ok_and(|s| s.is_udp()) {
-        return Reply::Continue;
-    }
     let len = usize::try_from(len).unwrap_or(0);
     if len < 4 {
         return Reply::Error(Errno::EINVAL);
@@ -546,8 +542,11 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
         Ok(s) => s,
         Err(e) => return Reply::Error(e),
     };
+    let udp = s.is_udp();
     let o = &mut s.opts;
     match (level, name) {
+        // (a TCP socket's timestamps are its app end's: nothing comes of them)
+        _ if stamp && !udp => return Reply::Continue,
         (SOL_SOCKET, libc::SO_REUSEADDR) => o.reuse_addr = v != 0,
         (SOL_SOCKET, libc::SO_REUSEPORT) => o.reuse_port = v != 0,
         (SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = v != 0,
@@ -860,7 +859,7 @@ fn scatter(
         mem.write(hdr.name, &from[..from.len().min(hdr.namelen as usize)])?;
         mem.write(at + 8, &(from.len() as u32).to_ne_bytes())?;
     }
-    let (given, whole) = control_that_fits(&control, if hdr.control == 0 { 0 } else { hdr.controllen });
+    let (given, whole) = crate::net::cmsg::fitting(&control, if hdr.control == 0 { 0 } else { hdr.controllen });
     if given > 0 {
         mem.write(hdr.control, &control[..given])?;
     }
@@ -869,24 +868,6 @@ fn scatter(
     mem.write(at + 48, &truncated.to_ne_bytes())?;
     let shown = if flags.contains(MsgFlags::MSG_TRUNC) { n } else { n.min(room) };
     Ok(Some(shown as i64))
-}
-
-/// How many bytes of `control` (control messages, each padded to 8 bytes)
-/// a buffer of `room` bytes takes, as Linux's put_cmsg fills one: whole
-/// messages, the last of which need not have its padding; and whether all
-/// of them fit.
-fn control_that_fits(control: &[u8], room: u64) -> (usize, bool) {
-    let room = usize::try_from(room).unwrap_or(usize::MAX);
-    let mut given = 0;
-    while given + 16 <= control.len() {
-        let len = usize::try_from(u64::from_ne_bytes(control[given..given + 8].try_into().unwrap_or([0; 8])))
-            .unwrap_or(usize::MAX);
-        if given + len > room || given + len > control.len() {
-            return (given, false);
-        }
-        given = (given + len.next_multiple_of(8)).min(room).min(control.len());
-    }
-    (given, true)
 }
 
 /// The netstack's UDP socket behind the caller's fd at argument 0 and its
@@ -985,32 +966,4 @@ pub fn recvmmsg(c: &Call<'_>) -> Reply {
         }
         (got > 0).then_some(Reply::Value(got))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::control_that_fits;
-
-    /// One control message of `data` bytes, padded.
-    fn cmsg(data: usize) -> Vec<u8> {
-        let mut m = ((16 + data) as u64).to_ne_bytes().to_vec();
-        m.resize((16 + data).next_multiple_of(8), 0);
-        m
-    }
-
-    #[test]
-    fn control_messages_fit_as_linux_fits_them() {
-        // IP_PKTINFO (12 bytes of data: 28, padded to 32)
-        let one = cmsg(12);
-        assert_eq!(control_that_fits(&one, 64), (32, true));
-        // CMSG_LEN is room enough for the last one
-        assert_eq!(control_that_fits(&one, 28), (28, true));
-        assert_eq!(control_that_fits(&one, 20), (0, false));
-        assert_eq!(control_that_fits(&one, 0), (0, false));
-        // two: the second does not fit
-        let two = [cmsg(12), cmsg(20)].concat();
-        assert_eq!(control_that_fits(&two, 40), (32, false));
-        assert_eq!(control_that_fits(&two, 68), (68, true));
-        assert_eq!(control_that_fits(&[], 0), (0, true));
-    }
 }

@@ -363,7 +363,7 @@ impl<'k> ProcFs<'k> {
                 Ok(Node::NetTable(format!("{base}/net/{f}"), table))
             }
             // the sandbox's unix sockets live in the Sentry's network namespace
-            ["net", "unix"] => Ok(Node::UnixTable(format!("{}/net/unix", std::process::id()))),
+            ["net", "unix"] => Ok(Node::UnixTable(crate::net::table::unix_path())),
             ["net", f] if NET_FILES.contains(f) => Ok(Node::PidFile(format!("{base}/net/{f}"))),
             _ => Err(Errno::ENOENT),
         }
