@@ -8,11 +8,13 @@
 //!
 //! The runtimes' network flags are adjusted for this workload: a moat runtime with
 //! `--network=none` runs with the default (`sandbox`: its netstack takes the pod's interface
-//! over); runsc runs with `--network=host` (its own netstack on the pod's interface,
-//! `--network=sandbox`, fails to start on this kernel with Debian's 2022 build: it takes the
-//! pod's namespace for the host's because /proc/sys/net/core/rmem_default exists in every
-//! namespace since Linux 6.x), so its sockets are the pod namespace's kernel sockets, reached
-//! through its Sentry.
+//! over); runsc runs with `--network=sandbox` too (its own netstack on the pod's interface).
+//! Debian's 2022 runsc refuses that here as it stands: it takes any namespace for the host's
+//! because /proc/sys/net/core/rmem_default exists in every namespace on Linux 6.x (gVisor's
+//! later releases changed the test). So its commands run in a mount namespace of their own,
+//! with an empty tmpfs over /proc/sys/net ([`RUNSC_NETNS`]), which hides that file from the
+//! test and nothing a run of this workload needs. runsc does not give the pod's address and
+//! route back when its sandbox ends, so the bench puts them back before every run.
 
 use std::fs;
 use std::io::Read;
@@ -63,6 +65,13 @@ impl PodNet {
         Ok(net)
     }
 
+    /// Puts the pod's address and default route back where a runtime took them (runsc's
+    /// netstack keeps them when its sandbox ends; moat's gives them back itself).
+    fn give_back(&self) -> Result<()> {
+        self.ip(&["-n", &self.pod, "addr", "replace", &format!("{POD_IP}/24"), "dev", "eth0"])?;
+        self.ip(&["-n", &self.pod, "route", "replace", "default", "via", PEER_IP])
+    }
+
     /// Runs `ip args` (through the reaper: the bench reaps its children itself).
     fn ip(&self, args: &[&str]) -> Result<()> {
         let mut cmd = Command::new("ip");
@@ -100,12 +109,18 @@ impl Pod {
     }
 }
 
+/// The command that runs runsc's own ones (`sh -c SCRIPT runsc ARGS…`) in a mount namespace
+/// whose /proc/sys/net is an empty tmpfs (see the module's comment).
+const RUNSC_NETNS: &str = "mount -t tmpfs hide-net-sysctls /proc/sys/net && exec \"$0\" \"$@\"";
+
 /// `rt` as this workload runs it (see the module's comment).
 fn on_pod(rt: &Runtime) -> Runtime {
     let runsc = rt.argv[0].ends_with("runsc");
     let mut argv: Vec<String> = rt.argv.iter().filter(|a| !a.starts_with("--network")).cloned().collect();
     if runsc {
-        argv.push("--network=host".into());
+        let wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", RUNSC_NETNS];
+        argv.splice(0..0, wrap.map(str::to_owned));
+        argv.push("--network=sandbox".into());
     }
     rt.variant(argv)
 }
@@ -150,6 +165,7 @@ impl Workload for Pod {
     fn run_once(&self, ctx: &Ctx, rt: &Runtime) -> Result<Vec<(&'static str, f64)>> {
         let (Some(net), Some(bundle)) = (&self.net, &self.bundle) else { bail!("pod workload not prepared") };
         let rt = on_pod(rt);
+        net.give_back()?;
         let container = Container::new(&rt);
         rt.create(bundle, &container.id)?;
         rt.start(&container.id)?;
