@@ -75,6 +75,7 @@ impl Netstack {
     /// A stack with a loopback interface and, if given, the pod's
     /// interface ([`pod::take`]), its thread started.
     pub fn new(pod: Option<pod::Pod>) -> std::io::Result<Arc<Netstack>> {
+        buffers_mapped();
         let wake = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         let stack = Stack::new(wake.as_fd(), pod)?;
         let net = Arc::new(Netstack { stack: Mutex::new(stack), wake });
@@ -92,6 +93,19 @@ impl Netstack {
     pub fn wake(&self) {
         let _ = self.wake.write(1);
     }
+}
+
+/// Has the allocator map every block of 128 KiB or more by itself and unmap
+/// it when freed: a connection's buffers (smoltcp's, zeroed) then cost only
+/// the pages it fills, and nothing once it is gone. glibc's default raises
+/// that threshold to the size of the largest such block freed, after which
+/// each new connection's buffers come zeroed from the heap, written over in
+/// full (a memset of every buffer, each connection's pages resident).
+fn buffers_mapped() {
+    const THRESHOLD: libc::c_int = 128 * 1024;
+    // SAFETY: mallopt only sets the allocator's tunables; it touches no
+    // memory of ours and may be called at any time, from any thread.
+    let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) };
 }
 
 /// Sets `fd`'s O_NONBLOCK.

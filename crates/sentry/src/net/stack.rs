@@ -16,7 +16,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndp
 use super::addr::{Addr, Family};
 
 /// Bytes each TCP connection buffers each way in the stack.
-const TCP_BUFFER: usize = 256 * 1024;
+const TCP_BUFFER: usize = 1024 * 1024;
 /// At most this many connections wait in a listening socket's handshake at once.
 const MAX_LISTENERS: usize = 16;
 /// At most this many connections wait to be accepted on one socket
