@@ -206,6 +206,44 @@ def tell():
         got = {t: (v[0] if len(v) == 1 else struct.unpack("i", v)[0]) for _, t, v in anc}
         marks.sendto(b"%d %#x" % (got.get(socket.IP_TTL, -1), got.get(socket.IP_TOS, -1)), a)
 threading.Thread(target=tell, daemon=True).start()
+# a TCP server on 7004 that answers each message with the traffic class of
+# the packet that brought it, as a packet socket saw it on the wire
+import time
+seen = {}
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(3))
+def capture():
+    while True:
+        p = cap.recv(65536)
+        if p[0] >> 4 == 4 and p[9] == 6:
+            t, tclass, end = (p[0] & 15) * 4, p[1], struct.unpack("!H", p[2:4])[0]
+        elif p[0] >> 4 == 6 and p[6] == 6:
+            t, tclass, end = 40, ((p[0] & 15) << 4) | (p[1] >> 4), 40 + struct.unpack("!H", p[4:6])[0]
+        else:
+            continue
+        data = t + (p[t + 12] >> 4) * 4
+        if struct.unpack("!H", p[t + 2:t + 4])[0] == 7004 and end > data:
+            seen[p[data:end]] = tclass
+threading.Thread(target=capture, daemon=True).start()
+def tell_class(c):
+    try:
+        while True:
+            d = c.recv(100)
+            if not d:
+                return
+            for _ in range(200):
+                if d in seen:
+                    break
+                time.sleep(0.01)
+            c.sendall(b"%#x" % seen.get(d, -1))
+    except OSError:
+        pass
+classes = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+classes.bind(("::", 7004))
+classes.listen(8)
+def tell_classes():
+    while True:
+        threading.Thread(target=tell_class, args=(classes.accept()[0],), daemon=True).start()
+threading.Thread(target=tell_classes, daemon=True).start()
 dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 dns.bind((sys.argv[1], 53))
 print("ready", flush=True)
@@ -267,6 +305,20 @@ u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 9)
 u.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x10)
 u.sendto(b"s", (peer, 7003))
 print("socket marks", u.recvfrom(100)[0].decode())
+# a TCP connection's traffic class, set once connected: in each of its
+# packets on the wire (the ECN bits stay the stack's, as on Linux)
+t = socket.create_connection((peer, 7004), timeout=10)
+t.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x29)
+tos = t.getsockopt(socket.IPPROTO_IP, socket.IP_TOS)
+t.sendall(b"tos-a")
+a = t.recv(100).decode()
+t.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0)
+t.sendall(b"tos-b")
+b = t.recv(100).decode()
+t6 = socket.create_connection((peer6, 7004), timeout=10)
+t6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, 0x30)
+t6.sendall(b"tos-c")
+print("tcp class", hex(tos), a, b, t6.recv(100).decode())
 for o in (IP_RECVTTL, socket.IP_RECVTOS, socket.IP_TTL, socket.IP_TOS):
     u.setsockopt(socket.IPPROTO_IP, o, 0 if o != socket.IP_TTL else 64)
 u.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 0)
@@ -339,7 +391,7 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
         format!(
             "v4 hello from the peer ::ffff:{POD_IP}\nv6 hello from the peer {POD_IP6}\ndns {PEER_IP}\n\
              by name hello from the peer ::ffff:{POD_IP}\nudp UDP\npktinfo True {POD_IP}\nmarks 5 0x20 True 33 0x48 True\nloopback source EINVAL\n\
-             socket marks 9 0x10\nfragments True\n\
+             socket marks 9 0x10\ntcp class 0x28 0x28 0x0 0x30\nfragments True\n\
              fragments v6 True\nping {PEER_IP} hello!\nlong ping {PEER_IP} True\nping {PEER_IP6} hello!\nlong ping {PEER_IP6} True\n\
              interfaces ['lo', 'eth0']\ndead host EHOSTUNREACH True\nunix xinu\n"
         )

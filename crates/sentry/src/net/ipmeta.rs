@@ -16,6 +16,10 @@
 //! smoltcp makes ([`Meta::mark`]). A flow is a source port and a
 //! destination: two sockets sharing a port (SO_REUSEPORT) and sending to
 //! one destination could swap their datagrams' marks.
+//!
+//! smoltcp's TCP has no traffic class either: a connection's (IP_TOS,
+//! IPV6_TCLASS) is kept by its flow ([`Meta::tcp_class`]) and written into
+//! every packet of it.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use smoltcp::phy::PacketMeta;
 
-use super::packet::{fill_ipv4_checksum, transport_of, word, ICMP, ICMPV6, UDP};
+use super::packet::{fill_ipv4_checksum, transport_of, word, ICMP, ICMPV6, TCP, UDP};
 
 /// How many packets' arrivals are kept (a datagram is looked up as soon as
 /// the stack's thread moves it to the app's end, within the same round),
@@ -55,7 +59,7 @@ pub struct Marks {
     pub tclass: Option<u8>,
 }
 
-/// A UDP flow going out: source port, destination address and port.
+/// A UDP or TCP flow going out: source port, destination address and port.
 pub type Flow = (u16, IpAddr, u16);
 
 /// Recent packets' arrivals by id, and the marks of datagrams to be sent,
@@ -69,11 +73,20 @@ pub struct Meta {
     waiting: usize,
     /// echo replies' arrivals by sender, identifier and sequence number
     echoes: HashMap<(IpAddr, u16, u16), Arrival>,
+    /// the traffic class of TCP connections that set one, by flow
+    classes: HashMap<Flow, u8>,
 }
 
 impl Default for Meta {
     fn default() -> Meta {
-        Meta { last: 0, arrivals: vec![None; SLOTS], marks: HashMap::new(), waiting: 0, echoes: HashMap::new() }
+        Meta {
+            last: 0,
+            arrivals: vec![None; SLOTS],
+            marks: HashMap::new(),
+            waiting: 0,
+            echoes: HashMap::new(),
+            classes: HashMap::new(),
+        }
     }
 }
 
@@ -145,13 +158,29 @@ impl Meta {
         self.waiting += 1;
     }
 
+    /// Notes TCP connection `flow`'s traffic class (0: none, the default).
+    pub fn tcp_class(&mut self, flow: Flow, class: u8) {
+        if class == 0 {
+            self.classes.remove(&flow);
+        } else {
+            self.classes.insert(flow, class);
+        }
+    }
+
     /// Writes into `p`, an IP packet smoltcp made, the marks its datagram
-    /// was sent with, if any.
+    /// was sent with, or its TCP connection's traffic class, if any.
     pub fn mark(&mut self, p: &mut [u8]) {
+        if !self.classes.is_empty() {
+            let class = flow_of(p, TCP).and_then(|flow| self.classes.get(&flow));
+            if let Some(&tclass) = class {
+                set_header(p, Marks { hop_limit: None, tclass: Some(tclass) });
+                return;
+            }
+        }
         if self.waiting == 0 {
             return;
         }
-        let Some(flow) = flow_of(p) else { return };
+        let Some(flow) = flow_of(p, UDP) else { return };
         let Some(queue) = self.marks.get_mut(&flow) else { return };
         if let Some((at, m)) = queue.pop_front() {
             self.waiting -= 1;
@@ -167,9 +196,10 @@ impl Meta {
     }
 }
 
-/// The flow of UDP packet `p` (IPv6: with no extension header).
-fn flow_of(p: &[u8]) -> Option<Flow> {
-    let (t, _, dst) = transport_of(p, UDP)?;
+/// The flow of UDP or TCP (`protocol`) packet `p` (IPv6: with no
+/// extension header).
+fn flow_of(p: &[u8], protocol: u8) -> Option<Flow> {
+    let (t, _, dst) = transport_of(p, protocol)?;
     Some((word(p, t), dst, word(p, t + 2)))
 }
 
@@ -267,6 +297,47 @@ mod tests {
             m.arrived(&p);
         }
         assert_eq!(m.arrival(id), None);
+    }
+
+    #[test]
+    fn a_tcp_connections_class_goes_into_each_of_its_packets() {
+        let mut m = Meta::default();
+        // an IPv4 TCP segment from port 40000 to 10.0.0.2:80
+        let segment = |sport: u16| {
+            let mut p = vec![0u8; 40];
+            p[0] = 0x45;
+            p[2..4].copy_from_slice(&40u16.to_be_bytes());
+            p[8] = 64;
+            p[9] = TCP;
+            p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+            p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+            p[20..22].copy_from_slice(&sport.to_be_bytes());
+            p[22..24].copy_from_slice(&80u16.to_be_bytes());
+            set_header(&mut p, Marks::default());
+            p
+        };
+        let flow: Flow = (40000, IpAddr::from([10, 0, 0, 2]), 80);
+        m.tcp_class(flow, 0xb8);
+        for _ in 0..3 {
+            let mut p = segment(40000);
+            m.mark(&mut p);
+            assert_eq!((p[1], p[8]), (0xb8, 64));
+            assert!(checksum_ok(&p));
+        }
+        // another connection's, and a UDP packet of the same ports: left alone
+        let mut other = segment(40001);
+        m.mark(&mut other);
+        assert_eq!(other[1], 0);
+        let mut u = segment(40000);
+        u[9] = UDP;
+        m.mark(&mut u);
+        assert_eq!(u[1], 0);
+        // the class taken back (0: the connection went)
+        m.tcp_class(flow, 0);
+        let mut p = segment(40000);
+        m.mark(&mut p);
+        assert_eq!(p[1], 0);
+        assert!(m.classes.is_empty());
     }
 
     #[test]

@@ -138,6 +138,7 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
                     // the app reads EOF; writes wait for its close
                     let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&sock.ours), Shutdown::Write);
                     let _ = sock.changed.write(1);
+                    s.unmark_flow(h);
                     s.sockets.remove(h);
                     true
                 }

@@ -538,6 +538,8 @@ impl Stack {
         s.local = Addr { ip: local.ip, port };
         s.state = State::Connecting(h);
         s.connect_started = Some(Instant::now());
+        // (the handshake carries the traffic class already, as on Linux)
+        self.mark_flow(key);
         Ok(())
     }
 
@@ -647,8 +649,36 @@ impl Stack {
         let opts = s.opts;
         if let State::Connected(h) | State::Connecting(h) = s.state {
             apply(self.sockets.get_mut::<tcp::Socket>(h), &opts);
+            self.mark_flow(key);
         }
         Ok(())
+    }
+
+    /// The flow of connection `h`'s packets going out (its source port,
+    /// destination address and port), once it has both ends.
+    fn tcp_flow(&self, h: SocketHandle) -> Option<super::ipmeta::Flow> {
+        let t = self.sockets.get::<tcp::Socket>(h);
+        let (local, remote) = (t.local_endpoint()?, t.remote_endpoint()?);
+        Some((local.port, remote.addr.into(), remote.port))
+    }
+
+    /// Has the device write connection `key`'s traffic class (IP_TOS, or
+    /// IPV6_TCLASS to an IPv6 peer) into its packets: smoltcp's TCP has none.
+    fn mark_flow(&mut self, key: u64) {
+        let Some(s) = self.socks.get(&key) else { return };
+        let (State::Connecting(h) | State::Connected(h)) = s.state else { return };
+        let opts = s.opts;
+        if let Some(flow) = self.tcp_flow(h) {
+            let class = if flow.1.is_ipv4() { opts.tos } else { opts.tclass };
+            self.device.meta.tcp_class(flow, class);
+        }
+    }
+
+    /// Forgets connection `h`'s traffic class (it is going).
+    pub(super) fn unmark_flow(&mut self, h: SocketHandle) {
+        if let Some(flow) = self.tcp_flow(h) {
+            self.device.meta.tcp_class(flow, 0);
+        }
     }
 
     /// Replaces the listeners of `key` that took a connection; their
@@ -711,6 +741,7 @@ impl Stack {
             _ => Vec::new(),
         };
         for h in handles {
+            self.unmark_flow(h);
             let t = self.sockets.get_mut::<tcp::Socket>(h);
             if t.is_open() {
                 t.abort();

@@ -579,15 +579,16 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
             o.stamp = (v != 0).then_some(Stamp { kind: name, nanos: false });
         }
         (SOL_SOCKET, TIMESTAMPNS | TIMESTAMPNS_NEW) => o.stamp = (v != 0).then_some(Stamp { kind: name, nanos: true }),
-        // a UDP socket's traffic class is its datagrams' (smoltcp's TCP
-        // has none: accepted, with no effect, on a TCP socket)
-        (libc::IPPROTO_IP, libc::IP_TOS) => o.tos = v as u8,
+        // a socket's traffic class: its datagrams', its connection's
+        // packets' (written by the device: `net::ipmeta`)
+        (libc::IPPROTO_IP, libc::IP_TOS) => o.tos = traffic_class(udp, v as u8, o.tos),
         (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if s.family == Family::V6 => {
-            o.tclass = match v {
+            let class = match v {
                 -1 => 0,
                 0..=255 => v as u8,
                 _ => return Reply::Error(Errno::EINVAL),
-            }
+            };
+            o.tclass = traffic_class(udp, class, o.tclass);
         }
         (libc::IPPROTO_IP, libc::IP_RECVTTL) => o.recv_ttl = v != 0,
         (libc::IPPROTO_IP, libc::IP_RECVTOS) => o.recv_tos = v != 0,
@@ -605,6 +606,18 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
         _ => return Reply::Error(Errno::ENOPROTOOPT),
     }
     reply(stack.apply_opts(key).map(|()| Reply::Value(0)))
+}
+
+/// The traffic class a socket takes from IP_TOS or IPV6_TCLASS `asked`,
+/// having `had`: a TCP socket's ECN bits (the low two) stay the stack's,
+/// as Linux keeps them.
+fn traffic_class(datagram: bool, asked: u8, had: u8) -> u8 {
+    const ECN: u8 = 0b11;
+    if datagram {
+        asked
+    } else {
+        (asked & !ECN) | (had & ECN)
+    }
 }
 
 /// sendto(fd, buf, len, flags, addr, addrlen) with an address: sent from
