@@ -247,17 +247,23 @@ fn set_header(p: &mut [u8], m: Marks) {
 mod tests {
     use super::*;
 
-    /// An IPv4 UDP packet with a valid header checksum.
-    fn udp4() -> Vec<u8> {
-        let mut p = vec![0u8; 28];
+    /// An IPv4 packet of `protocol`, `len` bytes long, from 10.0.0.1 to
+    /// 10.0.0.2, with a valid header checksum.
+    fn ipv4(protocol: u8, len: u16) -> Vec<u8> {
+        let mut p = vec![0u8; usize::from(len)];
         p[0] = 0x45;
-        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        p[2..4].copy_from_slice(&len.to_be_bytes());
         p[8] = 64;
-        p[9] = UDP;
+        p[9] = protocol;
         p[12..16].copy_from_slice(&[10, 0, 0, 1]);
         p[16..20].copy_from_slice(&[10, 0, 0, 2]);
         set_header(&mut p, Marks::default());
         p
+    }
+
+    /// An IPv4 UDP packet with a valid header checksum.
+    fn udp4() -> Vec<u8> {
+        ipv4(UDP, 28)
     }
 
     fn checksum_ok(p: &[u8]) -> bool {
@@ -304,16 +310,9 @@ mod tests {
         let mut m = Meta::default();
         // an IPv4 TCP segment from port 40000 to 10.0.0.2:80
         let segment = |sport: u16| {
-            let mut p = vec![0u8; 40];
-            p[0] = 0x45;
-            p[2..4].copy_from_slice(&40u16.to_be_bytes());
-            p[8] = 64;
-            p[9] = TCP;
-            p[12..16].copy_from_slice(&[10, 0, 0, 1]);
-            p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+            let mut p = ipv4(TCP, 40);
             p[20..22].copy_from_slice(&sport.to_be_bytes());
             p[22..24].copy_from_slice(&80u16.to_be_bytes());
-            set_header(&mut p, Marks::default());
             p
         };
         let flow: Flow = (40000, IpAddr::from([10, 0, 0, 2]), 80);
