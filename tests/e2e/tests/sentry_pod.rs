@@ -399,6 +399,61 @@ fn clients_in_the_sandbox_reach_the_pod_network_and_its_resolver() {
     assert_no_leaks(&moat, &id, b.path());
 }
 
+/// The peer: a TCP server on 7006 that, once a connection came, takes its
+/// own interface down: the peer goes silent, as a host that died.
+const SILENT_PEER: &str = r#"
+import os, socket, sys, time
+s = socket.socket()
+s.bind((sys.argv[1], 7006))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+time.sleep(0.5)
+os.system("ip link set veth0 down")
+time.sleep(60)
+"#;
+
+/// In the sandbox: keep-alive's options, then a connection whose peer went
+/// silent, given up after the probes' time (never, with the defaults' 2 h).
+const KEEPALIVE: &str = r#"
+import os, socket, time
+keep = (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT)
+s = socket.create_connection((os.environ["PEER"], 7006), timeout=5)
+print("defaults", [s.getsockopt(socket.IPPROTO_TCP, o) for o in keep])
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+for o in keep:
+    s.setsockopt(socket.IPPROTO_TCP, o, 1 if o != socket.TCP_KEEPCNT else 2)
+print("set", [s.getsockopt(socket.IPPROTO_TCP, o) for o in keep])
+try:
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 200)
+except OSError as e:
+    print("count 200", e.errno == 22)
+s.settimeout(20)
+started = time.time()
+try:
+    got = s.recv(10)
+    print("gave up", got, 1.5 < time.time() - started < 10)
+except socket.timeout:
+    print("still waiting after 20 s")
+except OSError as e:
+    print("gave up", e.errno, 1.5 < time.time() - started < 10)
+"#;
+
+#[test]
+fn keep_alive_gives_up_a_connection_whose_peer_went_silent() {
+    let net = PodNet::new("pod-ka");
+    let peer = net.serve_in_peer(&["python3", "-c", SILENT_PEER, PEER_IP]);
+    let mut b = pod_bundle(&net, &["python3", "-c", KEEPALIVE]);
+    b.edit(|s| s["process"]["env"].as_array_mut().unwrap().push(format!("PEER={PEER_IP}").into()));
+    let moat = sentry();
+    let id = unique_id("pod-ka");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    drop(peer);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    assert_eq!(out, "defaults [7200, 75, 9]\nset [1, 1, 2]\ncount 200 True\ngave up b'' True\n");
+    assert_no_leaks(&moat, &id, b.path());
+}
+
 /// From inside: no raw or packet socket, no change through netlink, the
 /// host's ports out of reach.
 const BREAK_OUT: &str = r#"

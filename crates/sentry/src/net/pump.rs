@@ -146,7 +146,8 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
                     sock.state = State::Connected(h);
                     let _ = sock.changed.write(1);
                     // (the handshake's timeout, no longer the connection's)
-                    s.sockets.get_mut::<tcp::Socket>(h).set_timeout(None);
+                    let opts = sock.opts;
+                    super::stack::apply(s.sockets.get_mut::<tcp::Socket>(h), &opts, false);
                     true
                 }
             }

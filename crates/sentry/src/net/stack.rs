@@ -83,6 +83,11 @@ pub struct Opts {
     pub reuse_port: bool,
     /// SO_KEEPALIVE
     pub keepalive: bool,
+    /// TCP_KEEPIDLE, TCP_KEEPINTVL (seconds) and TCP_KEEPCNT (None: Linux's
+    /// defaults, [`Opts::keep_idle`] …)
+    pub keep: [Option<u32>; 3],
+    /// TCP_USER_TIMEOUT, in milliseconds (0: none)
+    pub user_timeout: u32,
     /// TCP_NODELAY
     pub nodelay: bool,
     /// IPV6_V6ONLY
@@ -528,7 +533,7 @@ impl Stack {
             p => p,
         };
         let mut t = tcp_socket();
-        apply(&mut t, &opts);
+        apply(&mut t, &opts, true);
         t.set_timeout(Some(CONNECT_TIMEOUT));
         let from = IpListenEndpoint { addr: from_ip, port };
         t.connect(self.iface.context(), IpEndpoint::new(ip, to.port), from).map_err(|_| Errno::EINVAL)?;
@@ -648,7 +653,8 @@ impl Stack {
         let s = self.sock(key)?;
         let opts = s.opts;
         if let State::Connected(h) | State::Connecting(h) = s.state {
-            apply(self.sockets.get_mut::<tcp::Socket>(h), &opts);
+            let connecting = matches!(s.state, State::Connecting(_));
+            apply(self.sockets.get_mut::<tcp::Socket>(h), &opts, connecting);
             self.mark_flow(key);
         }
         Ok(())
@@ -766,8 +772,45 @@ fn pace_acks(t: &mut tcp::Socket<'_>, device: &super::device::Link) {
 }
 
 /// Sets the options of a connection.
-fn apply(t: &mut tcp::Socket<'_>, o: &Opts) {
+/// Applies the options `o` to connection `t`; its timeout is the
+/// handshake's while it is `connecting`, else the options'.
+pub(super) fn apply(t: &mut tcp::Socket<'_>, o: &Opts, connecting: bool) {
     t.set_nagle_enabled(!o.nodelay);
-    t.set_keep_alive(o.keepalive.then(|| Duration::from_secs(7200)));
+    t.set_keep_alive(o.keepalive.then(|| Duration::from_secs(o.keep_idle().into())));
     t.set_hop_limit(o.ttl);
+    if !connecting {
+        t.set_timeout(o.gives_up());
+    }
+}
+
+impl Opts {
+    /// TCP_KEEPIDLE: seconds of quiet before the first keep-alive probe.
+    pub fn keep_idle(&self) -> u32 {
+        self.keep[0].unwrap_or(7200)
+    }
+
+    /// TCP_KEEPINTVL: seconds between probes.
+    pub fn keep_interval(&self) -> u32 {
+        self.keep[1].unwrap_or(75)
+    }
+
+    /// TCP_KEEPCNT: probes unanswered before the connection is given up.
+    pub fn keep_count(&self) -> u32 {
+        self.keep[2].unwrap_or(9)
+    }
+
+    /// How long a connection's peer may stay silent (while bytes wait for
+    /// its ACK, or with keep-alive on, at all) before the connection is
+    /// given up: TCP_USER_TIMEOUT, else with keep-alive the probes' time
+    /// (idle, then count × interval, as Linux gives up), else never.
+    fn gives_up(&self) -> Option<Duration> {
+        match (self.user_timeout, self.keepalive) {
+            (0, false) => None,
+            (0, true) => {
+                let secs = u64::from(self.keep_idle()) + u64::from(self.keep_interval()) * u64::from(self.keep_count());
+                Some(Duration::from_secs(secs))
+            }
+            (ms, _) => Some(Duration::from_millis(ms.into())),
+        }
+    }
 }

@@ -495,6 +495,10 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
             (SOL_SOCKET, _) => return Reply::Continue,
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => int(i32::from(o.nodelay)),
             (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => int(1460),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => int(o.keep_idle() as i32),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => int(o.keep_interval() as i32),
+            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => int(o.keep_count() as i32),
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => int(o.user_timeout as i32),
             (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
                 int(i32::from(o.ttl.unwrap_or(64)))
             }
@@ -554,17 +558,23 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
             o.linger = Some((v != 0, i32::from_ne_bytes([b[4], b[5], b[6], b[7]])));
         }
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
-        (
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPIDLE
-            | libc::TCP_KEEPINTVL
-            | libc::TCP_KEEPCNT
-            | libc::TCP_USER_TIMEOUT
-            | libc::TCP_QUICKACK
-            | libc::TCP_CORK
-            | libc::TCP_DEFER_ACCEPT
-            | libc::TCP_FASTOPEN,
-        ) => {}
+        // keep-alive's timing and the user timeout (in Linux's ranges)
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT) => {
+            let (slot, max) = match name {
+                libc::TCP_KEEPIDLE => (0, 32767),
+                libc::TCP_KEEPINTVL => (1, 32767),
+                _ => (2, 127),
+            };
+            if !(1..=max).contains(&v) {
+                return Reply::Error(Errno::EINVAL);
+            }
+            o.keep[slot] = Some(v as u32);
+        }
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => match u32::try_from(v) {
+            Ok(ms) => o.user_timeout = ms,
+            Err(_) => return Reply::Error(Errno::EINVAL),
+        },
+        (libc::IPPROTO_TCP, libc::TCP_QUICKACK | libc::TCP_CORK | libc::TCP_DEFER_ACCEPT | libc::TCP_FASTOPEN) => {}
         (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
             o.ttl = match v {
                 -1 => None,
