@@ -152,6 +152,15 @@ impl Link {
         ip.is_loopback() || self.wire.as_ref().is_some_and(|w| w.addrs.iter().any(|c| c.ip == ip))
     }
 
+    /// The MTU of the interface a packet to `ip` leaves by (the loopback's,
+    /// Linux's 65536, for the stack's own addresses).
+    pub fn mtu_to(&self, ip: IpAddr) -> usize {
+        match &self.wire {
+            Some(w) if !self.is_own(ip) => w.mtu,
+            _ => MAX_PACKET + 1,
+        }
+    }
+
     /// Whether a packet to `ip` has somewhere to go.
     pub fn reaches(&self, ip: IpAddr) -> bool {
         self.is_own(ip) || ip.is_unspecified() || self.wire.as_ref().is_some_and(|w| w.next_hop(ip).is_some())

@@ -40,6 +40,7 @@ mod reassembly;
 pub mod rtnl;
 pub mod stack;
 pub mod table;
+pub mod tcpinfo;
 pub mod udp;
 
 use std::os::fd::{AsFd, OwnedFd};

@@ -660,6 +660,32 @@ impl Stack {
         Ok(())
     }
 
+    /// What TCP_INFO tells of socket `key` (ENOPROTOOPT: not a TCP one).
+    pub fn tcp_info(&mut self, key: u64) -> Result<super::tcpinfo::Info, Errno> {
+        use super::tcpinfo::{self, Info};
+        let s = self.sock(key)?;
+        let h = match s.state {
+            State::Connecting(h) | State::Connected(h) => h,
+            State::Listening { .. } => return Ok(Info { state: tcpinfo::LISTEN, ..Info::default() }),
+            State::Datagram { .. } | State::Netlink { .. } => return Err(Errno::ENOPROTOOPT),
+            State::Fresh | State::Bound | State::Failed => {
+                return Ok(Info { state: tcpinfo::CLOSE, ..Info::default() })
+            }
+        };
+        let t = self.sockets.get::<tcp::Socket>(h);
+        let mut info = Info {
+            state: tcpinfo::state(t.state()),
+            rcv_space: u32::try_from(t.recv_capacity() - t.recv_queue()).unwrap_or(u32::MAX),
+            ..Info::default()
+        };
+        if let Some(peer) = t.remote_endpoint().map(|e| std::net::IpAddr::from(e.addr)) {
+            let mtu = self.device.mtu_to(peer);
+            info.pmtu = u32::try_from(mtu).unwrap_or(u32::MAX);
+            info.mss = tcpinfo::mss(peer, mtu);
+        }
+        Ok(info)
+    }
+
     /// The flow of connection `h`'s packets going out (its source port,
     /// destination address and port), once it has both ends.
     fn tcp_flow(&self, h: SocketHandle) -> Option<super::ipmeta::Flow> {

@@ -200,7 +200,7 @@ fn netlink_call(c: &Call<'_>, call: NetlinkCall) -> Option<Reply> {
             port.and_then(|p| write_addr(c.mem, c.args[1], c.args[2], &sockaddr_nl(p))).map(|()| Reply::Value(0))
         }
         NetlinkCall::GetOpt => {
-            let int = |v: i32| write_addr(c.mem, c.args[3], c.args[4], &v.to_ne_bytes()).map(|()| Reply::Value(0));
+            let int = |v: i32| write_opt(c.mem, c.args[3], c.args[4], &v.to_ne_bytes()).map(|()| Reply::Value(0));
             match (c.args[1] as i32, c.args[2] as i32) {
                 (SOL_SOCKET, libc::SO_TYPE) => int(libc::SOCK_RAW),
                 (SOL_SOCKET, libc::SO_PROTOCOL) => int(NETLINK_ROUTE as i32),
@@ -494,7 +494,11 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
             (SOL_SOCKET, TIMESTAMPNS | TIMESTAMPNS_NEW) if udp => int(i32::from(o.stamp.is_some_and(|st| st.nanos))),
             (SOL_SOCKET, _) => return Reply::Continue,
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => int(i32::from(o.nodelay)),
-            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => int(1460),
+            // (the path's segment size once connected, else Linux's default)
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if !udp => {
+                stack.tcp_info(key).map(|i| if i.mss == 0 { 536 } else { i.mss }).and_then(|mss| int(mss as i32))
+            }
+            (libc::IPPROTO_TCP, libc::TCP_INFO) if !udp => stack.tcp_info(key).map(|i| i.bytes()),
             (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => int(o.keep_idle() as i32),
             (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => int(o.keep_interval() as i32),
             (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => int(o.keep_count() as i32),
@@ -514,7 +518,19 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
             _ => Err(Errno::ENOPROTOOPT),
         }
     };
-    reply(value.and_then(|v| write_addr(c.mem, c.args[3], c.args[4], &v)).map(|()| Reply::Value(0)))
+    reply(value.and_then(|v| write_opt(c.mem, c.args[3], c.args[4], &v)).map(|()| Reply::Value(0)))
+}
+
+/// Writes option value `bytes` at `at` for getsockopt, as much as the
+/// caller's length at `len_at` takes, and that length back (Linux's
+/// getsockopt tells what it wrote, not the value's whole length).
+fn write_opt(mem: &dyn Memory, at: u64, len_at: u64, bytes: &[u8]) -> Result<(), Errno> {
+    let mut room = [0u8; 4];
+    mem.read(len_at, &mut room)?;
+    let room = usize::try_from(i32::from_ne_bytes(room)).map_err(|_| Errno::EINVAL)?;
+    let n = room.min(bytes.len());
+    mem.write(at, &bytes[..n])?;
+    mem.write(len_at, &(n as u32).to_ne_bytes())
 }
 
 /// setsockopt(fd, level, name, value, len): as getsockopt; options real
