@@ -33,6 +33,7 @@ pub(super) fn run(net: &Netstack) {
     };
     let mut events = vec![EpollEvent::empty(); 64];
     let mut buf = vec![0u8; 64 * 1024];
+    let mut keys = Vec::new();
     // whether the last wake-up ended with work left (it then only looks
     // for new events, without sleeping)
     let mut busy = false;
@@ -77,7 +78,7 @@ pub(super) fn run(net: &Netstack) {
         busy = true;
         for _ in 0..ROUNDS {
             // (packets the stack sent itself are received in the next round)
-            if !tend(&mut s, &hung, &mut buf) && !s.device.pending() {
+            if !tend(&mut s, &hung, &mut buf, &mut keys) && !s.device.pending() {
                 busy = false;
                 break;
             }
@@ -85,9 +86,9 @@ pub(super) fn run(net: &Netstack) {
     }
 }
 
-/// One round: polls the interface and tends every socket. Whether
-/// anything moved.
-fn tend(s: &mut Stack, hung: &[u64], buf: &mut [u8]) -> bool {
+/// One round: polls the interface and tends every socket (`keys`: room for
+/// their keys). Whether anything moved.
+fn tend(s: &mut Stack, hung: &[u64], buf: &mut [u8], keys: &mut Vec<u64>) -> bool {
     let now = smoltcp::time::Instant::now();
     let mut moved = false;
     {
@@ -102,14 +103,15 @@ fn tend(s: &mut Stack, hung: &[u64], buf: &mut [u8]) -> bool {
     for h in s.dying.drain(..) {
         s.sockets.remove(h);
     }
-    let keys: Vec<u64> = s.socks.keys().copied().collect();
-    for key in keys {
-        moved |= tend_one(s, key, hung.contains(&key), buf);
+    keys.clear();
+    keys.extend(s.socks.keys());
+    for &key in keys.iter() {
+        moved |= tend_one(s, key, hung.contains(&key), buf, now);
     }
     moved
 }
 
-fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
+fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8], now: smoltcp::time::Instant) -> bool {
     let Some(sock) = s.socks.get(&key) else { return false };
     match sock.state {
         State::Listening { .. } if hung => {
@@ -127,7 +129,6 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
                 tcp::State::SynSent | tcp::State::SynReceived if !unreachable => false,
                 tcp::State::Closed | tcp::State::TimeWait | tcp::State::SynSent | tcp::State::SynReceived => {
                     drain_junk(sock);
-                    let now = smoltcp::time::Instant::now();
                     let timed_out = sock.connect_started.is_some_and(|t| now - t >= super::stack::CONNECT_TIMEOUT);
                     sock.error = Some(match (unreachable, timed_out) {
                         (true, _) => Errno::EHOSTUNREACH,
@@ -156,7 +157,6 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8]) -> bool {
             let (moved, done) = pump(s, key, h);
             // the app closed every copy of its end while the peer still
             // sends: as Linux's tcp_fin_timeout, it gets a minute to finish
-            let now = smoltcp::time::Instant::now();
             let orphaned = s.socks.get_mut(&key).map(|sock| {
                 if hung && sock.app_eof {
                     sock.orphaned.get_or_insert(now);

@@ -128,6 +128,32 @@ pub struct Stamp {
     pub nanos: bool,
 }
 
+/// The app's sockets by the inode number of their end. Inode numbers count
+/// up, so a multiplicative hash spreads them (std's default, SipHash, costs
+/// more than the rest of a look-up, and the stack's thread looks up every
+/// socket each round).
+pub(super) type Socks = HashMap<u64, Sock, std::hash::BuildHasherDefault<InodeHash>>;
+
+/// Fibonacci hashing of an inode number.
+#[derive(Debug, Default)]
+pub struct InodeHash(u64);
+
+impl std::hash::Hasher for InodeHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// One app socket.
 #[derive(Debug)]
 pub struct Sock {
@@ -206,7 +232,7 @@ pub struct Stack {
     pub pod: Option<super::pod::Pod>,
     pub(super) sockets: SocketSet<'static>,
     /// the app's sockets by the inode number of their app end
-    pub(super) socks: HashMap<u64, Sock>,
+    pub(super) socks: Socks,
     pub(super) epoll: Epoll,
     /// aborted connections, removed after the next poll (which sends their RST)
     pub(super) dying: Vec<SocketHandle>,
@@ -268,7 +294,7 @@ impl Stack {
             device,
             pod,
             sockets: SocketSet::new(Vec::new()),
-            socks: HashMap::new(),
+            socks: Socks::default(),
             epoll,
             dying: Vec::new(),
             next_port: *EPHEMERAL.start(),
@@ -335,7 +361,7 @@ impl Stack {
     /// Netlink socket `key`'s port id, chosen now if it has none (`want`:
     /// the one bind(2) asks for, 0 for any).
     pub fn netlink_port(&mut self, key: u64, want: u32) -> Result<u32, Errno> {
-        let taken = |socks: &HashMap<u64, Sock>, p: u32| {
+        let taken = |socks: &Socks, p: u32| {
             socks.iter().any(|(k, s)| *k != key && matches!(s.state, State::Netlink { port } if port == p))
         };
         let State::Netlink { port } = self.sock(key)?.state else { return Err(Errno::EOPNOTSUPP) };
