@@ -51,6 +51,12 @@ short = cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
 mss = int.from_bytes(info[16:20], "little")
 print("tcp_info", len(info), len(short), info[0], srv.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0],
       mss == cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG) > 60000, socket.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))
+# the congestion control there is (smoltcp's Reno); another is not there
+cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"reno")
+try:
+    cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b"bbr")
+except OSError as e:
+    print("congestion", cl.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode(), errno.errorcode[e.errno])
 cl.sendall(b"x" * (3 << 20))
 cl.shutdown(socket.SHUT_WR)
 print("echo", cl.recv(100).decode())
@@ -127,7 +133,7 @@ fn python(name: &str, script: &str) -> String {
 fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
         python("net-tcp", TCP),
-        "bound True 1\nnames True 127.0.0.1\nnodelay True\ntcp_info 280 104 1 10 True 536\necho 3145728\nnonblocking True\nso_error 0\n\
+        "bound True 1\nnames True 127.0.0.1\nnodelay True\ntcp_info 280 104 1 10 True 536\ncongestion reno ENOENT\necho 3145728\nnonblocking True\nso_error 0\n\
          nb echo 3\nrefused\nv6 ::1 ::1 hi\nv6 127.0.0.1 ::ffff:127.0.0.1 hi\nmany 500\nrebound, else EADDRINUSE\ndone\n"
     );
 }

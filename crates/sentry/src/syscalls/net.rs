@@ -499,6 +499,7 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
                 stack.tcp_info(key).map(|i| if i.mss == 0 { 536 } else { i.mss }).and_then(|mss| int(mss as i32))
             }
             (libc::IPPROTO_TCP, libc::TCP_INFO) if !udp => stack.tcp_info(key).map(|i| i.bytes()),
+            (libc::IPPROTO_TCP, libc::TCP_CONGESTION) if !udp => Ok(CONGESTION.to_vec()),
             (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => int(o.keep_idle() as i32),
             (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => int(o.keep_interval() as i32),
             (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => int(o.keep_count() as i32),
@@ -533,6 +534,31 @@ fn write_opt(mem: &dyn Memory, at: u64, len_at: u64, bytes: &[u8]) -> Result<(),
     mem.write(len_at, &(n as u32).to_ne_bytes())
 }
 
+/// The congestion control the stack's TCP runs (smoltcp's Reno), by
+/// Linux's name for it, as TCP_CONGESTION tells it (16 bytes, NUL-padded).
+const CONGESTION: &[u8; 16] = b"reno\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// setsockopt(TCP_CONGESTION): the one algorithm there is may be asked
+/// for; any other name is ENOENT, as Linux answers for one it lacks.
+fn set_congestion(c: &Call<'_>, net: &crate::net::Netstack, key: u64) -> Reply {
+    if net.lock().sock(key).is_ok_and(|s| s.is_udp()) {
+        return Reply::Error(Errno::ENOPROTOOPT);
+    }
+    let len = usize::try_from(c.args[4]).unwrap_or(0).min(CONGESTION.len() - 1);
+    let mut name = vec![0u8; len];
+    if let Err(e) = c.mem.read(c.args[3], &mut name) {
+        return Reply::Error(e);
+    }
+    let name = name.split(|b| *b == 0).next().unwrap_or_default();
+    if name.is_empty() {
+        return Reply::Error(Errno::EINVAL);
+    }
+    match CONGESTION.starts_with(name) && CONGESTION[name.len()] == 0 {
+        true => Reply::Value(0),
+        false => Reply::Error(Errno::ENOENT),
+    }
+}
+
 /// setsockopt(fd, level, name, value, len): as getsockopt; options real
 /// programs set and the netstack has no use for yet are accepted.
 pub fn setsockopt(c: &Call<'_>) -> Reply {
@@ -541,6 +567,9 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
         return r;
     }
     let (level, name, at, len) = (c.args[1] as i32, c.args[2] as i32, c.args[3], c.args[4]);
+    if (level, name) == (libc::IPPROTO_TCP, libc::TCP_CONGESTION) {
+        return set_congestion(c, &net, key);
+    }
     let stamp = level == SOL_SOCKET && matches!(name, TIMESTAMP | TIMESTAMPNS | TIMESTAMP_NEW | TIMESTAMPNS_NEW);
     if level == SOL_SOCKET
         && !stamp
