@@ -33,8 +33,20 @@ pub const LOCK_FILE: &str = "/var/cache/moat-e2e/.lock";
 /// The Debian release.
 pub const SUITE: &str = "bookworm";
 /// Packages on top of minbase: the programs the scenarios run.
-pub const PACKAGES: &[&str] =
-    &["bash", "coreutils", "grep", "sed", "findutils", "tar", "gzip", "procps", "python3", "gcc", "libc6-dev"];
+pub const PACKAGES: &[&str] = &[
+    "bash",
+    "coreutils",
+    "grep",
+    "sed",
+    "findutils",
+    "tar",
+    "gzip",
+    "procps",
+    "python3",
+    "gcc",
+    "libc6-dev",
+    "iperf3",
+];
 /// Inside the tree: the suite and package list it was built with.
 pub const STAMP: &str = "etc/moat-e2e-rootfs";
 

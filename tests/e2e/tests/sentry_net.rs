@@ -129,6 +129,26 @@ fn python(name: &str, script: &str) -> String {
     out
 }
 
+/// iperf3, what one tries first to measure a network: a server and a client
+/// in the sandbox, over its loopback, and the report the client writes
+/// from the socket's TCP_INFO and TCP_CONGESTION.
+#[test]
+fn iperf3_runs_over_the_sandbox_loopback() {
+    let moat = net_moat();
+    let script = "iperf3 -s -1 >/tmp/server.log 2>&1 & sleep 0.5; iperf3 -c 127.0.0.1 -t 1 -J";
+    let b = debian::bundle(&["sh", "-c", script]);
+    let id = unique_id("net-iperf3");
+    let (code, out, err) = moat_e2e::run_fg(&moat, &b, &id);
+    assert_eq!(code, 0, "stderr: {err}\nstdout: {out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let sent = &report["end"]["sum_sent"];
+    assert!(sent["bytes"].as_u64().is_some_and(|b| b > 1 << 20), "{out}");
+    // (from TCP_INFO: none that smoltcp would tell; its buffer's garbage before)
+    assert_eq!(sent["retransmits"], 0, "{out}");
+    assert_eq!(report["end"]["sender_tcp_congestion"], "reno", "{out}");
+    assert_no_leaks(&moat, &id, b.path());
+}
+
 #[test]
 fn tcp_over_the_sandbox_loopback_is_served_by_its_netstack() {
     assert_eq!(
