@@ -145,6 +145,38 @@ while True:
         break
 "#;
 
+/// From the peer, frames a host must never send, to the pod's MAC address
+/// (its kernel learnt it for the curl before): TCP SYNs, a UDP datagram and
+/// an echo request from sources no host sends from (unspecified, this
+/// network, loopback, multicast, broadcast, the pod's own address, IPv6's
+/// unspecified and IPv4-mapped), and headers that do not hold together.
+/// smoltcp 0.12 answered a SYN from 0.0.0.0 with a SYN-ACK to 0.0.0.0 and
+/// asserted on it: the one frame ended the Sentry.
+const MARTIANS: &str = r#"
+import socket, struct, sys
+pod, pod6 = sys.argv[1], sys.argv[2]
+mac = next(l.split()[3] for l in open("/proc/net/arp") if l.split()[0] == pod)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("veth0", 0))
+eth = lambda kind: bytes.fromhex(mac.replace(":", "")) + s.getsockname()[4] + kind
+def v4(src, proto, payload, vihl=0x45):
+    return eth(b"\x08\x00") + struct.pack("!BBHHHBBH4s4s", vihl, 0, 20 + len(payload), 1, 0, 64, proto, 0,
+                                         socket.inet_aton(src), socket.inet_aton(pod)) + payload
+def v6(src, payload):
+    return eth(b"\x86\xdd") + struct.pack("!IHBB16s16s", 6 << 28, len(payload), 6, 64,
+                                         socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, pod6)) + payload
+syn = struct.pack("!HHIIBBHHH", 40000, 8080, 1, 0, 5 << 4, 0x02, 65535, 0, 0)
+for src in ["0.0.0.0", "0.1.2.3", "127.0.0.1", "224.0.0.1", "255.255.255.255", "10.77.0.255", pod]:
+    s.send(v4(src, 6, syn))
+s.send(v4("0.0.0.0", 17, struct.pack("!HHHH", 40000, 9, 12, 0) + b"udp!"))
+s.send(v4("0.0.0.0", 1, struct.pack("!BBHHH", 8, 0, 0, 1, 1) + b"ping"))
+s.send(v4("10.77.0.1", 6, syn, vihl=0x44))
+s.send(v4("10.77.0.1", 6, syn)[:14 + 20 + 4])
+for src in ["::", "::ffff:10.77.0.1", "::1", "ff02::1"]:
+    s.send(v6(src, syn))
+print("sent")
+"#;
+
 #[test]
 fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
     let net = PodNet::new("pod-srv");
@@ -164,6 +196,10 @@ fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
     assert!(eventually(|| curl(&v4) == "hello from the sandbox"), "curl {v4}: {}", curl(&v4));
     assert_eq!(curl(&format!("http://[{POD_IP6}]:8080/")), "hello from the sandbox");
     from_peer(&net);
+    // martian frames from the pod's network are dropped: the server still answers
+    let sent = net.peer_run(&["python3", "-c", MARTIANS, POD_IP, POD_IP6]);
+    assert_eq!(String::from_utf8_lossy(&sent.stdout), "sent\n", "{}", String::from_utf8_lossy(&sent.stderr));
+    assert_eq!(curl(&v4), "hello from the sandbox");
     // the 500 connections are gone in the sandbox too: its listeners remain
     let sockets = "print(sum(1 for f in ('/proc/net/tcp', '/proc/net/tcp6') for _ in open(f).readlines()[1:]))";
     assert!(

@@ -382,9 +382,12 @@ impl Wire {
                 ETH_P_IPV6 if is_ndisc(&packet) => self.ndisc(&packet, mac),
                 ETH_P_IPV6 if super::reassembly::is_fragment(&packet) => {
                     if let Some(whole) = self.reassembly.take(&packet, std::time::Instant::now()) {
-                        return Some(whole);
+                        if !self.martian(&whole) {
+                            return Some(whole);
+                        }
                     }
                 }
+                ETH_P_IP | ETH_P_IPV6 if self.martian(&packet) => {}
                 ETH_P_IP | ETH_P_IPV6 => {
                     if self.vnet {
                         self.peers.clamp_syn(&mut packet);
@@ -395,6 +398,46 @@ impl Wire {
             }
         }
         None
+    }
+
+    /// Whether IP packet `p` from the wire is to be dropped before smoltcp
+    /// sees it: a header that does not hold together, or a source no host
+    /// sends from (Linux's martians: unspecified, this network, multicast,
+    /// broadcast, loopback, IPv4-mapped, or one of the stack's own). smoltcp
+    /// 0.12 answers a packet from 0.0.0.0 (a SYN-ACK, a RST, an echo reply)
+    /// and asserts on the answer's unspecified destination: one such frame
+    /// from the pod's network would end the Sentry.
+    fn martian(&self, p: &[u8]) -> bool {
+        let src = match p.first().map(|b| b >> 4) {
+            Some(4) if p.len() >= 20 => {
+                let ihl = usize::from(p[0] & 0xf) * 4;
+                let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
+                if ihl < 20 || total < ihl || total > p.len() {
+                    return true;
+                }
+                let v4 = std::net::Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+                if v4.octets()[0] == 0
+                    || v4.is_multicast()
+                    || v4.is_broadcast()
+                    || self.addrs.iter().any(|c| broadcast_of(c) == Some(v4))
+                {
+                    return true;
+                }
+                IpAddr::V4(v4)
+            }
+            Some(6) if p.len() >= 40 => {
+                if 40 + usize::from(u16::from_be_bytes([p[4], p[5]])) > p.len() {
+                    return true;
+                }
+                let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&p[8..24]).unwrap_or_default());
+                if v6.is_unspecified() || v6.is_multicast() || v6.to_ipv4_mapped().is_some() {
+                    return true;
+                }
+                IpAddr::V6(v6)
+            }
+            _ => return true,
+        };
+        src.is_loopback() || self.addrs.iter().any(|c| c.ip == src)
     }
 
     /// An ARP packet came in.
