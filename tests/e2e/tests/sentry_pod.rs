@@ -177,6 +177,9 @@ for src in ["::", "::ffff:10.77.0.1", "::1", "ff02::1"]:
 print("sent")
 "#;
 
+/// Random frames to the pod's MAC address (a fixed sequence from a seed).
+const FRAME_FUZZ: &str = include_str!("../probes/frame_fuzz.py");
+
 #[test]
 fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
     let net = PodNet::new("pod-srv");
@@ -200,6 +203,13 @@ fn servers_in_the_sandbox_are_reached_from_the_pod_network() {
     let sent = net.peer_run(&["python3", "-c", MARTIANS, POD_IP, POD_IP6]);
     assert_eq!(String::from_utf8_lossy(&sent.stdout), "sent\n", "{}", String::from_utf8_lossy(&sent.stderr));
     assert_eq!(curl(&v4), "hello from the sandbox");
+    // and random ones: IP, TCP, UDP and ICMP headers, options and lengths
+    // that lie, IPv6 extension headers and fragments, a few martian sources
+    let args = ["python3", "-c", FRAME_FUZZ, "11", "4000", "veth0", POD_IP, PEER_IP, POD_IP6, PEER_IP6];
+    let sent = net.peer_run(&args);
+    assert_eq!(String::from_utf8_lossy(&sent.stdout), "sent 4000\n", "{}", String::from_utf8_lossy(&sent.stderr));
+    assert_eq!(curl(&v4), "hello from the sandbox");
+    assert_eq!(curl(&format!("http://[{POD_IP6}]:8080/")), "hello from the sandbox");
     // the 500 connections are gone in the sandbox too: its listeners remain
     let sockets = "print(sum(1 for f in ('/proc/net/tcp', '/proc/net/tcp6') for _ in open(f).readlines()[1:]))";
     assert!(
