@@ -351,7 +351,13 @@ pub fn spawn(
             return end_init(&init_fd);
         };
         drop(pidns);
+        // (a panic's message, which its stdio would lose, to the watchdog)
+        let Ok((panics, panic_to)) = crate::panic_report::pipe() else {
+            return end_init(&init_fd);
+        };
         let sentry = sys::fork_with(move || {
+            let panic_fd = panic_to.as_raw_fd();
+            crate::panic_report::report_to(panic_to);
             // it reaches stub memory through a procfs of its own, of the
             // sandbox's pid namespace, with nothing but the pid directories
             let proc = match sys::procfs_pids_only() {
@@ -368,7 +374,7 @@ pub fn spawn(
             }
             drop(mounts_to);
             // nothing of create's (state dir, channel, console, pidfds) goes into confinement
-            let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd()];
+            let mut keep = vec![control.as_raw_fd(), proc.as_raw_fd(), init_for_sentry.as_raw_fd(), panic_fd];
             keep.extend(replayer.as_ref().map(|r| r.as_raw_fd()));
             keep.extend(maker.as_ref().map(|m| m.as_raw_fd()));
             for m in &s.mounts {
@@ -477,7 +483,7 @@ pub fn spawn(
         });
         // (the replayer's other end went with the Sentry's closure: the
         // Sentry alone holds it, and the replayer sees it close when it ends)
-        watch(sentry.ok(), &init_fd, &exit_file)
+        watch(sentry.ok(), &init_fd, &exit_file, &panics)
     })
     .map_err(|e| Error::io("fork the sentry", e))?;
     Ok(())
@@ -516,7 +522,7 @@ pub fn receive_mounts(from: &UnixStream, n: usize) -> Result<Vec<(pseudofs::Kind
 }
 
 /// The watchdog: waits for the Sentry, then ends the container.
-fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path::Path) -> i32 {
+fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path::Path, panics: &OwnedFd) -> i32 {
     use nix::sys::wait::WaitStatus;
     let status = match sentry {
         Some(pid) => waitpid(pid, None).ok(),
@@ -542,6 +548,11 @@ fn watch(sentry: Option<nix::unistd::Pid>, init: &OwnedFd, exit_file: &std::path
         Some(WaitStatus::Signaled(_, s, _)) => Some(format!("the sentry was killed by {s}")),
         _ => Some("the sentry could not be started".to_string()),
     };
+    // (a panic's own words, when it was one)
+    let abnormal = abnormal.map(|why| match crate::panic_report::read(panics) {
+        Some(panic) => format!("{why} ({panic})"),
+        None => why,
+    });
     if let Some(why) = &abnormal {
         tracing::error!("{why}: ending the container");
         let _ = std::fs::write(exit_file, format!("{why}\n"));

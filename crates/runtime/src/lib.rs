@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod id;
 pub mod idrange;
 pub mod init;
+mod panic_report;
 mod process;
 mod procs;
 pub mod query;
