@@ -73,6 +73,12 @@ impl Stack {
         if to.port == 0 && !ping {
             return Err(Errno::EINVAL);
         }
+        // an ICMPv6 echo socket's request cannot go to an IPv4 host (Linux:
+        // EINVAL for a mapped address), nor an ICMP one's to an IPv6 host
+        let v4 = matches!(ip, IpAddress::Ipv4(_));
+        if ping && (family == Family::V6) == v4 {
+            return Err(Errno::EINVAL);
+        }
         Ok(IpEndpoint::new(ip, to.port))
     }
 
