@@ -83,9 +83,12 @@ pub struct Opts {
     pub reuse_port: bool,
     /// SO_KEEPALIVE
     pub keepalive: bool,
-    /// TCP_KEEPIDLE, TCP_KEEPINTVL (seconds) and TCP_KEEPCNT (None: Linux's
-    /// defaults, [`Opts::keep_idle`] …)
-    pub keep: [Option<u32>; 3],
+    /// TCP_KEEPIDLE, in seconds (None: Linux's default, [`Opts::keep_idle`])
+    pub keepidle: Option<u32>,
+    /// TCP_KEEPINTVL, in seconds (None: [`Opts::keep_interval`])
+    pub keepintvl: Option<u32>,
+    /// TCP_KEEPCNT (None: [`Opts::keep_count`])
+    pub keepcnt: Option<u32>,
     /// TCP_USER_TIMEOUT, in milliseconds (0: none)
     pub user_timeout: u32,
     /// TCP_NODELAY
@@ -823,7 +826,6 @@ fn pace_acks(t: &mut tcp::Socket<'_>, device: &super::device::Link) {
     t.set_ack_delay(wire.then_some(ACK_DELAY));
 }
 
-/// Sets the options of a connection.
 /// Applies the options `o` to connection `t`; its timeout is the
 /// handshake's while it is `connecting`, else the options'.
 pub(super) fn apply(t: &mut tcp::Socket<'_>, o: &Opts, connecting: bool) {
@@ -838,17 +840,17 @@ pub(super) fn apply(t: &mut tcp::Socket<'_>, o: &Opts, connecting: bool) {
 impl Opts {
     /// TCP_KEEPIDLE: seconds of quiet before the first keep-alive probe.
     pub fn keep_idle(&self) -> u32 {
-        self.keep[0].unwrap_or(7200)
+        self.keepidle.unwrap_or(7200)
     }
 
     /// TCP_KEEPINTVL: seconds between probes.
     pub fn keep_interval(&self) -> u32 {
-        self.keep[1].unwrap_or(75)
+        self.keepintvl.unwrap_or(75)
     }
 
     /// TCP_KEEPCNT: probes unanswered before the connection is given up.
     pub fn keep_count(&self) -> u32 {
-        self.keep[2].unwrap_or(9)
+        self.keepcnt.unwrap_or(9)
     }
 
     /// How long a connection's peer may stay silent (while bytes wait for

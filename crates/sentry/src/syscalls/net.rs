@@ -261,12 +261,19 @@ fn write_addr(mem: &dyn Memory, at: u64, len_at: u64, bytes: &[u8]) -> Result<()
     if at == 0 {
         return Ok(());
     }
+    copy_out(mem, at, len_at, bytes)?;
+    mem.write(len_at, &(bytes.len() as u32).to_ne_bytes())
+}
+
+/// Writes as much of `bytes` at `at` as the caller's length at `len_at`
+/// takes (a negative one is EINVAL); how much that was.
+fn copy_out(mem: &dyn Memory, at: u64, len_at: u64, bytes: &[u8]) -> Result<usize, Errno> {
     let mut room = [0u8; 4];
     mem.read(len_at, &mut room)?;
-    let room = i32::from_ne_bytes(room);
-    let room = usize::try_from(room).map_err(|_| Errno::EINVAL)?;
-    mem.write(at, &bytes[..room.min(bytes.len())])?;
-    mem.write(len_at, &(bytes.len() as u32).to_ne_bytes())
+    let room = usize::try_from(i32::from_ne_bytes(room)).map_err(|_| Errno::EINVAL)?;
+    let n = room.min(bytes.len());
+    mem.write(at, &bytes[..n])?;
+    Ok(n)
 }
 
 /// Whether the caller's file (its open file description) is non-blocking.
@@ -526,11 +533,7 @@ pub fn getsockopt(c: &Call<'_>) -> Reply {
 /// caller's length at `len_at` takes, and that length back (Linux's
 /// getsockopt tells what it wrote, not the value's whole length).
 fn write_opt(mem: &dyn Memory, at: u64, len_at: u64, bytes: &[u8]) -> Result<(), Errno> {
-    let mut room = [0u8; 4];
-    mem.read(len_at, &mut room)?;
-    let room = usize::try_from(i32::from_ne_bytes(room)).map_err(|_| Errno::EINVAL)?;
-    let n = room.min(bytes.len());
-    mem.write(at, &bytes[..n])?;
+    let n = copy_out(mem, at, len_at, bytes)?;
     mem.write(len_at, &(n as u32).to_ne_bytes())
 }
 
@@ -605,15 +608,15 @@ pub fn setsockopt(c: &Call<'_>) -> Reply {
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
         // keep-alive's timing and the user timeout (in Linux's ranges)
         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT) => {
-            let (slot, max) = match name {
-                libc::TCP_KEEPIDLE => (0, 32767),
-                libc::TCP_KEEPINTVL => (1, 32767),
-                _ => (2, 127),
+            let (field, max) = match name {
+                libc::TCP_KEEPIDLE => (&mut o.keepidle, 32767),
+                libc::TCP_KEEPINTVL => (&mut o.keepintvl, 32767),
+                _ => (&mut o.keepcnt, 127),
             };
             if !(1..=max).contains(&v) {
                 return Reply::Error(Errno::EINVAL);
             }
-            o.keep[slot] = Some(v as u32);
+            *field = Some(v as u32);
         }
         (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => match u32::try_from(v) {
             Ok(ms) => o.user_timeout = ms,
