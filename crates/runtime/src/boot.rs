@@ -381,7 +381,7 @@ pub fn spawn(
                 keep.extend([m.dev.as_raw_fd(), m.backing.as_raw_fd()]);
             }
             keep.extend(s.memory_usage.as_ref().map(|f| f.as_raw_fd()));
-            keep.extend(s.pod.as_ref().map(|p| p.packets.as_raw_fd()));
+            keep.extend(s.pod.iter().flat_map(|p| p.packets.iter().map(|f| f.as_raw_fd())));
             keep.extend(s.pod_owner.iter().flat_map(|(calls, tables)| [calls.as_raw_fd(), tables.as_raw_fd()]));
             if let Err(e) = sys::close_inherited_fds(&keep) {
                 tracing::error!("sentry: close inherited fds: {e}");

@@ -13,8 +13,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::errno::Errno;
+use nix::sys::eventfd::EventFd;
 use nix::sys::socket::{recvfrom, LinkAddr, MsgFlags, SockaddrLike};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::{Duration, Instant};
@@ -72,13 +74,8 @@ struct Wire {
     mtu: usize,
     addrs: Vec<Cidr>,
     routes: Vec<Route>,
-    /// what ARP and neighbor discovery found
-    neighbors: HashMap<IpAddr, [u8; 6]>,
-    /// when each next hop not found yet was first and last asked for
-    asked: HashMap<IpAddr, (Instant, Instant)>,
-    /// next hops that did not answer for [`WAIT`], and since when (Linux's
-    /// FAILED neighbours: connections to them fail with EHOSTUNREACH)
-    failed: HashMap<IpAddr, Instant>,
+    /// what the shards know of the link's neighbors
+    known: Arc<Neighbors>,
     /// packets waiting for their next hop's address, oldest first
     waiting: VecDeque<(Instant, IpAddr, u16, Vec<u8>)>,
     buf: Vec<u8>,
@@ -94,7 +91,42 @@ struct Wire {
     fragment_id: std::cell::Cell<u32>,
 }
 
-/// The stack's one device.
+/// What ARP and neighbor discovery found, shared by the shards' devices
+/// (their answers come to shard 0: [`super::steer`]).
+#[derive(Debug)]
+pub struct Neighbors {
+    known: Mutex<Known>,
+    /// the shards' wake-ups: a packet of theirs may wait for an address
+    /// another shard learned
+    wakes: Vec<Arc<EventFd>>,
+}
+
+#[derive(Debug, Default)]
+struct Known {
+    macs: HashMap<IpAddr, [u8; 6]>,
+    /// when each next hop not found yet was first and last asked for
+    asked: HashMap<IpAddr, (Instant, Instant)>,
+    /// next hops that did not answer for [`WAIT`], and since when (Linux's
+    /// FAILED neighbours: connections to them fail with EHOSTUNREACH)
+    failed: HashMap<IpAddr, Instant>,
+}
+
+impl Neighbors {
+    /// For the shards woken by `wakes`.
+    pub fn new(wakes: Vec<Arc<EventFd>>) -> Arc<Neighbors> {
+        Arc::new(Neighbors { known: Mutex::new(Known::default()), wakes })
+    }
+
+    fn known(&self) -> MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mac(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        self.known().macs.get(&ip).copied()
+    }
+}
+
+/// One shard's device.
 #[derive(Debug, Default)]
 pub struct Link {
     /// the loopback's packets, to be received
@@ -109,18 +141,16 @@ pub struct Link {
 impl Link {
     /// A link over the loopback and, if given, the pod's interface (its
     /// packet socket is kept here; its addresses are the stack's).
-    pub fn new(pod: Option<&Pod>) -> std::io::Result<Link> {
+    pub fn new(pod: Option<&Pod>, shard: usize, known: Arc<Neighbors>) -> std::io::Result<Link> {
         let wire = match pod {
             Some(p) => Some(Wire {
-                fd: p.packets.try_clone()?,
+                fd: p.packets[shard].try_clone()?,
                 index: p.index,
                 mac: p.mac,
                 mtu: p.mtu as usize,
                 addrs: p.addrs.clone(),
                 routes: p.routes.clone(),
-                neighbors: HashMap::new(),
-                asked: HashMap::new(),
-                failed: HashMap::new(),
+                known,
                 waiting: VecDeque::new(),
                 buf: vec![0; super::offload::HDR + ETHER + MAX_PACKET + 1],
                 readable: true,
@@ -171,7 +201,16 @@ impl Link {
     pub fn unreachable(&self, ip: IpAddr) -> bool {
         let Some(w) = &self.wire else { return false };
         let now = Instant::now();
-        w.next_hop(ip).and_then(|hop| w.failed.get(&hop)).is_some_and(|t| now - *t < FAILED_FOR)
+        w.next_hop(ip).and_then(|hop| w.known.known().failed.get(&hop).copied()).is_some_and(|t| now - t < FAILED_FOR)
+    }
+
+    /// Sends the packets that waited for an address another shard learned.
+    pub fn flush(&mut self) {
+        if let Some(w) = &mut self.wire {
+            if !w.waiting.is_empty() {
+                w.flush();
+            }
+        }
     }
 
     /// Sends `packet` (an IP packet smoltcp made).
@@ -227,7 +266,7 @@ impl Wire {
             return;
         }
         let Some(hop) = self.next_hop(dst) else { return };
-        if let Some(mac) = self.neighbors.get(&hop).copied() {
+        if let Some(mac) = self.known.mac(hop) {
             self.put(proto, mac, packet);
             return;
         }
@@ -274,15 +313,18 @@ impl Wire {
 
     /// Asks for `hop`'s MAC address (ARP request, neighbor solicitation).
     fn ask(&mut self, hop: IpAddr, now: Instant) {
-        let first = match self.asked.get(&hop) {
-            Some((_, last)) if now - *last < ASK_EVERY => return,
-            Some((first, _)) => *first,
-            None => now,
-        };
-        if now - first >= WAIT {
-            self.failed.insert(hop, now);
+        {
+            let mut k = self.known.known();
+            let first = match k.asked.get(&hop) {
+                Some((_, last)) if now - *last < ASK_EVERY => return,
+                Some((first, _)) => *first,
+                None => now,
+            };
+            if now - first >= WAIT {
+                k.failed.insert(hop, now);
+            }
+            k.asked.insert(hop, (first, now));
         }
-        self.asked.insert(hop, (first, now));
         match hop {
             IpAddr::V4(target) => {
                 let Some(source) = self.addrs.iter().find_map(|c| match c.ip {
@@ -346,13 +388,25 @@ impl Wire {
         if mac == [0; 6] || mac[0] & 1 == 1 {
             return;
         }
-        self.neighbors.insert(ip, mac);
-        self.asked.remove(&ip);
-        self.failed.remove(&ip);
-        let (ready, rest): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|w| w.1 == ip);
+        {
+            let mut k = self.known.known();
+            k.macs.insert(ip, mac);
+            k.asked.remove(&ip);
+            k.failed.remove(&ip);
+        }
+        self.flush();
+        for w in &self.known.wakes {
+            let _ = w.write(1);
+        }
+    }
+
+    /// Sends the packets whose next hop's address is known now.
+    fn flush(&mut self) {
+        let known = self.known.known().macs.clone();
+        let (ready, rest): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|w| known.contains_key(&w.1));
         self.waiting = rest.into();
-        for (_, _, proto, mut packet) in ready {
-            self.put(proto, mac, &mut packet);
+        for (_, hop, proto, mut packet) in ready {
+            self.put(proto, known[&hop], &mut packet);
         }
     }
 
@@ -455,7 +509,7 @@ impl Wire {
         };
         // (a router "onlink" is on no network of ours, but was asked for)
         let sender = IpAddr::V4(source_protocol_addr);
-        let on_link = self.addrs.iter().any(|c| c.contains(sender)) || self.asked.contains_key(&sender);
+        let on_link = self.addrs.iter().any(|c| c.contains(sender)) || self.known.known().asked.contains_key(&sender);
         if on_link {
             self.learn(IpAddr::V4(source_protocol_addr), source_hardware_addr.0);
         }

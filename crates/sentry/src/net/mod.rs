@@ -38,7 +38,9 @@ pub mod pod;
 mod pump;
 mod reassembly;
 pub mod rtnl;
+pub mod shards;
 pub mod stack;
+mod steer;
 pub mod table;
 pub mod tcpinfo;
 pub mod udp;
@@ -48,17 +50,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+pub use shards::Stacks;
 pub use stack::{Sock, Stack};
 
 /// The loopback's interface index, as in every network namespace.
 pub(crate) const LO_INDEX: u32 = 1;
 
 /// One sandbox's network stack, shared by the handlers (which lock it) and
-/// its thread.
+/// its threads: its shards ([`shards`]), each with its thread.
 pub struct Netstack {
+    shards: Vec<Shard>,
+}
+
+struct Shard {
     stack: Mutex<Stack>,
-    /// written to wake the thread after a handler changed the stack
-    wake: EventFd,
+    /// written to wake the shard's thread after a handler changed the stack
+    wake: Arc<EventFd>,
 }
 
 impl std::fmt::Debug for Netstack {
@@ -74,25 +81,44 @@ impl Netstack {
     }
 
     /// A stack with a loopback interface and, if given, the pod's
-    /// interface ([`pod::take`]), its thread started.
+    /// interface ([`pod::take`]), its threads started: a shard for each of
+    /// the pod's packet sockets, or one per CPU ([`pod::shards`]).
     pub fn new(pod: Option<pod::Pod>) -> std::io::Result<Arc<Netstack>> {
         buffers_mapped();
-        let wake = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let stack = Stack::new(wake.as_fd(), pod)?;
-        let net = Arc::new(Netstack { stack: Mutex::new(stack), wake });
-        let n = net.clone();
-        std::thread::Builder::new().spawn(move || pump::run(&n))?;
+        let n = pod.as_ref().map_or_else(pod::shards, |p| p.packets.len()).max(1);
+        let wakes = (0..n)
+            .map(|_| EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let known = device::Neighbors::new(wakes.clone());
+        let pod = pod.map(Arc::new);
+        let mut shards = Vec::with_capacity(n);
+        for (i, wake) in wakes.into_iter().enumerate() {
+            let stack = Stack::new(wake.as_fd(), pod.clone(), i, known.clone())?;
+            shards.push(Shard { stack: Mutex::new(stack), wake });
+        }
+        let net = Arc::new(Netstack { shards });
+        for i in 0..n {
+            let net = net.clone();
+            std::thread::Builder::new().spawn(move || pump::run(&net, i))?;
+        }
         Ok(net)
     }
 
-    /// The stack, locked.
-    pub fn lock(&self) -> MutexGuard<'_, Stack> {
-        self.stack.lock().unwrap_or_else(|e| e.into_inner())
+    /// Every shard, locked in order (the handlers' view: [`Stacks`]).
+    pub fn lock(&self) -> Stacks<'_> {
+        Stacks(self.shards.iter().map(|s| s.stack.lock().unwrap_or_else(|e| e.into_inner())).collect())
     }
 
-    /// Wakes the stack's thread (after a change it must act on).
+    /// Shard `i`, locked (its thread's view).
+    fn shard(&self, i: usize) -> MutexGuard<'_, Stack> {
+        self.shards[i].stack.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the shards' threads (after a change they must act on).
     pub fn wake(&self) {
-        let _ = self.wake.write(1);
+        for s in &self.shards {
+            let _ = s.wake.write(1);
+        }
     }
 }
 

@@ -361,7 +361,7 @@ mod tests {
     /// A pod: eth0 (index 7), 10.0.0.2/24, default via 10.0.0.1.
     fn pod() -> Pod {
         Pod {
-            packets: std::fs::File::open("/dev/null").unwrap().into(),
+            packets: vec![std::fs::File::open("/dev/null").unwrap().into()],
             index: 7,
             name: "eth0".into(),
             mac: [2, 0, 0, 0, 0, 2],

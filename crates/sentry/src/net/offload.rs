@@ -14,7 +14,7 @@
 //! A UDP datagram longer than the MTU goes the same way, for the kernel to
 //! cut into IP fragments (UFO). The fragments that come in are put
 //! together by the kernel before the packet socket sees them, IPv4's
-//! only (a fanout group with PACKET_FANOUT_FLAG_DEFRAG, [`reassemble`]).
+//! only (their fanout group defragments: [`super::steer`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,24 +52,6 @@ pub fn packet_option(fd: BorrowedFd<'_>, name: libc::c_int, value: libc::c_int) 
 /// whether the kernel took it.
 pub fn enable(fd: BorrowedFd<'_>) -> bool {
     packet_option(fd, PACKET_VNET_HDR, 1)
-}
-
-/// Has the kernel put IPv4 fragments together before packet socket `fd`
-/// (bound) sees them: a fanout group of its own, of one socket, that
-/// defragments. The group's hook replaces the socket's, so the socket's
-/// PACKET_IGNORE_OUTGOING no longer counts: the group ignores outgoing
-/// packets itself where the kernel can (Linux 6.9), or else every packet
-/// the stack sends comes back to it as a clone to be read and skipped.
-/// Whether the kernel took the group.
-pub fn reassemble(fd: BorrowedFd<'_>) -> bool {
-    const PACKET_FANOUT: libc::c_int = 18;
-    const FANOUT_CPU: libc::c_int = 2;
-    const FLAG_UNIQUEID: libc::c_int = 0x2000;
-    const FLAG_IGNORE_OUTGOING: libc::c_int = 0x4000;
-    const FLAG_DEFRAG: libc::c_int = 0x8000;
-    let group = FANOUT_CPU | FLAG_UNIQUEID | FLAG_DEFRAG;
-    packet_option(fd, PACKET_FANOUT, (group | FLAG_IGNORE_OUTGOING) << 16)
-        || packet_option(fd, PACKET_FANOUT, group << 16)
 }
 
 /// A connection as the wire sees it: the peer's address and port, ours.

@@ -107,8 +107,9 @@ impl std::str::FromStr for Route {
 /// The pod's interface as taken over.
 #[derive(Debug)]
 pub struct Pod {
-    /// a packet socket (SOCK_RAW, every protocol) bound to it
-    pub packets: OwnedFd,
+    /// packet sockets (SOCK_RAW, every protocol) bound to it, one per
+    /// shard of the stack, one fanout group ([`super::steer`])
+    pub packets: Vec<OwnedFd>,
     /// its index
     pub index: u32,
     /// its name ("eth0")
@@ -203,7 +204,7 @@ fn take_here() -> Result<Option<Pod>, String> {
             routes.extend(route_of(&r, index).map(|route| (route, r)));
         }
     }
-    let (packets, vnet) = packet_socket(index).map_err(|e| format!("open a packet socket on {name}: {e}"))?;
+    let (packets, vnet) = packet_sockets(index).map_err(|e| format!("open a packet socket on {name}: {e}"))?;
     // the routes first: removing the last address takes the routes with it
     for (_, r) in &routes {
         match rtnl.ask(RouteNetlinkMessage::DelRoute(r.clone()), NLM_F_ACK) {
@@ -336,9 +337,40 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
+/// The stack's shards: one per CPU, up to 4 (each runs a thread, and
+/// connections are spread over them by their ports).
+pub fn shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
+/// Non-blocking packet sockets of every protocol, whole frames
+/// (SOCK_RAW), bound to interface `index`, one per shard ([`shards`]) in
+/// one fanout group ([`super::steer`]); and whether they carry virtio-net
+/// headers ([`super::offload`]: SOCK_RAW only). One socket if the kernel
+/// will not steer among several.
+fn packet_sockets(index: u32) -> nix::Result<(Vec<OwnedFd>, bool)> {
+    let mut fds = Vec::new();
+    let mut vnet = true;
+    for _ in 0..shards() {
+        let (fd, v) = packet_socket(index)?;
+        vnet &= v;
+        fds.push(fd);
+    }
+    if let Err(e) = super::steer::group(&fds) {
+        if fds.len() == 1 {
+            tracing::debug!("no IPv4 reassembly before the packet socket ({e}): fragmented datagrams are lost");
+        } else {
+            tracing::debug!("one shard: the packet sockets cannot be steered ({e})");
+            fds.truncate(1);
+            let _ = super::steer::group(&fds);
+        }
+    }
+    Ok((fds, vnet))
+}
+
 /// A non-blocking packet socket of every protocol, whole frames
 /// (SOCK_RAW), bound to interface `index`; and whether it carries
-/// virtio-net headers ([`super::offload`]: SOCK_RAW only).
+/// virtio-net headers.
 fn packet_socket(index: u32) -> nix::Result<(OwnedFd, bool)> {
     let fd = socket(Af::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)?;
     let vnet = super::offload::enable(fd.as_fd());
@@ -347,9 +379,6 @@ fn packet_socket(index: u32) -> nix::Result<(OwnedFd, bool)> {
     // back to this socket to be read and skipped: never made
     if !ignore_outgoing(fd.as_fd()) {
         tracing::debug!("the packet socket sees the stack's own packets too");
-    }
-    if !super::offload::reassemble(fd.as_fd()) {
-        tracing::debug!("no IPv4 reassembly before the packet socket: fragmented datagrams are lost");
     }
     // bursts from a fast peer wait here while the stack catches up
     let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
@@ -404,12 +433,6 @@ impl Rtnl {
                 }
             }
         }
-    }
-}
-
-impl AsFd for Pod {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.packets.as_fd()
     }
 }
 

@@ -22,9 +22,9 @@ const ROUNDS: usize = 16;
 /// finish (Linux's tcp_fin_timeout).
 const FIN_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(60);
 
-/// The thread's loop; ends only with the process.
-pub(super) fn run(net: &Netstack) {
-    let epoll = match net.lock().epoll.0.try_clone() {
+/// Shard `shard`'s thread's loop; ends only with the process.
+pub(super) fn run(net: &Netstack, shard: usize) {
+    let epoll = match net.shard(shard).epoll.0.try_clone() {
         Ok(fd) => Epoll(fd),
         Err(e) => {
             tracing::error!("netstack: no epoll: {e}");
@@ -39,7 +39,7 @@ pub(super) fn run(net: &Netstack) {
     let mut busy = false;
     loop {
         let delay = {
-            let mut s = net.lock();
+            let mut s = net.shard(shard);
             let now = smoltcp::time::Instant::now();
             let Stack { iface, sockets, .. } = &mut *s;
             iface.poll_delay(now, sockets)
@@ -55,7 +55,7 @@ pub(super) fn run(net: &Netstack) {
             }
         };
         if events[..n].iter().any(|e| e.data() == WAKE_KEY) {
-            let _ = net.wake.read();
+            let _ = net.shards[shard].wake.read();
         }
         // the app closed every copy of these
         let hung: Vec<u64> = events[..n]
@@ -63,10 +63,12 @@ pub(super) fn run(net: &Netstack) {
             .filter(|e| e.data() != WAKE_KEY && e.events().contains(EpollFlags::EPOLLHUP))
             .map(|e| e.data())
             .collect();
-        let mut s = net.lock();
+        let mut s = net.shard(shard);
         if events[..n].iter().any(|e| e.data() == POD_KEY) {
             s.device.wire_readable();
         }
+        // (packets that waited for an address another shard learned)
+        s.device.flush();
         // (the sockets' ends are read and written only once they said they can be)
         for e in events[..n].iter().filter(|e| e.data() != WAKE_KEY) {
             if let Some(sock) = s.socks.get_mut(&e.data()) {
@@ -297,10 +299,20 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle) -> (bool, bool
     if sock.app_eof && (sock.shut || gone) && closed {
         return (moved, true);
     }
-    // what to wake for: the app's bytes while the connection takes them,
-    // room on the app's end for bytes waiting
+    // the connection ended under the app (the peer reset it, or it was
+    // given up on): once the app's end holds all that came, the stack's is
+    // closed, so that the app reads EOF and its writes fail (EPIPE); kept,
+    // a writer would wait forever, and a closed app end would wake the
+    // thread for ever (a hang-up is always an event)
+    if !sock.app_eof && closed && t.recv_queue() == 0 {
+        return (true, true);
+    }
+    // what to wake for: the app's bytes while the connection has room for
+    // them (a full send buffer is tended again after the peer's ACK: the
+    // app's end, level-triggered, would wake the thread for nothing until
+    // then), room on the app's end for bytes waiting
     let mut want = EpollFlags::EPOLLRDHUP;
-    if !sock.app_eof && t.can_send() {
+    if !sock.app_eof && t.can_send() && t.send_queue() < t.send_capacity() {
         want |= EpollFlags::EPOLLIN;
     }
     if t.can_recv() && !gone {

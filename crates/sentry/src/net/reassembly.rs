@@ -3,7 +3,7 @@
 //!
 //! Coming in: IPv6 fragments put back together (RFC 8200 §4.5); the
 //! kernel does it before a packet socket only for IPv4
-//! ([`super::offload::reassemble`]). A fragment header right after the
+//! ([`super::steer`]). A fragment header right after the
 //! fixed header is handled (what a host that fragments its own datagram
 //! sends); the whole packet is handed on as if it had come unfragmented.
 //! Like Linux, an incomplete packet is dropped after [`TIMEOUT`], and at

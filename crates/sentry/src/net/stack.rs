@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -23,7 +25,7 @@ const MAX_LISTENERS: usize = 16;
 /// (SOMAXCONN); past it, new ones are refused until the app accepts.
 const MAX_READY: usize = 4096;
 /// The ports a socket that did not bind one gets (Linux's default range).
-const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+pub(super) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// How long a connect(2) waits for its handshake (Linux: six SYN
 /// retransmissions, about two minutes).
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
@@ -46,9 +48,11 @@ pub enum State {
         backlog: usize,
         /// listening, each for one connection
         waiting: Vec<SocketHandle>,
-        /// connected, not accepted yet (while there are, one byte waits on
-        /// the app's end)
+        /// connected, not accepted yet
         ready: VecDeque<SocketHandle>,
+        /// how many connections wait to be accepted, in every shard (while
+        /// any does, one byte waits on the app's end)
+        queued: Arc<AtomicUsize>,
     },
     /// connecting (non-blocking: data the app writes waits on its end)
     Connecting(SocketHandle),
@@ -199,12 +203,20 @@ pub struct Sock {
     /// when its connect(2) started (a handshake that ends unanswered
     /// after [`CONNECT_TIMEOUT`] failed with ETIMEDOUT)
     pub(super) connect_started: Option<Instant>,
+    /// a listening socket's listeners in a shard other than its own
+    /// ([`Stack::mirror`]): the same key, a copy of the stack's end
+    pub(super) mirror: bool,
 }
 
 impl Sock {
     /// Whether it is a datagram socket (UDP or ICMP echo).
     pub fn is_udp(&self) -> bool {
         matches!(self.state, State::Datagram { .. })
+    }
+
+    /// Its protocol, as ports are taken: (datagram, ICMP echo).
+    pub(super) fn kind(&self) -> (bool, bool) {
+        (self.is_udp(), self.is_ping())
     }
 
     /// Whether it is an ICMP echo socket.
@@ -232,14 +244,16 @@ pub struct Stack {
     pub(super) iface: Interface,
     pub(super) device: super::device::Link,
     /// the pod's interface, if the stack took it over
-    pub pod: Option<super::pod::Pod>,
+    pub pod: Option<Arc<super::pod::Pod>>,
     pub(super) sockets: SocketSet<'static>,
     /// the app's sockets by the inode number of their app end
     pub(super) socks: Socks,
     pub(super) epoll: Epoll,
     /// aborted connections, removed after the next poll (which sends their RST)
     pub(super) dying: Vec<SocketHandle>,
-    next_port: u16,
+    pub(super) next_port: u16,
+    /// the shard the next connection that chose no port goes to
+    pub(super) next_shard: usize,
     /// the netlink port id the next socket that binds none gets
     next_netlink: u32,
 }
@@ -254,16 +268,16 @@ fn tcp_socket() -> tcp::Socket<'static> {
 }
 
 impl Stack {
-    /// A stack with a loopback interface (127.0.0.1/8, ::1/128); `wake` is
-    /// watched by the thread.
-    pub fn loopback(wake: BorrowedFd<'_>) -> std::io::Result<Stack> {
-        Stack::new(wake, None)
-    }
-
-    /// A stack with a loopback interface and, if given, the pod's
-    /// interface, its addresses and routes; `wake` is watched by the thread.
-    pub fn new(wake: BorrowedFd<'_>, pod: Option<super::pod::Pod>) -> std::io::Result<Stack> {
-        let mut device = super::device::Link::new(pod.as_ref())?;
+    /// Shard `shard` of a stack with a loopback interface and, if given,
+    /// the pod's interface, its addresses and routes; `wake` is watched by
+    /// the shard's thread, `known` is what the shards know of neighbors.
+    pub fn new(
+        wake: BorrowedFd<'_>,
+        pod: Option<Arc<super::pod::Pod>>,
+        shard: usize,
+        known: Arc<super::device::Neighbors>,
+    ) -> std::io::Result<Stack> {
+        let mut device = super::device::Link::new(pod.as_deref(), shard, known)?;
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut device, Instant::now());
         let pod_addrs = pod.iter().flat_map(|p| p.addrs.iter());
         iface.update_ip_addrs(|a| {
@@ -290,7 +304,7 @@ impl Stack {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_KEY))?;
         if let Some(p) = &pod {
-            epoll.add(p.packets.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, POD_KEY))?;
+            epoll.add(p.packets[shard].as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, POD_KEY))?;
         }
         Ok(Stack {
             iface,
@@ -301,6 +315,7 @@ impl Stack {
             epoll,
             dying: Vec::new(),
             next_port: *EPHEMERAL.start(),
+            next_shard: 0,
             next_netlink: 0x7000_0000,
         })
     }
@@ -342,6 +357,7 @@ impl Stack {
             held: VecDeque::new(),
             junk: 0,
             connect_started: None,
+            mirror: false,
         };
         self.socks.insert(ino, sock);
         Ok(app)
@@ -389,7 +405,7 @@ impl Stack {
     /// the answer waits on the app's end.
     pub fn netlink_request(&mut self, key: u64, data: &[u8]) -> Result<(), Errno> {
         let port = self.netlink_port(key, 0)?;
-        let answer = super::netlink::answer(self.pod.as_ref(), port, data);
+        let answer = super::netlink::answer(self.pod.as_deref(), port, data);
         let s = self.sock(key)?;
         for d in answer {
             let flags = nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL;
@@ -428,11 +444,15 @@ impl Stack {
 
     /// Whether `port` is taken on `ip` by another socket than `key` (of its protocol).
     pub(super) fn taken(&self, key: u64, ip: Option<IpAddress>, port: u16, reuse: bool) -> bool {
-        let kind = |s: &Sock| (s.is_udp(), s.is_ping());
-        let mine = self.socks.get(&key).map(kind);
+        self.socks.get(&key).is_some_and(|s| self.taken_as(key, s.kind(), ip, port, reuse))
+    }
+
+    /// Whether `port` is taken on `ip` by another socket than `key`, one
+    /// of protocol `kind` ([`Sock::kind`]), in this shard.
+    pub(super) fn taken_as(&self, key: u64, kind: (bool, bool), ip: Option<IpAddress>, port: u16, reuse: bool) -> bool {
         self.socks.iter().any(|(k, s)| {
             *k != key
-                && Some(kind(s)) == mine
+                && s.kind() == kind
                 && s.local.port == port
                 && !matches!(s.state, State::Failed)
                 && (s.local.ip.is_none() || ip.is_none() || s.local.ip == ip)
@@ -460,53 +480,14 @@ impl Stack {
         Err(Errno::EADDRINUSE)
     }
 
-    /// bind(2).
-    pub fn bind(&mut self, key: u64, a: Addr) -> Result<(), Errno> {
-        let own = a.ip.is_none_or(|ip| self.device.is_own(ip.into()));
-        let s = self.sock(key)?;
-        let fresh = match s.state {
-            State::Fresh => true,
-            State::Datagram { handle, .. } => handle.is_none(),
-            _ => false,
-        };
-        if !fresh {
-            return Err(Errno::EINVAL);
-        }
-        if let Some(ip) = a.ip {
-            if !own {
-                return Err(Errno::EADDRNOTAVAIL);
-            }
-            if s.family == Family::V4 && matches!(ip, IpAddress::Ipv6(_)) {
-                return Err(Errno::EAFNOSUPPORT);
-            }
-        }
-        let reuse = s.opts.reuse_addr || s.opts.reuse_port;
-        let port = match a.port {
-            0 => self.ephemeral(key, a.ip)?,
-            p if self.taken(key, a.ip, p, reuse) => return Err(Errno::EADDRINUSE),
-            p => p,
-        };
-        let s = self.sock(key)?;
-        s.local = Addr { ip: a.ip, port };
-        if s.is_udp() {
-            return self.udp_open(key);
-        }
-        s.state = State::Bound;
-        Ok(())
-    }
-
-    fn listener(&mut self, local: Addr) -> Result<SocketHandle, Errno> {
+    pub(super) fn listener(&mut self, local: Addr) -> Result<SocketHandle, Errno> {
         let mut t = tcp_socket();
         t.listen(IpListenEndpoint { addr: local.ip, port: local.port }).map_err(|_| Errno::EINVAL)?;
         Ok(self.sockets.add(t))
     }
 
-    /// listen(2).
-    pub fn listen(&mut self, key: u64, backlog: i32) -> Result<(), Errno> {
-        let backlog = usize::try_from(backlog).unwrap_or(0).clamp(1, 4096);
-        if matches!(self.sock(key)?.state, State::Fresh) {
-            self.bind(key, Addr::ANY)?;
-        }
+    /// listen(2) of bound socket `key`, in its own shard.
+    pub(super) fn listen(&mut self, key: u64, backlog: usize) -> Result<(), Errno> {
         let s = self.sock(key)?;
         match &mut s.state {
             State::Listening { backlog: b, .. } => {
@@ -523,7 +504,47 @@ impl Stack {
         for _ in 0..backlog.min(MAX_LISTENERS) {
             waiting.push(self.listener(local)?);
         }
-        self.sock(key)?.state = State::Listening { backlog, waiting, ready: VecDeque::new() };
+        let queued = Arc::new(AtomicUsize::new(0));
+        self.sock(key)?.state = State::Listening { backlog, waiting, ready: VecDeque::new(), queued };
+        Ok(())
+    }
+
+    /// Listens in this shard too for listening socket `s` of another
+    /// (`ours`: a copy of its end): the connections its listeners take
+    /// are this shard's, accepted through the socket's key.
+    pub(super) fn mirror(&mut self, key: u64, s: &Sock, ours: OwnedFd) -> Result<(), Errno> {
+        let State::Listening { backlog, queued, .. } = &s.state else { return Err(Errno::EINVAL) };
+        let interest = EpollFlags::EPOLLRDHUP;
+        self.epoll.add(ours.as_fd(), EpollEvent::new(interest, key))?;
+        let mut waiting = Vec::new();
+        for _ in 0..(*backlog).min(MAX_LISTENERS) {
+            waiting.push(self.listener(s.local)?);
+        }
+        let state = State::Listening { backlog: *backlog, waiting, ready: VecDeque::new(), queued: queued.clone() };
+        let changed = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        let mirror = Sock {
+            family: s.family,
+            state,
+            ours,
+            local: s.local,
+            opts: s.opts,
+            error: None,
+            changed,
+            app_eof: false,
+            shut: false,
+            orphaned: None,
+            interest,
+            readable: false,
+            writable: false,
+            sources: VecDeque::new(),
+            held: VecDeque::new(),
+            junk: 0,
+            connect_started: None,
+            mirror: true,
+        };
+        if let Some(old) = self.socks.insert(key, mirror) {
+            self.drop_old(old);
+        }
         Ok(())
     }
 
@@ -606,15 +627,23 @@ impl Stack {
     /// its new socket (O_NONBLOCK if `nonblock`) and the peer's address.
     /// `theirs` is the listening socket's app end (its byte is taken with
     /// the last connection waiting).
-    pub fn accept(&mut self, key: u64, theirs: &OwnedFd, nonblock: bool) -> Result<Option<(OwnedFd, Addr)>, Errno> {
+    /// In this shard, whose listeners for `key` took it; the new socket
+    /// gets options `opts` (the listening socket's).
+    pub(super) fn accept(
+        &mut self,
+        key: u64,
+        theirs: &OwnedFd,
+        nonblock: bool,
+        opts: Opts,
+    ) -> Result<Option<(OwnedFd, Addr)>, Errno> {
         let s = self.sock(key)?;
         let family = s.family;
         let local = s.local;
-        let State::Listening { ready, waiting, .. } = &mut s.state else {
+        let State::Listening { ready, waiting, queued, .. } = &mut s.state else {
             return Err(if s.is_udp() { Errno::EOPNOTSUPP } else { Errno::EINVAL });
         };
         let Some(h) = ready.pop_front() else { return Ok(None) };
-        let last = ready.is_empty();
+        let last = queued.fetch_sub(1, Ordering::SeqCst) == 1;
         let refill = waiting.is_empty() && ready.len() < MAX_READY;
         if refill {
             let l = self.listener(local)?;
@@ -629,8 +658,7 @@ impl Stack {
         let app = self.socket(family, None, nonblock)?;
         let peer = self.sockets.get::<tcp::Socket>(h).remote_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
         let local = self.sockets.get::<tcp::Socket>(h).local_endpoint().map(Addr::from).unwrap_or(Addr::ANY);
-        // the listener's options carry over, as on Linux (TCP_NODELAY, SO_KEEPALIVE …)
-        let opts = self.sock(key)?.opts;
+        // (the listener's options carry over, as on Linux: TCP_NODELAY, SO_KEEPALIVE …)
         let key2 = nix::sys::stat::fstat(app.as_fd())?.st_ino;
         let s2 = self.sock(key2)?;
         s2.local = local;
@@ -748,7 +776,7 @@ impl Stack {
     pub(super) fn tend_listeners(&mut self, key: u64) -> bool {
         let Some(s) = self.socks.get_mut(&key) else { return false };
         let local = s.local;
-        let State::Listening { waiting, ready, .. } = &mut s.state else { return false };
+        let State::Listening { waiting, ready, queued, .. } = &mut s.state else { return false };
         let mut rang = false;
         let mut i = 0;
         while i < waiting.len() {
@@ -769,9 +797,9 @@ impl Stack {
                     // until there is room; here it completes, up to a limit)
                     let h = waiting.swap_remove(i);
                     pace_acks(self.sockets.get_mut::<tcp::Socket>(h), &self.device);
-                    // (one byte while any waits: a byte each would fill
-                    // the socketpair's buffer past a few hundred)
-                    if ready.is_empty() {
+                    // (one byte while any waits, in any shard: a byte each
+                    // would fill the socketpair's buffer past a few hundred)
+                    if queued.fetch_add(1, Ordering::SeqCst) == 0 {
                         let _ = nix::unistd::write(&s.ours, &[0u8]);
                     }
                     ready.push_back(h);
@@ -790,7 +818,13 @@ impl Stack {
 
     /// Drops socket `key` and what it holds in smoltcp.
     pub(super) fn drop_sock(&mut self, key: u64) {
-        let Some(s) = self.socks.remove(&key) else { return };
+        if let Some(s) = self.socks.remove(&key) {
+            self.drop_old(s);
+        }
+    }
+
+    /// Drops socket `s` (no longer in the table) and what it holds.
+    fn drop_old(&mut self, s: Sock) {
         let _ = self.epoll.delete(s.ours.as_fd());
         let handles: Vec<SocketHandle> = match s.state {
             State::Listening { waiting, ready, .. } => waiting.into_iter().chain(ready).collect(),

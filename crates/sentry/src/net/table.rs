@@ -98,15 +98,16 @@ fn hex(family: Family, a: Addr) -> String {
     format!("{ip}:{:04X}", a.port)
 }
 
+/// One socket's line: local, remote, state, tx queue, rx queue, inode.
+pub(super) type Row = (Addr, Addr, u8, usize, usize, u64);
+
 impl Stack {
-    /// The text of `table`.
-    pub fn table(&self, table: Table) -> String {
-        let (family, header) = match table {
-            Table::Tcp(f) => (f, "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"),
-            Table::Udp(f) => (f, "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
+    /// The lines of `table` for this shard's sockets.
+    pub(super) fn rows(&self, table: Table) -> Vec<Row> {
+        let family = match table {
+            Table::Tcp(f) | Table::Udp(f) => f,
         };
-        // (local, remote, state, tx queue, rx queue, inode)
-        let mut rows: Vec<(Addr, Addr, u8, usize, usize, u64)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         for (key, s) in &self.socks {
             if s.family != family {
                 continue;
@@ -118,8 +119,12 @@ impl Stack {
                 (local, remote, tcp_state(t.state()), t.send_queue(), t.recv_queue(), inode)
             };
             match (&s.state, table) {
-                (State::Listening { ready, .. }, Table::Tcp(_)) => {
-                    rows.push((s.local, Addr::ANY, 10, 0, ready.len(), *key));
+                (State::Listening { ready, queued, .. }, Table::Tcp(_)) => {
+                    // (a mirror's connections are its socket's: [`super::shards`])
+                    if !s.mirror {
+                        let queued = queued.load(std::sync::atomic::Ordering::Relaxed);
+                        rows.push((s.local, Addr::ANY, 10, 0, queued, *key));
+                    }
                     // connected, not accepted yet: no file of the app's
                     rows.extend(ready.iter().map(|h| tcp_row(*h, 0)));
                 }
@@ -136,22 +141,30 @@ impl Stack {
                 _ => {}
             }
         }
-        rows.sort_by_key(|r| (r.0.port, r.5));
-        let mut out = format!("{header}\n");
-        for (i, (local, remote, st, tx, rx, inode)) in rows.into_iter().enumerate() {
-            let _ = write!(
-                out,
-                "{i:4}: {} {} {st:02X} {tx:08X}:{rx:08X} 00:00000000 00000000     0        0 {inode}",
-                hex(family, local),
-                hex(family, remote),
-            );
-            out.push_str(match table {
-                Table::Tcp(_) => " 1 0000000000000000 100 0 0 10 0\n",
-                Table::Udp(_) => " 2 0000000000000000 0\n",
-            });
-        }
-        out
+        rows
     }
+}
+
+/// The text of `table` with lines `rows`.
+pub(super) fn text(table: Table, rows: Vec<Row>) -> String {
+    let (family, header) = match table {
+        Table::Tcp(f) => (f, "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"),
+        Table::Udp(f) => (f, "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops"),
+    };
+    let mut out = format!("{header}\n");
+    for (i, (local, remote, st, tx, rx, inode)) in rows.into_iter().enumerate() {
+        let _ = write!(
+            out,
+            "{i:4}: {} {} {st:02X} {tx:08X}:{rx:08X} 00:00000000 00000000     0        0 {inode}",
+            hex(family, local),
+            hex(family, remote),
+        );
+        out.push_str(match table {
+            Table::Tcp(_) => " 1 0000000000000000 100 0 0 10 0\n",
+            Table::Udp(_) => " 2 0000000000000000 0\n",
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ fn interface(c: &Call<'_>, req: u64) -> Reply {
     }
     let r = match (&c.kernel.net, &c.kernel.ifsock) {
         (Some(net), _) => {
-            let all = ifreq::of_stack(net.lock().pod.as_ref());
+            let all = ifreq::of_stack(net.lock().pod());
             served(
                 c,
                 req,

@@ -336,6 +336,8 @@ fn accept_with(c: &Call<'_>, flags: u64) -> Reply {
                 Ok(None) => return None,
                 Err(e) => return Some(Reply::Error(e)),
             };
+            // (what came before the accept is for the thread to hand over)
+            net.wake();
             let family = net.lock().sock(key).map(|s| s.family).unwrap_or(Family::V4);
             if let Err(e) = write_addr(mem, at, len_at, &addr::encode(family, peer)) {
                 return Some(Reply::Error(e));
