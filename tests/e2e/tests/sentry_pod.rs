@@ -500,6 +500,106 @@ fn keep_alive_gives_up_a_connection_whose_peer_went_silent() {
     assert_no_leaks(&moat, &id, b.path());
 }
 
+/// The peer: an echo on 7010 (each connection served in a thread), and on
+/// 7011 a server that resets each connection (SO_LINGER 0) once it has
+/// read a byte.
+const ECHO_AND_RESET: &str = r#"
+import socket, struct, sys, threading
+def serve(port, handle):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], port))
+    s.listen(128)
+    def loop():
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+def echo(c):
+    while d := c.recv(65536):
+        c.sendall(d)
+def reset(c):
+    c.recv(1)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+serve(7010, echo)
+serve(7011, reset)
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+/// In the sandbox: 64 connections to the peer's echo at once (they are
+/// spread over the stack's threads: each must be steered back to the one
+/// that made it), then one the peer resets while the app writes on.
+const SPREAD_AND_RESET: &str = r#"
+import os, socket, time
+peer = os.environ["PEER"]
+conns = [socket.create_connection((peer, 7010), timeout=10) for _ in range(64)]
+for i, c in enumerate(conns):
+    c.sendall(b"%d" % i * 1000)
+ok = 0
+for i, c in enumerate(conns):
+    want, got = b"%d" % i * 1000, b""
+    while len(got) < len(want):
+        got += c.recv(len(want) - len(got))
+    ok += got == want
+    c.close()
+print("echoed", ok)
+s = socket.create_connection((peer, 7011), timeout=10)
+s.sendall(b"x")
+started = time.time()
+try:
+    while time.time() - started < 10:
+        s.sendall(b"y" * 65536)
+    print("still writing after 10 s")
+except (BrokenPipeError, ConnectionResetError):
+    print("reset seen", time.time() - started < 5)
+except socket.timeout:
+    print("writes blocked")
+s.close()
+"#;
+
+/// The CPU time (user and system, in clock ticks) of container `id`'s
+/// processes, the Sentry's threads among them.
+fn cpu_ticks(id: &str) -> u64 {
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/moat/{id}/cgroup.procs")).unwrap_or_default();
+    procs
+        .lines()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|stat| {
+            // (after the command's parenthesis: fields 14 and 15 are utime, stime)
+            let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+            let f: Vec<u64> = rest.split(' ').map(|v| v.parse().unwrap_or(0)).collect();
+            f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn connections_spread_over_the_stacks_threads_and_a_reset_one_ends() {
+    let net = PodNet::new("pod-spread");
+    let peer = net.serve_in_peer(&["python3", "-c", ECHO_AND_RESET, PEER_IP]);
+    let mut b = pod_bundle(&net, &["sleep", "1000"]);
+    b.edit(|s| s["process"]["env"].as_array_mut().unwrap().push(format!("PEER={PEER_IP}").into()));
+    let moat = sentry();
+    let id = unique_id("pod-spread");
+    moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+    let out = moat.ok(&["exec", &id, "python3", "-c", SPREAD_AND_RESET]);
+    assert_eq!(out, "echoed 64\nreset seen True\n");
+    // nothing is left for the stack's threads to do: they sleep (a
+    // connection reset under its app once kept one spinning on the app's
+    // hang-up)
+    let before = cpu_ticks(&id);
+    std::thread::sleep(Duration::from_secs(2));
+    let spent = cpu_ticks(&id) - before;
+    assert!(spent < 40, "the idle sandbox used {spent} ticks of CPU in 2 s");
+    drop(peer);
+    moat.ok(&["kill", &id, "KILL"]);
+    moat.wait_status(&id, "stopped");
+    moat.ok(&["delete", &id]);
+    assert_no_leaks(&moat, &id, b.path());
+}
+
 /// From inside: no raw or packet socket, no change through netlink, the
 /// host's ports out of reach.
 const BREAK_OUT: &str = r#"

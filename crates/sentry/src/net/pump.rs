@@ -121,6 +121,12 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8], now: smoltcp::t
             true
         }
         State::Listening { .. } => s.tend_listeners(key),
+        // the app closed it while it connected: the handshake is dropped
+        // (a hang-up is an event until then)
+        State::Connecting(_) if hung => {
+            s.drop_sock(key);
+            true
+        }
         State::Connecting(h) => {
             let t = s.sockets.get::<tcp::Socket>(h);
             let state = t.state();
@@ -156,7 +162,7 @@ fn tend_one(s: &mut Stack, key: u64, hung: bool, buf: &mut [u8], now: smoltcp::t
             }
         }
         State::Connected(h) => {
-            let (moved, done) = pump(s, key, h);
+            let (moved, done) = pump(s, key, h, hung);
             // the app closed every copy of its end while the peer still
             // sends: as Linux's tcp_fin_timeout, it gets a minute to finish
             let orphaned = s.socks.get_mut(&key).map(|sock| {
@@ -223,9 +229,10 @@ fn drain_junk(sock: &mut super::Sock) -> bool {
 }
 
 /// Moves the bytes of connection `h` both ways, straight between the app's
-/// end and smoltcp's buffers: whether any moved, and whether the socket is
-/// done with (both sides closed).
-fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle) -> (bool, bool) {
+/// end and smoltcp's buffers (`hung`: the app closed every copy of its
+/// end): whether any moved, and whether the socket is done with (both
+/// sides closed).
+fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle, hung: bool) -> (bool, bool) {
     let Stack { sockets, socks, epoll, .. } = s;
     let Some(sock) = socks.get_mut(&key) else { return (false, false) };
     let t = sockets.get_mut::<tcp::Socket>(h);
@@ -318,8 +325,11 @@ fn pump(s: &mut Stack, key: u64, h: smoltcp::iface::SocketHandle) -> (bool, bool
     if t.can_recv() && !gone {
         want |= EpollFlags::EPOLLOUT;
     }
-    // both ways shut: the end stays hung up; nothing left to wake for
-    let quiet = sock.app_eof && sock.shut;
+    // both ways shut, or the app gone while the peer finishes: the end
+    // stays hung up (an event epoll would report for ever); nothing left
+    // to wake for (what the peer still sends is dropped as it comes, and
+    // the orphan's time runs out with the thread's timers)
+    let quiet = sock.app_eof && (sock.shut || hung || sock.orphaned.is_some());
     if quiet && !sock.interest.is_empty() {
         let _ = epoll.delete(sock.ours.as_fd());
         sock.interest = EpollFlags::empty();

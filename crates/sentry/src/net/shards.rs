@@ -73,9 +73,14 @@ impl Stacks<'_> {
         self.0.iter().flat_map(|s| s.own_inodes()).collect()
     }
 
-    /// The key of the socket whose app end is `theirs`, if it is the stack's.
+    /// The key of the socket whose app end is `theirs` (a caller's fd, as
+    /// the Sentry holds it), if it is one of the stack's.
     pub fn find(&self, theirs: &OwnedFd) -> Option<u64> {
-        self.0.iter().find_map(|s| s.find(theirs)).filter(|key| self.home(*key).is_ok())
+        let st = nix::sys::stat::fstat(theirs.as_fd()).ok()?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return None;
+        }
+        self.home(st.st_ino).is_ok().then_some(st.st_ino)
     }
 
     /// The socket `key`.

@@ -427,16 +427,6 @@ impl Stack {
         all
     }
 
-    /// The key of the socket whose app end is `theirs` (a caller's fd, as
-    /// the Sentry holds it), if it is one of the stack's.
-    pub fn find(&self, theirs: &OwnedFd) -> Option<u64> {
-        let st = nix::sys::stat::fstat(theirs.as_fd()).ok()?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-            return None;
-        }
-        self.socks.contains_key(&st.st_ino).then_some(st.st_ino)
-    }
-
     /// The socket `key`.
     pub fn sock(&mut self, key: u64) -> Result<&mut Sock, Errno> {
         self.socks.get_mut(&key).ok_or(Errno::EBADF)

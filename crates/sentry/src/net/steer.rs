@@ -152,6 +152,77 @@ mod tests {
         }
     }
 
+    /// Runs the program as the kernel does on a packet of ethertype
+    /// `proto` (its bytes from the network header on); None where the
+    /// kernel would end it for a read past the packet (it returns 0).
+    fn run(proto: u16, p: &[u8]) -> Option<u32> {
+        let prog = program();
+        let (mut a, mut x, mut m, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
+        let half = |at: usize| Some(u32::from(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?])));
+        loop {
+            let i = prog[pc];
+            pc += 1;
+            match i.code {
+                0x28 if i.k == 0xffff_f000 => a = u32::from(proto),
+                0x28 => a = half(i.k as usize)?,
+                0x30 => a = u32::from(*p.get(i.k as usize)?),
+                0x48 => a = half(x as usize + i.k as usize)?,
+                0xb1 => x = 4 * u32::from(*p.get(i.k as usize)? & 0xf),
+                0x01 => x = i.k,
+                0x61 => x = m[i.k as usize],
+                0x02 => m[i.k as usize] = a,
+                0x0c => a = a.wrapping_add(x),
+                0x24 => a = a.wrapping_mul(i.k),
+                0x74 => a >>= i.k,
+                0x05 => pc += i.k as usize,
+                0x15 => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
+                0x45 => pc += usize::from(if a & i.k != 0 { i.jt } else { i.jf }),
+                0x16 => return Some(a),
+                0x06 => return Some(i.k),
+                c => panic!("instruction {c:#x} not known here"),
+            }
+        }
+    }
+
+    fn tcp4(ihl: u8, frag: u16, sport: u16, dport: u16) -> Vec<u8> {
+        let mut p = vec![0u8; usize::from(ihl) * 4 + 20];
+        p[0] = 0x40 | ihl;
+        p[6..8].copy_from_slice(&frag.to_be_bytes());
+        p[9] = 6;
+        let t = usize::from(ihl) * 4;
+        p[t..t + 2].copy_from_slice(&sport.to_be_bytes());
+        p[t + 2..t + 4].copy_from_slice(&dport.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn the_program_steers_as_shard_of_says() {
+        for (sport, dport) in [(5001u16, 40000u16), (40001, 80), (65535, 65535), (0, 0), (33333, 12345)] {
+            for n in 1..5 {
+                let want = shard_of(sport, dport, n);
+                // (IPv4 with and without options; IPv6 without extension headers)
+                for ihl in [5u8, 6, 15] {
+                    assert_eq!(run(0x0800, &tcp4(ihl, 0x4000, sport, dport)).map(|v| v as usize % n), Some(want));
+                }
+                let mut v6 = vec![0u8; 60];
+                v6[0] = 0x60;
+                v6[6] = 6;
+                v6[40..42].copy_from_slice(&sport.to_be_bytes());
+                v6[42..44].copy_from_slice(&dport.to_be_bytes());
+                assert_eq!(run(0x86dd, &v6).map(|v| v as usize % n), Some(want));
+            }
+        }
+        // shard 0: not TCP, a later fragment, an extension header, ARP
+        let mut udp = tcp4(5, 0, 1, 2);
+        udp[9] = 17;
+        assert_eq!(run(0x0800, &udp), Some(0));
+        assert_eq!(run(0x0800, &tcp4(5, 0x0010, 1, 2)), Some(0));
+        let mut hop = vec![0u8; 60];
+        hop[0] = 0x60;
+        assert_eq!(run(0x86dd, &hop), Some(0));
+        assert_eq!(run(0x0806, &[0u8; 28]), Some(0));
+    }
+
     #[test]
     fn ports_of_one_parity_spread_over_the_shards() {
         // (a peer's connections from even ports to one server port)
