@@ -11,6 +11,7 @@ mod memory;
 mod network;
 mod pod;
 mod real;
+mod relay;
 mod startup;
 mod syscalls;
 

@@ -30,16 +30,21 @@ use super::{Ctx, Metric, Plan, Workload};
 use crate::reaper::Reaper;
 use crate::runtime::{Container, Runtime};
 
-static METRICS: [Metric; 5] = [
+static METRICS: [Metric; 7] = [
     Metric::higher("pod/tcp-1", "TCP stream out of the pod, 1 connection", "MB/s"),
     Metric::higher("pod/tcp-8", "TCP streams out of the pod, 8 connections", "MB/s"),
     Metric::lower("pod/http-p50-1", "HTTP request latency p50 (wrk, 1 connection)", "µs"),
     Metric::lower("pod/http-p50", "HTTP request latency p50 (wrk, 8 connections)", "µs"),
     Metric::higher("pod/http-rps", "HTTP requests/s (wrk, 8 connections)", "req/s").table_only(),
+    Metric::lower("pod/relay-p50", "HTTP p50 through a relay in the pod (wrk, 8 connections)", "µs").table_only(),
+    Metric::higher("pod/relay-rps", "HTTP requests/s through a relay in the pod (wrk, 8 connections)", "req/s")
+        .table_only(),
 ];
 
 const POD_IP: &str = "10.78.0.2";
 const PEER_IP: &str = "10.78.0.1";
+/// The relay's port ([`super::relay`]).
+const RELAY_PORT: u16 = 5003;
 
 /// The pod's and the peer's network namespaces.
 struct PodNet {
@@ -174,16 +179,26 @@ impl Workload for Pod {
         wait_serving(&peer)?;
         let one = stream(&peer, 1, duration)?;
         let eight = stream(&peer, 8, duration)?;
-        let (alone, _) = wrk(ctx, &net.peer, 1, self.secs)?;
-        let (p50, rps) = wrk(ctx, &net.peer, 8, self.secs)?;
-        container.delete()?;
-        Ok(vec![
+        let (alone, _) = wrk(ctx, &net.peer, 1, self.secs, 5002)?;
+        let (p50, rps) = wrk(ctx, &net.peer, 8, self.secs, 5002)?;
+        let mut got = vec![
             ("pod/tcp-1", one),
             ("pod/tcp-8", eight),
             ("pod/http-p50-1", alone),
             ("pod/http-p50", p50),
             ("pod/http-rps", rps),
-        ])
+        ];
+        // the floor of a sandbox's stack: the same requests through a relay of the pod's
+        // kernel, where the pod's kernel serves the container (runc; a sandbox took the address)
+        let pod = fs::File::open(PodNet::path(&net.pod)).context("open the pod's namespace")?;
+        let (at, to) = (format!("{POD_IP}:{RELAY_PORT}").parse()?, format!("{POD_IP}:5002").parse()?);
+        if let Some(relay) = super::relay::Relay::start(&pod, at, to)? {
+            let (p50, rps) = wrk(ctx, &net.peer, 8, self.secs, RELAY_PORT)?;
+            drop(relay);
+            got.extend([("pod/relay-p50", p50), ("pod/relay-rps", rps)]);
+        }
+        container.delete()?;
+        Ok(got)
     }
 }
 
@@ -245,10 +260,11 @@ fn stream(peer: &fs::File, streams: usize, duration: Duration) -> Result<f64> {
     Ok(total as f64 / 1e6 / started.elapsed().as_secs_f64())
 }
 
-/// wrk's p50 latency (µs) and requests/s against the container's HTTP
-/// server, over `connections` keep-alive connections (one thread per 4).
-fn wrk(ctx: &Ctx, peer: &str, connections: usize, secs: u64) -> Result<(f64, f64)> {
-    let url = format!("http://{POD_IP}:5002/");
+/// wrk's p50 latency (µs) and requests/s against `port` of the pod (the
+/// container's HTTP server, or the relay in front of it), over
+/// `connections` keep-alive connections (one thread per 4).
+fn wrk(ctx: &Ctx, peer: &str, connections: usize, secs: u64, port: u16) -> Result<(f64, f64)> {
+    let url = format!("http://{POD_IP}:{port}/");
     let threads = format!("-t{}", connections.div_ceil(4));
     let conns = format!("-c{connections}");
     let mut cmd = Command::new("ip");
