@@ -458,9 +458,10 @@ impl Wire {
     /// sees it: a header that does not hold together, or a source no host
     /// sends from (Linux's martians: unspecified, this network, multicast,
     /// broadcast, loopback, IPv4-mapped, or one of the stack's own). smoltcp
-    /// 0.12 answers a packet from 0.0.0.0 (a SYN-ACK, a RST, an echo reply)
-    /// and asserts on the answer's unspecified destination: one such frame
-    /// from the pod's network would end the Sentry.
+    /// 0.12 answered a packet from 0.0.0.0 (a SYN-ACK, a RST, an echo reply)
+    /// and asserted on the answer's unspecified destination: one such frame
+    /// from the pod's network ended the Sentry (0.13.1 fixed the SYN's case;
+    /// the filter stays, as Linux's).
     fn martian(&self, p: &[u8]) -> bool {
         let src = match p.first().map(|b| b >> 4) {
             Some(4) if p.len() >= 20 => {
