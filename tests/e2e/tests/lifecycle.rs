@@ -234,9 +234,10 @@ fn foreground_run_with_a_terminal_proxies_the_pty() {
 #[test]
 fn foreground_terminal_follows_window_size_changes() {
     // resizing script's terminal sends moat SIGWINCH; moat resizes the container's pty
+    // (after 1.5 s: a sentry sandbox on a loaded machine took more than 0.4 to start)
     for platform in ["native", "sentry"] {
         let text =
-            run_in_script(platform, "stty size; sleep 1; stty size", "(sleep 0.4; stty cols 50 rows 10 </dev/tty) &");
+            run_in_script(platform, "stty size; sleep 3; stty size", "(sleep 1.5; stty cols 50 rows 10 </dev/tty) &");
         assert!(text.contains("20 90\n10 50\n"), "{platform}: {text:?}");
     }
 }
