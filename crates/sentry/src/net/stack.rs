@@ -333,15 +333,24 @@ impl Stack {
             super::nonblocking(&app, true)?;
         }
         let ino = nix::sys::stat::fstat(app.as_fd())?.st_ino;
+        let state = match datagram {
+            Some(ping) => State::Datagram { ping, handle: None, peer: None },
+            None => State::Fresh,
+        };
+        let sock = self.watched(ino, family, state, ours)?;
+        self.socks.insert(ino, sock);
+        Ok(app)
+    }
+
+    /// A socket of key `key` over the stack's end `ours`, watched in the
+    /// epoll set for the app's close, as yet unread and unwritten.
+    fn watched(&mut self, key: u64, family: Family, state: State, ours: OwnedFd) -> Result<Sock, Errno> {
         let changed = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
         let interest = EpollFlags::EPOLLRDHUP;
-        self.epoll.add(ours.as_fd(), EpollEvent::new(interest, ino))?;
-        let sock = Sock {
+        self.epoll.add(ours.as_fd(), EpollEvent::new(interest, key))?;
+        Ok(Sock {
             family,
-            state: match datagram {
-                Some(ping) => State::Datagram { ping, handle: None, peer: None },
-                None => State::Fresh,
-            },
+            state,
             ours,
             local: Addr::ANY,
             opts: Opts::default(),
@@ -358,9 +367,7 @@ impl Stack {
             junk: 0,
             connect_started: None,
             mirror: false,
-        };
-        self.socks.insert(ino, sock);
-        Ok(app)
+        })
     }
 
     /// Makes a route netlink socket: the app's end of its socketpair
@@ -470,7 +477,13 @@ impl Stack {
         Err(Errno::EADDRINUSE)
     }
 
-    pub(super) fn listener(&mut self, local: Addr) -> Result<SocketHandle, Errno> {
+    /// A listening socket's smoltcp listeners on `local` for `backlog`
+    /// (up to [`MAX_LISTENERS`] handshakes at once).
+    fn listeners(&mut self, local: Addr, backlog: usize) -> Result<Vec<SocketHandle>, Errno> {
+        (0..backlog.min(MAX_LISTENERS)).map(|_| self.listener(local)).collect()
+    }
+
+    fn listener(&mut self, local: Addr) -> Result<SocketHandle, Errno> {
         let mut t = tcp_socket();
         t.listen(IpListenEndpoint { addr: local.ip, port: local.port }).map_err(|_| Errno::EINVAL)?;
         Ok(self.sockets.add(t))
@@ -490,10 +503,7 @@ impl Stack {
             _ => return Err(Errno::EINVAL),
         }
         let local = s.local;
-        let mut waiting = Vec::new();
-        for _ in 0..backlog.min(MAX_LISTENERS) {
-            waiting.push(self.listener(local)?);
-        }
+        let waiting = self.listeners(local, backlog)?;
         let queued = Arc::new(AtomicUsize::new(0));
         self.sock(key)?.state = State::Listening { backlog, waiting, ready: VecDeque::new(), queued };
         Ok(())
@@ -504,34 +514,9 @@ impl Stack {
     /// are this shard's, accepted through the socket's key.
     pub(super) fn mirror(&mut self, key: u64, s: &Sock, ours: OwnedFd) -> Result<(), Errno> {
         let State::Listening { backlog, queued, .. } = &s.state else { return Err(Errno::EINVAL) };
-        let interest = EpollFlags::EPOLLRDHUP;
-        self.epoll.add(ours.as_fd(), EpollEvent::new(interest, key))?;
-        let mut waiting = Vec::new();
-        for _ in 0..(*backlog).min(MAX_LISTENERS) {
-            waiting.push(self.listener(s.local)?);
-        }
+        let waiting = self.listeners(s.local, *backlog)?;
         let state = State::Listening { backlog: *backlog, waiting, ready: VecDeque::new(), queued: queued.clone() };
-        let changed = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        let mirror = Sock {
-            family: s.family,
-            state,
-            ours,
-            local: s.local,
-            opts: s.opts,
-            error: None,
-            changed,
-            app_eof: false,
-            shut: false,
-            orphaned: None,
-            interest,
-            readable: false,
-            writable: false,
-            sources: VecDeque::new(),
-            held: VecDeque::new(),
-            junk: 0,
-            connect_started: None,
-            mirror: true,
-        };
+        let mirror = Sock { local: s.local, opts: s.opts, mirror: true, ..self.watched(key, s.family, state, ours)? };
         if let Some(old) = self.socks.insert(key, mirror) {
             self.drop_old(old);
         }
