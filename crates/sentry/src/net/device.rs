@@ -388,25 +388,28 @@ impl Wire {
         if mac == [0; 6] || mac[0] & 1 == 1 {
             return;
         }
-        {
+        let new = {
             let mut k = self.known.known();
-            k.macs.insert(ip, mac);
             k.asked.remove(&ip);
             k.failed.remove(&ip);
-        }
+            k.macs.insert(ip, mac) != Some(mac)
+        };
         self.flush();
-        for w in &self.known.wakes {
-            let _ = w.write(1);
+        // (the other shards' packets may wait for it)
+        if new {
+            for w in &self.known.wakes {
+                let _ = w.write(1);
+            }
         }
     }
 
     /// Sends the packets whose next hop's address is known now.
     fn flush(&mut self) {
-        let known = self.known.known().macs.clone();
-        let (ready, rest): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|w| known.contains_key(&w.1));
-        self.waiting = rest.into();
-        for (_, hop, proto, mut packet) in ready {
-            self.put(proto, known[&hop], &mut packet);
+        for (at, hop, proto, mut packet) in std::mem::take(&mut self.waiting) {
+            match self.known.mac(hop) {
+                Some(mac) => self.put(proto, mac, &mut packet),
+                None => self.waiting.push_back((at, hop, proto, packet)),
+            }
         }
     }
 
