@@ -500,15 +500,15 @@ fn keep_alive_gives_up_a_connection_whose_peer_went_silent() {
     assert_no_leaks(&moat, &id, b.path());
 }
 
-/// The peer: an echo on 7010 (each connection served in a thread), and on
-/// 7011 a server that resets each connection (SO_LINGER 0) once it has
-/// read a byte.
+/// The peer: an echo on 7010, IPv4 and IPv6 (each connection served in a
+/// thread), and on 7011 a server that resets each connection (SO_LINGER 0)
+/// once it has read a byte.
 const ECHO_AND_RESET: &str = r#"
 import socket, struct, sys, threading
-def serve(port, handle):
-    s = socket.socket()
+def serve(port, handle, host=sys.argv[1]):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((sys.argv[1], port))
+    s.bind((host, port))
     s.listen(128)
     def loop():
         while True:
@@ -523,28 +523,31 @@ def reset(c):
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     c.close()
 serve(7010, echo)
+serve(7010, echo, sys.argv[2])
 serve(7011, reset)
 print("ready", flush=True)
 threading.Event().wait()
 "#;
 
-/// In the sandbox: 64 connections to the peer's echo at once (they are
-/// spread over the stack's threads: each must be steered back to the one
-/// that made it), then one the peer resets while the app writes on.
+/// In the sandbox: 64 connections to the peer's echo at once, over IPv4
+/// and over IPv6 (they are spread over the stack's threads: each must be
+/// steered back to the one that made it), then one the peer resets while
+/// the app writes on.
 const SPREAD_AND_RESET: &str = r#"
 import os, socket, time
 peer = os.environ["PEER"]
-conns = [socket.create_connection((peer, 7010), timeout=10) for _ in range(64)]
-for i, c in enumerate(conns):
-    c.sendall(b"%d" % i * 1000)
-ok = 0
-for i, c in enumerate(conns):
-    want, got = b"%d" % i * 1000, b""
-    while len(got) < len(want):
-        got += c.recv(len(want) - len(got))
-    ok += got == want
-    c.close()
-print("echoed", ok)
+for host in (peer, os.environ["PEER6"]):
+    conns = [socket.create_connection((host, 7010), timeout=10) for _ in range(64)]
+    for i, c in enumerate(conns):
+        c.sendall(b"%d" % i * 1000)
+    ok = 0
+    for i, c in enumerate(conns):
+        want, got = b"%d" % i * 1000, b""
+        while len(got) < len(want):
+            got += c.recv(len(want) - len(got))
+        ok += got == want
+        c.close()
+    print("echoed", ok)
 s = socket.create_connection((peer, 7011), timeout=10)
 s.sendall(b"x")
 started = time.time()
@@ -578,14 +581,19 @@ fn cpu_ticks(id: &str) -> u64 {
 #[test]
 fn connections_spread_over_the_stacks_threads_and_a_reset_one_ends() {
     let net = PodNet::new("pod-spread");
-    let peer = net.serve_in_peer(&["python3", "-c", ECHO_AND_RESET, PEER_IP]);
+    let peer = net.serve_in_peer(&["python3", "-c", ECHO_AND_RESET, PEER_IP, PEER_IP6]);
     let mut b = pod_bundle(&net, &["sleep", "1000"]);
-    b.edit(|s| s["process"]["env"].as_array_mut().unwrap().push(format!("PEER={PEER_IP}").into()));
+    b.edit(|s| {
+        s["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .extend([format!("PEER={PEER_IP}").into(), format!("PEER6={PEER_IP6}").into()]);
+    });
     let moat = sentry();
     let id = unique_id("pod-spread");
     moat.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
     let out = moat.ok(&["exec", &id, "python3", "-c", SPREAD_AND_RESET]);
-    assert_eq!(out, "echoed 64\nreset seen True\n");
+    assert_eq!(out, "echoed 64\nechoed 64\nreset seen True\n", "IPv4, IPv6");
     // nothing is left for the stack's threads to do: they sleep (a
     // connection reset under its app once kept one spinning on the app's
     // hang-up)
