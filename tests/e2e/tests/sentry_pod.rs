@@ -565,10 +565,13 @@ s.close()
 /// The CPU time (user and system, in clock ticks) of container `id`'s
 /// processes, the Sentry's threads among them.
 fn cpu_ticks(id: &str) -> u64 {
-    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/moat/{id}/cgroup.procs")).unwrap_or_default();
-    procs
-        .lines()
-        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+    let procs = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/moat/{id}/cgroup.procs")).expect("its cgroup");
+    let stats: Vec<String> =
+        procs.lines().filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok()).collect();
+    // (init, the Sentry and its watchdog at least: none of them may go uncounted)
+    assert!(stats.len() >= 3, "the container's processes: {procs:?}");
+    stats
+        .iter()
         .map(|stat| {
             // (after the command's parenthesis: fields 14 and 15 are utime, stime)
             let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
