@@ -6,8 +6,8 @@
 //! packet from the wire reaches the shard its ports say ([`super::steer`]);
 //! a connection is made in that shard, with a port chosen to spread them.
 //! Datagram and netlink sockets all live in shard 0, which every packet
-//! that is not TCP reaches; a TCP socket lives there too until it connects
-//! or listens. A listening socket listens in every shard: its own holds it,
+//! that is not TCP reaches; a TCP socket lives there too until it connects.
+//! A listening socket listens in every shard: its own holds it,
 //! the others a mirror of it ([`Stack::mirror`]), and accept takes the
 //! connections of any.
 //!
@@ -22,7 +22,7 @@ use nix::sys::epoll::EpollEvent;
 use smoltcp::wire::{IpAddress, Ipv4Address, Ipv6Address};
 
 use super::addr::{Addr, Family};
-use super::stack::{Opts, Sock, Stack, State, EPHEMERAL};
+use super::stack::{next_ephemeral, Opts, Sock, Stack, State};
 use super::steer::shard_of;
 use super::table::{Row, Table};
 
@@ -96,17 +96,13 @@ impl Stacks<'_> {
         self.0.iter().any(|s| s.taken_as(key, kind, ip, port, reuse))
     }
 
-    /// A free ephemeral port for `key` on `ip`, one that `fits`.
+    /// A free ephemeral port for `key` on `ip`, one that `fits` (shard 0
+    /// keeps where the next search starts).
     fn ephemeral(&mut self, key: u64, ip: Option<IpAddress>, fits: impl Fn(u16) -> bool) -> Result<u16, Errno> {
-        let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
-        for _ in 0..span {
-            let port = self.0[0].next_port;
-            self.0[0].next_port = if port == *EPHEMERAL.end() { *EPHEMERAL.start() } else { port + 1 };
-            if fits(port) && !self.taken(key, ip, port, false) {
-                return Ok(port);
-            }
-        }
-        Err(Errno::EADDRINUSE)
+        let mut next = self.0[0].next_port;
+        let port = next_ephemeral(&mut next, |p| fits(p) && !self.taken(key, ip, p, false));
+        self.0[0].next_port = next;
+        port
     }
 
     /// bind(2).

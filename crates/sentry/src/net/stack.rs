@@ -25,7 +25,7 @@ const MAX_LISTENERS: usize = 16;
 /// (SOMAXCONN); past it, new ones are refused until the app accepts.
 const MAX_READY: usize = 4096;
 /// The ports a socket that did not bind one gets (Linux's default range).
-pub(super) const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 /// How long a connect(2) waits for its handshake (Linux: six SYN
 /// retransmissions, about two minutes).
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
@@ -465,16 +465,13 @@ impl Stack {
         })
     }
 
+    /// A free ephemeral port for `key` on `ip`, in this shard (a datagram
+    /// socket's: they all live in shard 0).
     pub(super) fn ephemeral(&mut self, key: u64, ip: Option<IpAddress>) -> Result<u16, Errno> {
-        let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
-        for _ in 0..span {
-            let port = self.next_port;
-            self.next_port = if port == *EPHEMERAL.end() { *EPHEMERAL.start() } else { port + 1 };
-            if !self.taken(key, ip, port, false) {
-                return Ok(port);
-            }
-        }
-        Err(Errno::EADDRINUSE)
+        let mut next = self.next_port;
+        let port = next_ephemeral(&mut next, |p| !self.taken(key, ip, p, false));
+        self.next_port = next;
+        port
     }
 
     /// A listening socket's smoltcp listeners on `local` for `backlog`
@@ -598,12 +595,11 @@ impl Stack {
         Ok(())
     }
 
-    /// accept(2) of the next connection, if one is ready: the app's end of
-    /// its new socket (O_NONBLOCK if `nonblock`) and the peer's address.
-    /// `theirs` is the listening socket's app end (its byte is taken with
-    /// the last connection waiting).
-    /// In this shard, whose listeners for `key` took it; the new socket
-    /// gets options `opts` (the listening socket's).
+    /// accept(2) of the next connection this shard's listeners for `key`
+    /// took, if one is ready: the app's end of its new socket (O_NONBLOCK
+    /// if `nonblock`, with options `opts`, the listening socket's) and the
+    /// peer's address. `theirs` is the listening socket's app end (its byte
+    /// is taken with the last connection waiting, in any shard).
     pub(super) fn accept(
         &mut self,
         key: u64,
@@ -821,6 +817,20 @@ impl Stack {
             }
         }
     }
+}
+
+/// The first of the ephemeral ports from `*next` on, round and round,
+/// that is `free`; `*next` moves past it. EADDRINUSE when none is.
+pub(super) fn next_ephemeral(next: &mut u16, mut free: impl FnMut(u16) -> bool) -> Result<u16, Errno> {
+    let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+    for _ in 0..span {
+        let port = *next;
+        *next = if port == *EPHEMERAL.end() { *EPHEMERAL.start() } else { port + 1 };
+        if free(port) {
+            return Ok(port);
+        }
+    }
+    Err(Errno::EADDRINUSE)
 }
 
 /// How long a connection over the pod's interface holds an ACK back for
